@@ -1,0 +1,110 @@
+# cvmm — plain GNU make. Sources are picked up by directory, so adding a file
+# needs no Makefile change:
+#   vmm/ arch/x86/ devices/ vhost/  -> the cvmm binary (vmm/main.c holds main)
+#   tests/unit/test_*.c             -> one Check binary each, linked with everything but main
+#   tests/integration/*.sh          -> run by tests/run-integration.sh
+# Build directory is $(BUILD) (default build/; `make asan` uses build-asan/).
+
+BUILD     ?= build
+CC        ?= gcc
+PKG_CONFIG ?= pkg-config
+
+PKGS      := libseccomp libcap liburing
+# Debian 12 ships libfdt without a .pc file: fall back to plain -lfdt.
+FDT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libfdt 2>/dev/null)
+FDT_LIBS   := $(shell $(PKG_CONFIG) --libs libfdt 2>/dev/null || echo -lfdt)
+
+WARN      := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+             -Wsign-compare -Wshadow -Wformat=2 -Wvla
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -Iinclude \
+             -MMD -MP $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(FDT_CFLAGS)
+LDLIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS)) $(FDT_LIBS) -lpthread
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+
+SRC_DIRS  := vmm arch/x86 devices vhost
+SRCS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+# Assembly that is part of cvmm itself (e.g. the host-check probe guest).
+ASRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.S))
+OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(ASRCS:%.S=$(BUILD)/%.o)
+LIB_OBJS  := $(filter-out $(BUILD)/vmm/main.o,$(OBJS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_HELPERS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
+UNIT_HELPER_OBJS := $(UNIT_HELPERS:%.c=$(BUILD)/%.o)
+
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+CVMM      := $(BUILD)/cvmm
+
+.SECONDARY:
+.PHONY: all deps check unit integration asan asan-check demo testguest images clean bench
+all: $(CVMM) testguest
+
+$(CVMM): $(OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB_OBJS) $(UNIT_HELPER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The freestanding test guest has its own flags (no libc, no SSE): see images/testguest/Makefile.
+testguest:
+	@if [ -f images/testguest/Makefile ]; then $(MAKE) -C images/testguest BUILD=$(abspath $(BUILD))/testguest; fi
+
+bench: $(CVMM) $(BENCH_BINS) testguest
+
+# Debian packages needed to build and test; idempotent, skipped when all are present.
+deps:
+	@./tests/install-deps.sh
+
+unit: $(UNIT_BINS)
+	@./tests/run-unit.sh $(UNIT_BINS)
+
+integration: $(CVMM) testguest $(BENCH_BINS)
+	@./tests/run-integration.sh $(abspath $(BUILD))
+
+# The README's test command: install what tests need, build, run unit tests
+# (also under ASan+UBSan) and integration tests.
+check: deps
+	$(MAKE) all $(UNIT_BINS)
+	$(MAKE) asan-unit
+	./tests/run-unit.sh $(UNIT_BINS)
+	./tests/run-integration.sh $(abspath $(BUILD))
+
+asan:
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" CFLAGS="-O1 -g" all
+
+asan-unit:
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" CFLAGS="-O1 -g" unit
+
+# Sets up this machine (packages, a Linux guest where the host's KVM can run
+# Linux) and boots a demo guest with its console on the terminal.
+demo: deps all
+	@./tests/demo.sh $(abspath $(BUILD))
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJS:.o=.d) $(UNIT_BINS:%=%.d)

@@ -1,0 +1,72 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cvmm/log.h"
+
+/* The one process-wide piece of state in cvmm: where log lines go. */
+static struct {
+	enum log_level level;
+	int fd;
+} log_state = { LOG_WARN, STDERR_FILENO };
+
+static const char *const log_names[] = { "error", "warn", "info", "debug" };
+
+void log_set_level(enum log_level level)
+{
+	log_state.level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return log_state.level;
+}
+
+int log_set_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return -errno;
+	log_close();
+	log_state.fd = fd;
+	return 0;
+}
+
+void log_close(void)
+{
+	if (log_state.fd != STDERR_FILENO)
+		close(log_state.fd);
+	log_state.fd = STDERR_FILENO;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	struct timespec ts;
+	va_list ap;
+	int n, m;
+
+	if (level > log_state.level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	n = snprintf(line, sizeof(line), "cvmm[%ld.%06ld] %s: ", (long)ts.tv_sec,
+		     ts.tv_nsec / 1000, log_names[level]);
+	va_start(ap, fmt);
+	m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		return;
+	n += m;
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line keeps lines from different threads whole. */
+	if (write(log_state.fd, line, n) < 0)
+		return;
+}
