@@ -1,0 +1,401 @@
+/*
+ * `cvmm --check-host`: a capability probe, independent of the VMM proper.
+ *
+ * Linux needs a user-mode `syscall` to land in kernel mode at LSTAR. Some
+ * nested KVMs (the PVM one this project is developed on) run guest user mode
+ * natively and deliver SYSCALL to the entry point while still at CPL 3, so no
+ * Linux user space works there under any VMM. The probe guest
+ * (vmm/hostcheck_probe.S) tests exactly that in one tiny VM: one 64 KiB memory
+ * slot, one vCPU, long mode set up from the VMM side.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cvmm/hostcheck.h"
+
+/* From hostcheck_probe.S. */
+extern const uint8_t hostcheck_probe_start[], hostcheck_probe_end[];
+extern const uint64_t hostcheck_probe_entry_off;
+
+#define HC_MEM_SIZE	0x10000
+#define HC_PML4		0x1000
+#define HC_PDPT		0x2000
+#define HC_PD		0x3000
+#define HC_GDT		0x4000
+#define HC_CODE		0x5000
+#define HC_STACK	0x9000
+
+#define HC_SEL_KCODE	0x08
+#define HC_SEL_KDATA	0x10
+/* SYSRET to 64-bit mode loads SS = base + 8 and CS = base + 16, RPL 3. */
+#define HC_SYSRET_BASE	0x10
+
+#define HC_PORT_USER	0xe1
+#define HC_PORT_ENTRY	0xe2
+
+#define HC_TIMEOUT_S	5
+
+#define HC_MSR_STAR	0xc0000081
+#define HC_MSR_LSTAR	0xc0000082
+#define HC_MSR_SFMASK	0xc0000084
+
+struct hc_vm {
+	int kvm, vm, vcpu;
+	uint8_t *mem;
+	struct kvm_run *run;
+	size_t run_size;
+};
+
+/* What the probe reported before it stopped. */
+struct hc_result {
+	int user_cs;            /* -1 until reported */
+	int entry_cs;           /* -1 until reported */
+	char stop[128];         /* why the run ended without a verdict, if it did */
+};
+
+static void hc_vm_destroy(struct hc_vm *v)
+{
+	if (v->run)
+		munmap(v->run, v->run_size);
+	if (v->mem)
+		munmap(v->mem, HC_MEM_SIZE);
+	if (v->vcpu >= 0)
+		close(v->vcpu);
+	if (v->vm >= 0)
+		close(v->vm);
+	if (v->kvm >= 0)
+		close(v->kvm);
+}
+
+/* Opens /dev/kvm and creates the VM and its vCPU. On failure writes the
+ * reason to why and returns -1 (the caller destroys v). */
+static int hc_vm_init(struct hc_vm *v, char *why, size_t whylen)
+{
+	struct kvm_userspace_memory_region slot;
+	long sz;
+
+	v->vm = v->vcpu = -1;
+	v->mem = NULL;
+	v->run = NULL;
+	v->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (v->kvm < 0) {
+		snprintf(why, whylen, "/dev/kvm: %s (load the kvm module; run as root or in group kvm)",
+			 strerror(errno));
+		return -1;
+	}
+	if (ioctl(v->kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		snprintf(why, whylen, "/dev/kvm: unsupported KVM API version");
+		return -1;
+	}
+	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
+	if (v->vm < 0) {
+		snprintf(why, whylen, "KVM_CREATE_VM: %s", strerror(errno));
+		return -1;
+	}
+	v->mem = mmap(NULL, HC_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (v->mem == MAP_FAILED) {
+		v->mem = NULL;
+		snprintf(why, whylen, "guest memory: %s", strerror(errno));
+		return -1;
+	}
+	slot = (struct kvm_userspace_memory_region){
+		.slot = 0, .guest_phys_addr = 0, .memory_size = HC_MEM_SIZE,
+		.userspace_addr = (uintptr_t)v->mem,
+	};
+	if (ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+		snprintf(why, whylen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		return -1;
+	}
+	v->vcpu = ioctl(v->vm, KVM_CREATE_VCPU, 0);
+	if (v->vcpu < 0) {
+		snprintf(why, whylen, "KVM_CREATE_VCPU: %s", strerror(errno));
+		return -1;
+	}
+	sz = ioctl(v->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sz < (long)sizeof(struct kvm_run)) {
+		snprintf(why, whylen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return -1;
+	}
+	v->run_size = sz;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->vcpu, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		snprintf(why, whylen, "mapping kvm_run: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Identity-maps the first 2 MiB as one user-accessible page, writes the GDT
+ * and copies the probe code. */
+static void hc_write_memory(struct hc_vm *v)
+{
+	uint64_t *pml4 = (uint64_t *)(v->mem + HC_PML4);
+	uint64_t *pdpt = (uint64_t *)(v->mem + HC_PDPT);
+	uint64_t *pd = (uint64_t *)(v->mem + HC_PD);
+	uint64_t *gdt = (uint64_t *)(v->mem + HC_GDT);
+	const uint64_t p = 1, rw = 2, us = 4, ps = 0x80;
+
+	pml4[0] = HC_PDPT | p | rw | us;
+	pdpt[0] = HC_PD | p | rw | us;
+	pd[0] = 0 | p | rw | us | ps;
+	/* null, kernel code64, kernel data, user data, user code64 */
+	gdt[0] = 0;
+	gdt[1] = 0x00af9b000000ffffULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	gdt[3] = 0x00cff3000000ffffULL;
+	gdt[4] = 0x00affb000000ffffULL;
+	memcpy(v->mem + HC_CODE, hostcheck_probe_start,
+	       (size_t)(hostcheck_probe_end - hostcheck_probe_start));
+}
+
+static int hc_set_cpuid(struct hc_vm *v, char *why, size_t whylen)
+{
+	const unsigned nent = 256;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
+	int ret = 0;
+
+	if (!c) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	c->nent = nent;
+	/* Long mode and SYSCALL must be in the guest's CPUID for KVM to
+	 * accept EFER.LME/SCE. */
+	if (ioctl(v->kvm, KVM_GET_SUPPORTED_CPUID, c) < 0 || ioctl(v->vcpu, KVM_SET_CPUID2, c) < 0) {
+		snprintf(why, whylen, "setting CPUID: %s", strerror(errno));
+		ret = -1;
+	}
+	free(c);
+	return ret;
+}
+
+static void hc_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+		.present = 1, .dpl = 0, .db = !code, .s = 1, .l = code, .g = 1,
+	};
+}
+
+static int hc_set_regs(struct hc_vm *v, char *why, size_t whylen)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[3];
+	} msrs = { .h.nmsrs = 3 };
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (ioctl(v->vcpu, KVM_GET_SREGS, &sregs) < 0) {
+		snprintf(why, whylen, "KVM_GET_SREGS: %s", strerror(errno));
+		return -1;
+	}
+	hc_seg(&sregs.cs, HC_SEL_KCODE, 0xb, 1);
+	hc_seg(&sregs.ds, HC_SEL_KDATA, 0x3, 0);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.gdt.base = HC_GDT;
+	sregs.gdt.limit = 5 * 8 - 1;
+	sregs.cr3 = HC_PML4;
+	sregs.cr4 = 0x20;                       /* PAE */
+	sregs.cr0 = 0x80050033;                 /* PG WP NE ET MP PE */
+	sregs.efer = 0x501;                     /* LMA LME SCE */
+	if (ioctl(v->vcpu, KVM_SET_SREGS, &sregs) < 0) {
+		snprintf(why, whylen, "KVM_SET_SREGS (long mode): %s", strerror(errno));
+		return -1;
+	}
+	msrs.e[0] = (struct kvm_msr_entry){ .index = HC_MSR_STAR,
+		.data = (uint64_t)HC_SYSRET_BASE << 48 | (uint64_t)HC_SEL_KCODE << 32 };
+	msrs.e[1] = (struct kvm_msr_entry){ .index = HC_MSR_LSTAR,
+		.data = HC_CODE + hostcheck_probe_entry_off };
+	msrs.e[2] = (struct kvm_msr_entry){ .index = HC_MSR_SFMASK, .data = 0 };
+	if (ioctl(v->vcpu, KVM_SET_MSRS, &msrs) != 3) {
+		snprintf(why, whylen, "KVM_SET_MSRS (STAR/LSTAR/SFMASK) refused");
+		return -1;
+	}
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = HC_CODE;
+	regs.rsp = HC_STACK;
+	regs.rflags = 2;
+	if (ioctl(v->vcpu, KVM_SET_REGS, &regs) < 0) {
+		snprintf(why, whylen, "KVM_SET_REGS: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void hc_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* SIGALRM stays blocked except inside KVM_RUN (KVM_SET_SIGNAL_MASK), so a
+ * timeout that fires between two runs still ends the next one at once. */
+static int hc_arm_timeout(struct hc_vm *v, sigset_t *saved, char *why, size_t whylen)
+{
+	struct {
+		struct kvm_signal_mask h;
+		uint8_t sigs[8];
+	} km;
+	struct sigaction sa = { .sa_handler = hc_alarm };
+	sigset_t block, inrun;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGALRM);
+	if (sigprocmask(SIG_BLOCK, &block, saved) < 0 || sigaction(SIGALRM, &sa, NULL) < 0) {
+		snprintf(why, whylen, "signals: %s", strerror(errno));
+		return -1;
+	}
+	inrun = *saved;
+	sigdelset(&inrun, SIGALRM);
+	km.h.len = sizeof(km.sigs);
+	memcpy(km.sigs, &inrun, sizeof(km.sigs));
+	if (ioctl(v->vcpu, KVM_SET_SIGNAL_MASK, &km) < 0) {
+		snprintf(why, whylen, "KVM_SET_SIGNAL_MASK: %s", strerror(errno));
+		return -1;
+	}
+	alarm(HC_TIMEOUT_S);
+	return 0;
+}
+
+static void hc_disarm_timeout(const sigset_t *saved)
+{
+	sigset_t pending;
+	int sig;
+
+	alarm(0);
+	sigpending(&pending);
+	if (sigismember(&pending, SIGALRM)) {
+		sigset_t only;
+
+		sigemptyset(&only);
+		sigaddset(&only, SIGALRM);
+		sigwait(&only, &sig);
+	}
+	sigprocmask(SIG_SETMASK, saved, NULL);
+	signal(SIGALRM, SIG_DFL);
+}
+
+/* Handles one port write; returns 1 when the probe has said all it will. */
+static int hc_pio(struct hc_vm *v, struct hc_result *r)
+{
+	const struct kvm_run *run = v->run;
+	uint32_t val = 0;
+
+	if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 || run->io.count != 1) {
+		snprintf(r->stop, sizeof(r->stop), "unexpected port access to 0x%x", run->io.port);
+		return 1;
+	}
+	memcpy(&val, (const uint8_t *)run + run->io.data_offset, 4);
+	switch (run->io.port) {
+	case HC_PORT_USER:
+		r->user_cs = val & 0xffff;
+		return 0;
+	case HC_PORT_ENTRY:
+		r->entry_cs = val & 0xffff;
+		return 1;
+	default:
+		snprintf(r->stop, sizeof(r->stop), "unexpected write to port 0x%x", run->io.port);
+		return 1;
+	}
+}
+
+static void hc_run(struct hc_vm *v, struct hc_result *r)
+{
+	for (;;) {
+		if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				snprintf(r->stop, sizeof(r->stop), "the probe did not finish within %d s",
+					 HC_TIMEOUT_S);
+			else
+				snprintf(r->stop, sizeof(r->stop), "KVM_RUN: %s", strerror(errno));
+			return;
+		}
+		switch (v->run->exit_reason) {
+		case KVM_EXIT_IO:
+			if (hc_pio(v, r))
+				return;
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			snprintf(r->stop, sizeof(r->stop), "the probe guest faulted (triple fault)");
+			return;
+		case KVM_EXIT_INTERNAL_ERROR:
+			snprintf(r->stop, sizeof(r->stop), "KVM internal error, suberror %u%s",
+				 v->run->internal.suberror,
+				 v->run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+				 " (instruction emulation failed)" : "");
+			return;
+		case KVM_EXIT_FAIL_ENTRY:
+			snprintf(r->stop, sizeof(r->stop), "KVM could not enter the probe guest (reason 0x%llx)",
+				 (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
+			return;
+		case KVM_EXIT_HLT:
+			snprintf(r->stop, sizeof(r->stop), "the probe guest halted early");
+			return;
+		default:
+			snprintf(r->stop, sizeof(r->stop), "unexpected KVM exit %u", v->run->exit_reason);
+			return;
+		}
+	}
+}
+
+/* Turns what the probe reported into the verdict's reason; NULL when Linux can run. */
+static const char *hc_reason(const struct hc_result *r, char *buf, size_t len)
+{
+	if (r->entry_cs >= 0 && (r->entry_cs & 3) == 0 && r->user_cs >= 0 && (r->user_cs & 3) == 3)
+		return NULL;
+	if (r->entry_cs >= 0 && (r->entry_cs & 3) != 0)
+		snprintf(buf, len, "a user-mode syscall reaches the kernel entry point still in user mode "
+			 "(CPL %d)", r->entry_cs & 3);
+	else if (r->user_cs < 0)
+		snprintf(buf, len, "the probe did not reach user mode: %s",
+			 r->stop[0] ? r->stop : "no report");
+	else if ((r->user_cs & 3) != 3)
+		snprintf(buf, len, "sysret did not enter user mode (CPL %d)", r->user_cs & 3);
+	else
+		snprintf(buf, len, "a user-mode syscall did not reach the kernel entry point: %s",
+			 r->stop[0] ? r->stop : "no report");
+	return buf;
+}
+
+int hostcheck_main(void)
+{
+	struct hc_result res = { .user_cs = -1, .entry_cs = -1 };
+	char why[256] = "", reason[320];
+	struct hc_vm v;
+	sigset_t saved;
+	const char *cannot;
+
+	if (hc_vm_init(&v, why, sizeof(why)) < 0)
+		goto no_check;
+	hc_write_memory(&v);
+	if (hc_set_cpuid(&v, why, sizeof(why)) < 0 || hc_set_regs(&v, why, sizeof(why)) < 0)
+		goto no_check;
+	if (hc_arm_timeout(&v, &saved, why, sizeof(why)) < 0)
+		goto no_check;
+	hc_run(&v, &res);
+	hc_disarm_timeout(&saved);
+	hc_vm_destroy(&v);
+
+	cannot = hc_reason(&res, reason, sizeof(reason));
+	if (!cannot) {
+		printf("cvmm: host KVM can run Linux guests\n");
+		return HOSTCHECK_CAN;
+	}
+	printf("cvmm: host KVM cannot run Linux guests: %s\n", cannot);
+	return HOSTCHECK_CANNOT;
+
+no_check:
+	hc_vm_destroy(&v);
+	printf("cvmm: cannot check host KVM: %s\n", why);
+	return HOSTCHECK_NO_CHECK;
+}
