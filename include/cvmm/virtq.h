@@ -118,7 +118,8 @@ void virtq_destroy(struct virtq *vq);
 /* Points vq at rings at the given guest addresses, checking size (a power of
  * two, at most VIRTQ_MAX_SIZE), alignment (16/2/4 bytes) and that each ring
  * lies wholly inside one region of mem. Returns 0 or -EINVAL; vq is left
- * unchanged on error. Ring indexes are taken from the used ring. */
+ * unchanged on error. used_idx is read from the used ring; last_avail_idx
+ * is the host's to set (0 after virtq_init, SET_VRING_BASE in vhost-user). */
 int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
 		uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa);
 
