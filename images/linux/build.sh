@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Usage: images/linux/build.sh OUTDIR
+#
+# Fetches Debian's cloud kernel (linux-image-<version>-cloud-amd64-unsigned,
+# the version linux-image-cloud-amd64 currently depends on) with apt-get
+# download and leaves in OUTDIR:
+#   vmlinuz          the bzImage
+#   modules/*.ko     the virtio modules, uncompressed
+#   modules/order    their load order (virtio_ring before virtio)
+#   version          the package name the files came from
+# Initramfs images are then made per test with images/linux/mkinitrd.sh.
+# The .deb stays in OUTDIR, so a rerun for the same version is quick and
+# needs no network.
+set -euo pipefail
+
+OUT=${1:?usage: build.sh OUTDIR}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+# Load order matters: virtio needs virtio_break_device from virtio_ring.
+MODULES=(
+    drivers/virtio/virtio_ring
+    drivers/virtio/virtio
+    drivers/virtio/virtio_mmio
+    drivers/virtio/virtio_pci_modern_dev
+    drivers/virtio/virtio_pci_legacy_dev
+    drivers/virtio/virtio_pci
+    drivers/block/virtio_blk
+    net/core/failover
+    drivers/net/net_failover
+    drivers/net/virtio_net
+    net/vmw_vsock/vsock
+    net/vmw_vsock/vmw_vsock_virtio_transport_common
+    net/vmw_vsock/vmw_vsock_virtio_transport
+)
+
+die() { echo "images/linux: $*" >&2; exit 1; }
+
+kernel_package() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2 "-unsigned"; exit }'
+}
+
+pkg=$(kernel_package)
+if [ -z "$pkg" ]; then
+    [ "$(id -u)" -eq 0 ] || die "apt does not know linux-image-cloud-amd64; run apt-get update as root"
+    apt-get update -qq
+    pkg=$(kernel_package)
+    [ -n "$pkg" ] || die "linux-image-cloud-amd64 not found in the configured Debian archive"
+fi
+
+if [ -f "$OUT/version" ] && [ "$(cat "$OUT/version")" = "$pkg" ] && [ -f "$OUT/vmlinuz" ] &&
+   [ -f "$OUT/modules/order" ]; then
+    echo "images/linux: $pkg already in $OUT"
+    exit 0
+fi
+
+deb=$(ls "$OUT/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
+if [ -z "$deb" ]; then
+    echo "images/linux: downloading $pkg"
+    # apt-get download writes to the current directory; as root it warns
+    # that it cannot drop privileges for the download, which is harmless.
+    (cd "$OUT" && apt-get download -q "$pkg" 2>&1 | grep -v 'unsandboxed as root' || true)
+    deb=$(ls "$OUT/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
+    [ -n "$deb" ] || die "apt-get download $pkg failed"
+fi
+
+tmp=$(mktemp -d "$OUT/unpack.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+dpkg-deb -x "$deb" "$tmp"
+
+vmlinuz=$(ls "$tmp"/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
+[ -n "$vmlinuz" ] || die "$deb holds no boot/vmlinuz-*"
+kdir=$(ls -d "$tmp"/lib/modules/*/kernel 2>/dev/null | head -n 1 || true)
+[ -n "$kdir" ] || die "$deb holds no lib/modules/*/kernel"
+
+rm -rf "$OUT/modules"
+mkdir -p "$OUT/modules"
+: >"$OUT/modules/order"
+for m in "${MODULES[@]}"; do
+    name=$(basename "$m")
+    if [ -f "$kdir/$m.ko" ]; then
+        cp "$kdir/$m.ko" "$OUT/modules/$name.ko"
+    elif [ -f "$kdir/$m.ko.xz" ]; then
+        xz -dc "$kdir/$m.ko.xz" >"$OUT/modules/$name.ko"
+    elif [ -f "$kdir/$m.ko.zst" ]; then
+        zstd -qdc "$kdir/$m.ko.zst" >"$OUT/modules/$name.ko"
+    else
+        die "module $m not found in $deb"
+    fi
+    echo "$name" >>"$OUT/modules/order"
+done
+cp "$vmlinuz" "$OUT/vmlinuz"
+echo "$pkg" >"$OUT/version"
+echo "images/linux: $pkg -> $OUT/vmlinuz and $(wc -l <"$OUT/modules/order") modules"
