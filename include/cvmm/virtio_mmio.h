@@ -1,0 +1,37 @@
+/*
+ * virtio-mmio, version 2 (modern only), virtio 1.2 section 4.2. One window of
+ * VMMIO_WINDOW_SIZE bytes per device and one interrupt line; Linux finds it
+ * through "virtio_mmio.device=<size>@<base>:<irq>" on its command line
+ * (vmmio_cmdline_arg), or a device tree node later.
+ */
+#ifndef CVMM_VIRTIO_MMIO_H
+#define CVMM_VIRTIO_MMIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cvmm/virtio_transport.h"
+
+#define VMMIO_WINDOW_SIZE 0x1000
+#define VMMIO_QUEUE_NOTIFY 0x050
+#define VMMIO_CONFIG 0x100
+
+struct vmmio {
+	struct vtr tr;
+	uint64_t base;
+	unsigned irq;
+	uint32_t device_features_sel;
+	uint32_t driver_features_sel;
+	uint32_t queue_sel;
+};
+
+int vmmio_init(struct vmmio *m, struct vdev *dev, uint64_t base, unsigned irq);
+void vmmio_destroy(struct vmmio *m);
+/* Register access at offset off of the window; size is 1, 2 or 4 (registers
+ * below VMMIO_CONFIG take only 4-byte accesses, others read as 0). */
+uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size);
+void vmmio_write(struct vmmio *m, uint64_t off, unsigned size, uint32_t val);
+/* Writes the kernel command-line argument announcing this device. */
+int vmmio_cmdline_arg(const struct vmmio *m, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,236 @@
+/* virtio-mmio register semantics and the transport state machine. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cvmm/virtio_mmio.h"
+
+#define TM_MEM 0x100000
+#define TM_BASE 0xd0000000ULL
+
+struct tm_dev {
+	struct vdev dev;
+	struct virtq vqs[2];
+	uint8_t config[8];
+	int started[2], stopped[2], resets;
+};
+
+static void tm_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
+{
+	memcpy(buf, ((struct tm_dev *)dev)->config + off, len);
+}
+
+static int tm_queue_start(struct vdev *dev, unsigned q)
+{
+	((struct tm_dev *)dev)->started[q]++;
+	return 0;
+}
+
+static void tm_queue_stop(struct vdev *dev, unsigned q)
+{
+	((struct tm_dev *)dev)->stopped[q]++;
+}
+
+static void tm_reset(struct vdev *dev)
+{
+	((struct tm_dev *)dev)->resets++;
+}
+
+static const struct vdev_ops tm_ops = {
+	.name = "test",
+	.read_config = tm_read_config,
+	.queue_start = tm_queue_start,
+	.queue_stop = tm_queue_stop,
+	.reset = tm_reset,
+};
+
+struct tm {
+	struct tm_dev d;
+	struct gmem mem;
+	uint8_t *buf;
+	struct vmmio m;
+};
+
+static struct tm *tm_new(void)
+{
+	struct tm *t = calloc(1, sizeof(*t));
+	struct gmem_region r = { .gpa = 0, .size = TM_MEM, .fd = -1 };
+
+	t->buf = calloc(1, TM_MEM);
+	r.hva = t->buf;
+	gmem_init(&t->mem);
+	ck_assert_int_eq(gmem_add(&t->mem, &r), 0);
+	t->d.dev = (struct vdev){ .ops = &tm_ops, .device_id = 4, .num_queues = 2, .queue_size_max = 64,
+				  .vqs = t->d.vqs, .config_size = sizeof(t->d.config), .mem = &t->mem,
+				  .host_features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | 1 };
+	memcpy(t->d.config, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+	virtq_init(&t->d.vqs[0]);
+	virtq_init(&t->d.vqs[1]);
+	ck_assert_int_eq(vmmio_init(&t->m, &t->d.dev, TM_BASE, 5), 0);
+	return t;
+}
+
+static void tm_free(struct tm *t)
+{
+	vmmio_destroy(&t->m);
+	virtq_destroy(&t->d.vqs[0]);
+	virtq_destroy(&t->d.vqs[1]);
+	gmem_destroy(&t->mem);
+	free(t->buf);
+	free(t);
+}
+
+static void tm_negotiate(struct tm *t, uint32_t high, uint32_t low)
+{
+	vmmio_write(&t->m, 0x070, 4, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	vmmio_write(&t->m, 0x024, 4, 1);
+	vmmio_write(&t->m, 0x020, 4, high);
+	vmmio_write(&t->m, 0x024, 4, 0);
+	vmmio_write(&t->m, 0x020, 4, low);
+	vmmio_write(&t->m, 0x070, 4, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+}
+
+static void tm_setup_queue(struct tm *t, uint32_t q, uint32_t num, uint64_t desc)
+{
+	vmmio_write(&t->m, 0x030, 4, q);
+	vmmio_write(&t->m, 0x038, 4, num);
+	vmmio_write(&t->m, 0x080, 4, (uint32_t)desc);
+	vmmio_write(&t->m, 0x084, 4, desc >> 32);
+	vmmio_write(&t->m, 0x090, 4, (uint32_t)desc + 0x1000);
+	vmmio_write(&t->m, 0x0a0, 4, (uint32_t)desc + 0x2000);
+	vmmio_write(&t->m, 0x044, 4, 1);
+}
+
+START_TEST(identity_registers)
+{
+	struct tm *t = tm_new();
+	char arg[64];
+
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x000, 4), 0x74726976);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x004, 4), 2);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x008, 4), 4);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x000, 2), 0); /* registers are 32-bit only */
+	vmmio_write(&t->m, 0x014, 4, 1);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x010, 4), 1); /* VERSION_1 is bit 32 */
+	vmmio_write(&t->m, 0x014, 4, 0);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x010, 4), (1u << VIRTIO_F_EVENT_IDX) | 1);
+	vmmio_write(&t->m, 0x014, 4, 7);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x010, 4), 0);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x100, 2), 0x2211);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x106, 2), 0x8877);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x107, 2), 0); /* crosses the end of config */
+	ck_assert_int_eq(vmmio_cmdline_arg(&t->m, arg, sizeof(arg)), 0);
+	ck_assert_str_eq(arg, "virtio_mmio.device=4K@0xd0000000:5");
+	tm_free(t);
+}
+END_TEST
+
+START_TEST(features_must_be_offered_and_modern)
+{
+	struct tm *t = tm_new();
+
+	tm_negotiate(t, 1, 1u << 5); /* bit 5 was not offered */
+	ck_assert(!(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_FEATURES_OK));
+	vmmio_write(&t->m, 0x070, 4, 0);
+	tm_negotiate(t, 0, 1); /* no VERSION_1 */
+	ck_assert(!(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_FEATURES_OK));
+	vmmio_write(&t->m, 0x070, 4, 0);
+	tm_negotiate(t, 1, 1u << VIRTIO_F_EVENT_IDX);
+	ck_assert(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_FEATURES_OK);
+	ck_assert_uint_eq(t->d.dev.features, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	tm_free(t);
+}
+END_TEST
+
+START_TEST(queue_starts_on_driver_ok_and_stops_on_reset)
+{
+	struct tm *t = tm_new();
+	uint64_t kicks = 0;
+
+	tm_negotiate(t, 1, 1u << VIRTIO_F_EVENT_IDX);
+	tm_setup_queue(t, 1, 16, 0x10000);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x044, 4), 1);
+	ck_assert_int_eq(t->d.started[1], 0);
+	vmmio_write(&t->m, 0x070, 4, 0x0f);
+	ck_assert_int_eq(t->d.started[1], 1);
+	ck_assert_int_eq(t->d.started[0], 0);
+	ck_assert(t->d.vqs[1].event_idx);
+	ck_assert_uint_eq(t->d.vqs[1].size, 16);
+	ck_assert_ptr_eq(t->d.vqs[1].desc, (void *)(t->buf + 0x10000));
+	vmmio_write(&t->m, 0x050, 4, 1);
+	ck_assert_int_eq(read(t->d.vqs[1].kick_fd, &kicks, sizeof(kicks)), 8);
+	ck_assert_uint_eq(kicks, 1);
+	vmmio_write(&t->m, 0x050, 4, 9); /* no such queue: ignored */
+	vmmio_write(&t->m, 0x070, 4, 0);
+	ck_assert_int_eq(t->d.stopped[1], 1);
+	ck_assert_int_eq(t->d.resets, 1);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x070, 4), 0);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x044, 4), 0);
+	tm_free(t);
+}
+END_TEST
+
+START_TEST(misprogrammed_queue_needs_reset)
+{
+	struct tm *t = tm_new();
+
+	/* Enabling a queue before FEATURES_OK. */
+	vmmio_write(&t->m, 0x070, 4, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	tm_setup_queue(t, 0, 16, 0x10000);
+	ck_assert(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	vmmio_write(&t->m, 0x070, 4, 0);
+	/* Rings outside guest memory. */
+	tm_negotiate(t, 1, 0);
+	tm_setup_queue(t, 0, 16, TM_MEM - 0x1000);
+	ck_assert(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x044, 4), 0);
+	vmmio_write(&t->m, 0x070, 4, 0);
+	/* A size that is not a power of two is not taken; the maximum stays. */
+	tm_negotiate(t, 1, 0);
+	tm_setup_queue(t, 0, 12, 0x10000);
+	ck_assert_uint_eq(t->d.vqs[0].size, 64);
+	/* Out-of-range queue select reads as absent. */
+	vmmio_write(&t->m, 0x030, 4, 2);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x034, 4), 0);
+	vmmio_write(&t->m, 0x044, 4, 1);
+	ck_assert(!(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_DEVICE_NEEDS_RESET));
+	tm_free(t);
+}
+END_TEST
+
+START_TEST(config_change_raises_interrupt)
+{
+	struct tm *t = tm_new();
+	uint64_t n = 0;
+
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x0fc, 4), 0);
+	vdev_config_changed(&t->d.dev);
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x0fc, 4), 1);
+	ck_assert(vmmio_read(&t->m, 0x060, 4) & VIRTIO_ISR_CONFIG);
+	ck_assert_int_eq(read(t->m.tr.config_fd, &n, sizeof(n)), 8);
+	vmmio_write(&t->m, 0x064, 4, VIRTIO_ISR_CONFIG);
+	ck_assert(!(vmmio_read(&t->m, 0x060, 4) & VIRTIO_ISR_CONFIG));
+	tm_free(t);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("virtio_mmio");
+	TCase *tc = tcase_create("virtio_mmio");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, identity_registers);
+	tcase_add_test(tc, features_must_be_offered_and_modern);
+	tcase_add_test(tc, queue_starts_on_driver_ok_and_stops_on_reset);
+	tcase_add_test(tc, misprogrammed_queue_needs_reset);
+	tcase_add_test(tc, config_change_raises_interrupt);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
