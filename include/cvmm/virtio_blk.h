@@ -1,0 +1,156 @@
+/*
+ * virtio-blk device model (virtio 1.2, 5.2) over a raw image file or block
+ * device. Written against vdev.h: the in-process transports and the
+ * vhost-user back-end (cvmm --block-backend) host the same model.
+ *
+ * Threads: one worker per queue serves requests (kick -> drain -> notify);
+ * one control worker watches the image for size changes and reports them
+ * with vdev_config_changed(). Reads and writes go between the image and the
+ * guest's buffers directly (preadv/pwritev on the chain's iovecs).
+ */
+#ifndef CVMM_VIRTIO_BLK_H
+#define CVMM_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cvmm/vdev.h"
+#include "cvmm/virtq.h"
+#include "cvmm/worker.h"
+
+#define VIRTIO_ID_BLOCK 2
+
+/* Feature bits (bit numbers). */
+#define VIRTIO_BLK_F_SIZE_MAX 1
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_GEOMETRY 4
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_TOPOLOGY 10
+#define VIRTIO_BLK_F_CONFIG_WCE 11
+#define VIRTIO_BLK_F_MQ 12
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types. */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+
+/* Status byte values. */
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define VIRTIO_BLK_SECTOR_SIZE 512
+#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_WZ_F_UNMAP 1u
+
+struct virtio_blk_outhdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+
+struct virtio_blk_discard_write_zeroes {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+/* Device config space, little-endian, layout of virtio 1.2 5.2.4. */
+struct virtio_blk_config {
+	uint64_t capacity;
+	uint32_t size_max;
+	uint32_t seg_max;
+	uint16_t cylinders;
+	uint8_t heads;
+	uint8_t sectors;
+	uint32_t blk_size;
+	uint8_t physical_block_exp;
+	uint8_t alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+	uint32_t max_secure_erase_sectors;
+	uint32_t max_secure_erase_seg;
+	uint32_t secure_erase_sector_alignment;
+} __attribute__((packed));
+
+#define BLK_DEV_MAX_QUEUES 64
+#define BLK_DEV_DEFAULT_QUEUE_SIZE 1024
+
+struct blk_dev_config {
+	const char *path;      /* raw image file or block device */
+	bool readonly;
+	bool direct;           /* O_DIRECT */
+	unsigned num_queues;   /* 1..BLK_DEV_MAX_QUEUES; 0 means 1 */
+	uint16_t queue_size;   /* power of two up to VIRTQ_MAX_SIZE; 0 means 1024 */
+	const char *serial;    /* GET_ID string (up to 20 bytes used); NULL: derived from the path */
+};
+
+struct blk_dev;
+
+/* Per-queue state; the worker thread owns it while the queue runs. */
+struct blk_queue {
+	struct blk_dev *blk;
+	unsigned index;
+	struct worker worker;
+	bool worker_ready;
+	struct worker_watch kick_watch;
+	int watched_fd;                /* kick fd registered with the worker, or -1 */
+	struct virtq_chain *chain;     /* scratch for the chain being served */
+	struct iovec *data_iov;        /* scratch: the data part of a chain */
+	uint64_t served;               /* requests completed (statistics, tests) */
+};
+
+struct blk_dev {
+	struct vdev vdev;              /* first: the host sees a struct vdev * */
+	int fd;                        /* the image */
+	bool readonly, direct, is_blockdev;
+	char serial[VIRTIO_BLK_ID_BYTES];
+	uint64_t capacity;             /* sectors; read and written atomically */
+	uint8_t writeback;             /* config writeback (CONFIG_WCE); atomic */
+	uint32_t seg_max, size_max;
+	struct virtq *vqs;
+	struct blk_queue *queues;
+
+	/* Size watch: inotify on the image plus an eventfd to force a check. */
+	struct worker ctl;
+	bool ctl_ready;
+	int inotify_fd, rescan_fd;
+	struct worker_watch inotify_watch, rescan_watch;
+};
+
+/* Opens and locks the image and sets up the model (queues stopped). Returns
+ * 0 or -errno: -ENOENT/-EACCES from open, -EBUSY when another process holds
+ * the image, -EINVAL for bad parameters. */
+int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg);
+/* Stops everything and releases the image. */
+void blk_dev_destroy(struct blk_dev *b);
+/* Asks the control worker to re-read the image size now (e.g. on SIGHUP);
+ * async-signal-safe. */
+void blk_dev_rescan(struct blk_dev *b);
+/* Re-reads the image size; when it changed, updates capacity and calls
+ * vdev_config_changed(). Returns true when it changed. */
+bool blk_dev_check_size(struct blk_dev *b);
+/* Serves one chain (parsing, I/O, status) and returns the used length.
+ * Exposed for unit tests; the queue worker calls it. */
+uint32_t blk_dev_handle_chain(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c);
+/* Drains queue q once (as on a kick): returns the number of chains served. */
+unsigned blk_dev_process_queue(struct blk_dev *b, unsigned q);
+
+#endif
