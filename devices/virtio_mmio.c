@@ -52,13 +52,6 @@ static struct vtr_queue *vmmio_queue(struct vmmio *m)
 	return m->queue_sel < m->tr.dev->num_queues ? &m->tr.queues[m->queue_sel] : NULL;
 }
 
-static void vmmio_set_half(uint64_t *addr, bool high, uint32_t val)
-{
-	unsigned shift = high ? 32 : 0;
-
-	*addr = (*addr & ~(0xffffffffULL << shift)) | ((uint64_t)val << shift);
-}
-
 uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size)
 {
 	struct vtr_queue *q = vmmio_queue(m);
@@ -145,17 +138,17 @@ void vmmio_write(struct vmmio *m, uint64_t off, unsigned size, uint32_t val)
 	case VMMIO_QUEUE_DESC_LOW:
 	case VMMIO_QUEUE_DESC_HIGH:
 		if (q && !q->enabled)
-			vmmio_set_half(&q->desc, off == VMMIO_QUEUE_DESC_HIGH, val);
+			vtr_set_addr_half(&q->desc, off == VMMIO_QUEUE_DESC_HIGH, val);
 		break;
 	case VMMIO_QUEUE_DRIVER_LOW:
 	case VMMIO_QUEUE_DRIVER_HIGH:
 		if (q && !q->enabled)
-			vmmio_set_half(&q->avail, off == VMMIO_QUEUE_DRIVER_HIGH, val);
+			vtr_set_addr_half(&q->avail, off == VMMIO_QUEUE_DRIVER_HIGH, val);
 		break;
 	case VMMIO_QUEUE_DEVICE_LOW:
 	case VMMIO_QUEUE_DEVICE_HIGH:
 		if (q && !q->enabled)
-			vmmio_set_half(&q->used, off == VMMIO_QUEUE_DEVICE_HIGH, val);
+			vtr_set_addr_half(&q->used, off == VMMIO_QUEUE_DEVICE_HIGH, val);
 		break;
 	default:
 		break;

@@ -217,6 +217,13 @@ void vtr_enable_queue(struct vtr *t, unsigned q)
 		vtr_start_queue(t, q);
 }
 
+void vtr_set_addr_half(uint64_t *addr, bool high, uint32_t val)
+{
+	unsigned shift = high ? 32 : 0;
+
+	*addr = (*addr & ~(0xffffffffULL << shift)) | ((uint64_t)val << shift);
+}
+
 void vtr_notify(struct vtr *t, unsigned q)
 {
 	if (q < t->dev->num_queues && t->queues[q].started)

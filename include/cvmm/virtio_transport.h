@@ -65,6 +65,8 @@ void vtr_enable_queue(struct vtr *t, unsigned q);
 /* Sets the queue size the driver asked for, if valid (power of two, at most
  * the device maximum); returns whether it was taken. */
 bool vtr_set_queue_num(struct vtr *t, unsigned q, uint32_t num);
+/* Sets the low or high 32 bits of a queue address register. */
+void vtr_set_addr_half(uint64_t *addr, bool high, uint32_t val);
 /* A notification that did not go through an ioeventfd. */
 void vtr_notify(struct vtr *t, unsigned q);
 /* Reads and clears the pending ISR bits. */

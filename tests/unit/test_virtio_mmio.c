@@ -5,79 +5,29 @@
 #include <unistd.h>
 
 #include "cvmm/virtio_mmio.h"
+#include "fake_vdev.h"
 
-#define TM_MEM 0x100000
+#define TM_MEM FAKE_MEM_SIZE
 #define TM_BASE 0xd0000000ULL
 
-struct tm_dev {
-	struct vdev dev;
-	struct virtq vqs[2];
-	uint8_t config[8];
-	int started[2], stopped[2], resets;
-};
-
-static void tm_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
-{
-	memcpy(buf, ((struct tm_dev *)dev)->config + off, len);
-}
-
-static int tm_queue_start(struct vdev *dev, unsigned q)
-{
-	((struct tm_dev *)dev)->started[q]++;
-	return 0;
-}
-
-static void tm_queue_stop(struct vdev *dev, unsigned q)
-{
-	((struct tm_dev *)dev)->stopped[q]++;
-}
-
-static void tm_reset(struct vdev *dev)
-{
-	((struct tm_dev *)dev)->resets++;
-}
-
-static const struct vdev_ops tm_ops = {
-	.name = "test",
-	.read_config = tm_read_config,
-	.queue_start = tm_queue_start,
-	.queue_stop = tm_queue_stop,
-	.reset = tm_reset,
-};
-
 struct tm {
-	struct tm_dev d;
-	struct gmem mem;
-	uint8_t *buf;
+	struct fake_vdev *f;
 	struct vmmio m;
 };
 
 static struct tm *tm_new(void)
 {
 	struct tm *t = calloc(1, sizeof(*t));
-	struct gmem_region r = { .gpa = 0, .size = TM_MEM, .fd = -1 };
 
-	t->buf = calloc(1, TM_MEM);
-	r.hva = t->buf;
-	gmem_init(&t->mem);
-	ck_assert_int_eq(gmem_add(&t->mem, &r), 0);
-	t->d.dev = (struct vdev){ .ops = &tm_ops, .device_id = 4, .num_queues = 2, .queue_size_max = 64,
-				  .vqs = t->d.vqs, .config_size = sizeof(t->d.config), .mem = &t->mem,
-				  .host_features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | 1 };
-	memcpy(t->d.config, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
-	virtq_init(&t->d.vqs[0]);
-	virtq_init(&t->d.vqs[1]);
-	ck_assert_int_eq(vmmio_init(&t->m, &t->d.dev, TM_BASE, 5), 0);
+	t->f = fake_vdev_new(4);
+	ck_assert_int_eq(vmmio_init(&t->m, &t->f->dev, TM_BASE, 5), 0);
 	return t;
 }
 
 static void tm_free(struct tm *t)
 {
 	vmmio_destroy(&t->m);
-	virtq_destroy(&t->d.vqs[0]);
-	virtq_destroy(&t->d.vqs[1]);
-	gmem_destroy(&t->mem);
-	free(t->buf);
+	fake_vdev_free(t->f);
 	free(t);
 }
 
@@ -138,7 +88,7 @@ START_TEST(features_must_be_offered_and_modern)
 	vmmio_write(&t->m, 0x070, 4, 0);
 	tm_negotiate(t, 1, 1u << VIRTIO_F_EVENT_IDX);
 	ck_assert(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_FEATURES_OK);
-	ck_assert_uint_eq(t->d.dev.features, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	ck_assert_uint_eq(t->f->dev.features, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
 	tm_free(t);
 }
 END_TEST
@@ -151,20 +101,20 @@ START_TEST(queue_starts_on_driver_ok_and_stops_on_reset)
 	tm_negotiate(t, 1, 1u << VIRTIO_F_EVENT_IDX);
 	tm_setup_queue(t, 1, 16, 0x10000);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x044, 4), 1);
-	ck_assert_int_eq(t->d.started[1], 0);
+	ck_assert_int_eq(t->f->started[1], 0);
 	vmmio_write(&t->m, 0x070, 4, 0x0f);
-	ck_assert_int_eq(t->d.started[1], 1);
-	ck_assert_int_eq(t->d.started[0], 0);
-	ck_assert(t->d.vqs[1].event_idx);
-	ck_assert_uint_eq(t->d.vqs[1].size, 16);
-	ck_assert_ptr_eq(t->d.vqs[1].desc, (void *)(t->buf + 0x10000));
+	ck_assert_int_eq(t->f->started[1], 1);
+	ck_assert_int_eq(t->f->started[0], 0);
+	ck_assert(t->f->vqs[1].event_idx);
+	ck_assert_uint_eq(t->f->vqs[1].size, 16);
+	ck_assert_ptr_eq(t->f->vqs[1].desc, (void *)(t->f->mem_buf + 0x10000));
 	vmmio_write(&t->m, 0x050, 4, 1);
-	ck_assert_int_eq(read(t->d.vqs[1].kick_fd, &kicks, sizeof(kicks)), 8);
+	ck_assert_int_eq(read(t->f->vqs[1].kick_fd, &kicks, sizeof(kicks)), 8);
 	ck_assert_uint_eq(kicks, 1);
 	vmmio_write(&t->m, 0x050, 4, 9); /* no such queue: ignored */
 	vmmio_write(&t->m, 0x070, 4, 0);
-	ck_assert_int_eq(t->d.stopped[1], 1);
-	ck_assert_int_eq(t->d.resets, 1);
+	ck_assert_int_eq(t->f->stopped[1], 1);
+	ck_assert_int_eq(t->f->resets, 1);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x070, 4), 0);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x044, 4), 0);
 	tm_free(t);
@@ -189,7 +139,7 @@ START_TEST(misprogrammed_queue_needs_reset)
 	/* A size that is not a power of two is not taken; the maximum stays. */
 	tm_negotiate(t, 1, 0);
 	tm_setup_queue(t, 0, 12, 0x10000);
-	ck_assert_uint_eq(t->d.vqs[0].size, 64);
+	ck_assert_uint_eq(t->f->vqs[0].size, 64);
 	/* Out-of-range queue select reads as absent. */
 	vmmio_write(&t->m, 0x030, 4, 2);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x034, 4), 0);
@@ -205,7 +155,7 @@ START_TEST(config_change_raises_interrupt)
 	uint64_t n = 0;
 
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x0fc, 4), 0);
-	vdev_config_changed(&t->d.dev);
+	vdev_config_changed(&t->f->dev);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x0fc, 4), 1);
 	ck_assert(vmmio_read(&t->m, 0x060, 4) & VIRTIO_ISR_CONFIG);
 	ck_assert_int_eq(read(t->m.tr.config_fd, &n, sizeof(n)), 8);

@@ -1,0 +1,244 @@
+/* PCI config space (CF8/CFC and ECAM), the virtio-pci capability layout,
+ * BAR sizing, the common configuration structure and MSI-X. */
+#include <check.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cvmm/virtio_pci.h"
+#include "fake_vdev.h"
+
+#define TP_BAR0 0xc0000000u
+
+struct tp {
+	struct fake_vdev *f;
+	struct pci_bus bus;
+	struct vpci p;
+	int slot;
+	int msix_changes, bar_changes;
+};
+
+static void tp_msix_changed(void *ctx, struct vpci *p)
+{
+	(void)p;
+	((struct tp *)ctx)->msix_changes++;
+}
+
+static void tp_bar_changed(void *ctx, struct vpci *p)
+{
+	(void)p;
+	((struct tp *)ctx)->bar_changes++;
+}
+
+static const struct vpci_host tp_host = {
+	.msix_changed = tp_msix_changed,
+	.bar_changed = tp_bar_changed,
+};
+
+static struct tp *tp_new(void)
+{
+	struct tp *t = calloc(1, sizeof(*t));
+
+	t->f = fake_vdev_new(2);
+	pci_bus_init(&t->bus);
+	ck_assert_int_eq(vpci_init(&t->p, &t->f->dev, TP_BAR0, &tp_host, t), 0);
+	t->slot = pci_bus_add(&t->bus, &vpci_func_ops, &t->p);
+	ck_assert_int_eq(t->slot, 1);
+	return t;
+}
+
+static void tp_free(struct tp *t)
+{
+	vpci_destroy(&t->p);
+	fake_vdev_free(t->f);
+	free(t);
+}
+
+static uint32_t tp_cfg_read(struct tp *t, unsigned dev, uint32_t off, unsigned size)
+{
+	pci_pio_write(&t->bus, PCI_CONFIG_ADDRESS_PORT, 4, 0x80000000u | dev << 11 | (off & 0xfc));
+	return pci_pio_read(&t->bus, PCI_CONFIG_DATA_PORT + (off & 3), size);
+}
+
+static void tp_cfg_write(struct tp *t, unsigned dev, uint32_t off, unsigned size, uint32_t val)
+{
+	pci_pio_write(&t->bus, PCI_CONFIG_ADDRESS_PORT, 4, 0x80000000u | dev << 11 | (off & 0xfc));
+	pci_pio_write(&t->bus, PCI_CONFIG_DATA_PORT + (off & 3), size, val);
+}
+
+START_TEST(config_space_through_both_mechanisms)
+{
+	struct tp *t = tp_new();
+
+	ck_assert_uint_eq(tp_cfg_read(t, 0, PCI_VENDOR_ID, 4), 0x00081b36);
+	ck_assert_uint_eq(tp_cfg_read(t, 0, 0x0b, 1), 0x06);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_VENDOR_ID, 2), 0x1af4);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_DEVICE_ID, 2), 0x1042);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_REVISION_ID, 1), 1);
+	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 4), 0xffffffff);
+	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 2), 0xffff);
+	ck_assert_uint_eq(pci_ecam_read(&t->bus, 1 << 15, 4), 0x10421af4);
+	ck_assert_uint_eq(pci_ecam_read(&t->bus, 1 << 20, 4), 0xffffffff); /* bus 1 */
+	ck_assert_uint_eq(pci_ecam_read(&t->bus, (1 << 15) | 1 << 12, 4), 0xffffffff); /* function 1 */
+	ck_assert_uint_eq(pci_ecam_read(&t->bus, (1 << 15) | 2, 4), 0xffffffff); /* misaligned */
+	/* Without the enable bit, the data port reads all ones. */
+	pci_pio_write(&t->bus, PCI_CONFIG_ADDRESS_PORT, 4, 1 << 11);
+	ck_assert_uint_eq(pci_pio_read(&t->bus, PCI_CONFIG_DATA_PORT, 4), 0xffffffff);
+	/* Read-only fields stay. */
+	tp_cfg_write(t, 1, PCI_VENDOR_ID, 4, 0);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_VENDOR_ID, 2), 0x1af4);
+	tp_free(t);
+}
+END_TEST
+
+START_TEST(bar_sizing_and_moving)
+{
+	struct tp *t = tp_new();
+
+	ck_assert_uint_eq(vpci_bar0(&t->p), 0); /* memory decoding off */
+	tp_cfg_write(t, 1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	ck_assert_uint_eq(vpci_bar0(&t->p), TP_BAR0);
+	ck_assert_int_eq(t->bar_changes, 1);
+	tp_cfg_write(t, 1, PCI_BAR0, 4, 0xffffffff);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_BAR0, 4), (uint32_t)~(VPCI_BAR_SIZE - 1));
+	tp_cfg_write(t, 1, PCI_BAR0, 4, 0xd0008000);
+	ck_assert_uint_eq(vpci_bar0(&t->p), 0xd0008000);
+	ck_assert_int_eq(t->bar_changes, 3);
+	tp_free(t);
+}
+END_TEST
+
+/* Walks the capability list and returns the offset of the vendor cap of
+ * the given cfg_type (or of the MSI-X cap when type is 0). */
+static uint32_t tp_find_cap(struct tp *t, uint8_t type)
+{
+	uint32_t at = tp_cfg_read(t, 1, PCI_CAPABILITY_LIST, 1);
+
+	ck_assert(tp_cfg_read(t, 1, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	for (int n = 0; at && n < 16; n++) {
+		uint8_t id = tp_cfg_read(t, 1, at, 1);
+
+		if (type == 0 && id == 0x11)
+			return at;
+		if (type && id == 0x09 && tp_cfg_read(t, 1, at + 3, 1) == type)
+			return at;
+		at = tp_cfg_read(t, 1, at + 1, 1);
+	}
+	return 0;
+}
+
+START_TEST(capabilities_describe_bar0)
+{
+	struct tp *t = tp_new();
+	static const uint32_t where[] = { 0, VPCI_COMMON_OFF, VPCI_NOTIFY_OFF, VPCI_ISR_OFF, VPCI_DEVICE_OFF };
+	uint32_t at;
+
+	for (uint8_t type = 1; type <= 4; type++) {
+		at = tp_find_cap(t, type);
+		ck_assert_uint_ne(at, 0);
+		ck_assert_uint_eq(tp_cfg_read(t, 1, at + 4, 1), 0); /* BAR0 */
+		ck_assert_uint_eq(tp_cfg_read(t, 1, at + 8, 4), where[type]);
+	}
+	ck_assert_uint_eq(tp_cfg_read(t, 1, tp_find_cap(t, 2) + 16, 4), VPCI_NOTIFY_MULTIPLIER);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, tp_find_cap(t, 4) + 12, 4), 8);
+	at = tp_find_cap(t, 0);
+	ck_assert_uint_ne(at, 0);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, at + 2, 2) & 0x7ff, FAKE_QUEUES); /* 3 vectors */
+	/* The PCI configuration access capability reads BAR0 for the driver. */
+	at = tp_find_cap(t, 5);
+	ck_assert_uint_ne(at, 0);
+	tp_cfg_write(t, 1, at + 8, 4, VPCI_COMMON_OFF + 18);
+	tp_cfg_write(t, 1, at + 12, 4, 2);
+	ck_assert_uint_eq(tp_cfg_read(t, 1, at + 16, 4), FAKE_QUEUES);
+	tp_free(t);
+}
+END_TEST
+
+START_TEST(common_config_drives_the_device)
+{
+	struct tp *t = tp_new();
+	struct vpci *p = &t->p;
+	uint64_t kicks;
+
+	ck_assert_uint_eq(vpci_bar_read(p, 18, 2), FAKE_QUEUES);
+	vpci_bar_write(p, 0, 4, 1);
+	ck_assert_uint_eq(vpci_bar_read(p, 4, 4), 1); /* VERSION_1 */
+	vpci_bar_write(p, 20, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	vpci_bar_write(p, 8, 4, 1);
+	vpci_bar_write(p, 12, 4, 1);
+	vpci_bar_write(p, 20, 1, 0x0b);
+	ck_assert_uint_eq(vpci_bar_read(p, 20, 1), 0x0b);
+	vpci_bar_write(p, 22, 2, 1);
+	ck_assert_uint_eq(vpci_bar_read(p, 24, 2), 64);
+	vpci_bar_write(p, 24, 2, 33); /* not a power of two: ignored */
+	ck_assert_uint_eq(vpci_bar_read(p, 24, 2), 64);
+	vpci_bar_write(p, 24, 2, 32);
+	vpci_bar_write(p, 32, 4, 0x10000);
+	vpci_bar_write(p, 40, 4, 0x11000);
+	vpci_bar_write(p, 48, 4, 0x12000);
+	ck_assert_uint_eq(vpci_bar_read(p, 30, 2), 1); /* notify offset = queue index */
+	vpci_bar_write(p, 28, 2, 1);
+	vpci_bar_write(p, 20, 1, 0x0f);
+	ck_assert_int_eq(t->f->started[1], 1);
+	ck_assert_uint_eq(t->f->vqs[1].size, 32);
+	vpci_bar_write(p, VPCI_NOTIFY_OFF + 1 * VPCI_NOTIFY_MULTIPLIER, 2, 1);
+	ck_assert_int_eq(read(t->f->vqs[1].kick_fd, &kicks, sizeof(kicks)), 8);
+	ck_assert_uint_eq(vpci_bar_read(p, VPCI_DEVICE_OFF + 4, 4), 0x88776655);
+	vpci_bar_write(p, 20, 1, 0);
+	ck_assert_int_eq(t->f->stopped[1], 1);
+	ck_assert_uint_eq(vpci_bar_read(p, 28, 2), 0);
+	tp_free(t);
+}
+END_TEST
+
+START_TEST(msix_routes_follow_the_driver)
+{
+	struct tp *t = tp_new();
+	struct vpci *p = &t->p;
+	uint64_t addr;
+	uint32_t data;
+	uint32_t msix = tp_find_cap(t, 0);
+
+	vpci_bar_write(p, 22, 2, 0);
+	vpci_bar_write(p, 26, 2, 7); /* no such vector */
+	ck_assert_uint_eq(vpci_bar_read(p, 26, 2), VPCI_NO_VECTOR);
+	vpci_bar_write(p, 26, 2, 1);
+	ck_assert_uint_eq(vpci_bar_read(p, 26, 2), 1);
+	vpci_bar_write(p, VPCI_MSIX_TABLE_OFF + 16, 4, 0xfee00000);
+	vpci_bar_write(p, VPCI_MSIX_TABLE_OFF + 20, 4, 0);
+	vpci_bar_write(p, VPCI_MSIX_TABLE_OFF + 24, 4, 0x4041);
+	ck_assert(!vpci_msi_message(p, 0, &addr, &data)); /* MSI-X off */
+	tp_cfg_write(t, 1, msix + 2, 2, 0x8000);
+	ck_assert(vpci_msix_enabled(p));
+	ck_assert(!vpci_msi_message(p, 0, &addr, &data)); /* vector masked */
+	vpci_bar_write(p, VPCI_MSIX_TABLE_OFF + 28, 4, 0);
+	ck_assert(vpci_msi_message(p, 0, &addr, &data));
+	ck_assert_uint_eq(addr, 0xfee00000);
+	ck_assert_uint_eq(data, 0x4041);
+	tp_cfg_write(t, 1, msix + 2, 2, 0xc000); /* function mask */
+	ck_assert(!vpci_msi_message(p, 0, &addr, &data));
+	ck_assert(!vpci_msi_message(p, FAKE_QUEUES, &addr, &data)); /* config: no vector */
+	ck_assert(!vpci_msi_message(p, FAKE_QUEUES + 1, &addr, &data));
+	ck_assert_int_ge(t->msix_changes, 6);
+	tp_free(t);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("virtio_pci");
+	TCase *tc = tcase_create("virtio_pci");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, config_space_through_both_mechanisms);
+	tcase_add_test(tc, bar_sizing_and_moving);
+	tcase_add_test(tc, capabilities_describe_bar0);
+	tcase_add_test(tc, common_config_drives_the_device);
+	tcase_add_test(tc, msix_routes_follow_the_driver);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
