@@ -1,0 +1,56 @@
+/* Reads the test's expectations from the kernel command line:
+ * tg.cpus=N (CPUs the MADT lists and that start), tg.mem=SIZE (RAM size).
+ * An unknown tg.* word fails, so a typo in a test cannot pass silently. */
+#include "tg.h"
+
+static bool tg_word_is(const char *w, size_t len, const char *key, const char **val, size_t *vlen)
+{
+	size_t k = tg_strlen(key);
+
+	if (len <= k || memcmp(w, key, k))
+		return false;
+	*val = w + k;
+	*vlen = len - k;
+	return true;
+}
+
+int tg_check_cmdline(struct tg *t)
+{
+	const char *p = t->cmdline;
+	int bad = 0;
+
+	tg_printf("TG: cmdline \"%s\"\n", t->cmdline);
+	while (*p) {
+		const char *w, *v;
+		size_t len = 0, vlen;
+		uint64_t n;
+
+		while (*p == ' ')
+			p++;
+		w = p;
+		while (p[len] && p[len] != ' ')
+			len++;
+		p += len;
+		if (len < 3 || memcmp(w, "tg.", 3))
+			continue;
+		if (tg_word_is(w, len, "tg.cpus=", &v, &vlen)) {
+			if (!tg_parse_size(v, vlen, &n) || n == 0 || n > TG_MAX_CPUS)
+				bad = 1;
+			else
+				t->want_cpus = (unsigned)n;
+		} else if (tg_word_is(w, len, "tg.mem=", &v, &vlen)) {
+			if (!tg_parse_size(v, vlen, &n) || n == 0)
+				bad = 1;
+			else
+				t->want_mem = n;
+		} else {
+			bad = 1;
+		}
+		if (bad) {
+			tg_printf("TG: FAIL cmdline: bad word at offset %u\n", (unsigned)(w - t->cmdline));
+			return -1;
+		}
+	}
+	tg_printf("TG: cmdline want_cpus=%u want_mem=%luK ok\n", t->want_cpus, t->want_mem >> 10);
+	return 0;
+}

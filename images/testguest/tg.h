@@ -1,0 +1,120 @@
+/*
+ * The test guest: checks the machine cvmm built from the inside and reports
+ * over the 8250 at 0x3f8, one line per check:
+ *   TG: <check> <details> ok
+ *   TG: FAIL <check>: <what is wrong>
+ * then "TG: PASS" or "TG: FAIL <n> of <m> checks failed", and resets the
+ * machine through the i8042 (0xfe to port 0x64).
+ *
+ * Expectations come from the kernel command line: tg.cpus=N tg.mem=SIZE
+ * (SIZE with K/M/G). Each check lives in its own file and is listed in
+ * main.c; everything runs on the boot CPU by polling, no interrupts.
+ */
+#ifndef TG_H
+#define TG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_MAX_CPUS	64
+#define TG_MAX_E820	128
+
+/* Debug port cvmm's boot timer watches (docs/boot-timer.md). */
+#define TG_BOOT_TIMER_PORT	0x3f0
+#define TG_BOOT_TIMER_VALUE	123
+
+struct tg_e820 {
+	uint64_t addr, size;
+	uint32_t type;
+};
+
+#define TG_E820_RAM	1
+
+/* What the checks share: the boot information, copied out of the zero page
+ * first, and findings later checks use. */
+struct tg {
+	char cmdline[1024];
+	struct tg_e820 e820[TG_MAX_E820];
+	unsigned ne820;
+	uint64_t zero_page;
+
+	unsigned want_cpus;     /* 0 when the command line sets no expectation */
+	uint64_t want_mem;
+
+	/* From the MADT (acpi.c), 0 when not found. */
+	unsigned madt_cpus;
+	uint32_t madt_apic_ids[TG_MAX_CPUS];
+	uint64_t lapic_base;
+};
+
+/* Port and MSR access. */
+static inline void tg_outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t tg_inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint64_t tg_rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return (uint64_t)hi << 32 | lo;
+}
+
+static inline void tg_cpuid(uint32_t leaf, uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
+static inline void tg_pause(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+
+/* lib.c */
+void *memcpy(void *d, const void *s, size_t n);
+void *memset(void *d, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t tg_strlen(const char *s);
+void tg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses a size with an optional K/M/G suffix; false on junk. */
+bool tg_parse_size(const char *s, size_t len, uint64_t *out);
+uint8_t tg_checksum(const void *p, size_t n);
+
+/* serial.c */
+void tg_serial_init(void);
+void tg_serial_putc(char c);
+
+/* paging.c: the guest's own identity map of the low 4 GiB (APs use it too). */
+void tg_paging_init(void);
+bool tg_mapped(uint64_t addr, uint64_t len);
+
+/* The checks; each prints its own line and returns 0 (ok) or -1. */
+int tg_check_serial(struct tg *t);
+int tg_check_cmdline(struct tg *t);
+int tg_check_e820(struct tg *t);
+int tg_check_acpi(struct tg *t);
+int tg_check_mptable(struct tg *t);
+int tg_check_smp(struct tg *t);
+
+/* head.S: AP start-up. The real-mode trampoline is copied below 1 MiB. */
+extern const uint8_t tg_trampoline_start[], tg_trampoline_end[];
+extern volatile uint32_t tg_ap_next;   /* slots handed out to APs */
+extern uint64_t tg_pml4[512];
+/* smp.c: what each AP runs once in long mode, on its own stack. */
+void tg_ap_main(uint32_t slot);
+/* main.c: the C entry, boot_params in zero_page. */
+void tg_main(uint64_t zero_page);
+void tg_reset(void) __attribute__((noreturn));
+
+#endif
