@@ -1,0 +1,420 @@
+/*
+ * vhost-user message codec. Every front-end request passes through
+ * vu_msg_recv, which checks it against vu_msg_rules before any handler sees
+ * it: handlers may rely on the payload size and the fd count.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cvmm/vu_msg.h"
+
+/* fds accepted from one recvmsg before the rest are truncated: more than any
+ * request carries, so a message with a few extra fds is still read whole
+ * (and rejected with its fds closed) instead of losing framing. */
+#define VU_MSG_RECV_FDS 16
+
+/* Wire rule of one request: payload size in [min_size, max_size], fd count
+ * in [min_fds, max_fds], then `check` for rules that depend on the payload. */
+struct vu_msg_rule {
+	const char *name;
+	uint32_t min_size, max_size;
+	uint8_t min_fds, max_fds;
+	bool (*check)(const struct vu_msg *m, unsigned nfds);
+};
+
+/* SET_MEM_TABLE: 8 + nregions * 32 bytes and one fd per region. */
+static bool vu_msg_check_mem_table(const struct vu_msg *m, unsigned nfds)
+{
+	uint32_t n = m->payload.mem.nregions;
+
+	if (n > VU_MAX_MEM_REGIONS)
+		return false;
+	return m->hdr.size == 8 + n * sizeof(struct vu_mem_region) && nfds == n;
+}
+
+/* SET_VRING_KICK/CALL/ERR: one fd, or none when the NOFD bit says so. */
+static bool vu_msg_check_vring_fd(const struct vu_msg *m, unsigned nfds)
+{
+	bool nofd = m->payload.u64 & VU_VRING_NOFD_MASK;
+
+	return nfds == (nofd ? 0u : 1u);
+}
+
+/* GET/SET_CONFIG: the 12-byte header, then exactly `size` bytes. */
+static bool vu_msg_check_config(const struct vu_msg *m, unsigned nfds)
+{
+	(void)nfds;
+	return m->payload.config.size <= VU_MAX_CONFIG_SIZE &&
+	       m->hdr.size == VU_CONFIG_HDR_SIZE + m->payload.config.size;
+}
+
+#define VU_RULE(req, mn, mx, fmin, fmax, chk) \
+	[VHOST_USER_##req] = { #req, mn, mx, fmin, fmax, chk }
+
+static const struct vu_msg_rule vu_msg_rules[VHOST_USER_REQUEST_MAX] = {
+	VU_RULE(GET_FEATURES, 0, 0, 0, 0, NULL),
+	VU_RULE(SET_FEATURES, 8, 8, 0, 0, NULL),
+	VU_RULE(SET_OWNER, 0, 0, 0, 0, NULL),
+	VU_RULE(RESET_OWNER, 0, 0, 0, 0, NULL),
+	VU_RULE(SET_MEM_TABLE, 8, sizeof(struct vu_mem_table), 0, VU_MAX_MEM_REGIONS,
+		vu_msg_check_mem_table),
+	VU_RULE(SET_VRING_NUM, 8, 8, 0, 0, NULL),
+	VU_RULE(SET_VRING_ADDR, 40, 40, 0, 0, NULL),
+	VU_RULE(SET_VRING_BASE, 8, 8, 0, 0, NULL),
+	VU_RULE(GET_VRING_BASE, 8, 8, 0, 0, NULL),
+	VU_RULE(SET_VRING_KICK, 8, 8, 0, 1, vu_msg_check_vring_fd),
+	VU_RULE(SET_VRING_CALL, 8, 8, 0, 1, vu_msg_check_vring_fd),
+	VU_RULE(SET_VRING_ERR, 8, 8, 0, 1, vu_msg_check_vring_fd),
+	VU_RULE(GET_PROTOCOL_FEATURES, 0, 0, 0, 0, NULL),
+	VU_RULE(SET_PROTOCOL_FEATURES, 8, 8, 0, 0, NULL),
+	VU_RULE(GET_QUEUE_NUM, 0, 0, 0, 0, NULL),
+	VU_RULE(SET_VRING_ENABLE, 8, 8, 0, 0, NULL),
+	VU_RULE(SET_BACKEND_REQ_FD, 0, 0, 1, 1, NULL),
+	VU_RULE(GET_CONFIG, VU_CONFIG_HDR_SIZE, sizeof(struct vu_config), 0, 0,
+		vu_msg_check_config),
+	VU_RULE(SET_CONFIG, VU_CONFIG_HDR_SIZE, sizeof(struct vu_config), 0, 0,
+		vu_msg_check_config),
+	VU_RULE(GET_INFLIGHT_FD, VU_INFLIGHT_MIN_SIZE, sizeof(struct vu_inflight), 0, 0, NULL),
+	VU_RULE(SET_INFLIGHT_FD, VU_INFLIGHT_MIN_SIZE, sizeof(struct vu_inflight), 1, 1, NULL),
+	VU_RULE(RESET_DEVICE, 0, 0, 0, 0, NULL),
+	VU_RULE(GET_MAX_MEM_SLOTS, 0, 0, 0, 0, NULL),
+	VU_RULE(ADD_MEM_REG, 40, 40, 1, 1, NULL),
+	/* The spec lets old front-ends send one fd here; it is closed unused. */
+	VU_RULE(REM_MEM_REG, 40, 40, 0, 1, NULL),
+	VU_RULE(SET_STATUS, 8, 8, 0, 0, NULL),
+	VU_RULE(GET_STATUS, 0, 0, 0, 0, NULL),
+};
+
+static const struct vu_msg_rule *vu_msg_rule_of(uint32_t request)
+{
+	if (request >= VHOST_USER_REQUEST_MAX || !vu_msg_rules[request].name)
+		return NULL;
+	return &vu_msg_rules[request];
+}
+
+const char *vu_msg_request_name(uint32_t request)
+{
+	static const char *const other[] = {
+		[VHOST_USER_SET_LOG_BASE] = "SET_LOG_BASE",
+		[VHOST_USER_SET_LOG_FD] = "SET_LOG_FD",
+		[VHOST_USER_SEND_RARP] = "SEND_RARP",
+		[VHOST_USER_NET_SET_MTU] = "NET_SET_MTU",
+		[VHOST_USER_IOTLB_MSG] = "IOTLB_MSG",
+		[VHOST_USER_SET_VRING_ENDIAN] = "SET_VRING_ENDIAN",
+		[VHOST_USER_CREATE_CRYPTO_SESSION] = "CREATE_CRYPTO_SESSION",
+		[VHOST_USER_CLOSE_CRYPTO_SESSION] = "CLOSE_CRYPTO_SESSION",
+		[VHOST_USER_POSTCOPY_ADVISE] = "POSTCOPY_ADVISE",
+		[VHOST_USER_POSTCOPY_LISTEN] = "POSTCOPY_LISTEN",
+		[VHOST_USER_POSTCOPY_END] = "POSTCOPY_END",
+		[VHOST_USER_GPU_SET_SOCKET] = "GPU_SET_SOCKET",
+		[VHOST_USER_VRING_KICK] = "VRING_KICK",
+		[VHOST_USER_GET_SHARED_OBJECT] = "GET_SHARED_OBJECT",
+		[VHOST_USER_SET_DEVICE_STATE_FD] = "SET_DEVICE_STATE_FD",
+		[VHOST_USER_CHECK_DEVICE_STATE] = "CHECK_DEVICE_STATE",
+	};
+	const struct vu_msg_rule *r = vu_msg_rule_of(request);
+
+	if (r)
+		return r->name;
+	if (request < VHOST_USER_REQUEST_MAX && other[request])
+		return other[request];
+	return "UNKNOWN";
+}
+
+static void vu_msg_close_array(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+void vu_msg_close_fds(struct vu_msg *m)
+{
+	vu_msg_close_array(m->fds, m->nfds);
+	m->nfds = 0;
+}
+
+int vu_msg_take_fd(struct vu_msg *m, unsigned i)
+{
+	int fd;
+
+	if (i >= m->nfds)
+		return -1;
+	fd = m->fds[i];
+	m->fds[i] = -1;
+	return fd;
+}
+
+/* Waits until sock is readable. 0, -ETIMEDOUT or -errno. */
+static int vu_msg_wait(int sock, int timeout_ms)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int r;
+
+	do {
+		r = poll(&p, 1, timeout_ms);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+/* Reads exactly len bytes of a message already started. 0, -EPROTO on EOF. */
+static int vu_msg_read_rest(int sock, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n;
+		int r = vu_msg_wait(sock, VU_MSG_TIMEOUT_MS);
+
+		if (r)
+			return r;
+		n = recv(sock, p, len, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EPROTO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Reads a header and its fds, then the payload (up to VU_MSG_MAX_PAYLOAD).
+ * *nfds gets the fd count (stored in fds[]); *ctrunc tells that more fds
+ * were sent than fit. On error every received fd is closed.
+ */
+static int vu_msg_read(int sock, struct vu_msg *m, int *fds, unsigned *nfds,
+		       bool *ctrunc, int timeout_ms)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VU_MSG_RECV_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = &m->hdr, .iov_len = sizeof(m->hdr) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+	};
+	ssize_t n;
+	int r;
+
+	*nfds = 0;
+	*ctrunc = false;
+	r = vu_msg_wait(sock, timeout_ms);
+	if (r)
+		return r;
+	do {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	if (n == 0)
+		return -ECONNRESET;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		size_t cnt;
+		const int *src;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		src = (const int *)(void *)CMSG_DATA(c);
+		for (size_t i = 0; i < cnt; i++) {
+			int fd;
+
+			memcpy(&fd, &src[i], sizeof(fd));
+			if (*nfds < VU_MSG_RECV_FDS)
+				fds[(*nfds)++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (mh.msg_flags & MSG_CTRUNC)
+		*ctrunc = true;
+
+	if ((size_t)n < sizeof(m->hdr)) {
+		r = vu_msg_read_rest(sock, (uint8_t *)&m->hdr + n, sizeof(m->hdr) - (size_t)n);
+		if (r)
+			goto fail;
+	}
+	if (m->hdr.size > VU_MSG_MAX_PAYLOAD) {
+		r = -EPROTO;
+		goto fail;
+	}
+	/* Zero first: short payloads (inflight's 20 bytes) read as zero-padded. */
+	memset(&m->payload, 0, sizeof(m->payload));
+	r = vu_msg_read_rest(sock, m->raw, m->hdr.size);
+	if (r)
+		goto fail;
+	return 0;
+fail:
+	vu_msg_close_array(fds, *nfds);
+	*nfds = 0;
+	return r == -ECONNRESET ? -EPROTO : r;
+}
+
+int vu_msg_recv(int sock, struct vu_msg *m)
+{
+	int fds[VU_MSG_RECV_FDS];
+	const struct vu_msg_rule *rule;
+	unsigned nfds;
+	bool ctrunc;
+	uint32_t fl;
+	int r;
+
+	m->nfds = 0;
+	r = vu_msg_read(sock, m, fds, &nfds, &ctrunc, VU_MSG_TIMEOUT_MS);
+	if (r)
+		return r;
+
+	fl = m->hdr.flags;
+	if ((fl & VU_FLAG_VERSION_MASK) != VU_VERSION || (fl & ~VU_FLAG_KNOWN) ||
+	    (fl & VU_FLAG_REPLY)) {
+		r = -EPROTO;
+		goto reject;
+	}
+	rule = vu_msg_rule_of(m->hdr.request);
+	if (!rule) {
+		r = -EOPNOTSUPP;
+		goto reject;
+	}
+	if (ctrunc || m->hdr.size < rule->min_size || m->hdr.size > rule->max_size ||
+	    nfds < rule->min_fds || nfds > rule->max_fds ||
+	    (rule->check && !rule->check(m, nfds))) {
+		r = -EBADMSG;
+		goto reject;
+	}
+	memcpy(m->fds, fds, nfds * sizeof(int));
+	m->nfds = nfds;
+	return 0;
+reject:
+	vu_msg_close_array(fds, nfds);
+	return r;
+}
+
+int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_ms)
+{
+	int fds[VU_MSG_RECV_FDS];
+	unsigned nfds;
+	bool ctrunc;
+	int r;
+
+	m->nfds = 0;
+	r = vu_msg_read(sock, m, fds, &nfds, &ctrunc, timeout_ms);
+	if (r)
+		return r;
+	if ((m->hdr.flags & VU_FLAG_VERSION_MASK) != VU_VERSION ||
+	    !(m->hdr.flags & VU_FLAG_REPLY) || (m->hdr.flags & ~VU_FLAG_KNOWN) ||
+	    m->hdr.request != request || ctrunc || nfds > VU_MAX_FDS) {
+		vu_msg_close_array(fds, nfds);
+		return -EPROTO;
+	}
+	memcpy(m->fds, fds, nfds * sizeof(int));
+	m->nfds = nfds;
+	return 0;
+}
+
+int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
+		uint32_t size, const int *fds, unsigned nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct vu_hdr hdr = { .request = request, .flags = flags, .size = size };
+	struct iovec iov[2] = {
+		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = (void *)payload, .iov_len = size },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
+	size_t left = sizeof(hdr) + size;
+
+	if (nfds > VU_MAX_FDS || (size && !payload))
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	while (left) {
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		left -= (size_t)n;
+		/* The fds went with the first bytes; send the rest without them. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		while (n > 0 && mh.msg_iovlen) {
+			size_t take = (size_t)n < mh.msg_iov->iov_len ? (size_t)n
+								     : mh.msg_iov->iov_len;
+
+			mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + take;
+			mh.msg_iov->iov_len -= take;
+			n -= (ssize_t)take;
+			if (!mh.msg_iov->iov_len) {
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			}
+		}
+	}
+	return 0;
+}
+
+int vu_msg_reply(int sock, const struct vu_msg *req, const void *payload,
+		 uint32_t size, const int *fds, unsigned nfds)
+{
+	return vu_msg_send(sock, req->hdr.request, VU_VERSION | VU_FLAG_REPLY, payload,
+			   size, fds, nfds);
+}
+
+int vu_msg_ack(int sock, const struct vu_msg *req, int result)
+{
+	uint64_t v = result < 0 ? (uint64_t)-result : (uint64_t)result;
+
+	return vu_msg_reply(sock, req, &v, sizeof(v), NULL, 0);
+}
+
+int vu_msg_backend_request(int sock, uint32_t request, const void *payload,
+			   uint32_t size, const int *fds, unsigned nfds,
+			   bool need_reply, int timeout_ms)
+{
+	struct vu_msg reply;
+	uint32_t flags = VU_VERSION | (need_reply ? VU_FLAG_NEED_REPLY : 0);
+	int r;
+
+	r = vu_msg_send(sock, request, flags, payload, size, fds, nfds);
+	if (r || !need_reply)
+		return r;
+	r = vu_msg_recv_reply(sock, request, &reply, timeout_ms);
+	if (r)
+		return r;
+	vu_msg_close_fds(&reply);
+	if (reply.hdr.size != sizeof(uint64_t))
+		return -EPROTO;
+	return reply.payload.u64 ? -EIO : 0;
+}
