@@ -1,6 +1,6 @@
 /* The Intel MP table, for kernels built without ACPI: the floating pointer
- * in the EBDA, the top KiB of base memory or 0xf0000-0xfffff, its
- * configuration table, and one enabled processor entry per CPU. */
+ * where Linux looks for it, its configuration table, and one enabled
+ * processor entry per CPU. */
 #include "tg.h"
 
 #define MP_SIG		0x5f504d5fu     /* "_MP_" */
@@ -8,14 +8,14 @@
 static const uint8_t *tg_mp_find(void)
 {
 	uint64_t ebda = (uint64_t)*(volatile uint16_t *)0x40e << 4;
-	uint64_t basemem = (uint64_t)*(volatile uint16_t *)0x413 << 10;
-	const uint64_t ranges[3][2] = {
-		{ ebda, ebda + 1024 }, { basemem - 1024, basemem }, { 0xf0000, 0x100000 },
+	/* Where Linux looks: the first KiB, the KiB below 640 KiB, the BIOS
+	 * area, then the EBDA the BDA names (if it names one). */
+	const uint64_t ranges[4][2] = {
+		{ 0x0, 0x400 }, { 0x9fc00, 0xa0000 }, { 0xf0000, 0x100000 }, { ebda, ebda + 1024 },
 	};
 
-	for (unsigned r = 0; r < 3; r++) {
-		/* The BDA words may be unset (0): skip ranges they do not give. */
-		if (ranges[r][1] <= ranges[r][0] || ranges[r][0] < 0x400 || ranges[r][1] > 0x100000)
+	for (unsigned r = 0; r < 4; r++) {
+		if (r == 3 && (ebda < 0x400 || ebda + 1024 > 0xa0000))
 			continue;
 		for (uint64_t a = ranges[r][0]; a + 16 <= ranges[r][1]; a += 16)
 			if (*(volatile uint32_t *)(uintptr_t)a == MP_SIG)
