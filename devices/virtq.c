@@ -272,6 +272,34 @@ bool virtq_enable_notify(struct virtq *vq)
 	return virtq_has_avail(vq);
 }
 
+int virtq_serve(struct virtq *vq, struct virtq_chain *c, unsigned budget,
+		virtq_handler_fn handle, void *arg)
+{
+	uint64_t one = 1;
+	unsigned n = 0;
+	int r = 0;
+
+	for (;;) {
+		virtq_disable_notify(vq);
+		while (n < budget && (r = virtq_pop(vq, c)) > 0) {
+			virtq_push(vq, c->head, handle(arg, c));
+			n++;
+		}
+		if (r < 0 || !virtq_enable_notify(vq))
+			break;
+		if (n == budget) {
+			/* More is waiting but this pass is spent: come back after
+			 * the worker's other fds had their turn. */
+			if (vq->kick_fd >= 0)
+				(void)!write(vq->kick_fd, &one, sizeof(one));
+			break;
+		}
+	}
+	if (n)
+		virtq_notify(vq);
+	return r < 0 ? r : (int)n;
+}
+
 size_t virtq_inflight_size(uint16_t size)
 {
 	return sizeof(struct virtq_inflight) + (size_t)size * sizeof(struct virtq_inflight_desc);

@@ -142,6 +142,19 @@ bool virtq_enable_notify(struct virtq *vq);
 /* True when the avail ring holds entries not yet popped. */
 bool virtq_has_avail(struct virtq *vq);
 
+/* Handles one chain for virtq_serve; returns how many bytes it wrote into
+ * the chain's device-writable buffers. */
+typedef uint32_t (*virtq_handler_fn)(void *arg, struct virtq_chain *c);
+
+/* The drain loop every device's kick handler runs: pops up to budget chains,
+ * hands each to handle and pushes it, with driver notifications off while
+ * draining and back on (rechecked) before returning, then signals the driver
+ * once. When the budget runs out with chains waiting, it kicks kick_fd itself
+ * so the worker comes back after serving its other fds. c is scratch space.
+ * Returns the number of chains served, or -EIO when the ring is broken. */
+int virtq_serve(struct virtq *vq, struct virtq_chain *c, unsigned budget,
+		virtq_handler_fn handle, void *arg);
+
 /* Attaches the inflight region after setup and resumes from it: finishes the
  * last batch the previous back-end published, sets last_avail_idx past every
  * request still in flight and queues those for virtq_pop to hand out again,

@@ -424,6 +424,43 @@ START_TEST(inflight_resubmits_after_restart)
 }
 END_TEST
 
+static uint32_t tq_count_handler(void *arg, struct virtq_chain *c)
+{
+	(*(unsigned *)arg)++;
+	return c->in_len;
+}
+
+START_TEST(serve_bounds_each_pass_and_requeues)
+{
+	struct tq *t = tq_new(TQ_SIZE);
+	unsigned handled = 0;
+	uint64_t cnt = 0;
+
+	t->vq.kick_fd = eventfd(0, EFD_NONBLOCK);
+	t->vq.call_fd = eventfd(0, EFD_NONBLOCK);
+	tq_set(t, TQ_DESC, 0, TQ_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
+	for (int i = 0; i < 5; i++)
+		tq_offer(t, 0);
+	ck_assert_int_eq(virtq_serve(&t->vq, t->chain, 3, tq_count_handler, &handled), 3);
+	ck_assert_uint_eq(handled, 3);
+	ck_assert_uint_eq(tq_used(t)->idx, 3);
+	ck_assert_uint_eq(tq_used(t)->ring[2].len, 8);
+	/* Budget spent with work left: it kicked itself to come back. */
+	ck_assert_int_eq(read(t->vq.kick_fd, &cnt, sizeof(cnt)), 8);
+	ck_assert_uint_eq(tq_read_eventfd(t->vq.call_fd), 1);
+	ck_assert_int_eq(virtq_serve(&t->vq, t->chain, 3, tq_count_handler, &handled), 2);
+	ck_assert_int_eq(read(t->vq.kick_fd, &cnt, sizeof(cnt)), -1); /* drained: no self-kick */
+	ck_assert_uint_eq(tq_used(t)->flags, 0); /* notifications back on */
+	ck_assert_int_eq(virtq_serve(&t->vq, t->chain, 3, tq_count_handler, &handled), 0);
+	tq_set(t, TQ_DESC, 1, TQ_DATA, 8, VIRTQ_DESC_F_NEXT, 1);
+	tq_offer(t, 1);
+	ck_assert_int_eq(virtq_serve(&t->vq, t->chain, 3, tq_count_handler, &handled), -EIO);
+	close(t->vq.kick_fd);
+	close(t->vq.call_fd);
+	tq_free(t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("virtq");
@@ -448,6 +485,7 @@ int main(void)
 	tcase_add_test(tc, notify_honours_no_interrupt_flag);
 	tcase_add_test(tc, enable_notify_reports_late_buffers);
 	tcase_add_test(tc, inflight_resubmits_after_restart);
+	tcase_add_test(tc, serve_bounds_each_pass_and_requeues);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
