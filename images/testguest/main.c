@@ -26,11 +26,16 @@ static const struct tg_check tg_checks[] = {
 
 static struct tg tg_state;
 
+void tg_halt(void)
+{
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
 void tg_reset(void)
 {
 	tg_outb(0x64, 0xfe);
-	for (;;)
-		__asm__ volatile("cli; hlt");
+	tg_halt();
 }
 
 static uint32_t tg_rd32(uint64_t addr)
@@ -85,4 +90,6 @@ void tg_main(uint64_t zero_page)
 		tg_printf("TG: FAIL %u of %u checks failed\n", failed, n);
 	else
 		tg_printf("TG: PASS %u checks\n", n);
+	if (t->halt)
+		tg_halt();
 }

@@ -7,7 +7,7 @@
  * machine through the i8042 (0xfe to port 0x64).
  *
  * Expectations come from the kernel command line: tg.cpus=N tg.mem=SIZE
- * (SIZE with K/M/G). Each check lives in its own file and is listed in
+ * (SIZE with K/M/G); tg.halt makes it halt at the end instead. Each check lives in its own file and is listed in
  * main.c; everything runs on the boot CPU by polling, no interrupts.
  */
 #ifndef TG_H
@@ -42,6 +42,7 @@ struct tg {
 
 	unsigned want_cpus;     /* 0 when the command line sets no expectation */
 	uint64_t want_mem;
+	bool halt;              /* tg.halt: halt at the end instead of resetting */
 
 	/* From the MADT (acpi.c), 0 when not found. */
 	unsigned madt_cpus;
@@ -113,8 +114,9 @@ extern volatile uint32_t tg_ap_next;   /* slots handed out to APs */
 extern uint64_t tg_pml4[512];
 /* smp.c: what each AP runs once in long mode, on its own stack. */
 void tg_ap_main(uint32_t slot);
-/* main.c: the C entry, boot_params in zero_page. */
+/* main.c: the C entry, boot_params in zero_page; resets or halts when done. */
 void tg_main(uint64_t zero_page);
 void tg_reset(void) __attribute__((noreturn));
+void tg_halt(void) __attribute__((noreturn));
 
 #endif
