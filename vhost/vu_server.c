@@ -322,16 +322,18 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 			"(queues, queue size or ops missing)");
 		return r;
 	}
-	if (!cfg || !cfg->socket_path || !*cfg->socket_path) {
+	if (!cfg || (cfg->client && !cfg->socket_path) ||
+	    (cfg->socket_path && !*cfg->socket_path)) {
 		log_err("vhost-user: no socket path");
 		return -EINVAL;
 	}
-	if (vu_sockaddr(cfg->socket_path, &sa)) {
+	if (cfg->socket_path && vu_sockaddr(cfg->socket_path, &sa)) {
 		log_err("vhost-user: socket path %s is longer than %zu bytes", cfg->socket_path,
 			sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	strcpy(s->path, cfg->socket_path);
+	if (cfg->socket_path)
+		strcpy(s->path, cfg->socket_path);
 	s->dev = dev;
 	s->client = cfg->client;
 	s->proto_offered = cfg->protocol_features & VU_SERVER_PROTOCOL_FEATURES;
@@ -347,7 +349,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	}
 	for (unsigned i = 0; i < dev->num_queues; i++)
 		vu_queue_clear(s, i);
-	if (!s->client) {
+	if (!s->client && cfg->socket_path) {
 		r = vu_listen(s);
 		if (r) {
 			pthread_mutex_destroy(&s->backend_lock);
@@ -424,7 +426,7 @@ static int vu_session_begin(struct vu_server *s, int epfd)
 		return r;
 	if (s->listen_fd >= 0)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
-	log_info("vhost-user: front-end connected on %s", s->path);
+	log_info("vhost-user: front-end connected%s%s", *s->path ? " on " : "", s->path);
 	return 0;
 }
 
@@ -435,7 +437,10 @@ static int vu_session_drop(struct vu_server *s, int epfd)
 	return s->listen_fd >= 0 ? vu_epoll_add(epfd, s->listen_fd) : 0;
 }
 
-int vu_server_run(struct vu_server *s, int stop_fd)
+/* The server's loop. With single, serves the connection already in
+ * s->conn_fd and returns when it ends; otherwise serves front-ends from the
+ * listening socket (or by connecting) until stop_fd is readable. */
+static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 {
 	struct epoll_event evs[4];
 	bool stop = false;
@@ -445,7 +450,9 @@ int vu_server_run(struct vu_server *s, int stop_fd)
 	if (epfd < 0)
 		return -errno;
 	r = vu_epoll_add(epfd, stop_fd);
-	if (!r && s->listen_fd >= 0)
+	if (!r && single)
+		r = vu_session_begin(s, epfd);
+	else if (!r && s->listen_fd >= 0)
 		r = vu_epoll_add(epfd, s->listen_fd);
 	if (r) {
 		close(epfd);
@@ -456,6 +463,8 @@ int vu_server_run(struct vu_server *s, int stop_fd)
 	while (!stop && !r) {
 		int timeout = -1, n;
 
+		if (single && s->conn_fd < 0)
+			break;
 		if (s->client && s->conn_fd < 0) {
 			if (vu_connect(s) == 0)
 				r = vu_session_begin(s, epfd);
@@ -495,4 +504,21 @@ int vu_server_run(struct vu_server *s, int stop_fd)
 	s->running = false;
 	close(epfd);
 	return r;
+}
+
+int vu_server_run(struct vu_server *s, int stop_fd)
+{
+	if (s->listen_fd < 0 && !s->client)
+		return -EINVAL;
+	return vu_server_loop(s, stop_fd, false);
+}
+
+int vu_server_serve_conn(struct vu_server *s, int conn_fd, int stop_fd)
+{
+	if (s->conn_fd >= 0) {
+		close(conn_fd);
+		return -EBUSY;
+	}
+	s->conn_fd = conn_fd;
+	return vu_server_loop(s, stop_fd, true);
 }

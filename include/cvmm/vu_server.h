@@ -37,6 +37,7 @@
 #define VU_SERVER_RECONNECT_MS 200
 
 struct vu_server_config {
+	/* NULL: no socket of its own, connections come via vu_server_serve_conn. */
 	const char *socket_path;
 	bool client;               /* connect instead of listen, reconnect on loss */
 	uint64_t protocol_features; /* subset of VU_SERVER_PROTOCOL_FEATURES offered */
@@ -97,6 +98,12 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
  * next front-end is awaited (client mode: reconnects). Returns 0 when stopped,
  * -errno when the server itself cannot go on. */
 int vu_server_run(struct vu_server *s, int stop_fd);
+
+/* Serves one front-end already connected on conn_fd (a socketpair end, or
+ * the socket a process was started with), which it takes over, until that
+ * front-end goes away or stop_fd is readable; the session is then ended as
+ * on a disconnect. 0 or -errno. */
+int vu_server_serve_conn(struct vu_server *s, int conn_fd, int stop_fd);
 
 /* Ends any session, closes everything and unlinks the socket it created.
  * The device itself stays the caller's. */
