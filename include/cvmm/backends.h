@@ -1,0 +1,13 @@
+/*
+ * vhost-user back-end modes of the cvmm binary (`cvmm --block-backend OPTS`
+ * and the like). Each takes its option string, runs until SIGINT/SIGTERM,
+ * and returns the process exit status (0 after a clean stop).
+ */
+#ifndef CVMM_BACKENDS_H
+#define CVMM_BACKENDS_H
+
+/* "path=IMG,socket=SOCK[,num_queues=N][,queue_size=N][,readonly=on]
+ *  [,direct=on][,client=on][,serial=STR]" */
+int blk_backend_main(const char *opts);
+
+#endif
