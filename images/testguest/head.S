@@ -4,7 +4,7 @@
  * tg_trampoline_*: real-mode code the boot CPU copies to a page below 1 MiB;
  * an AP woken by INIT-SIPI-SIPI starts there and goes through 32-bit
  * protected mode (tg_ap32) to long mode (tg_ap64) on the guest's own GDT and
- * page tables, then runs tg_ap_main(slot) on a stack of its own.
+ * the boot CPU's page tables (tg_ap_cr3), then runs tg_ap_main(slot) on a stack of its own.
  */
 #define SEL_CODE64	0x08
 #define SEL_DATA	0x10
@@ -48,7 +48,7 @@ tg_ap32:
 	mov	%cr4, %eax
 	or	$0x20, %eax			/* PAE */
 	mov	%eax, %cr4
-	mov	$tg_pml4, %eax
+	mov	tg_ap_cr3, %eax
 	mov	%eax, %cr3
 	mov	$MSR_EFER, %ecx
 	rdmsr
@@ -114,10 +114,7 @@ tg_ap_next:
 	.long	0
 
 	.bss
-	.globl tg_pml4
 	.balign 4096
-tg_pml4:
-	.skip	4096
 tg_ap_stacks:
 	.skip	AP_STACK_SIZE * (TG_MAX_CPUS - 1)
 	.skip	16384

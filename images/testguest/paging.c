@@ -1,36 +1,67 @@
-/* The guest's own identity map of the low 4 GiB with 2 MiB pages, so checks
- * can read tables anywhere below 4 GiB (LAPIC, ACPI, MP table) whatever map
- * cvmm entered us with, and so the APs have page tables below 4 GiB. */
+/* The guest keeps the page tables cvmm entered it with (writing CR3 is
+ * expensive where guest kernel code is emulated: ~20 ms here) and checks,
+ * by walking them, that what it touches is identity-mapped. The APs reuse
+ * the same tables, so they must lie below 4 GiB. */
 #include "tg.h"
 
 #define PTE_P	0x1ULL
-#define PTE_RW	0x2ULL
-#define PTE_PWT	0x8ULL
-#define PTE_PCD	0x10ULL
 #define PTE_PS	0x80ULL
+#define PTE_ADDR 0x000ffffffffff000ULL
 
-static uint64_t tg_pdpt[512] __attribute__((aligned(4096)));
-static uint64_t tg_pd[4][512] __attribute__((aligned(4096)));
+uint32_t tg_ap_cr3;
+
+static uint64_t tg_read_cr3(void)
+{
+	uint64_t v;
+
+	__asm__ volatile("mov %%cr3, %0" : "=r"(v));
+	return v;
+}
+
+/* Physical address of a page-table entry's target table, or 0. */
+static const uint64_t *tg_table(uint64_t entry)
+{
+	return (entry & PTE_P) ? (const uint64_t *)(uintptr_t)(entry & PTE_ADDR) : NULL;
+}
+
+/* Walks the current tables for va; returns true and the mapping's size when
+ * va maps to itself. */
+static bool tg_walk(uint64_t va, uint64_t *page_size)
+{
+	const uint64_t *t = (const uint64_t *)(uintptr_t)(tg_read_cr3() & PTE_ADDR);
+	unsigned shift = 39;
+
+	for (int level = 4; level >= 1; level--, shift -= 9) {
+		uint64_t e = t[(va >> shift) & 511];
+
+		if (!(e & PTE_P))
+			return false;
+		if (level == 1 || ((level == 2 || level == 3) && (e & PTE_PS))) {
+			uint64_t size = 1ULL << shift;
+
+			*page_size = size;
+			return (e & PTE_ADDR & ~(size - 1)) == (va & ~(size - 1));
+		}
+		t = tg_table(e);
+	}
+	return false;
+}
 
 void tg_paging_init(void)
 {
-	unsigned i, j;
-
-	for (i = 0; i < 512; i++)
-		tg_pml4[i] = tg_pdpt[i] = 0;
-	tg_pml4[0] = (uint64_t)(uintptr_t)tg_pdpt | PTE_P | PTE_RW;
-	for (i = 0; i < 4; i++) {
-		/* The top GiB holds the LAPIC/IOAPIC: uncached. */
-		uint64_t attr = PTE_P | PTE_RW | PTE_PS | (i == 3 ? PTE_PCD | PTE_PWT : 0);
-
-		tg_pdpt[i] = (uint64_t)(uintptr_t)tg_pd[i] | PTE_P | PTE_RW;
-		for (j = 0; j < 512; j++)
-			tg_pd[i][j] = ((uint64_t)i << 30 | (uint64_t)j << 21) | attr;
-	}
-	__asm__ volatile("mov %0, %%cr3" : : "r"((uint64_t)(uintptr_t)tg_pml4) : "memory");
+	tg_ap_cr3 = (uint32_t)tg_read_cr3();
+	if (tg_read_cr3() >> 32)
+		tg_ap_cr3 = 0;  /* smp.c reports it */
 }
 
 bool tg_mapped(uint64_t addr, uint64_t len)
 {
-	return len <= (1ULL << 32) && addr <= (1ULL << 32) - len;
+	uint64_t end = addr + len, size;
+
+	if (len == 0 || end < addr || addr >> 47)
+		return false;
+	for (uint64_t a = addr; a < end; a = (a & ~(size - 1)) + size)
+		if (!tg_walk(a, &size))
+			return false;
+	return true;
 }

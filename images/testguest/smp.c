@@ -66,15 +66,39 @@ static bool tg_lapic_ipi(const struct tg_lapic *l, uint32_t icr)
 	return false;
 }
 
-/* The lowest RAM page below 640 KiB; the zero page and command line were
- * copied out already, so nothing the guest needs lives there any more. */
+/* True when page p holds one of the tables that map the low 4 GiB (the APs
+ * and we still use them). */
+static bool tg_smp_page_is_table(uint64_t p)
+{
+	const uint64_t mask = 0x000ffffffffff000ULL;
+	uint64_t pml4 = tg_ap_cr3 & mask, pdpt;
+
+	if (p == pml4)
+		return true;
+	pdpt = ((const uint64_t *)(uintptr_t)pml4)[0] & mask;
+	if (p == pdpt)
+		return true;
+	for (unsigned i = 0; i < 4; i++) {
+		uint64_t e = ((const uint64_t *)(uintptr_t)pdpt)[i];
+
+		if ((e & 1) && !(e & 0x80) && (e & mask) == p)
+			return true;
+	}
+	return false;
+}
+
+/* The lowest free RAM page below 640 KiB. The zero page and command line
+ * were copied out already, so only the page tables must be kept. */
 static uint64_t tg_smp_trampoline_page(const struct tg *t)
 {
-	for (uint64_t p = 0x1000; p < 0x9f000; p += 0x1000)
+	for (uint64_t p = 0x1000; p < 0x9f000; p += 0x1000) {
+		if (tg_smp_page_is_table(p))
+			continue;
 		for (unsigned i = 0; i < t->ne820; i++)
 			if (t->e820[i].type == TG_E820_RAM && t->e820[i].addr <= p &&
 			    p + 0x1000 <= t->e820[i].addr + t->e820[i].size)
 				return p;
+	}
 	return 0;
 }
 
@@ -128,6 +152,10 @@ int tg_check_smp(struct tg *t)
 	if (want == 1) {
 		tg_printf("TG: smp cpus=1 (no APs to start) ok\n");
 		return 0;
+	}
+	if (!tg_ap_cr3) {
+		tg_printf("TG: FAIL smp: the boot page tables lie above 4 GiB; APs cannot load them\n");
+		return -1;
 	}
 	page = tg_smp_trampoline_page(t);
 	if (!page) {

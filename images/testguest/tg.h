@@ -96,9 +96,11 @@ uint8_t tg_checksum(const void *p, size_t n);
 void tg_serial_init(void);
 void tg_serial_putc(char c);
 
-/* paging.c: the guest's own identity map of the low 4 GiB (APs use it too). */
+/* paging.c: the page tables cvmm entered us with, shared with the APs. */
 void tg_paging_init(void);
+/* True when [addr, addr+len) is identity-mapped. */
 bool tg_mapped(uint64_t addr, uint64_t len);
+extern uint32_t tg_ap_cr3;     /* CR3 for the APs; 0 when above 4 GiB */
 
 /* The checks; each prints its own line and returns 0 (ok) or -1. */
 int tg_check_serial(struct tg *t);
@@ -111,7 +113,6 @@ int tg_check_smp(struct tg *t);
 /* head.S: AP start-up. The real-mode trampoline is copied below 1 MiB. */
 extern const uint8_t tg_trampoline_start[], tg_trampoline_end[];
 extern volatile uint32_t tg_ap_next;   /* slots handed out to APs */
-extern uint64_t tg_pml4[512];
 /* smp.c: what each AP runs once in long mode, on its own stack. */
 void tg_ap_main(uint32_t slot);
 /* main.c: the C entry, boot_params in zero_page; resets or halts when done. */
