@@ -22,7 +22,7 @@
 #define TG_MAX_E820	128
 
 /* Debug port cvmm's boot timer watches (docs/boot-timer.md). */
-#define TG_BOOT_TIMER_PORT	0x3f0
+#define TG_BOOT_TIMER_PORT	0x440
 #define TG_BOOT_TIMER_VALUE	123
 
 struct tg_e820 {
