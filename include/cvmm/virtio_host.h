@@ -1,0 +1,69 @@
+/*
+ * In-process virtio devices on a VM: puts a device model (struct vdev)
+ * behind virtio-mmio or virtio-pci and wires the transport to KVM, so that
+ * queue notifications are ioeventfds and interrupts are irqfds (MSI routes
+ * for PCI, an IOAPIC line for MMIO) and neither takes a vCPU thread's time.
+ *
+ * Guest physical layout in the hole below 4 GiB (arch/x86 layout):
+ *   0xc0000000  PCI BARs (VPCI_BAR_SIZE each)
+ *   0xd0000000  virtio-mmio windows (VMMIO_WINDOW_SIZE each)
+ *   0xe0000000  PCI ECAM, bus 0
+ */
+#ifndef CVMM_VIRTIO_HOST_H
+#define CVMM_VIRTIO_HOST_H
+
+#include <pthread.h>
+
+#include "cvmm/irq_routing.h"
+#include "cvmm/pci.h"
+#include "cvmm/virtio_mmio.h"
+#include "cvmm/virtio_pci.h"
+#include "cvmm/vm.h"
+
+#define VIRTIO_HOST_PCI_BAR_BASE 0xc0000000ULL
+#define VIRTIO_HOST_MMIO_BASE 0xd0000000ULL
+#define VIRTIO_HOST_ECAM_BASE 0xe0000000ULL
+#define VIRTIO_HOST_MAX_DEVS 16
+
+enum virtio_transport_kind {
+	VIRTIO_TRANSPORT_PCI,
+	VIRTIO_TRANSPORT_MMIO,
+};
+
+struct virtio_host;
+
+struct virtio_host_dev {
+	struct virtio_host *host;
+	struct vdev *dev;
+	enum virtio_transport_kind kind;
+	pthread_mutex_t lock; /* serialises the guest's register accesses */
+	union {
+		struct vmmio mmio;
+		struct vpci pci;
+	};
+	unsigned *gsi;        /* PCI: per queue, then config; MMIO: gsi[0] is the line */
+	bool *route_active;   /* PCI: whether gsi[i] has an MSI route */
+	uint32_t bar;         /* PCI: BAR0 address registered now, 0 when none */
+};
+
+struct virtio_host {
+	struct vm *vm;
+	struct irq_routing routing;
+	struct pci_bus pci;
+	pthread_mutex_t pci_lock;
+	bool pci_registered;
+	struct virtio_host_dev *devs[VIRTIO_HOST_MAX_DEVS];
+	unsigned ndevs, nmmio, npci;
+	char cmdline[VIRTIO_HOST_MAX_DEVS * 48]; /* kernel arguments announcing MMIO devices */
+};
+
+void virtio_host_init(struct virtio_host *h, struct vm *vm);
+/* Stops every device's queues and unwires them; the models stay the caller's. */
+void virtio_host_destroy(struct virtio_host *h);
+/* Adds dev (its ops set up, not yet started) behind the given transport.
+ * Sets dev->mem to the VM's memory. 0 or -errno, logged. */
+int virtio_host_add(struct virtio_host *h, struct vdev *dev, enum virtio_transport_kind kind);
+/* Kernel command-line arguments for the MMIO devices ("" when none). */
+const char *virtio_host_cmdline(const struct virtio_host *h);
+
+#endif

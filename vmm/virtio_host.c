@@ -1,0 +1,342 @@
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cvmm/log.h"
+#include "cvmm/virtio_host.h"
+
+/* ISA lines free on cvmm's machine (4 is the UART, 0/1/2/8 are taken by
+ * the PIT, keyboard controller, cascade and RTC). */
+static const unsigned virtio_host_mmio_irqs[] = { 5, 6, 7, 9, 10, 11, 12, 13, 14, 15 };
+
+void virtio_host_init(struct virtio_host *h, struct vm *vm)
+{
+	memset(h, 0, sizeof(*h));
+	h->vm = vm;
+	irq_routing_init(&h->routing, vm->vm_fd);
+	pci_bus_init(&h->pci);
+	pthread_mutex_init(&h->pci_lock, NULL);
+}
+
+/* The MMIO notify register is shared by all queues: KVM tells them apart by
+ * the value written (the queue index). */
+static int virtio_host_ioeventfd_match(struct vm *vm, uint64_t addr, uint32_t value, int fd, bool add)
+{
+	struct kvm_ioeventfd io = {
+		.addr = addr, .len = 4, .fd = fd, .datamatch = value,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (add ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static void virtio_host_signal(int fd)
+{
+	uint64_t one = 1;
+
+	(void)!write(fd, &one, sizeof(one));
+}
+
+/* ---- virtio-mmio ---- */
+
+static void virtio_host_mmio_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	struct virtio_host_dev *d = opaque;
+	uint32_t val = 0;
+
+	if (len > 4) {
+		if (!is_write)
+			memset(data, 0, len);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (is_write) {
+		memcpy(&val, data, len);
+		vmmio_write(&d->mmio, off, len, val);
+	} else {
+		val = vmmio_read(&d->mmio, off, len);
+		memcpy(data, &val, len);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d)
+{
+	struct vdev *dev = d->dev;
+	uint64_t base = VIRTIO_HOST_MMIO_BASE + (uint64_t)h->nmmio * VMMIO_WINDOW_SIZE;
+	size_t used = strlen(h->cmdline);
+	int err;
+
+	if (h->nmmio == sizeof(virtio_host_mmio_irqs) / sizeof(virtio_host_mmio_irqs[0]))
+		return -ENOSPC;
+	d->gsi[0] = virtio_host_mmio_irqs[h->nmmio];
+	err = vmmio_init(&d->mmio, dev, base, d->gsi[0]);
+	if (err)
+		return err;
+	for (unsigned q = 0; q < dev->num_queues && !err; q++) {
+		err = virtio_host_ioeventfd_match(h->vm, base + VMMIO_QUEUE_NOTIFY, q, dev->vqs[q].kick_fd, true);
+		if (!err)
+			err = vm_irqfd(h->vm, dev->vqs[q].call_fd, d->gsi[0], -1);
+	}
+	if (!err)
+		err = vm_irqfd(h->vm, d->mmio.tr.config_fd, d->gsi[0], -1);
+	if (!err)
+		err = vm_mmio_register(h->vm, base, VMMIO_WINDOW_SIZE, virtio_host_mmio_access, d);
+	if (!err && used)
+		h->cmdline[used++] = ' ';
+	if (!err)
+		err = vmmio_cmdline_arg(&d->mmio, h->cmdline + used, sizeof(h->cmdline) - used);
+	if (err) {
+		/* KVM drops the eventfd bindings when the VM goes; the transport
+		 * closes the fds. */
+		vmmio_destroy(&d->mmio);
+		return err;
+	}
+	h->nmmio++;
+	log_info("%s: virtio-mmio at 0x%llx, irq %u", dev->ops->name, (unsigned long long)base, d->gsi[0]);
+	return 0;
+}
+
+/* ---- virtio-pci ---- */
+
+static void virtio_host_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	struct virtio_host_dev *d = opaque;
+	uint32_t val = 0;
+
+	if (len > 4) {
+		if (!is_write)
+			memset(data, 0, len);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (is_write) {
+		memcpy(&val, data, len);
+		vpci_bar_write(&d->pci, (uint32_t)off, len, val);
+	} else {
+		val = vpci_bar_read(&d->pci, (uint32_t)off, len);
+		memcpy(data, &val, len);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Moves the BAR's MMIO handler and the queues' notify ioeventfds to where
+ * the guest put BAR0 (nowhere while memory decoding is off). */
+static void virtio_host_pci_bar_changed(void *ctx, struct vpci *p)
+{
+	struct virtio_host_dev *d = ctx;
+	struct vm *vm = d->host->vm;
+	struct vdev *dev = d->dev;
+	uint32_t bar = vpci_bar0(p);
+
+	if (d->bar) {
+		for (unsigned q = 0; q < dev->num_queues; q++)
+			vm_ioeventfd(vm, d->bar + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULTIPLIER, 2, false,
+				     dev->vqs[q].kick_fd, false);
+		iobus_unregister(&vm->mmio, d->bar);
+	}
+	d->bar = 0;
+	if (!bar)
+		return;
+	if (iobus_register(&vm->mmio, bar, VPCI_BAR_SIZE, virtio_host_pci_bar_access, d)) {
+		log_warn("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
+			 dev->ops->name, bar);
+		return;
+	}
+	d->bar = bar;
+	for (unsigned q = 0; q < dev->num_queues; q++)
+		if (vm_ioeventfd(vm, bar + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULTIPLIER, 2, false,
+				 dev->vqs[q].kick_fd, true))
+			log_warn("%s: queue %u notifications will exit to the VMM", dev->ops->name, q);
+}
+
+/* Points each queue's (and the config) interrupt at the MSI-X message the
+ * driver programmed. A vector that becomes usable is signalled once, since
+ * an interrupt raised while it was masked has no route and was lost. */
+static void virtio_host_pci_msix_changed(void *ctx, struct vpci *p)
+{
+	struct virtio_host_dev *d = ctx;
+	struct vdev *dev = d->dev;
+
+	for (unsigned i = 0; i <= dev->num_queues; i++) {
+		uint64_t addr = 0;
+		uint32_t data = 0;
+		bool active = vpci_msi_message(p, i, &addr, &data);
+		bool was_active = d->route_active[i];
+
+		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data))
+			continue;
+		d->route_active[i] = active;
+		if (active && !was_active)
+			virtio_host_signal(i < dev->num_queues ? dev->vqs[i].call_fd : p->tr.config_fd);
+	}
+}
+
+static const struct vpci_host virtio_host_pci_ops = {
+	.msix_changed = virtio_host_pci_msix_changed,
+	.bar_changed = virtio_host_pci_bar_changed,
+};
+
+static void virtio_host_pci_config(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	struct virtio_host *h = opaque;
+	uint32_t val = 0;
+
+	if (len > 4) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	pthread_mutex_lock(&h->pci_lock);
+	if (is_write) {
+		memcpy(&val, data, len);
+		pci_pio_write(&h->pci, PCI_CONFIG_ADDRESS_PORT + off, len, val);
+	} else {
+		val = pci_pio_read(&h->pci, PCI_CONFIG_ADDRESS_PORT + off, len);
+		memcpy(data, &val, len);
+	}
+	pthread_mutex_unlock(&h->pci_lock);
+}
+
+static void virtio_host_pci_ecam(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	struct virtio_host *h = opaque;
+	uint32_t val = 0;
+
+	if (len > 4) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	pthread_mutex_lock(&h->pci_lock);
+	if (is_write) {
+		memcpy(&val, data, len);
+		pci_ecam_write(&h->pci, off, len, val);
+	} else {
+		val = pci_ecam_read(&h->pci, off, len);
+		memcpy(data, &val, len);
+	}
+	pthread_mutex_unlock(&h->pci_lock);
+}
+
+static int virtio_host_pci_bus(struct virtio_host *h)
+{
+	int err;
+
+	if (h->pci_registered)
+		return 0;
+	err = vm_pio_register(h->vm, PCI_CONFIG_ADDRESS_PORT, 8, virtio_host_pci_config, h);
+	if (!err)
+		err = vm_mmio_register(h->vm, VIRTIO_HOST_ECAM_BASE, PCI_ECAM_BUS_SIZE, virtio_host_pci_ecam, h);
+	if (err) {
+		log_err("cannot register the PCI host bridge: %s", strerror(-err));
+		return err;
+	}
+	h->pci_registered = true;
+	return 0;
+}
+
+static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
+{
+	struct vdev *dev = d->dev;
+	uint32_t bar = (uint32_t)(VIRTIO_HOST_PCI_BAR_BASE + (uint64_t)h->npci * VPCI_BAR_SIZE);
+	int err, slot;
+
+	err = virtio_host_pci_bus(h);
+	if (err)
+		return err;
+	for (unsigned i = 0; i <= dev->num_queues; i++) {
+		int gsi = irq_routing_alloc_msi(&h->routing);
+
+		if (gsi < 0)
+			return gsi;
+		d->gsi[i] = (unsigned)gsi;
+	}
+	err = vpci_init(&d->pci, dev, bar, &virtio_host_pci_ops, d);
+	if (err)
+		return err;
+	for (unsigned q = 0; q < dev->num_queues && !err; q++)
+		err = vm_irqfd(h->vm, dev->vqs[q].call_fd, d->gsi[q], -1);
+	if (!err)
+		err = vm_irqfd(h->vm, d->pci.tr.config_fd, d->gsi[dev->num_queues], -1);
+	if (err) {
+		vpci_destroy(&d->pci);
+		return err;
+	}
+	pthread_mutex_lock(&h->pci_lock);
+	slot = pci_bus_add(&h->pci, &vpci_func_ops, &d->pci);
+	pthread_mutex_unlock(&h->pci_lock);
+	if (slot < 0) {
+		vpci_destroy(&d->pci);
+		return slot;
+	}
+	h->npci++;
+	log_info("%s: virtio-pci at 00:%02x.0, BAR0 0x%x", dev->ops->name, slot, bar);
+	return 0;
+}
+
+int virtio_host_add(struct virtio_host *h, struct vdev *dev, enum virtio_transport_kind kind)
+{
+	struct virtio_host_dev *d;
+	int err;
+
+	if (h->ndevs == VIRTIO_HOST_MAX_DEVS) {
+		log_err("%s: at most %d virtio devices", dev->ops->name, VIRTIO_HOST_MAX_DEVS);
+		return -ENOSPC;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->gsi = calloc(dev->num_queues + 1, sizeof(*d->gsi));
+	d->route_active = calloc(dev->num_queues + 1, sizeof(*d->route_active));
+	if (!d->gsi || !d->route_active) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	d->host = h;
+	d->dev = dev;
+	d->kind = kind;
+	pthread_mutex_init(&d->lock, NULL);
+	dev->mem = &h->vm->mem;
+	err = kind == VIRTIO_TRANSPORT_MMIO ? virtio_host_add_mmio(h, d) : virtio_host_add_pci(h, d);
+	if (err) {
+		log_err("%s: cannot attach to the VM: %s", dev->ops->name, strerror(-err));
+		pthread_mutex_destroy(&d->lock);
+		goto fail;
+	}
+	h->devs[h->ndevs++] = d;
+	return 0;
+fail:
+	free(d->gsi);
+	free(d->route_active);
+	free(d);
+	return err;
+}
+
+void virtio_host_destroy(struct virtio_host *h)
+{
+	for (unsigned i = 0; i < h->ndevs; i++) {
+		struct virtio_host_dev *d = h->devs[i];
+
+		if (d->kind == VIRTIO_TRANSPORT_MMIO)
+			vmmio_destroy(&d->mmio);
+		else
+			vpci_destroy(&d->pci);
+		pthread_mutex_destroy(&d->lock);
+		free(d->gsi);
+		free(d->route_active);
+		free(d);
+	}
+	h->ndevs = 0;
+	pthread_mutex_destroy(&h->pci_lock);
+	irq_routing_destroy(&h->routing);
+}
+
+const char *virtio_host_cmdline(const struct virtio_host *h)
+{
+	return h->cmdline;
+}
