@@ -1,29 +1,61 @@
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "cvmm/backends.h"
+#include "cvmm/cli.h"
+#include "cvmm/hostcheck.h"
 #include "cvmm/log.h"
+#include "cvmm/machine.h"
 
 #define CVMM_VERSION "0.1.0"
-
-static void main_usage(FILE *out)
-{
-	fprintf(out,
-		"usage: cvmm --kernel PATH [options]\n"
-		"  --help       this text\n"
-		"  --version    print the version\n");
-}
+#define MAIN_EXIT_USAGE 2
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "--help")) {
-		main_usage(stdout);
+	struct cli_config cfg;
+	struct timespec start;
+	char err[512];
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (cli_parse(argc, argv, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "cvmm: %s (see cvmm --help)\n", err);
+		return MAIN_EXIT_USAGE;
+	}
+	if (cfg.action == CLI_HELP) {
+		cli_usage(stdout);
 		return 0;
 	}
-	if (argc == 2 && !strcmp(argv[1], "--version")) {
+	if (cfg.action == CLI_VERSION) {
 		printf("cvmm " CVMM_VERSION "\n");
 		return 0;
 	}
-	log_err("booting guests is not implemented yet");
-	main_usage(stderr);
-	return 2;
+	log_set_level(cfg.verbose >= 2 ? LOG_DEBUG : cfg.verbose ? LOG_INFO : LOG_WARN);
+	if (cfg.log_file) {
+		ret = log_set_file(cfg.log_file);
+		if (ret) {
+			fprintf(stderr, "cvmm: --log-file %s: %s\n", cfg.log_file, strerror(-ret));
+			return MAIN_EXIT_USAGE;
+		}
+	}
+	switch (cfg.action) {
+	case CLI_CHECK_HOST:
+		ret = hostcheck_main();
+		break;
+	case CLI_BLOCK_BACKEND:
+		ret = blk_backend_main(cfg.backend_opts);
+		break;
+	case CLI_NET_BACKEND:
+	case CLI_VSOCK_BACKEND:
+		fprintf(stderr, "cvmm: %s is not implemented yet\n",
+			cfg.action == CLI_NET_BACKEND ? "--net-backend" : "--vsock-backend");
+		ret = MAIN_EXIT_USAGE;
+		break;
+	default:
+		ret = machine_run(&cfg, &start);
+		break;
+	}
+	log_close();
+	return ret;
 }

@@ -1,0 +1,197 @@
+/* Long-mode entry state for direct boot, and the register dump. */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "cvmm/log.h"
+#include "cvmm/x86_cpu.h"
+#include "cvmm/x86_layout.h"
+
+#define CR0_PE (1ULL << 0)
+#define CR0_ET (1ULL << 4)
+#define CR0_NE (1ULL << 5)
+#define CR0_PG (1ULL << 31)
+#define CR4_PAE (1ULL << 5)
+#define EFER_LME (1ULL << 8)
+#define EFER_LMA (1ULL << 10)
+#define PTE_PRESENT 0x1ULL
+#define PTE_RW 0x2ULL
+#define PTE_PS 0x80ULL
+
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MSR_MTRR_DEF_TYPE 0x2ff
+
+#define REGS_CODE_SEL 0x10
+#define REGS_DATA_SEL 0x18
+#define REGS_TSS_SEL 0x20
+#define REGS_GDT_ENTRIES 6  /* null, null, code, data, 16-byte TSS */
+
+static uint64_t regs_gdt_entry(uint32_t base, uint32_t limit, uint16_t flags)
+{
+	return ((uint64_t)(base & 0xff000000u) << 32) | ((uint64_t)(flags & 0xf0ffu) << 40) |
+	       ((uint64_t)(limit & 0x000f0000u) << 32) | ((uint64_t)(base & 0x00ffffffu) << 16) |
+	       (limit & 0xffffu);
+}
+
+int x86_boot_tables_write(struct gmem *mem)
+{
+	uint64_t gdt[REGS_GDT_ENTRIES] = {
+		0, 0,
+		regs_gdt_entry(0, 0xfffff, 0xa09b),  /* 64-bit code, present, DPL 0 */
+		regs_gdt_entry(0, 0xfffff, 0xc093),  /* data, read/write */
+		regs_gdt_entry(0, 0x67, 0x008b),     /* busy 64-bit TSS (KVM wants a usable TR) */
+		0,
+	};
+	uint64_t *pml4 = gmem_ptr(mem, X86_PML4_ADDR, 4096);
+	uint64_t *pdpt = gmem_ptr(mem, X86_PDPT_ADDR, 4096);
+	uint64_t *pd = gmem_ptr(mem, X86_PD_ADDR, 4096 * X86_PD_PAGES);
+	void *g = gmem_ptr(mem, X86_GDT_ADDR, sizeof(gdt));
+	void *idt = gmem_ptr(mem, X86_IDT_ADDR, 8);
+
+	if (!pml4 || !pdpt || !pd || !g || !idt)
+		return -EFAULT;
+	memcpy(g, gdt, sizeof(gdt));
+	memset(idt, 0, 8);
+	memset(pml4, 0, 4096);
+	memset(pdpt, 0, 4096);
+	pml4[0] = X86_PDPT_ADDR | PTE_PRESENT | PTE_RW;
+	for (unsigned i = 0; i < X86_PD_PAGES; i++)
+		pdpt[i] = (X86_PD_ADDR + i * 4096ULL) | PTE_PRESENT | PTE_RW;
+	for (unsigned i = 0; i < X86_PD_PAGES * 512; i++)
+		pd[i] = ((uint64_t)i << 21) | PTE_PRESENT | PTE_RW | PTE_PS;
+	return 0;
+}
+
+static void regs_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
+{
+	memset(s, 0, sizeof(*s));
+	s->selector = sel;
+	s->limit = 0xffffffff;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->g = 1;
+	s->l = code;
+	s->db = !code;
+}
+
+static int regs_ioctl(int fd, unsigned long req, void *arg, const char *what)
+{
+	if (ioctl(fd, req, arg) < 0) {
+		int err = -errno;
+
+		log_err("%s failed: %s", what, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+int x86_vcpu_setup_bsp(int vcpu_fd, uint64_t entry, uint64_t boot_params)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	struct kvm_fpu fpu;
+	int ret;
+
+	ret = regs_ioctl(vcpu_fd, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
+	if (ret)
+		return ret;
+	regs_seg(&sregs.cs, REGS_CODE_SEL, 0xb, true);
+	regs_seg(&sregs.ds, REGS_DATA_SEL, 0x3, false);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	memset(&sregs.tr, 0, sizeof(sregs.tr));
+	sregs.tr.selector = REGS_TSS_SEL;
+	sregs.tr.limit = 0x67;
+	sregs.tr.type = 0xb;
+	sregs.tr.present = 1;
+	sregs.gdt.base = X86_GDT_ADDR;
+	sregs.gdt.limit = REGS_GDT_ENTRIES * 8 - 1;
+	sregs.idt.base = X86_IDT_ADDR;
+	sregs.idt.limit = 0;
+	sregs.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_PG;
+	sregs.cr3 = X86_PML4_ADDR;
+	sregs.cr4 = CR4_PAE;
+	sregs.efer = EFER_LME | EFER_LMA;
+	ret = regs_ioctl(vcpu_fd, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
+	if (ret)
+		return ret;
+
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	ret = regs_ioctl(vcpu_fd, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
+	if (ret)
+		return ret;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = entry;
+	regs.rsi = boot_params;
+	regs.rsp = regs.rbp = X86_BOOT_STACK;
+	return regs_ioctl(vcpu_fd, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+}
+
+int x86_vcpu_setup_ap(int vcpu_fd)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+
+	return regs_ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+}
+
+static void regs_lvt(struct kvm_lapic_state *l, unsigned off, uint32_t mode)
+{
+	uint32_t v;
+
+	memcpy(&v, l->regs + off, 4);
+	v = (v & ~0x700u & ~0x10000u) | mode << 8;  /* delivery mode, unmasked */
+	memcpy(l->regs + off, &v, 4);
+}
+
+int x86_vcpu_setup_common(int vcpu_fd)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[2];
+	} msrs = {
+		.hdr.nmsrs = 2,
+		.e = {
+			{ .index = MSR_IA32_MISC_ENABLE, .data = 1 },          /* fast strings */
+			{ .index = MSR_MTRR_DEF_TYPE, .data = 0x800 | 6 },     /* MTRRs on, write-back */
+		},
+	};
+	struct kvm_lapic_state lapic;
+	int ret, n;
+
+	ret = regs_ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
+	if (ret)
+		return ret;
+	regs_lvt(&lapic, 0x350, 7);  /* LINT0: ExtINT, so the PIC reaches CPU 0 */
+	regs_lvt(&lapic, 0x360, 4);  /* LINT1: NMI */
+	ret = regs_ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
+	if (ret)
+		return ret;
+	n = ioctl(vcpu_fd, KVM_SET_MSRS, &msrs);
+	if (n != 2)
+		log_warn("KVM_SET_MSRS set %d of 2 boot MSRs; continuing", n);
+	return 0;
+}
+
+void x86_vcpu_dump(int vcpu_fd, unsigned id)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (ioctl(vcpu_fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0) {
+		log_err("vCPU %u: cannot read registers: %s", id, strerror(errno));
+		return;
+	}
+	log_err("vCPU %u: rip=%#llx rsp=%#llx rflags=%#llx cs=%#x ss=%#x", id, r.rip, r.rsp, r.rflags,
+		s.cs.selector, s.ss.selector);
+	log_err("vCPU %u: rax=%#llx rbx=%#llx rcx=%#llx rdx=%#llx rsi=%#llx rdi=%#llx rbp=%#llx", id,
+		r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp);
+	log_err("vCPU %u: r8=%#llx r9=%#llx r10=%#llx r11=%#llx r12=%#llx r13=%#llx r14=%#llx r15=%#llx",
+		id, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15);
+	log_err("vCPU %u: cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx gdt=%#llx/%#x idt=%#llx/%#x",
+		id, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
+}

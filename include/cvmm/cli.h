@@ -1,0 +1,45 @@
+/* cvmm's command line (cloud-hypervisor syntax). */
+#ifndef CVMM_CLI_H
+#define CVMM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum cli_action {
+	CLI_RUN,            /* boot a guest */
+	CLI_HELP,
+	CLI_VERSION,
+	CLI_CHECK_HOST,
+	CLI_BLOCK_BACKEND,
+	CLI_NET_BACKEND,
+	CLI_VSOCK_BACKEND,
+};
+
+enum cli_serial { CLI_SERIAL_TTY, CLI_SERIAL_OFF, CLI_SERIAL_NULL, CLI_SERIAL_FILE, CLI_SERIAL_SOCKET };
+
+#define CLI_DEFAULT_CMDLINE "console=ttyS0 reboot=k"
+#define CLI_DEFAULT_MEMORY (512ULL << 20)
+#define CLI_MIN_MEMORY (2ULL << 20)
+#define CLI_MAX_MEMORY (1ULL << 40)
+
+/* Strings point into argv. */
+struct cli_config {
+	enum cli_action action;
+	const char *kernel, *initramfs, *cmdline, *log_file;
+	const char *backend_opts;   /* the argument of --block/net/vsock-backend */
+	unsigned cpus;
+	uint64_t mem_size;
+	bool mem_shared, mem_hugepages;
+	enum cli_serial serial;
+	const char *serial_path;    /* file= or socket= */
+	int verbose;                /* number of -v */
+};
+
+/* Fills c from argv. 0, or -EINVAL with one line in err saying what is
+ * wrong (the caller adds how to get help). */
+int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t errlen);
+void cli_usage(FILE *out);
+
+#endif

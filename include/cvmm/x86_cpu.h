@@ -1,0 +1,36 @@
+/*
+ * x86 vCPU setup for direct boot: CPUID, long-mode registers, identity page
+ * tables and GDT in guest memory, LAPIC LINT pins, MSRs, and a register
+ * dump for fatal exits. Each function takes a vCPU fd and returns 0 or
+ * -errno (logging what failed).
+ */
+#ifndef CVMM_X86_CPU_H
+#define CVMM_X86_CPU_H
+
+#include <stdint.h>
+
+#include "cvmm/gmem.h"
+
+struct kvm_cpuid2;
+
+/* KVM_GET_SUPPORTED_CPUID into a malloc'd table (*out, free() it). */
+int x86_cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **out);
+/* Adapts a copy of the supported table to vCPU id of ncpus: APIC IDs,
+ * hypervisor bit and leaves, and the filter of features this kind of host
+ * cannot run (see x86_cpuid_filter in cpuid.c). Modifies c in place. */
+void x86_cpuid_adjust(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus);
+/* x86_cpuid_adjust on a copy of supported, then KVM_SET_CPUID2. */
+int x86_cpuid_set(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned id, unsigned ncpus);
+
+/* Writes GDT, IDT and the identity page tables (layout in x86_layout.h). */
+int x86_boot_tables_write(struct gmem *mem);
+/* The boot CPU: 64-bit mode at entry with rsi = boot_params. */
+int x86_vcpu_setup_bsp(int vcpu_fd, uint64_t entry, uint64_t boot_params);
+/* Application processors wait for INIT/SIPI from the BSP. */
+int x86_vcpu_setup_ap(int vcpu_fd);
+/* Every vCPU: LINT0 = ExtINT, LINT1 = NMI (as firmware leaves them), MSRs. */
+int x86_vcpu_setup_common(int vcpu_fd);
+/* Logs registers and segment state at error level. */
+void x86_vcpu_dump(int vcpu_fd, unsigned id);
+
+#endif

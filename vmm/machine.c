@@ -1,0 +1,260 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cvmm/console.h"
+#include "cvmm/legacy.h"
+#include "cvmm/log.h"
+#include "cvmm/machine.h"
+#include "cvmm/serial.h"
+#include "cvmm/vcpu.h"
+#include "cvmm/vm.h"
+#include "cvmm/x86_boot.h"
+#include "cvmm/x86_cpu.h"
+#include "cvmm/x86_layout.h"
+#include "cvmm/x86_tables.h"
+
+#define MACHINE_EXIT_BAD_INPUT 2
+
+struct machine_file {
+	const uint8_t *data;
+	size_t size;
+};
+
+struct machine {
+	struct vm vm;
+	struct serial uart;
+	struct i8042 kbd;
+	struct boot_timer timer;
+	struct acpi_pm pm;
+	struct console con;
+	bool have_uart, have_kbd, have_pm;
+};
+
+/* Maps a whole file read-only; logs what is wrong and returns -errno. */
+static int machine_map_file(const char *path, const char *what, struct machine_file *f)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+
+	if (fd < 0) {
+		err = -errno;
+		log_err("cannot open %s '%s': %s%s", what, path, strerror(-err),
+			err == -ENOENT ? ": check the path" : err == -EACCES ? ": check its permissions" : "");
+		return err;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		log_err("%s '%s' is %s: give a %s file", what, path,
+			S_ISREG(st.st_mode) ? "empty" : "not a regular file", what);
+		close(fd);
+		return -EINVAL;
+	}
+	f->size = (size_t)st.st_size;
+	f->data = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	err = f->data == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (err) {
+		f->data = NULL;
+		log_err("cannot read %s '%s': %s", what, path, strerror(-err));
+	}
+	return err;
+}
+
+static void machine_unmap_file(struct machine_file *f)
+{
+	if (f->data)
+		munmap((void *)f->data, f->size);
+	f->data = NULL;
+}
+
+static int machine_tables(struct vm *vm)
+{
+	uint8_t *bios = gmem_ptr(&vm->mem, X86_BIOS_ADDR, X86_MPTABLE_ADDR - X86_BIOS_ADDR);
+	uint8_t *fp = gmem_ptr(&vm->mem, X86_EBDA_ADDR, 16);
+	uint8_t *mp = gmem_ptr(&vm->mem, X86_MPTABLE_ADDR, X86_BIOS_END - X86_MPTABLE_ADDR);
+
+	if (!bios || !fp || !mp)
+		return -EFAULT;
+	if (x86_acpi_build(bios, X86_MPTABLE_ADDR - X86_BIOS_ADDR, X86_BIOS_ADDR, vm->cfg.ncpus) < 0 ||
+	    x86_mptable_build(fp, mp, X86_BIOS_END - X86_MPTABLE_ADDR, X86_MPTABLE_ADDR, vm->cfg.ncpus) < 0)
+		return -ENOSPC;
+	return 0;
+}
+
+static int machine_vcpus(struct vm *vm, uint64_t entry)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	int err = x86_cpuid_get_supported(vm->kvm_fd, &cpuid);
+
+	for (unsigned i = 0; i < vm->cfg.ncpus && !err; i++) {
+		int fd = vm->vcpus[i].fd;
+
+		err = x86_cpuid_set(fd, cpuid, i, vm->cfg.ncpus);
+		if (!err)
+			err = x86_vcpu_setup_common(fd);
+		if (!err)
+			err = i == 0 ? x86_vcpu_setup_bsp(fd, entry, X86_ZERO_PAGE_ADDR) : x86_vcpu_setup_ap(fd);
+	}
+	free(cpuid);
+	return err;
+}
+
+static int machine_devices(struct machine *m, const struct cli_config *cfg)
+{
+	int err;
+
+	if (cfg->serial != CLI_SERIAL_OFF) {
+		err = serial_init(&m->uart, &m->vm, SERIAL_COM1_PORT, SERIAL_COM1_IRQ, m->con.out_fd);
+		if (err)
+			return err;
+		m->have_uart = true;
+	}
+	err = i8042_init(&m->kbd, &m->vm);
+	if (err)
+		return err;
+	m->have_kbd = true;
+	err = acpi_pm_init(&m->pm, &m->vm);
+	if (err)
+		return err;
+	m->have_pm = true;
+	return boot_timer_init(&m->timer, &m->vm);
+}
+
+/* Waits for the VM to stop, feeding console input and turning SIGINT and
+ * SIGTERM into a clean stop. */
+static void machine_loop(struct machine *m, int sig_fd)
+{
+	struct pollfd p[2 + CONSOLE_MAX_POLLFDS];
+
+	while (vm_exit_reason(&m->vm) == VM_RUNNING) {
+		unsigned n = 2;
+
+		p[0] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = m->vm.stop_fd, .events = POLLIN };
+		if (m->have_uart)
+			n += console_pollfds(&m->con, p + 2);
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			vm_request_exit(&m->vm, VM_EXIT_ERROR, "poll: %s", strerror(errno));
+			break;
+		}
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+				vm_request_exit_signal(&m->vm, (int)si.ssi_signo);
+		}
+		if (m->have_uart)
+			console_handle(&m->con, p + 2, n - 2);
+	}
+}
+
+static void machine_report(struct machine *m)
+{
+	enum vm_exit why = vm_exit_reason(&m->vm);
+
+	if (why == VM_EXIT_RESET || why == VM_EXIT_POWEROFF || why == VM_EXIT_SIGNAL)
+		log_info("VM stopped: %s", m->vm.exit_detail);
+	else
+		log_err("VM stopped: %s", m->vm.exit_detail);
+}
+
+/* From a set-up machine to its exit status. */
+static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, const struct x86_boot_plan *plan,
+				const struct machine_file *initrd, const struct cli_config *cfg, int sig_fd)
+{
+	int err;
+
+	err = x86_boot_load(&m->vm.mem, k, plan, initrd->data, cfg->cmdline, cfg->mem_size, X86_BIOS_ADDR);
+	if (!err)
+		err = x86_boot_tables_write(&m->vm.mem);
+	if (!err)
+		err = machine_tables(&m->vm);
+	if (err) {
+		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
+		return 1;
+	}
+	if (machine_vcpus(&m->vm, plan->entry) || machine_devices(m, cfg))
+		return 1;
+	if (m->have_uart)
+		console_attach(&m->con, &m->uart, &m->vm);
+	if (vm_start(&m->vm))
+		return 1;
+	machine_loop(m, sig_fd);
+	vm_stop(&m->vm, VM_EXIT_ERROR);
+	machine_report(m);
+	return vm_exit_status(&m->vm);
+}
+
+int machine_run(const struct cli_config *cfg, const struct timespec *start)
+{
+	struct vm_config vc = { .ncpus = cfg->cpus, .ram_size = cfg->mem_size, .shared = cfg->mem_shared,
+				.hugepages = cfg->mem_hugepages, .start = *start };
+	struct machine_file kf = { 0 }, initrd = { 0 };
+	struct x86_boot_plan plan;
+	struct x86_kernel k;
+	struct machine *m;
+	char why[256];
+	sigset_t sigs;
+	int sig_fd = -1, status = MACHINE_EXIT_BAD_INPUT;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return 1;
+	m->con.in_fd = m->con.out_fd = m->con.listen_fd = -1;
+	if (machine_map_file(cfg->kernel, "kernel", &kf) ||
+	    (cfg->initramfs && machine_map_file(cfg->initramfs, "initramfs", &initrd)))
+		goto out_files;
+	if (x86_kernel_parse(&k, kf.data, kf.size, why, sizeof(why))) {
+		log_err("kernel '%s': %s", cfg->kernel, why);
+		goto out_files;
+	}
+	if (x86_boot_plan(&k, cfg->mem_size, initrd.size, strlen(cfg->cmdline), &plan, why, sizeof(why))) {
+		log_err("%s", why);
+		goto out_files;
+	}
+	/* Signals become events of the main loop; vCPU threads inherit the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	status = 1;
+	if (sig_fd < 0) {
+		log_err("signalfd: %s", strerror(errno));
+		goto out_files;
+	}
+	if (console_open(&m->con, cfg->serial, cfg->serial_path))
+		goto out_files;
+	if (vm_init(&m->vm, &vc))
+		goto out_console;
+	status = machine_boot_and_run(m, &k, &plan, &initrd, cfg, sig_fd);
+	vm_stop(&m->vm, VM_EXIT_ERROR);
+	if (m->have_uart)
+		serial_destroy(&m->uart);
+	if (m->have_kbd)
+		i8042_destroy(&m->kbd);
+	if (m->have_pm)
+		acpi_pm_destroy(&m->pm);
+	vm_destroy(&m->vm);
+out_console:
+	console_close(&m->con);
+out_files:
+	if (sig_fd >= 0)
+		close(sig_fd);
+	machine_unmap_file(&initrd);
+	machine_unmap_file(&kf);
+	free(m);
+	return status;
+}

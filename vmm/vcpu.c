@@ -1,0 +1,206 @@
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cvmm/log.h"
+#include "cvmm/vcpu.h"
+#include "cvmm/vm.h"
+#include "cvmm/x86_cpu.h"
+
+static void vcpu_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+int vcpu_signal_setup(void)
+{
+	struct sigaction sa = { .sa_handler = vcpu_kick_handler };
+
+	/* No SA_RESTART: KVM_RUN must return EINTR to its loop. */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) {
+		log_err("sigaction: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int vcpu_init(struct vcpu *v, struct vm *vm, unsigned id)
+{
+	int err;
+
+	memset(v, 0, sizeof(*v));
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (v->fd < 0) {
+		err = -errno;
+		log_err("KVM_CREATE_VCPU %u failed: %s", id, strerror(-err));
+		return err;
+	}
+	v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		err = -errno;
+		v->run = NULL;
+		log_err("mmap of vCPU %u's kvm_run failed: %s", id, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->run)
+		munmap(v->run, (size_t)v->vm->run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}
+
+static void vcpu_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+	/* String instructions (rep outsb) bring count elements at once. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+		if (!iobus_dispatch(&v->vm->pio, run->io.port, data, run->io.size, out))
+			log_debug("vCPU %u: %s of %u bytes at unclaimed port %#x", v->id, out ? "write" : "read",
+				  run->io.size, run->io.port);
+}
+
+static void vcpu_mmio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	if (run->mmio.len > sizeof(run->mmio.data))
+		return;
+	if (!iobus_dispatch(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+			    run->mmio.is_write))
+		log_debug("vCPU %u: %s of %u bytes at unclaimed MMIO %#llx", v->id,
+			  run->mmio.is_write ? "write" : "read", run->mmio.len, run->mmio.phys_addr);
+}
+
+static void vcpu_fatal(struct vcpu *v, enum vm_exit reason, const char *what)
+{
+	if (vm_exit_reason(v->vm) != VM_RUNNING)
+		return;
+	x86_vcpu_dump(v->fd, v->id);
+	vm_request_exit(v->vm, reason, "vCPU %u: %s", v->id, what);
+}
+
+static void vcpu_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_exit(v->vm, VM_EXIT_POWEROFF, "vCPU %u: guest powered off", v->id);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_exit(v->vm, VM_EXIT_RESET, "vCPU %u: guest reset", v->id);
+		break;
+	default:
+		vcpu_fatal(v, VM_EXIT_ERROR, "guest crashed (KVM system event)");
+		break;
+	}
+}
+
+/* Handles one exit; returns false when the loop must end. */
+static bool vcpu_handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char what[128];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		vcpu_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		vcpu_mmio(v);
+		return true;
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		vcpu_fatal(v, VM_EXIT_TRIPLE_FAULT, "triple fault (KVM_EXIT_SHUTDOWN): the guest crashed");
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		vcpu_system_event(v);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+			 " (instruction emulation failed)" : "");
+		vcpu_fatal(v, VM_EXIT_ERROR, what);
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "KVM entry failed, hardware reason %#llx",
+			 run->fail_entry.hardware_entry_failure_reason);
+		vcpu_fatal(v, VM_EXIT_ERROR, what);
+		return false;
+	default:
+		snprintf(what, sizeof(what), "unexpected KVM exit %u", run->exit_reason);
+		vcpu_fatal(v, VM_EXIT_ERROR, what);
+		return false;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	bool first = true;
+
+	while (vm_exit_reason(v->vm) == VM_RUNNING) {
+		if (first && v->id == 0)
+			log_info("first KVM_RUN %.3f ms after start", vm_ms_since_start(v->vm));
+		first = false;
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			char what[96];
+
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+			vcpu_fatal(v, VM_EXIT_ERROR, what);
+			break;
+		}
+		if (!vcpu_handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	char name[16];
+	int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+
+	if (err) {
+		log_err("cannot start vCPU %u's thread: %s", v->id, strerror(err));
+		return -err;
+	}
+	v->started = true;
+	snprintf(name, sizeof(name), "cvmm-vcpu%u", v->id);
+	pthread_setname_np(v->thread, name);
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->run)
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (v->started)
+		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	pthread_join(v->thread, NULL);
+	v->started = false;
+}
