@@ -41,27 +41,53 @@ static void virtio_host_signal(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
-/* ---- virtio-mmio ---- */
+/* Register blocks take accesses of 1, 2 or 4 bytes under a lock; wider
+ * ones read as absent (fill) and are dropped. */
+struct virtio_host_regs {
+	uint32_t (*read)(void *obj, uint64_t off, unsigned len);
+	void (*write)(void *obj, uint64_t off, unsigned len, uint32_t val);
+};
 
-static void virtio_host_mmio_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+static void virtio_host_access(const struct virtio_host_regs *regs, void *obj, pthread_mutex_t *lock,
+			       uint64_t off, uint8_t *data, unsigned len, bool is_write, uint8_t fill)
 {
-	struct virtio_host_dev *d = opaque;
 	uint32_t val = 0;
 
 	if (len > 4) {
 		if (!is_write)
-			memset(data, 0, len);
+			memset(data, fill, len);
 		return;
 	}
-	pthread_mutex_lock(&d->lock);
+	pthread_mutex_lock(lock);
 	if (is_write) {
 		memcpy(&val, data, len);
-		vmmio_write(&d->mmio, off, len, val);
+		regs->write(obj, off, len, val);
 	} else {
-		val = vmmio_read(&d->mmio, off, len);
+		val = regs->read(obj, off, len);
 		memcpy(data, &val, len);
 	}
-	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(lock);
+}
+
+/* ---- virtio-mmio ---- */
+
+static uint32_t virtio_host_mmio_read(void *obj, uint64_t off, unsigned len)
+{
+	return vmmio_read(obj, off, len);
+}
+
+static void virtio_host_mmio_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+{
+	vmmio_write(obj, off, len, val);
+}
+
+static const struct virtio_host_regs virtio_host_mmio_regs = { virtio_host_mmio_read, virtio_host_mmio_write };
+
+static void virtio_host_mmio_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	struct virtio_host_dev *d = opaque;
+
+	virtio_host_access(&virtio_host_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
 }
 
 static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d)
@@ -103,25 +129,23 @@ static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d
 
 /* ---- virtio-pci ---- */
 
+static uint32_t virtio_host_bar_read(void *obj, uint64_t off, unsigned len)
+{
+	return vpci_bar_read(obj, (uint32_t)off, len);
+}
+
+static void virtio_host_bar_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+{
+	vpci_bar_write(obj, (uint32_t)off, len, val);
+}
+
+static const struct virtio_host_regs virtio_host_bar_regs = { virtio_host_bar_read, virtio_host_bar_write };
+
 static void virtio_host_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
 	struct virtio_host_dev *d = opaque;
-	uint32_t val = 0;
 
-	if (len > 4) {
-		if (!is_write)
-			memset(data, 0, len);
-		return;
-	}
-	pthread_mutex_lock(&d->lock);
-	if (is_write) {
-		memcpy(&val, data, len);
-		vpci_bar_write(&d->pci, (uint32_t)off, len, val);
-	} else {
-		val = vpci_bar_read(&d->pci, (uint32_t)off, len);
-		memcpy(data, &val, len);
-	}
-	pthread_mutex_unlock(&d->lock);
+	virtio_host_access(&virtio_host_bar_regs, &d->pci, &d->lock, off, data, len, is_write, 0);
 }
 
 /* Moves the BAR's MMIO handler and the queues' notify ioeventfds to where
@@ -181,46 +205,41 @@ static const struct vpci_host virtio_host_pci_ops = {
 	.bar_changed = virtio_host_pci_bar_changed,
 };
 
+static uint32_t virtio_host_cf8_read(void *obj, uint64_t off, unsigned len)
+{
+	return pci_pio_read(obj, (uint16_t)(PCI_CONFIG_ADDRESS_PORT + off), len);
+}
+
+static void virtio_host_cf8_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+{
+	pci_pio_write(obj, (uint16_t)(PCI_CONFIG_ADDRESS_PORT + off), len, val);
+}
+
+static uint32_t virtio_host_ecam_read(void *obj, uint64_t off, unsigned len)
+{
+	return pci_ecam_read(obj, off, len);
+}
+
+static void virtio_host_ecam_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+{
+	pci_ecam_write(obj, off, len, val);
+}
+
+static const struct virtio_host_regs virtio_host_cf8_regs = { virtio_host_cf8_read, virtio_host_cf8_write };
+static const struct virtio_host_regs virtio_host_ecam_regs = { virtio_host_ecam_read, virtio_host_ecam_write };
+
 static void virtio_host_pci_config(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
 	struct virtio_host *h = opaque;
-	uint32_t val = 0;
 
-	if (len > 4) {
-		if (!is_write)
-			memset(data, 0xff, len);
-		return;
-	}
-	pthread_mutex_lock(&h->pci_lock);
-	if (is_write) {
-		memcpy(&val, data, len);
-		pci_pio_write(&h->pci, PCI_CONFIG_ADDRESS_PORT + off, len, val);
-	} else {
-		val = pci_pio_read(&h->pci, PCI_CONFIG_ADDRESS_PORT + off, len);
-		memcpy(data, &val, len);
-	}
-	pthread_mutex_unlock(&h->pci_lock);
+	virtio_host_access(&virtio_host_cf8_regs, &h->pci, &h->pci_lock, off, data, len, is_write, 0xff);
 }
 
 static void virtio_host_pci_ecam(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
 	struct virtio_host *h = opaque;
-	uint32_t val = 0;
 
-	if (len > 4) {
-		if (!is_write)
-			memset(data, 0xff, len);
-		return;
-	}
-	pthread_mutex_lock(&h->pci_lock);
-	if (is_write) {
-		memcpy(&val, data, len);
-		pci_ecam_write(&h->pci, off, len, val);
-	} else {
-		val = pci_ecam_read(&h->pci, off, len);
-		memcpy(data, &val, len);
-	}
-	pthread_mutex_unlock(&h->pci_lock);
+	virtio_host_access(&virtio_host_ecam_regs, &h->pci, &h->pci_lock, off, data, len, is_write, 0xff);
 }
 
 static int virtio_host_pci_bus(struct virtio_host *h)

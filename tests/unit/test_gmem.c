@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cvmm/gmem.h"
+#include "check_run.h"
 
 static uint8_t gmem_test_buf_a[4096], gmem_test_buf_b[8192];
 
@@ -70,20 +71,7 @@ START_TEST(add_rejects_overlap_and_wrap)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("gmem");
-	TCase *tc = tcase_create("gmem");
-	SRunner *sr;
-	int failed;
-
-	tcase_add_test(tc, translate_cuts_at_region_end);
-	tcase_add_test(tc, ptr_requires_one_region);
-	tcase_add_test(tc, add_rejects_overlap_and_wrap);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN("gmem",
+	   translate_cuts_at_region_end,
+	   ptr_requires_one_region,
+	   add_rejects_overlap_and_wrap)

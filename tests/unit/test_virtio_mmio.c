@@ -6,6 +6,7 @@
 
 #include "cvmm/virtio_mmio.h"
 #include "fake_vdev.h"
+#include "check_run.h"
 
 #define TM_MEM FAKE_MEM_SIZE
 #define TM_BASE 0xd0000000ULL
@@ -165,22 +166,9 @@ START_TEST(config_change_raises_interrupt)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("virtio_mmio");
-	TCase *tc = tcase_create("virtio_mmio");
-	SRunner *sr;
-	int failed;
-
-	tcase_add_test(tc, identity_registers);
-	tcase_add_test(tc, features_must_be_offered_and_modern);
-	tcase_add_test(tc, queue_starts_on_driver_ok_and_stops_on_reset);
-	tcase_add_test(tc, misprogrammed_queue_needs_reset);
-	tcase_add_test(tc, config_change_raises_interrupt);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN("virtio_mmio",
+	   identity_registers,
+	   features_must_be_offered_and_modern,
+	   queue_starts_on_driver_ok_and_stops_on_reset,
+	   misprogrammed_queue_needs_reset,
+	   config_change_raises_interrupt)

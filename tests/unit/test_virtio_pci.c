@@ -6,6 +6,7 @@
 
 #include "cvmm/virtio_pci.h"
 #include "fake_vdev.h"
+#include "check_run.h"
 
 #define TP_BAR0 0xc0000000u
 
@@ -223,22 +224,9 @@ START_TEST(msix_routes_follow_the_driver)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("virtio_pci");
-	TCase *tc = tcase_create("virtio_pci");
-	SRunner *sr;
-	int failed;
-
-	tcase_add_test(tc, config_space_through_both_mechanisms);
-	tcase_add_test(tc, bar_sizing_and_moving);
-	tcase_add_test(tc, capabilities_describe_bar0);
-	tcase_add_test(tc, common_config_drives_the_device);
-	tcase_add_test(tc, msix_routes_follow_the_driver);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN("virtio_pci",
+	   config_space_through_both_mechanisms,
+	   bar_sizing_and_moving,
+	   capabilities_describe_bar0,
+	   common_config_drives_the_device,
+	   msix_routes_follow_the_driver)

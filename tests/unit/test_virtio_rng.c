@@ -11,6 +11,7 @@
 
 #include "cvmm/virtio_mmio.h"
 #include "cvmm/virtio_rng.h"
+#include "check_run.h"
 
 #define TR_MEM 0x40000
 #define TR_DESC 0x1000
@@ -135,20 +136,7 @@ START_TEST(missing_source_is_an_error)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("virtio_rng");
-	TCase *tc = tcase_create("virtio_rng");
-	SRunner *sr;
-	int failed;
-
-	tcase_add_test(tc, fills_buffers_with_random_bytes);
-	tcase_add_test(tc, reads_the_given_source_and_caps_requests);
-	tcase_add_test(tc, missing_source_is_an_error);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN("virtio_rng",
+	   fills_buffers_with_random_bytes,
+	   reads_the_given_source_and_caps_requests,
+	   missing_source_is_an_error)

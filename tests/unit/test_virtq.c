@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cvmm/virtq.h"
+#include "check_run.h"
 
 #define TQ_MEM_SIZE (1 << 20)
 #define TQ_SIZE 16
@@ -461,35 +462,22 @@ START_TEST(serve_bounds_each_pass_and_requeues)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("virtq");
-	TCase *tc = tcase_create("virtq");
-	SRunner *sr;
-	int failed;
-
-	tcase_add_test(tc, pop_simple_chain);
-	tcase_add_test(tc, loop_is_refused);
-	tcase_add_test(tc, buffer_outside_memory_is_refused);
-	tcase_add_test(tc, wrapping_buffer_is_refused);
-	tcase_add_test(tc, readable_after_writable_is_refused);
-	tcase_add_test(tc, bad_indexes_are_refused);
-	tcase_add_test(tc, zero_length_descriptor_is_skipped);
-	tcase_add_test(tc, buffer_across_regions_is_split);
-	tcase_add_test(tc, huge_chains_are_refused);
-	tcase_add_test(tc, indirect_table_is_walked);
-	tcase_add_test(tc, bad_indirect_tables_are_refused);
-	tcase_add_test(tc, setup_validates_rings);
-	tcase_add_test(tc, event_idx_arithmetic_wraps);
-	tcase_add_test(tc, notify_honours_used_event);
-	tcase_add_test(tc, notify_honours_no_interrupt_flag);
-	tcase_add_test(tc, enable_notify_reports_late_buffers);
-	tcase_add_test(tc, inflight_resubmits_after_restart);
-	tcase_add_test(tc, serve_bounds_each_pass_and_requeues);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN("virtq",
+	   pop_simple_chain,
+	   loop_is_refused,
+	   buffer_outside_memory_is_refused,
+	   wrapping_buffer_is_refused,
+	   readable_after_writable_is_refused,
+	   bad_indexes_are_refused,
+	   zero_length_descriptor_is_skipped,
+	   buffer_across_regions_is_split,
+	   huge_chains_are_refused,
+	   indirect_table_is_walked,
+	   bad_indirect_tables_are_refused,
+	   setup_validates_rings,
+	   event_idx_arithmetic_wraps,
+	   notify_honours_used_event,
+	   notify_honours_no_interrupt_flag,
+	   enable_notify_reports_late_buffers,
+	   inflight_resubmits_after_restart,
+	   serve_bounds_each_pass_and_requeues)
