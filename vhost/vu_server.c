@@ -347,8 +347,10 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 		s->queues = NULL;
 		return -r;
 	}
-	for (unsigned i = 0; i < dev->num_queues; i++)
+	for (unsigned i = 0; i < dev->num_queues; i++) {
+		s->queues[i].kick_fd = s->queues[i].call_fd = s->queues[i].err_fd = -1;
 		vu_queue_clear(s, i);
+	}
 	if (!s->client && cfg->socket_path) {
 		r = vu_listen(s);
 		if (r) {
