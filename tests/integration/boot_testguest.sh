@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Boots the freestanding test guest (images/testguest) under cvmm with
+# several CPU counts and memory sizes; the guest checks serial, e820, ACPI,
+# the MP table and SMP start-up from inside against tg.cpus/tg.mem and
+# reports "TG: PASS" before it resets, so cvmm must exit 0. Output goes to
+# stdout and, in one run, to --serial file=PATH. A run whose command line
+# expects a different CPU count than cvmm gives must make the guest fail.
+set -u
+: "${BUILD:?BUILD is not set}"
+cvmm=$BUILD/cvmm
+guest=$BUILD/testguest/testguest.elf
+[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
+tmp=$(mktemp -d /tmp/cvmm-boot-tg.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+
+# boot NAME CPUS MEM SERIAL(stdout|file) [CMDLINE]; leaves the guest's output
+# in $tmp/NAME.out (with file: the serial file, and cvmm's stdout must hold
+# none of it).
+boot() {
+    local name=$1 cpus=$2 mem=$3 serial=$4 cmdline=${5:-"tg.cpus=$2 tg.mem=$3"}
+    local out=$tmp/$name.out args=() rc
+    [ "$serial" = file ] && { args=(--serial "file=$out"); out=$tmp/$name.stdout; }
+    timeout 60 "$cvmm" --kernel "$guest" --cpus "boot=$cpus" --memory "size=$mem" \
+        --cmdline "$cmdline" "${args[@]}" >"$out" 2>"$tmp/$name.err" </dev/null
+    rc=$?
+    if [ "$serial" = file ]; then
+        if grep -q 'TG:' "$out"; then
+            echo "FAIL $name: guest output on stdout despite --serial file="; rc=99
+        fi
+        out=$tmp/$name.out
+        [ -f "$out" ] || : >"$out"
+    fi
+    echo "--- $name: cpus=$cpus mem=$mem serial=$serial exit=$rc"
+    tr -d '\r' <"$out" | grep '^TG:' | sed 's/^/    /'
+    sed 's/^/    stderr: /' "$tmp/$name.err" | tail -n 5
+    return $rc
+}
+
+expect_pass() {   # NAME CPUS MEM SERIAL
+    local name=$1 cpus=$2 out
+    boot "$@"; local rc=$?
+    out=$(tr -d '\r' <"$tmp/$name.out")
+    if [ $rc -ne 0 ]; then echo "FAIL $name: cvmm exited $rc"; failed=1; return; fi
+    if ! grep -qx "TG: PASS [0-9]* checks" <<<"$out" || grep -q '^TG: FAIL' <<<"$out"; then
+        echo "FAIL $name: the guest did not report PASS"; failed=1; return
+    fi
+    if ! grep -q "^TG: smp cpus=$cpus .*ok$" <<<"$out" && ! grep -q "^TG: smp cpus=$cpus (no APs to start) ok$" <<<"$out"; then
+        echo "FAIL $name: no 'TG: smp cpus=$cpus ... ok' line"; failed=1; return
+    fi
+    echo "ok $name"
+}
+
+expect_pass cpu1-128M 1 128M stdout
+expect_pass cpu2-256M 2 256M file
+expect_pass cpu2-1G 2 1G stdout
+expect_pass cpu4-64M 4 64M stdout
+# RAM above the [3 GiB, 4 GiB) hole: a second e820 range.
+expect_pass cpu2-4G 2 4G stdout
+
+# The guest's checks are live: 2 CPUs given, 1 expected -> it must say FAIL.
+boot mismatch 2 128M stdout "tg.cpus=1 tg.mem=128M"; rc=$?
+out=$(tr -d '\r' <"$tmp/mismatch.out")
+if [ $rc -ne 0 ] || ! grep -q '^TG: FAIL acpi' <<<"$out" || grep -q '^TG: PASS' <<<"$out"; then
+    echo "FAIL mismatch: expected the guest to report the CPU count mismatch (exit $rc)"; failed=1
+else
+    echo "ok mismatch (the guest noticed)"
+fi
+
+[ $failed -eq 0 ] && echo "boot_testguest: all ok"
+exit $failed
