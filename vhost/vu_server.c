@@ -195,9 +195,10 @@ static void vu_server_config_changed(void *host)
 		return;
 	}
 	/* A front-end answers by reading the config over the main socket, which
-	 * this thread serves when it is the server's: never wait for it there. */
+	 * this thread serves when it is the server's: never wait for it there.
+	 * (run_thread was set before the channel: the lock orders the two.) */
 	ack = (pf & VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)) &&
-	      !(s->running && pthread_equal(pthread_self(), s->run_thread));
+	      !pthread_equal(pthread_self(), s->run_thread);
 	r = vu_msg_backend_request(s->backend_fd, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, NULL, 0,
 				   NULL, 0, ack, VU_SERVER_BACKEND_TIMEOUT_MS);
 	pthread_mutex_unlock(&s->backend_lock);
@@ -461,7 +462,6 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 		return r;
 	}
 	s->run_thread = pthread_self();
-	s->running = true;
 	while (!stop && !r) {
 		int timeout = -1, n;
 
@@ -503,7 +503,6 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 	}
 	if (s->conn_fd >= 0)
 		vu_session_end(s);
-	s->running = false;
 	close(epfd);
 	return r;
 }

@@ -82,7 +82,6 @@ struct vu_server {
 	int backend_fd;
 
 	pthread_t run_thread;
-	bool running;
 	struct vu_msg msg;         /* the message being handled */
 };
 
