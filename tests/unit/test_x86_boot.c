@@ -1,0 +1,440 @@
+#include <check.h>
+#include <elf.h>
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cvmm/le.h"
+#include "cvmm/x86_boot.h"
+#include "cvmm/x86_cpu.h"
+#include "cvmm/x86_layout.h"
+#include "cvmm/x86_tables.h"
+
+#define MIB (1024 * 1024ULL)
+#define BZ_SIZE 0x8000
+
+static uint8_t bz[BZ_SIZE];
+static char err[256];
+
+/* A bzImage header as a 64-bit relocatable kernel of protocol 2.15 has it:
+ * 4 setup sectors after the boot sector, payload after them. */
+static void test_make_bzimage(void)
+{
+	memset(bz, 0, sizeof(bz));
+	bz[0x1f1] = 4;
+	le_put16(bz + 0x1fe, 0xaa55);
+	bz[0x200] = 0xeb;
+	bz[0x201] = 0x6a;  /* header ends at 0x26c */
+	memcpy(bz + 0x202, "HdrS", 4);
+	le_put16(bz + 0x206, 0x020f);
+	bz[0x211] = 0x01;  /* LOADED_HIGH */
+	le_put32(bz + 0x22c, 0x7fffffff);
+	le_put32(bz + 0x230, 0x200000);
+	bz[0x234] = 1;
+	le_put16(bz + 0x236, 0x7f);  /* XLF_KERNEL_64 and friends */
+	le_put32(bz + 0x238, 2047);
+	le_put64(bz + 0x258, 0x1000000);
+	le_put32(bz + 0x260, 0x2000000);
+	memset(bz + 0xa00, 0x90, 0x100);
+}
+
+START_TEST(bzimage_parses)
+{
+	struct x86_kernel k;
+
+	test_make_bzimage();
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(k.kind, X86_KERNEL_BZIMAGE);
+	ck_assert_uint_eq(k.version, 0x020f);
+	ck_assert_uint_eq(k.setup_size, 5 * 512);
+	ck_assert_uint_eq(k.header_end, 0x26c);
+	ck_assert_uint_eq(k.pref_address, 0x1000000);
+	ck_assert_uint_eq(k.init_size, 0x2000000);
+	ck_assert_uint_eq(k.cmdline_size, 2047);
+	ck_assert_uint_eq(k.initrd_addr_max, 0x7fffffff);
+}
+END_TEST
+
+START_TEST(bzimage_bad_headers)
+{
+	struct x86_kernel k;
+
+	test_make_bzimage();
+	le_put16(bz + 0x206, 0x0205);
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "too old"));
+
+	test_make_bzimage();
+	le_put16(bz + 0x236, 0x7e);
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "32-bit"));
+
+	test_make_bzimage();
+	le_put16(bz + 0x206, 0x0206);  /* 2.06 has no 64-bit entry flag at all */
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "32-bit"));
+
+	test_make_bzimage();
+	bz[0x211] = 0;
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "zImage"));
+
+	test_make_bzimage();
+	bz[0x1f1] = 0x7f;  /* setup claims more than the file holds */
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "truncated"));
+
+	test_make_bzimage();
+	bz[0x201] = 0x10;  /* setup header shorter than a 2.10+ one */
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
+
+	test_make_bzimage();
+	le_put32(bz + 0x230, 0x300000);  /* alignment not a power of two */
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
+
+	test_make_bzimage();
+	memcpy(bz + 0x202, "HdrT", 4);
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -ENOEXEC);
+	ck_assert_str_eq(err, "not a kernel: neither a bzImage nor an ELF file");
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, 0x100, err, sizeof(err)), -ENOEXEC);
+}
+END_TEST
+
+START_TEST(bzimage_plan_and_params)
+{
+	struct x86_boot_plan p;
+	struct x86_kernel k;
+	static uint8_t zp[4096];
+	const struct x86_e820_entry *e;
+
+	test_make_bzimage();
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 512 * MIB, 10 * MIB, 20, &p, err, sizeof(err)), 0);
+	ck_assert_uint_eq(p.kernel_addr, 0x1000000);
+	ck_assert_uint_eq(p.entry, 0x1000200);
+	ck_assert_uint_eq(p.kernel_end, 0x3000000);
+	ck_assert_uint_eq(p.initrd_addr, 512 * MIB - 10 * MIB);
+	ck_assert_uint_eq(p.initrd_size, 10 * MIB);
+
+	/* initrd_addr_max below the end of RAM caps where the initramfs goes. */
+	le_put32(bz + 0x22c, 0x0fffffff);
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 1024 * MIB, 10 * MIB + 123, 20, &p, err, sizeof(err)), 0);
+	ck_assert_uint_le(p.initrd_addr + p.initrd_size, 0x10000000);
+	ck_assert_uint_eq(p.initrd_addr % 4096, 0);
+	ck_assert_uint_ge(p.initrd_addr, p.kernel_end);
+
+	/* Memory too small: for the kernel, and for kernel + initramfs. */
+	ck_assert_int_eq(x86_boot_plan(&k, 32 * MIB, 0, 20, &p, err, sizeof(err)), -E2BIG);
+	ck_assert_ptr_nonnull(strstr(err, "memory too small"));
+	ck_assert_int_eq(x86_boot_plan(&k, 64 * MIB, 40 * MIB, 20, &p, err, sizeof(err)), -E2BIG);
+	ck_assert_ptr_nonnull(strstr(err, "kernel + initramfs"));
+	/* Command line longer than the kernel's cmdline_size. */
+	ck_assert_int_eq(x86_boot_plan(&k, 512 * MIB, 0, 2048, &p, err, sizeof(err)), -E2BIG);
+	ck_assert_int_eq(x86_boot_plan(&k, 512 * MIB, 0, 2047, &p, err, sizeof(err)), 0);
+
+	ck_assert_int_eq(x86_boot_plan(&k, 512 * MIB, 4096, 20, &p, err, sizeof(err)), 0);
+	x86_boot_params_build(zp, &k, &p, 512 * MIB, 0xe0000);
+	ck_assert_mem_eq(zp + 0x1f1, bz + 0x1f1, 0x202 - 0x1f1);
+	ck_assert_mem_eq(zp + 0x202, "HdrS", 4);
+	ck_assert_uint_eq(zp[0x210], 0xff);
+	ck_assert_uint_eq(zp[0x211] & 0x81, 0x81);
+	ck_assert_uint_eq(le_get32(zp + 0x228), X86_CMDLINE_ADDR);
+	ck_assert_uint_eq(le_get32(zp + 0x218), p.initrd_addr);
+	ck_assert_uint_eq(le_get32(zp + 0x21c), 4096);
+	ck_assert_uint_eq(le_get64(zp + 0x070), 0xe0000);
+	ck_assert_uint_eq(zp[0x1e8], 3);
+	e = (const struct x86_e820_entry *)(zp + 0x2d0);
+	ck_assert_uint_eq(e[2].addr, X86_HIMEM_ADDR);
+	ck_assert_uint_eq(e[2].addr + e[2].size, 512 * MIB);
+	ck_assert_uint_eq(e[2].type, X86_E820_RAM);
+}
+END_TEST
+
+/* A minimal ELF64 executable with one PT_LOAD. */
+static size_t test_make_elf(uint8_t *buf, size_t len, uint64_t vaddr, uint64_t paddr, uint64_t entry)
+{
+	Elf64_Ehdr eh = { 0 };
+	Elf64_Phdr ph = { 0 };
+
+	memset(buf, 0, len);
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	eh.e_type = ET_EXEC;
+	eh.e_machine = EM_X86_64;
+	eh.e_entry = entry;
+	eh.e_phoff = sizeof(eh);
+	eh.e_phentsize = sizeof(ph);
+	eh.e_phnum = 1;
+	ph.p_type = PT_LOAD;
+	ph.p_offset = 0x1000;
+	ph.p_vaddr = vaddr;
+	ph.p_paddr = paddr;
+	ph.p_filesz = 0x100;
+	ph.p_memsz = 0x2000;
+	memcpy(buf, &eh, sizeof(eh));
+	memcpy(buf + sizeof(eh), &ph, sizeof(ph));
+	return 0x1100;
+}
+
+START_TEST(elf_parses_and_translates_entry)
+{
+	static uint8_t elf[0x2000];
+	struct x86_boot_plan p;
+	struct x86_kernel k;
+	size_t n;
+
+	n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x100010);
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), 0);
+	ck_assert_int_eq(k.kind, X86_KERNEL_ELF);
+	ck_assert_uint_eq(k.nsegs, 1);
+	ck_assert_uint_eq(k.elf_entry, 0x100010);
+	ck_assert_int_eq(x86_boot_plan(&k, 16 * MIB, 0, 10, &p, err, sizeof(err)), 0);
+	ck_assert_uint_eq(p.kernel_addr, 0x100000);
+	ck_assert_uint_eq(p.kernel_end, 0x102000);
+	ck_assert_uint_eq(p.entry, 0x100010);
+
+	/* vmlinux style: virtual addresses high, entry virtual. */
+	n = test_make_elf(elf, sizeof(elf), 0xffffffff81000000ULL, 0x1000000, 0xffffffff81000040ULL);
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.elf_entry, 0x1000040);
+}
+END_TEST
+
+START_TEST(elf_bad)
+{
+	static uint8_t elf[0x2000];
+	struct x86_kernel k;
+	size_t n;
+
+	n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x100010);
+	elf[EI_CLASS] = ELFCLASS32;
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "32-bit"));
+
+	n = test_make_elf(elf, sizeof(elf), 0x8000, 0x8000, 0x8000);
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "1 MiB"));
+
+	n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x200000);
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "entry point"));
+
+	/* Segment data past the end of the file. */
+	n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x100000);
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, 0x1080, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "outside the file"));
+
+	/* Program headers past the end of the file. */
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, 0x50, err, sizeof(err)), -EINVAL);
+
+	n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x100000);
+	elf[18] = 3;  /* e_machine = EM_386 */
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), -EINVAL);
+}
+END_TEST
+
+START_TEST(e820_maps)
+{
+	struct x86_e820_entry e[X86_E820_MAX];
+	unsigned n;
+
+	n = x86_e820_build(512 * MIB, e, X86_E820_MAX);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(e[0].addr, 0);
+	ck_assert_uint_eq(e[0].size, X86_EBDA_ADDR);
+	ck_assert_uint_eq(e[0].type, X86_E820_RAM);
+	ck_assert_uint_eq(e[1].addr, X86_EBDA_ADDR);
+	ck_assert_uint_eq(e[1].addr + e[1].size, X86_HIMEM_ADDR);
+	ck_assert_uint_eq(e[1].type, X86_E820_RESERVED);
+	ck_assert_uint_eq(e[2].addr + e[2].size, 512 * MIB);
+
+	/* 4 GiB of RAM: 3 GiB below the hole, 1 GiB from 4 GiB. */
+	n = x86_e820_build(4096 * MIB, e, X86_E820_MAX);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(e[2].addr + e[2].size, X86_HOLE_START);
+	ck_assert_uint_eq(e[3].addr, X86_HIGH_RAM_ADDR);
+	ck_assert_uint_eq(e[3].size, 1024 * MIB);
+	ck_assert_uint_eq(e[3].type, X86_E820_RAM);
+
+	n = x86_e820_build(3072 * MIB, e, X86_E820_MAX);
+	ck_assert_uint_eq(n, 3);
+}
+END_TEST
+
+static uint8_t acpi_buf[0x10000];
+
+/* The table at guest address gpa inside acpi_buf (based at X86_BIOS_ADDR). */
+static const uint8_t *test_acpi_at(uint64_t gpa, const char *sig)
+{
+	const uint8_t *t;
+
+	ck_assert_uint_ge(gpa, X86_BIOS_ADDR);
+	ck_assert_uint_lt(gpa, X86_BIOS_ADDR + sizeof(acpi_buf));
+	t = acpi_buf + (gpa - X86_BIOS_ADDR);
+	ck_assert_mem_eq(t, sig, 4);
+	if (strcmp(sig, "FACS"))
+		ck_assert_uint_eq(x86_table_sum(t, le_get32(t + 4)), 0);
+	return t;
+}
+
+START_TEST(acpi_tables)
+{
+	const unsigned ncpus = 3;
+	const uint8_t *xsdt, *fadt, *madt, *dsdt, *e, *end;
+	unsigned lapics = 0, ioapics = 0, isos = 0;
+	int n = x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, ncpus);
+
+	ck_assert_int_gt(n, 0);
+	ck_assert_mem_eq(acpi_buf, "RSD PTR ", 8);
+	ck_assert_uint_eq(x86_table_sum(acpi_buf, 20), 0);
+	ck_assert_uint_eq(x86_table_sum(acpi_buf, 36), 0);
+	ck_assert_uint_eq(acpi_buf[15], 2);
+	xsdt = test_acpi_at(le_get64(acpi_buf + 24), "XSDT");
+	ck_assert_uint_eq(le_get32(xsdt + 4), 36 + 16);
+	fadt = test_acpi_at(le_get64(xsdt + 36), "FACP");
+	madt = test_acpi_at(le_get64(xsdt + 44), "APIC");
+
+	/* FADT: DSDT with \_S5, FACS, the PM blocks cvmm implements. */
+	ck_assert_uint_eq(le_get32(fadt + 4), 276);
+	ck_assert_uint_eq(le_get32(fadt + 40), le_get64(fadt + 140));
+	dsdt = test_acpi_at(le_get64(fadt + 140), "DSDT");
+	ck_assert_ptr_nonnull(memmem(dsdt + 36, le_get32(dsdt + 4) - 36, "\x08_S5_\x12", 6));
+	test_acpi_at(le_get64(fadt + 132), "FACS");
+	ck_assert_uint_eq(le_get64(fadt + 132) % 64, 0);
+	ck_assert_uint_eq(le_get16(fadt + 46), X86_ACPI_SCI_IRQ);
+	ck_assert_uint_eq(le_get32(fadt + 56), X86_ACPI_PM1A_EVT);
+	ck_assert_uint_eq(le_get32(fadt + 64), X86_ACPI_PM1A_CNT);
+	ck_assert_uint_eq(le_get64(fadt + 172 + 4), X86_ACPI_PM1A_CNT);
+	ck_assert_uint_eq(le_get32(fadt + 112) & (1u << 4), 0);  /* fixed power button */
+	ck_assert_uint_eq(fadt[128], X86_ACPI_RESET_VALUE);
+
+	/* MADT: one enabled LAPIC per vCPU with APIC ID = index, the IOAPIC. */
+	ck_assert_uint_eq(le_get32(madt + 36), X86_LAPIC_ADDR);
+	end = madt + le_get32(madt + 4);
+	for (e = madt + 44; e < end; e += e[1]) {
+		ck_assert_uint_ge(e[1], 2);
+		if (e[0] == 0) {
+			ck_assert_uint_eq(e[3], lapics);
+			ck_assert_uint_eq(le_get32(e + 4) & 1, 1);
+			lapics++;
+		} else if (e[0] == 1) {
+			ck_assert_uint_eq(le_get32(e + 4), X86_IOAPIC_ADDR);
+			ck_assert_uint_eq(le_get32(e + 8), 0);
+			ioapics++;
+		} else if (e[0] == 2) {
+			ck_assert_uint_eq(e[3], X86_ACPI_SCI_IRQ);
+			isos++;
+		}
+	}
+	ck_assert_ptr_eq(e, end);
+	ck_assert_uint_eq(lapics, ncpus);
+	ck_assert_uint_eq(ioapics, 1);
+	ck_assert_uint_eq(isos, 1);
+
+	ck_assert_int_eq(x86_acpi_build(acpi_buf, 100, X86_BIOS_ADDR, 1), -ENOSPC);
+	ck_assert_int_eq(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, 0), -ENOSPC);
+	ck_assert_int_eq(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, X86_MAX_CPUS + 1), -ENOSPC);
+	ck_assert_int_gt(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, X86_MAX_CPUS), 0);
+}
+END_TEST
+
+START_TEST(mptable)
+{
+	static uint8_t cfg[0x10000];
+	uint8_t fp[16];
+	unsigned cpus = 0, bsp = 0;
+	const uint8_t *e;
+	int n = x86_mptable_build(fp, cfg, sizeof(cfg), X86_MPTABLE_ADDR, 4);
+
+	ck_assert_int_gt(n, 0);
+	ck_assert_mem_eq(fp, "_MP_", 4);
+	ck_assert_uint_eq(x86_table_sum(fp, 16), 0);
+	ck_assert_uint_eq(le_get32(fp + 4), X86_MPTABLE_ADDR);
+	ck_assert_mem_eq(cfg, "PCMP", 4);
+	ck_assert_uint_eq(le_get16(cfg + 4), n);
+	ck_assert_uint_eq(x86_table_sum(cfg, (size_t)n), 0);
+	e = cfg + 44;
+	for (unsigned i = 0; i < le_get16(cfg + 34); i++) {
+		if (e[0] == 0) {
+			cpus++;
+			bsp += (e[3] & 2) != 0;
+		}
+		e += e[0] == 0 ? 20 : 8;
+	}
+	ck_assert_ptr_eq(e, cfg + n);
+	ck_assert_uint_eq(cpus, 4);
+	ck_assert_uint_eq(bsp, 1);
+}
+END_TEST
+
+START_TEST(cpuid_adjust)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
+	bool have_hv = false, have_d = false;
+
+	ck_assert_ptr_nonnull(c);
+	c->nent = 4;
+	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 1, .ebx = 0xff00abcd, .ecx = 0xffffffff };
+	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 7, .ebx = 0xffffffff };
+	c->entries[2] = (struct kvm_cpuid_entry2){ .function = 0xd, .eax = 7 };
+	c->entries[3] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 1 };
+	x86_cpuid_adjust(c, 2, 4);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function == 1) {
+			ck_assert_uint_eq(e->ebx >> 24, 2);
+			ck_assert_uint_eq((e->ebx >> 16) & 0xff, 4);
+			ck_assert_uint_eq(e->ebx & 0xffff, 0xabcd);
+			ck_assert(e->ecx & (1u << 31));
+			ck_assert(!(e->ecx & (1u << 26)));  /* XSAVE hidden */
+			ck_assert(!(e->ecx & (1u << 13)));  /* CX16 hidden */
+		} else if (e->function == 7) {
+			ck_assert(!(e->ebx & 1));           /* FSGSBASE hidden */
+			ck_assert(e->ebx & 2);
+		} else if (e->function == 0xb) {
+			ck_assert_uint_eq(e->edx, 2);
+		} else if (e->function == 0x40000000) {
+			have_hv = true;
+			ck_assert_mem_eq(&e->ebx, "KVMK", 4);
+		} else if (e->function == 0xd) {
+			have_d = true;
+		}
+	}
+	ck_assert(have_hv);
+	ck_assert(!have_d);
+	free(c);
+}
+END_TEST
+
+static Suite *x86_boot_suite(void)
+{
+	Suite *s = suite_create("x86_boot");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, bzimage_parses);
+	tcase_add_test(tc, bzimage_bad_headers);
+	tcase_add_test(tc, bzimage_plan_and_params);
+	tcase_add_test(tc, elf_parses_and_translates_entry);
+	tcase_add_test(tc, elf_bad);
+	tcase_add_test(tc, e820_maps);
+	tcase_add_test(tc, acpi_tables);
+	tcase_add_test(tc, mptable);
+	tcase_add_test(tc, cpuid_adjust);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(x86_boot_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
