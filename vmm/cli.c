@@ -128,8 +128,8 @@ static int cli_memory(struct cli_config *c, const char *v, char *err, size_t err
 	}
 	unit = o.hugepages ? 2ULL << 20 : 4096;
 	if (o.size < CLI_MIN_MEMORY || o.size > CLI_MAX_MEMORY || o.size % unit) {
-		snprintf(err, errlen, "--memory size=%llu: must be 2M to 1T and a multiple of %s",
-			 (unsigned long long)o.size, o.hugepages ? "2M (hugepages=on)" : "4K");
+		snprintf(err, errlen, "--memory %s: the size must be 2M to 1T and a multiple of %s", v,
+			 o.hugepages ? "2M (hugepages=on)" : "4K");
 		return -EINVAL;
 	}
 	c->mem_size = o.size;

@@ -235,11 +235,12 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 		log_err("signalfd: %s", strerror(errno));
 		goto out_files;
 	}
-	if (console_open(&m->con, cfg->serial, cfg->serial_path))
-		goto out_files;
+	/* The console comes after the VM, so that a host without KVM leaves
+	 * no serial file behind. */
 	if (vm_init(&m->vm, &vc))
-		goto out_console;
-	status = machine_boot_and_run(m, &k, &plan, &initrd, cfg, sig_fd);
+		goto out_files;
+	if (!console_open(&m->con, cfg->serial, cfg->serial_path))
+		status = machine_boot_and_run(m, &k, &plan, &initrd, cfg, sig_fd);
 	vm_stop(&m->vm, VM_EXIT_ERROR);
 	if (m->have_uart)
 		serial_destroy(&m->uart);
@@ -248,7 +249,6 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	if (m->have_pm)
 		acpi_pm_destroy(&m->pm);
 	vm_destroy(&m->vm);
-out_console:
 	console_close(&m->con);
 out_files:
 	if (sig_fd >= 0)

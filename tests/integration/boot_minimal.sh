@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Boots tiny hand-written ELF guests (assembled here) and checks how cvmm
+# ends: reset through the i8042 -> 0, ACPI S5 -> 0, triple fault -> 1 with a
+# message, SIGTERM of a spinning guest -> 143 with nothing left behind; and
+# that serial output, serial input, the boot timer and SMP start work.
+set -u
+CVMM=${BUILD:?}/cvmm
+[ -x "$CVMM" ] || { echo "no $CVMM"; exit 1; }
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: no usable /dev/kvm"; exit 77; }
+T=$(mktemp -d /tmp/cvmm-h1-boot.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+guest() {  # NAME, then the assembly body on stdin
+    { printf '\t.code64\n\t.globl _start\n_start:\n'; cat; } >"$T/$1.S"
+    gcc -c "$T/$1.S" -o "$T/$1.o" && ld -nostdlib -static -Ttext-segment=0x100000 -e _start \
+        -o "$T/$1.elf" "$T/$1.o" || fail "cannot build guest $1"
+}
+
+guest ok <<'EOF_'
+	mov $0x3f8, %dx
+	mov $'o', %al
+	out %al, %dx
+	mov $'k', %al
+	out %al, %dx
+	mov $'\n', %al
+	out %al, %dx
+	mov $123, %al
+	mov $0x440, %dx
+	out %al, %dx
+	mov $0xfe, %al
+	out %al, $0x64
+1:	hlt
+	jmp 1b
+EOF_
+
+guest poweroff <<'EOF_'
+	mov $0x604, %dx
+	mov $(5 << 10 | 1 << 13), %ax
+	out %ax, %dx
+1:	hlt
+	jmp 1b
+EOF_
+
+# Divide by zero with an empty IDT: #DE -> #GP -> #DF -> triple fault.
+guest triple <<'EOF_'
+	lidt idt0(%rip)
+	xor %ecx, %ecx
+	div %ecx
+	hlt
+idt0:	.word 0
+	.quad 0
+EOF_
+
+guest spin <<'EOF_'
+	mov $0x3f8, %dx
+	mov $'s', %al
+	out %al, %dx
+1:	pause
+	jmp 1b
+EOF_
+
+# Echoes serial input (polling LSR.DR) until it reads 'q', then resets.
+guest echo <<'EOF_'
+1:	mov $0x3fd, %dx
+	in %dx, %al
+	test $1, %al
+	jz 1b
+	mov $0x3f8, %dx
+	in %dx, %al
+	cmp $'q', %al
+	je 2f
+	out %al, %dx
+	jmp 1b
+2:	mov $0xfe, %al
+	out %al, $0x64
+	hlt
+EOF_
+
+# 1. Reset through the i8042: exit 0, "ok" on the console, boot timer logged.
+out=$(timeout 20 "$CVMM" --kernel "$T/ok.elf" -v </dev/null 2>"$T/err"); rc=$?
+[ $rc -eq 0 ] || { cat "$T/err"; fail "reset guest: exit $rc, want 0"; }
+[ "$out" = "ok" ] || fail "reset guest printed '$out', want 'ok'"
+grep -q "boot-timer: guest booted" "$T/err" || fail "no boot-timer line in the log"
+grep -q "guest reset through the i8042" "$T/err" || fail "no reset reason in the log"
+echo "ok: reset -> 0, serial output, boot timer"
+
+# 2. Same with 4 vCPUs (the APs wait for INIT/SIPI) and output to a file.
+timeout 20 "$CVMM" --kernel "$T/ok.elf" --cpus boot=4 --memory size=64M --serial file="$T/con" </dev/null
+rc=$?
+[ $rc -eq 0 ] || fail "4-vCPU guest: exit $rc"
+[ "$(cat "$T/con")" = "ok" ] || fail "serial file holds '$(cat "$T/con")'"
+echo "ok: 4 vCPUs, --serial file="
+
+# 3. ACPI S5 (what Linux's poweroff writes): exit 0.
+timeout 20 "$CVMM" --kernel "$T/poweroff.elf" -v </dev/null 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] || { cat "$T/err"; fail "poweroff guest: exit $rc, want 0"; }
+grep -q "powered off" "$T/err" || fail "no poweroff reason in the log"
+echo "ok: ACPI S5 -> 0"
+
+# 4. Triple fault: exit 1 with a message and a register dump.
+timeout 20 "$CVMM" --kernel "$T/triple.elf" </dev/null 2>"$T/err"; rc=$?
+[ $rc -eq 1 ] || { cat "$T/err"; fail "triple-fault guest: exit $rc, want 1"; }
+grep -q "triple fault" "$T/err" || fail "no triple-fault message"
+grep -q "rip=" "$T/err" || fail "no register dump"
+echo "ok: triple fault -> 1 with register dump"
+
+# 5. Serial input from a pipe reaches the guest.
+out=$(printf 'hello q' | timeout 20 "$CVMM" --kernel "$T/echo.elf" 2>"$T/err"); rc=$?
+[ $rc -eq 0 ] || { cat "$T/err"; fail "echo guest: exit $rc"; }
+[ "$out" = "hello " ] || fail "echo guest printed '$out', want 'hello '"
+echo "ok: serial input"
+
+# 6. SIGTERM stops a spinning 2-vCPU guest cleanly; its console socket goes away.
+timeout 30 "$CVMM" --kernel "$T/spin.elf" --cpus boot=2 --serial socket="$T/sock" </dev/null 2>"$T/err" &
+pid=$!
+for _ in $(seq 50); do [ -S "$T/sock" ] && break; sleep 0.1; done
+[ -S "$T/sock" ] || fail "no console socket"
+sleep 0.3
+kill -TERM $pid
+wait $pid; rc=$?
+[ $rc -eq 143 ] || { cat "$T/err"; fail "SIGTERM: exit $rc, want 143"; }
+[ -e "$T/sock" ] && fail "console socket left behind"
+echo "ok: SIGTERM -> 143, socket removed"
+
+# 7. A real bzImage's header is understood (when images/linux has fetched one):
+#    16 MiB cannot hold Debian's kernel, and cvmm must say so before booting.
+for k in "$BUILD/linux/vmlinuz" "$BUILD/images/linux/vmlinuz"; do
+    [ -f "$k" ] || continue
+    timeout 20 "$CVMM" --kernel "$k" --memory size=16M </dev/null 2>"$T/err"; rc=$?
+    [ $rc -eq 2 ] && grep -q "memory too small" "$T/err" || { cat "$T/err"; fail "bzImage $k: exit $rc"; }
+    echo "ok: bzImage header of $k parsed"
+done
+exit 0

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Every kind of bad input gets exactly one line on stderr saying what is
+# wrong, a non-zero exit, and leaves no file behind.
+set -u
+CVMM=${BUILD:?}/cvmm
+[ -x "$CVMM" ] || { echo "no $CVMM"; exit 1; }
+T=$(mktemp -d /tmp/cvmm-h1-cli.XXXXXX)
+chmod 755 "$T"
+trap 'rm -rf "$T"' EXIT
+failures=0
+
+# expect NAME PATTERN CMD...: non-zero exit, one stderr line matching PATTERN,
+# and no new file in $T/out.
+expect() {
+    local name=$1 pat=$2 rc lines
+    shift 2
+    mkdir -p "$T/out"
+    timeout 20 "$@" >/dev/null 2>"$T/err" </dev/null; rc=$?
+    lines=$(wc -l <"$T/err")
+    if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ "$lines" -ne 1 ] || ! grep -q -- "$pat" "$T/err" ||
+       [ -n "$(ls -A "$T/out")" ]; then
+        echo "FAIL $name: exit $rc, $lines stderr lines, files: $(ls -A "$T/out" | tr '\n' ' ')"
+        sed 's/^/    /' "$T/err"
+        failures=$((failures + 1))
+    else
+        echo "ok   $name (exit $rc): $(cat "$T/err")"
+    fi
+    rm -rf "$T/out"
+}
+
+# A valid tiny guest, to vary one thing at a time.
+printf '\t.code64\n\t.globl _start\n_start:\n\tmov $0xfe, %%al\n\tout %%al, $0x64\n' >"$T/ok.S"
+gcc -c "$T/ok.S" -o "$T/ok.o" && ld -nostdlib -static -Ttext-segment=0x100000 -e _start -o "$T/ok.elf" "$T/ok.o" ||
+    { echo "cannot build the guest"; exit 1; }
+chmod 644 "$T/ok.elf"
+SER=(--serial "file=$T/out/console")
+
+# Kernel files
+expect "missing kernel" "not found\|No such file" "$CVMM" --kernel "$T/nope" "${SER[@]}"
+expect "kernel is a directory" "not a regular file" "$CVMM" --kernel "$T" "${SER[@]}"
+: >"$T/empty"
+expect "empty kernel" "empty" "$CVMM" --kernel "$T/empty" "${SER[@]}"
+head -c 65536 /dev/urandom >"$T/random"
+expect "neither bzImage nor ELF" "neither a bzImage nor an ELF" "$CVMM" --kernel "$T/random" "${SER[@]}"
+if as --32 "$T/ok.S" -o "$T/ok32.o" 2>/dev/null && ld -m elf_i386 -nostdlib -static -Ttext-segment=0x100000 \
+        -e _start -o "$T/ok32.elf" "$T/ok32.o" 2>/dev/null; then
+    expect "32-bit ELF" "32-bit" "$CVMM" --kernel "$T/ok32.elf" "${SER[@]}"
+else
+    echo "note: no 32-bit binutils, 32-bit ELF case not run"
+fi
+# A bzImage header of protocol 2.15 without XLF_KERNEL_64 (a 32-bit-only kernel).
+poke() { printf "$3" | dd of="$1" bs=1 seek=$(($2)) conv=notrunc status=none; }
+head -c 32768 /dev/zero >"$T/bz32"
+poke "$T/bz32" 0x1f1 '\x04'
+poke "$T/bz32" 0x1fe '\x55\xaa'
+poke "$T/bz32" 0x200 '\xeb\x6a'
+poke "$T/bz32" 0x202 'HdrS\x0f\x02'
+poke "$T/bz32" 0x211 '\x01'
+poke "$T/bz32" 0x230 '\x00\x00\x20\x00'
+poke "$T/bz32" 0x258 '\x00\x00\x00\x01'
+expect "32-bit bzImage" "32-bit" "$CVMM" --kernel "$T/bz32" "${SER[@]}"
+poke "$T/bz32" 0x206 '\x04\x02'
+expect "old boot protocol" "too old" "$CVMM" --kernel "$T/bz32" "${SER[@]}"
+head -c $((3 * 1024 * 1024)) /dev/zero >"$T/initrd"
+expect "memory too small for initramfs" "memory too small" \
+    "$CVMM" --kernel "$T/ok.elf" --initramfs "$T/initrd" --memory size=2M "${SER[@]}"
+expect "missing initramfs" "initramfs" "$CVMM" --kernel "$T/ok.elf" --initramfs "$T/nope" "${SER[@]}"
+
+# Command line
+expect "no kernel" "no kernel given" "$CVMM" "${SER[@]}"
+expect "unknown option" "unknown option '--frobnicate'" "$CVMM" --kernel "$T/ok.elf" --frobnicate
+expect "stray argument" "unexpected argument" "$CVMM" --kernel "$T/ok.elf" extra
+expect "option without value" "needs a value" "$CVMM" --kernel
+expect "option given twice" "given twice" "$CVMM" --kernel "$T/ok.elf" --kernel "$T/ok.elf"
+expect "bad memory size" "size=12Q" "$CVMM" --kernel "$T/ok.elf" --memory size=12Q
+expect "unknown memory key" "unknown key 'bogus'" "$CVMM" --kernel "$T/ok.elf" --memory size=64M,bogus=1
+expect "bad boolean" "on or off" "$CVMM" --kernel "$T/ok.elf" --memory size=64M,shared=maybe
+expect "memory too small" "must be 2M" "$CVMM" --kernel "$T/ok.elf" --memory size=1M
+expect "hugepage size" "multiple of 2M" "$CVMM" --kernel "$T/ok.elf" --memory size=3M,hugepages=on
+expect "zero cpus" "must be 1 to" "$CVMM" --kernel "$T/ok.elf" --cpus boot=0
+expect "bad cpus" "is not key=value" "$CVMM" --kernel "$T/ok.elf" --cpus 2
+expect "bad serial" "expected tty, off" "$CVMM" --kernel "$T/ok.elf" --serial bogus
+expect "net backend" "not implemented yet" "$CVMM" --net-backend "socket=$T/out/x"
+expect "vsock backend" "not implemented yet" "$CVMM" --vsock-backend "socket=$T/out/x"
+expect "action with VM option" "cannot be combined" "$CVMM" --check-host --kernel "$T/ok.elf"
+
+# KVM access
+if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups \
+        test -w /dev/kvm; then
+    expect "no permission for /dev/kvm" "no permission to open /dev/kvm" \
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$CVMM" --kernel "$T/ok.elf" --serial null
+    chmod 600 "$T/ok.elf"
+    expect "unreadable kernel" "Permission denied" \
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$CVMM" --kernel "$T/ok.elf" --serial null
+    chmod 644 "$T/ok.elf"
+else
+    echo "note: not root or no setpriv: permission cases not run"
+fi
+if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+    expect "no /dev/kvm" "/dev/kvm not found" \
+        unshare -m sh -c 'mount -t tmpfs none /dev && exec "$@"' sh "$CVMM" --kernel "$T/ok.elf" "${SER[@]}"
+else
+    echo "note: cannot unshare a mount namespace: no-/dev/kvm case not run"
+fi
+
+[ $failures -eq 0 ] || { echo "$failures case(s) failed"; exit 1; }
+exit 0
