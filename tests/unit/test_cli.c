@@ -1,8 +1,10 @@
 #include <check.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cvmm/cli.h"
 #include "cvmm/opts.h"
 
 struct test_opts {
@@ -101,6 +103,100 @@ START_TEST(opts_parse_errors)
 }
 END_TEST
 
+static int cli_test_parse(struct cli_config *c, char *err, size_t errlen, ...)
+{
+	char *argv[32] = { "cvmm" };
+	int argc = 1;
+	va_list ap;
+
+	va_start(ap, errlen);
+	for (char *a = va_arg(ap, char *); a && argc < 31; a = va_arg(ap, char *))
+		argv[argc++] = a;
+	va_end(ap);
+	return cli_parse(argc, argv, c, err, errlen);
+}
+
+START_TEST(cli_defaults_and_values)
+{
+	struct cli_config c;
+	char err[256];
+
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", NULL), 0);
+	ck_assert_int_eq(c.action, CLI_RUN);
+	ck_assert_str_eq(c.kernel, "k");
+	ck_assert_ptr_null(c.initramfs);
+	ck_assert_str_eq(c.cmdline, CLI_DEFAULT_CMDLINE);
+	ck_assert_uint_eq(c.cpus, 1);
+	ck_assert_uint_eq(c.mem_size, CLI_DEFAULT_MEMORY);
+	ck_assert_int_eq(c.serial, CLI_SERIAL_TTY);
+
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel=k", "--initramfs", "i", "--cmdline",
+					"a b", "--cpus", "boot=4", "--memory", "size=1G,shared=on,hugepages=on",
+					"--serial", "socket=/tmp/s", "--log-file", "l", "-v", "-v", NULL), 0);
+	ck_assert_str_eq(c.kernel, "k");
+	ck_assert_str_eq(c.initramfs, "i");
+	ck_assert_str_eq(c.cmdline, "a b");
+	ck_assert_uint_eq(c.cpus, 4);
+	ck_assert_uint_eq(c.mem_size, 1ULL << 30);
+	ck_assert(c.mem_shared && c.mem_hugepages);
+	ck_assert_int_eq(c.serial, CLI_SERIAL_SOCKET);
+	ck_assert_str_eq(c.serial_path, "/tmp/s");
+	ck_assert_str_eq(c.log_file, "l");
+	ck_assert_int_eq(c.verbose, 2);
+
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--serial", "file=/x", NULL), 0);
+	ck_assert_int_eq(c.serial, CLI_SERIAL_FILE);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--serial", "off", NULL), 0);
+	ck_assert_int_eq(c.serial, CLI_SERIAL_OFF);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--cmdline", "", NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(cli_actions)
+{
+	struct cli_config c;
+	char err[256];
+
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--help", NULL), 0);
+	ck_assert_int_eq(c.action, CLI_HELP);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--version", NULL), 0);
+	ck_assert_int_eq(c.action, CLI_VERSION);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--check-host", "-v", NULL), 0);
+	ck_assert_int_eq(c.action, CLI_CHECK_HOST);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--block-backend", "path=a,socket=b", NULL), 0);
+	ck_assert_int_eq(c.action, CLI_BLOCK_BACKEND);
+	ck_assert_str_eq(c.backend_opts, "path=a,socket=b");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--check-host", "--memory", "size=1G", NULL), -EINVAL);
+	ck_assert_str_eq(err, "--check-host cannot be combined with --memory");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--check-host", "--block-backend", "x=y", NULL),
+			 -EINVAL);
+	ck_assert_str_eq(err, "--check-host and --block-backend cannot be combined");
+}
+END_TEST
+
+START_TEST(cli_errors)
+{
+	struct cli_config c;
+	char err[256];
+
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), NULL), -EINVAL);
+	ck_assert_str_eq(err, "no kernel given: use --kernel PATH");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--bogus", NULL), -EINVAL);
+	ck_assert_str_eq(err, "unknown option '--bogus'");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernelx", "k", NULL), -EINVAL);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "-v=1", "--kernel", "k", NULL), -EINVAL);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", NULL), -EINVAL);
+	ck_assert_str_eq(err, "--kernel needs a value");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--cpus", "boot=255", NULL), -EINVAL);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--cpus", "boot=x", NULL), -EINVAL);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--memory", "size=2T", NULL), -EINVAL);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--memory", "size=5000", NULL),
+			 -EINVAL);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--serial", "file=", NULL), -EINVAL);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--serial", "tty,x", NULL), -EINVAL);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -110,6 +206,11 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, opts_bools_and_numbers);
 	tcase_add_test(tc, opts_parse_fills_struct);
 	tcase_add_test(tc, opts_parse_errors);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("cli");
+	tcase_add_test(tc, cli_defaults_and_values);
+	tcase_add_test(tc, cli_actions);
+	tcase_add_test(tc, cli_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
