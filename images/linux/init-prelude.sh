@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of every cvmm test initramfs (images/linux/mkinitrd.sh): sets up a
 # minimal system, loads the virtio modules, runs the test's script
 # (/test.sh) and resets the machine. Lines for the host to parse start

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests that boot Linux under cvmm:
 #   . "$(dirname "$0")/../lib/linux-capable.sh"; linux_capable_or_skip
 # Runs `$BUILD/cvmm --check-host`. Where the host's KVM cannot run Linux (or
