@@ -9,5 +9,7 @@
 /* "path=IMG,socket=SOCK[,num_queues=N][,queue_size=N][,readonly=on]
  *  [,direct=on][,client=on][,serial=STR]" */
 int blk_backend_main(const char *opts);
+/* "cid=N,socket=SOCK,uds_path=PATH" */
+int vsock_backend_main(const char *opts);
 
 #endif
