@@ -47,10 +47,10 @@ int main(int argc, char **argv)
 		ret = blk_backend_main(cfg.backend_opts);
 		break;
 	case CLI_NET_BACKEND:
+		ret = net_backend_main(cfg.backend_opts);
+		break;
 	case CLI_VSOCK_BACKEND:
-		fprintf(stderr, "cvmm: %s is not implemented yet\n",
-			cfg.action == CLI_NET_BACKEND ? "--net-backend" : "--vsock-backend");
-		ret = MAIN_EXIT_USAGE;
+		ret = vsock_backend_main(cfg.backend_opts);
 		break;
 	default:
 		ret = machine_run(&cfg, &start);

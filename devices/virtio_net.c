@@ -1,0 +1,704 @@
+/*
+ * virtio-net device model over a tap (see virtio_net.h for the threads and
+ * the RX rules). TX frames go from the chain's own buffers to the tap with
+ * one writev (the header is copied and checked first, so the guest cannot
+ * change it after the check). RX frames are read into a private buffer
+ * first: only then is the size known, and how many chains it needs.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cvmm/log.h"
+#include "cvmm/virtio_net.h"
+
+/* Chains / frames per pass before the worker serves its other fds. */
+#define NET_TX_BUDGET 256
+#define NET_RX_BUDGET 256
+/* Writable pieces kept for stashed RX chains: room for four maximal chains. */
+#define NET_RX_POOL_IOV (4 * VIRTQ_MAX_IOV)
+/* writev's limit (UIO_MAXIOV). */
+#define NET_IOV_MAX 1024
+
+static struct net_dev *net_from_vdev(struct vdev *dev)
+{
+	return (struct net_dev *)dev;
+}
+
+/* ---- iovec helpers ---- */
+
+static size_t net_iov_to_buf(const struct iovec *iov, unsigned n, void *dst, size_t len)
+{
+	size_t done = 0;
+
+	for (unsigned i = 0; i < n && done < len; i++) {
+		size_t l = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+
+		memcpy((uint8_t *)dst + done, iov[i].iov_base, l);
+		done += l;
+	}
+	return done;
+}
+
+static size_t net_buf_to_iov(const struct iovec *iov, unsigned n, const void *src, size_t len)
+{
+	size_t done = 0;
+
+	for (unsigned i = 0; i < n && done < len; i++) {
+		size_t l = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+
+		memcpy(iov[i].iov_base, (const uint8_t *)src + done, l);
+		done += l;
+	}
+	return done;
+}
+
+int net_parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (!s || strlen(s) != 17)
+		return -EINVAL;
+	for (unsigned i = 0; i < 17; i++) {
+		bool colon = i % 3 == 2;
+
+		if (colon ? s[i] != ':' : !strchr("0123456789abcdefABCDEF", s[i]))
+			return -EINVAL;
+	}
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &end) != 6)
+		return -EINVAL;
+	for (unsigned i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+/* ---- TX: guest -> tap ---- */
+
+int net_hdr_check_tx(const struct virtio_net_hdr *h, uint64_t f, uint32_t frame_len)
+{
+	uint8_t gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+
+	/* DATA_VALID (and anything else) is the device's to set, not the driver's. */
+	if (h->flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)
+		return -EINVAL;
+	if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		if (!(f & VIRTIO_BIT(VIRTIO_NET_F_CSUM)))
+			return -EINVAL;
+		if ((uint32_t)le16toh(h->csum_start) + le16toh(h->csum_offset) + 2 > frame_len)
+			return -EINVAL;
+	}
+	if ((h->gso_type & VIRTIO_NET_HDR_GSO_ECN) && !(f & VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN)))
+		return -EINVAL;
+	switch (gso) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return 0;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		if (!(f & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4)))
+			return -EINVAL;
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		if (!(f & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6)))
+			return -EINVAL;
+		break;
+	case VIRTIO_NET_HDR_GSO_UDP:
+		if (!(f & VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO)))
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return le16toh(h->gso_size) ? 0 : -EINVAL;
+}
+
+static uint32_t net_tx_handle(void *arg, struct virtq_chain *c)
+{
+	struct net_pair *p = arg;
+	struct net_dev *n = p->net;
+	struct virtio_net_hdr h = { 0 };
+	unsigned hl = n->hdr_len, ni = 1;
+	size_t skip = hl;
+	ssize_t w;
+
+	/* Writable buffers have no meaning on TX and are ignored. */
+	if (c->out_len < hl || net_iov_to_buf(c->iov, c->nout, &h, hl) != hl ||
+	    net_hdr_check_tx(&h, n->vdev.features, c->out_len - hl) < 0) {
+		p->tx_errors++;
+		return 0;
+	}
+	p->tx_iov[0] = (struct iovec){ .iov_base = &h, .iov_len = hl };
+	for (unsigned i = 0; i < c->nout; i++) {
+		size_t l = c->iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		p->tx_iov[ni++] = (struct iovec){ .iov_base = (uint8_t *)c->iov[i].iov_base + skip,
+						  .iov_len = l - skip };
+		skip = 0;
+	}
+	if (ni > NET_IOV_MAX) {
+		p->tx_errors++;
+		return 0;
+	}
+	do
+		w = writev(p->tap_fd, p->tx_iov, (int)ni);
+	while (w < 0 && errno == EINTR);
+	if (w < 0) {
+		/* The tap is down or the host stack refused the frame: as on a
+		 * wire, the frame is lost. */
+		p->tx_errors++;
+		return 0;
+	}
+	p->tx_packets++;
+	p->tx_bytes += c->out_len - hl;
+	return 0;
+}
+
+int net_dev_tx_process(struct net_dev *n, unsigned pi)
+{
+	struct net_pair *p = &n->pairs[pi];
+
+	return virtq_serve(&n->vqs[2 * pi + 1], p->chain, NET_TX_BUDGET, net_tx_handle, p);
+}
+
+/* ---- RX: tap -> guest ---- */
+
+/* Takes one chain into the stash. 1: a chain was taken (stashed, or given
+ * back unused when it has nothing writable), 0: ring empty, -EIO: broken. */
+static int net_rx_stash_pop(struct net_pair *p, struct virtq *vq)
+{
+	struct virtq_chain *c = p->chain;
+	struct net_rx_slot *s;
+	int r = virtq_pop(vq, c);
+
+	if (r <= 0)
+		return r;
+	if (!c->in_len) {
+		virtq_push(vq, c->head, 0);
+		p->rx_errors++;
+		return 1;
+	}
+	s = &p->slots[p->nslots++];
+	s->head = c->head;
+	s->cap = c->in_len;
+	s->iov_off = p->slot_iov_used;
+	s->niov = c->nin;
+	s->used_len = 0;
+	memcpy(&p->slot_iov[p->slot_iov_used], &c->iov[c->nout], c->nin * sizeof(struct iovec));
+	p->slot_iov_used += c->nin;
+	return 1;
+}
+
+/* No more chains can join the stash: the ring cannot hold more (or the
+ * iovec pool could not take a maximal chain). */
+static bool net_rx_stash_full(const struct net_pair *p, const struct virtq *vq)
+{
+	return p->nslots >= vq->size || p->nslots >= p->net->vdev.queue_size_max ||
+	       p->slot_iov_used > NET_RX_POOL_IOV - VIRTQ_MAX_IOV;
+}
+
+/* Drops the first k stash entries, keeping the others in order. */
+static void net_rx_stash_consume(struct net_pair *p, unsigned k)
+{
+	unsigned iovs;
+
+	if (k == p->nslots) {
+		p->nslots = 0;
+		p->slot_iov_used = 0;
+		return;
+	}
+	iovs = p->slots[k].iov_off;
+	memmove(p->slots, p->slots + k, (p->nslots - k) * sizeof(*p->slots));
+	p->nslots -= k;
+	memmove(p->slot_iov, p->slot_iov + iovs, (p->slot_iov_used - iovs) * sizeof(struct iovec));
+	p->slot_iov_used -= iovs;
+	for (unsigned i = 0; i < p->nslots; i++)
+		p->slots[i].iov_off -= iovs;
+}
+
+/* Publishes the first k stash entries with one used-index update: with
+ * MRG_RXBUF the driver must never see the first buffers of a frame
+ * without the rest (it would count the frame as broken). */
+static void net_rx_publish(struct virtq *vq, const struct net_rx_slot *s, unsigned k)
+{
+	if (vq->inflight) {
+		/* Inflight tracking records completions one by one (not
+		 * offered by the net back-end; kept correct for other hosts). */
+		for (unsigned i = 0; i < k; i++)
+			virtq_push(vq, s[i].head, s[i].used_len);
+		return;
+	}
+	for (unsigned i = 0; i < k; i++) {
+		struct virtq_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx + i) & (vq->size - 1)];
+
+		__atomic_store_n(&e->id, s[i].head, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->len, s[i].used_len, __ATOMIC_RELAXED);
+	}
+	vq->used_idx += k;
+	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+}
+
+/* Places the pending frame. 1: delivered, 0: waiting for buffers,
+ * -ENOSPC: larger than the buffers the driver can offer (dropped by the
+ * caller), -EIO: broken ring. */
+static int net_rx_place(struct net_pair *p, struct virtq *vq)
+{
+	struct net_dev *n = p->net;
+	uint32_t need = p->frame_len, off = 0;
+	uint64_t cap = 0;
+	unsigned k = 0;
+	int r;
+
+	if (!vdev_has_feature(&n->vdev, VIRTIO_NET_F_MRG_RXBUF)) {
+		while (!p->nslots) {
+			r = net_rx_stash_pop(p, vq);
+			if (r <= 0)
+				return r;
+		}
+		if (p->slots[0].cap < need)
+			return -ENOSPC;
+		k = 1;
+	} else {
+		while (k < p->nslots && cap < need)
+			cap += p->slots[k++].cap;
+		while (cap < need) {
+			unsigned before = p->nslots;
+
+			if (net_rx_stash_full(p, vq))
+				return -ENOSPC;
+			r = net_rx_stash_pop(p, vq);
+			if (r <= 0)
+				return r;
+			if (p->nslots > before)
+				cap += p->slots[k++].cap;
+		}
+	}
+	if (n->hdr_len == VIRTIO_NET_HDR_LEN) {
+		uint16_t nb = htole16((uint16_t)k);
+
+		memcpy(p->frame + offsetof(struct virtio_net_hdr, num_buffers), &nb, sizeof(nb));
+	}
+	for (unsigned i = 0; i < k; i++) {
+		struct net_rx_slot *s = &p->slots[i];
+
+		s->used_len = (uint32_t)net_buf_to_iov(&p->slot_iov[s->iov_off], s->niov,
+						       p->frame + off, need - off);
+		off += s->used_len;
+	}
+	net_rx_publish(vq, p->slots, k);
+	net_rx_stash_consume(p, k);
+	p->rx_packets++;
+	p->rx_bytes += need - n->hdr_len;
+	return 1;
+}
+
+static void net_rx_watch_tap(struct net_pair *p, bool on)
+{
+	if (on == p->tap_watched || !p->worker_ready)
+		return;
+	if (on ? worker_watch(&p->worker, p->tap_fd, EPOLLIN, &p->tap_watch)
+	       : worker_unwatch(&p->worker, p->tap_fd))
+		log_warn("virtio-net: pair %u: cannot %s the tap: %s", p->index,
+			 on ? "watch" : "unwatch", strerror(errno));
+	else
+		p->tap_watched = on;
+}
+
+int net_dev_rx_process(struct net_dev *n, unsigned pi)
+{
+	struct net_pair *p = &n->pairs[pi];
+	struct virtq *vq = &n->vqs[2 * pi];
+	bool watch = true;
+	int done = 0, r = 0;
+
+	/* While buffers last, the tap's readiness drives us, not kicks. */
+	virtq_disable_notify(vq);
+	while (done < NET_RX_BUDGET) {
+		if (!p->frame_len) {
+			ssize_t len = read(p->tap_fd, p->frame, NET_MAX_FRAME);
+
+			if (len < 0 && errno == EINTR)
+				continue;
+			if (len < 0 && errno == EAGAIN)
+				break;
+			if (len <= 0) {
+				/* End of file (a socket standing in for the tap
+				 * closed) or a tap error: stop watching it. */
+				if (len < 0)
+					log_warn("virtio-net: pair %u: tap read: %s", pi, strerror(errno));
+				watch = false;
+				break;
+			}
+			if ((size_t)len < n->hdr_len) {
+				p->rx_errors++;
+				continue;
+			}
+			p->frame_len = (uint32_t)len;
+		}
+		r = net_rx_place(p, vq);
+		if (r == 0) {
+			/* Out of buffers: ask for a kick, unless some arrived
+			 * meanwhile. The frame stays pending. */
+			if (virtq_enable_notify(vq)) {
+				virtq_disable_notify(vq);
+				continue;
+			}
+			watch = false;
+			break;
+		}
+		if (r == -EIO) {
+			watch = false;
+			break;
+		}
+		if (r == -ENOSPC)
+			p->rx_oversize++;
+		p->frame_len = 0;
+		done++;
+	}
+	virtq_notify(vq);
+	net_rx_watch_tap(p, watch);
+	return r == -EIO ? -EIO : done;
+}
+
+/* Gives the stashed chains back to the ring (the driver still owns them):
+ * they were the last ones popped, so stepping back over them is exact. */
+static void net_rx_unstash(struct net_pair *p, struct virtq *vq)
+{
+	if (p->nslots && !vq->inflight && vq->resubmit_pos >= vq->nresubmit)
+		vq->last_avail_idx -= (uint16_t)p->nslots;
+	p->nslots = 0;
+	p->slot_iov_used = 0;
+}
+
+/* ---- worker handlers ---- */
+
+static void net_drain_eventfd(int fd)
+{
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("virtio-net: kick read: %s", strerror(errno));
+}
+
+static void net_on_tx_kick(void *arg, uint32_t events)
+{
+	struct net_pair *p = arg;
+
+	(void)events;
+	net_drain_eventfd(p->tx_kick_fd);
+	if (net_dev_tx_process(p->net, p->index) == -EIO && p->tx_kick_fd >= 0) {
+		log_warn("virtio-net: pair %u: the driver put a malformed chain on the TX ring; "
+			 "queue stopped until reset", p->index);
+		worker_unwatch(&p->worker, p->tx_kick_fd);
+		p->tx_kick_fd = -1;
+	}
+}
+
+static void net_rx_serve(struct net_pair *p)
+{
+	if (net_dev_rx_process(p->net, p->index) != -EIO || p->rx_kick_fd < 0)
+		return;
+	log_warn("virtio-net: pair %u: the driver put a malformed chain on the RX ring; "
+		 "queue stopped until reset", p->index);
+	worker_unwatch(&p->worker, p->rx_kick_fd);
+	p->rx_kick_fd = -1;
+}
+
+static void net_on_rx_kick(void *arg, uint32_t events)
+{
+	struct net_pair *p = arg;
+
+	(void)events;
+	net_drain_eventfd(p->rx_kick_fd);
+	net_rx_serve(p);
+}
+
+static void net_on_tap(void *arg, uint32_t events)
+{
+	(void)events;
+	net_rx_serve(arg);
+}
+
+/* ---- queue lifecycle ---- */
+
+static int net_queue_start(struct vdev *dev, unsigned q)
+{
+	struct net_dev *n = net_from_vdev(dev);
+	struct net_pair *p;
+	struct virtq *vq;
+	bool rx = !(q & 1);
+	uint64_t one = 1;
+	int err, *kick;
+
+	if (q >= dev->num_queues)
+		return -EINVAL;
+	p = &n->pairs[q / 2];
+	vq = &n->vqs[q];
+	if (vq->kick_fd < 0 || !vq->desc || (rx ? p->rx_started : p->tx_started))
+		return -EINVAL;
+	vq->event_idx = vdev_has_feature(dev, VIRTIO_F_EVENT_IDX);
+	vq->indirect = vdev_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
+	/* Handlers read the pair's state: change it only with the worker stopped. */
+	worker_stop(&p->worker);
+	kick = rx ? &p->rx_kick_fd : &p->tx_kick_fd;
+	err = worker_watch(&p->worker, vq->kick_fd, EPOLLIN, rx ? &p->rx_watch : &p->tx_watch);
+	if (err)
+		goto restart;
+	*kick = vq->kick_fd;
+	if (rx) {
+		p->rx_started = true;
+		net_rx_watch_tap(p, true);
+	} else {
+		p->tx_started = true;
+	}
+restart:
+	if ((p->rx_started || p->tx_started) && worker_start(&p->worker) < 0)
+		log_err("virtio-net: pair %u: cannot start its thread", p->index);
+	if (err)
+		return err;
+	/* Buffers may be waiting already (a reconnecting front-end). */
+	if (write(*kick, &one, sizeof(one)) < 0)
+		log_warn("virtio-net: queue %u: initial kick: %s", q, strerror(errno));
+	return 0;
+}
+
+static void net_queue_stop(struct vdev *dev, unsigned q)
+{
+	struct net_dev *n = net_from_vdev(dev);
+	struct net_pair *p;
+	bool rx = !(q & 1);
+
+	if (q >= dev->num_queues)
+		return;
+	p = &n->pairs[q / 2];
+	if (rx ? !p->rx_started : !p->tx_started)
+		return;
+	/* Frames are handled synchronously in the handlers: joining finishes them. */
+	worker_stop(&p->worker);
+	if (rx) {
+		if (p->rx_kick_fd >= 0)
+			worker_unwatch(&p->worker, p->rx_kick_fd);
+		p->rx_kick_fd = -1;
+		net_rx_watch_tap(p, false);
+		net_rx_unstash(p, &n->vqs[q]);
+		p->rx_started = false;
+	} else {
+		if (p->tx_kick_fd >= 0)
+			worker_unwatch(&p->worker, p->tx_kick_fd);
+		p->tx_kick_fd = -1;
+		p->tx_started = false;
+	}
+	if ((p->rx_started || p->tx_started) && worker_start(&p->worker) < 0)
+		log_err("virtio-net: pair %u: cannot restart its thread", p->index);
+}
+
+/* ---- config and features ---- */
+
+static void net_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
+{
+	struct net_dev *n = net_from_vdev(dev);
+
+	if (off >= sizeof(n->config))
+		return;
+	memcpy(buf, (uint8_t *)&n->config + off,
+	       len < sizeof(n->config) - off ? len : sizeof(n->config) - off);
+}
+
+static int net_set_features(struct vdev *dev, uint64_t f)
+{
+	struct net_dev *n = net_from_vdev(dev);
+	unsigned hl = (f & (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF)))
+			      ? VIRTIO_NET_HDR_LEN : VIRTIO_NET_HDR_LEGACY_LEN;
+	int err;
+
+	if (f & ~dev->host_features)
+		return -EINVAL;
+	if (n->is_tap) {
+		if (hl != n->hdr_len) {
+			err = tap_set_hdr_len(&n->tap, hl);
+			if (err) {
+				log_err("virtio-net: %s: cannot set the vnet header size: %s",
+					n->tap.name, strerror(-err));
+				return err;
+			}
+		}
+		/* Without offloads the kernel only hands us plain frames,
+		 * which every driver takes: a failure here is not fatal. */
+		err = tap_set_offload(&n->tap, tap_offload_flags(f));
+		if (err)
+			log_warn("virtio-net: %s: cannot set offloads: %s", n->tap.name, strerror(-err));
+	}
+	n->hdr_len = hl;
+	dev->features = f;
+	return 0;
+}
+
+static void net_reset(struct vdev *dev)
+{
+	struct net_dev *n = net_from_vdev(dev);
+
+	dev->features = 0;
+	for (unsigned i = 0; i < n->npairs; i++) {
+		n->pairs[i].frame_len = 0;
+		n->pairs[i].nslots = 0;
+		n->pairs[i].slot_iov_used = 0;
+	}
+}
+
+static void net_vdev_destroy(struct vdev *dev)
+{
+	net_dev_destroy(net_from_vdev(dev));
+}
+
+static const struct vdev_ops net_vdev_ops = {
+	.name = "virtio-net",
+	.set_features = net_set_features,
+	.read_config = net_read_config,
+	.queue_start = net_queue_start,
+	.queue_stop = net_queue_stop,
+	.reset = net_reset,
+	.destroy = net_vdev_destroy,
+};
+
+/* ---- setup ---- */
+
+static int net_pair_init(struct net_dev *n, unsigned i, int fd)
+{
+	struct net_pair *p = &n->pairs[i];
+	char name[16];
+	int err;
+
+	p->net = n;
+	p->index = i;
+	p->tap_fd = fd;
+	p->rx_kick_fd = p->tx_kick_fd = -1;
+	p->rx_watch = (struct worker_watch){ .fn = net_on_rx_kick, .arg = p };
+	p->tx_watch = (struct worker_watch){ .fn = net_on_tx_kick, .arg = p };
+	p->tap_watch = (struct worker_watch){ .fn = net_on_tap, .arg = p };
+	p->chain = malloc(sizeof(*p->chain));
+	p->tx_iov = calloc(VIRTQ_MAX_IOV + 1, sizeof(*p->tx_iov));
+	p->frame = malloc(NET_MAX_FRAME);
+	p->slots = calloc(n->vdev.queue_size_max, sizeof(*p->slots));
+	p->slot_iov = calloc(NET_RX_POOL_IOV, sizeof(*p->slot_iov));
+	if (!p->chain || !p->tx_iov || !p->frame || !p->slots || !p->slot_iov)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "net-q%u", i);
+	err = worker_init(&p->worker, name);
+	if (err)
+		return err;
+	p->worker_ready = true;
+	return 0;
+}
+
+static void net_pair_destroy(struct net_pair *p)
+{
+	if (p->worker_ready)
+		worker_destroy(&p->worker);
+	p->worker_ready = false;
+	free(p->chain);
+	free(p->tx_iov);
+	free(p->frame);
+	free(p->slots);
+	free(p->slot_iov);
+}
+
+int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg)
+{
+	unsigned pairs = cfg->num_pairs ? cfg->num_pairs : 1;
+	uint16_t qsize = cfg->queue_size ? cfg->queue_size : NET_DEV_DEFAULT_QUEUE_SIZE;
+	int err;
+
+	memset(n, 0, sizeof(*n));
+	for (unsigned i = 0; i < TAP_MAX_QUEUES; i++)
+		n->tap.fds[i] = -1;
+	if (pairs > NET_DEV_MAX_PAIRS || qsize < 2 || qsize > VIRTQ_MAX_SIZE || (qsize & (qsize - 1)) ||
+	    (!cfg->fds && !cfg->tap))
+		return -EINVAL;
+	/* The header size follows the negotiated features; 12 until then. */
+	n->hdr_len = VIRTIO_NET_HDR_LEN;
+	if (!cfg->fds) {
+		err = tap_open(&n->tap, cfg->tap, pairs, n->hdr_len);
+		if (err)
+			return err;
+		n->is_tap = true;
+	} else {
+		n->tap.nqueues = pairs;
+		for (unsigned i = 0; i < pairs; i++)
+			n->tap.fds[i] = cfg->fds[i];
+	}
+	if (cfg->mac) {
+		memcpy(n->config.mac, cfg->mac, 6);
+	} else {
+		if (getrandom(n->config.mac, 6, 0) != 6) {
+			err = -EIO;
+			goto fail;
+		}
+		/* Unicast, locally administered. */
+		n->config.mac[0] = (uint8_t)((n->config.mac[0] & 0xfe) | 0x02);
+	}
+	n->config.status = htole16(VIRTIO_NET_S_LINK_UP);
+	n->config.max_virtqueue_pairs = htole16((uint16_t)pairs);
+	n->config.mtu = htole16(cfg->mtu);
+	n->npairs = pairs;
+	n->vqs = calloc(2 * pairs, sizeof(*n->vqs));
+	n->pairs = calloc(pairs, sizeof(*n->pairs));
+	if (!n->vqs || !n->pairs) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < 2 * pairs; i++)
+		virtq_init(&n->vqs[i]);
+	n->vdev = (struct vdev){
+		.ops = &net_vdev_ops,
+		.device_id = VIRTIO_ID_NET,
+		.host_features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+				 VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_NET_F_MAC) |
+				 VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) | VIRTIO_BIT(VIRTIO_NET_F_STATUS) |
+				 VIRTIO_BIT(VIRTIO_NET_F_MQ) | VIRTIO_BIT(VIRTIO_NET_F_CSUM) |
+				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) |
+				 VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |
+				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) |
+				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |
+				 (cfg->mtu ? VIRTIO_BIT(VIRTIO_NET_F_MTU) : 0),
+		.num_queues = 2 * pairs,
+		.queue_size_max = qsize,
+		.vqs = n->vqs,
+		.config_size = sizeof(n->config),
+	};
+	for (unsigned i = 0; i < pairs; i++) {
+		err = net_pair_init(n, i, n->tap.fds[i]);
+		if (err)
+			goto fail;
+	}
+	return 0;
+fail:
+	net_dev_destroy(n);
+	return err;
+}
+
+void net_dev_destroy(struct net_dev *n)
+{
+	if (n->pairs) {
+		for (unsigned q = 0; q < 2 * n->npairs; q++)
+			net_queue_stop(&n->vdev, q);
+		for (unsigned i = 0; i < n->npairs; i++)
+			net_pair_destroy(&n->pairs[i]);
+	}
+	if (n->vqs)
+		for (unsigned i = 0; i < 2 * n->npairs; i++)
+			virtq_destroy(&n->vqs[i]);
+	free(n->pairs);
+	free(n->vqs);
+	n->pairs = NULL;
+	n->vqs = NULL;
+	tap_close(&n->tap);
+}

@@ -1,0 +1,162 @@
+/*
+ * virtio-net device model (virtio 1.2, 5.1) over a tap. Written against
+ * vdev.h: hosted in-process by a transport or by the vhost-user back-end
+ * (cvmm --net-backend).
+ *
+ * Queues 2k and 2k+1 are the RX and TX queues of pair k. Each pair has one
+ * worker thread watching its RX kick, TX kick and its tap queue fd:
+ *  - TX kick: chains are drained (virtq_serve) and written to the tap,
+ *    header first, as one writev each;
+ *  - tap readable: frames are read into a private buffer and copied into
+ *    RX chains (several with MRG_RXBUF, num_buffers set); with no RX
+ *    buffers left the frame stays pending and the tap is no longer
+ *    watched until the RX kick says buffers arrived;
+ *  - RX kick: retries the pending frame and watches the tap again.
+ * A frame larger than all the buffers the driver can offer is dropped and
+ * counted; nothing that fits is ever dropped.
+ */
+#ifndef CVMM_VIRTIO_NET_H
+#define CVMM_VIRTIO_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cvmm/tap.h"
+#include "cvmm/vdev.h"
+#include "cvmm/virtq.h"
+#include "cvmm/worker.h"
+
+#define VIRTIO_ID_NET 1
+
+/* Feature bits (bit numbers). */
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MTU 3
+#define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN 9
+#define VIRTIO_NET_F_GUEST_UFO 10
+#define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_TSO6 12
+#define VIRTIO_NET_F_HOST_ECN 13
+#define VIRTIO_NET_F_HOST_UFO 14
+#define VIRTIO_NET_F_MRG_RXBUF 15
+#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_CTRL_VQ 17
+#define VIRTIO_NET_F_MQ 22
+
+#define VIRTIO_NET_S_LINK_UP 1
+
+/* virtio_net_hdr flags and gso types. */
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE 0
+#define VIRTIO_NET_HDR_GSO_TCPV4 1
+#define VIRTIO_NET_HDR_GSO_UDP 3
+#define VIRTIO_NET_HDR_GSO_TCPV6 4
+#define VIRTIO_NET_HDR_GSO_ECN 0x80
+
+/* The header in front of every frame (little-endian). Without VERSION_1
+ * and MRG_RXBUF (legacy) num_buffers is absent: 10 bytes. */
+struct virtio_net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+} __attribute__((packed));
+
+#define VIRTIO_NET_HDR_LEN 12
+#define VIRTIO_NET_HDR_LEGACY_LEN 10
+
+/* Device config space (virtio 1.2 5.1.4), the fields this model offers. */
+struct virtio_net_config {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+} __attribute__((packed));
+
+#define NET_DEV_MAX_PAIRS TAP_MAX_QUEUES
+#define NET_DEV_DEFAULT_QUEUE_SIZE 256
+/* Largest frame the tap hands us: a 64 KiB GSO frame plus its header. */
+#define NET_MAX_FRAME (65536 + 256)
+
+struct net_dev;
+
+/* RX chains taken from the ring but not yet filled: the pending frame
+ * waits for enough of them (MRG_RXBUF), or they wait for the next frame
+ * after an oversize drop. Their writable iovecs sit in one pool. */
+struct net_rx_slot {
+	uint16_t head;
+	uint32_t cap;
+	uint32_t iov_off, niov;
+	uint32_t used_len;       /* bytes of the frame placed in it */
+};
+
+struct net_pair {
+	struct net_dev *net;
+	unsigned index;
+	int tap_fd;
+	struct worker worker;
+	bool worker_ready;
+	bool rx_started, tx_started, tap_watched;
+	struct worker_watch rx_watch, tx_watch, tap_watch;
+	int rx_kick_fd, tx_kick_fd;     /* the fds registered with the worker, or -1 */
+	struct virtq_chain *chain;      /* scratch */
+	struct iovec *tx_iov;           /* scratch: header copy + frame */
+
+	uint8_t *frame;                 /* the pending RX frame, header included */
+	uint32_t frame_len;             /* 0: none pending */
+	struct net_rx_slot *slots;      /* RX stash, up to the queue size */
+	unsigned nslots;
+	struct iovec *slot_iov;
+	unsigned slot_iov_used;
+
+	/* Statistics (written by the worker; read when it is stopped or racily). */
+	uint64_t rx_packets, rx_bytes, rx_oversize, rx_errors;
+	uint64_t tx_packets, tx_bytes, tx_errors;
+};
+
+struct net_dev_config {
+	const char *tap;              /* tap name (opened or created) */
+	const int *fds;               /* instead of a tap: num_pairs fds (taken over), e.g. a socketpair in tests */
+	unsigned num_pairs;           /* 1..NET_DEV_MAX_PAIRS; 0 means 1 */
+	uint16_t queue_size;          /* power of two; 0 means 256 */
+	const uint8_t *mac;           /* NULL: random, locally administered */
+	uint16_t mtu;                 /* 0: MTU feature not offered */
+};
+
+struct net_dev {
+	struct vdev vdev;             /* first: the host sees a struct vdev * */
+	struct tap tap;
+	bool is_tap;                  /* false: cfg->fds stand in for the tap */
+	struct virtio_net_config config;
+	unsigned hdr_len;             /* 12, or 10 for a legacy driver without MRG_RXBUF */
+	unsigned npairs;
+	struct virtq *vqs;
+	struct net_pair *pairs;
+};
+
+/* Opens the tap (or takes cfg->fds) and sets up the model, queues stopped.
+ * 0 or -errno (tap_open's errors, -EINVAL for bad parameters). */
+int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg);
+void net_dev_destroy(struct net_dev *n);
+
+/* Serves pair p once, as the worker does on an event; exposed for tests.
+ * TX: returns chains written (or -EIO on a broken ring). RX: returns
+ * frames delivered or dropped. */
+int net_dev_tx_process(struct net_dev *n, unsigned p);
+int net_dev_rx_process(struct net_dev *n, unsigned p);
+
+/* Validates a TX header against the negotiated features: 0, or -EINVAL
+ * when it asks for an offload the driver did not negotiate or is malformed. */
+int net_hdr_check_tx(const struct virtio_net_hdr *h, uint64_t features, uint32_t frame_len);
+
+/* Parses "aa:bb:cc:dd:ee:ff". 0 or -EINVAL. */
+int net_parse_mac(const char *s, uint8_t mac[6]);
+
+#endif
