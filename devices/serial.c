@@ -202,7 +202,6 @@ int serial_init(struct serial *s, struct vm *vm, uint16_t port, unsigned irq, in
 	s->port = port;
 	s->irq = irq;
 	s->out_fd = out_fd;
-	s->mcr = UART_MCR_OUT2;
 	pthread_mutex_init(&s->lock, NULL);
 	s->room_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->room_fd < 0) {
