@@ -37,7 +37,9 @@ void cli_usage(FILE *out)
 	fprintf(out,
 		"usage: cvmm --kernel PATH [options]       boot a guest\n"
 		"       cvmm --check-host                  can this host's KVM run Linux guests?\n"
-		"       cvmm --block-backend OPTS          vhost-user block device back-end\n"
+		"       cvmm --block-backend path=IMG,socket=SOCK[,...]   vhost-user back-ends:\n"
+		"       cvmm --net-backend tap=NAME,socket=SOCK[,...]     options in\n"
+		"       cvmm --vsock-backend cid=N,socket=SOCK,uds_path=P include/cvmm/backends.h\n"
 		"\n"
 		"  --kernel PATH        x86_64 bzImage (boot protocol 2.12+) or 64-bit ELF\n"
 		"  --initramfs PATH     initial ramdisk\n"

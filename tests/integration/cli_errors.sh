@@ -80,8 +80,6 @@ expect "hugepage size" "multiple of 2M" "$CVMM" --kernel "$T/ok.elf" --memory si
 expect "zero cpus" "must be 1 to" "$CVMM" --kernel "$T/ok.elf" --cpus boot=0
 expect "bad cpus" "is not key=value" "$CVMM" --kernel "$T/ok.elf" --cpus 2
 expect "bad serial" "expected tty, off" "$CVMM" --kernel "$T/ok.elf" --serial bogus
-expect "net backend" "not implemented yet" "$CVMM" --net-backend "socket=$T/out/x"
-expect "vsock backend" "not implemented yet" "$CVMM" --vsock-backend "socket=$T/out/x"
 expect "action with VM option" "cannot be combined" "$CVMM" --check-host --kernel "$T/ok.elf"
 
 # KVM access
