@@ -317,6 +317,7 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 {
 	struct net_pair *p = &n->pairs[pi];
 	struct virtq *vq = &n->vqs[2 * pi];
+	uint16_t used_before = vq->used_idx;
 	bool watch = true;
 	int done = 0, r = 0;
 
@@ -364,7 +365,8 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 		p->frame_len = 0;
 		done++;
 	}
-	virtq_notify(vq);
+	if (vq->used_idx != used_before)
+		virtq_notify(vq);
 	net_rx_watch_tap(p, watch);
 	return r == -EIO ? -EIO : done;
 }
