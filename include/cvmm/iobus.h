@@ -6,7 +6,9 @@
  *
  * Locking: lookups (from vCPU threads) and registration (any thread) take the
  * bus's rwlock; handlers run without it held by the bus and may be called
- * from several vCPU threads at once, so a device locks its own state.
+ * from several vCPU threads at once, so a device locks its own state. A
+ * handler may still be running just after iobus_unregister returns: free a
+ * device's state only once the vCPUs are stopped.
  */
 #ifndef CVMM_IOBUS_H
 #define CVMM_IOBUS_H
