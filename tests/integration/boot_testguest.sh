@@ -20,6 +20,7 @@ failed=0
 boot() {
     local name=$1 cpus=$2 mem=$3 serial=$4 cmdline=${5:-"tg.cpus=$2 tg.mem=$3"}
     local out=$tmp/$name.out args=() rc
+    [ -n "${extra:-}" ] && args+=("$extra")
     [ "$serial" = file ] && { args=(--serial "file=$out"); out=$tmp/$name.stdout; }
     timeout 60 "$cvmm" --kernel "$guest" --cpus "boot=$cpus" --memory "size=$mem" \
         --cmdline "$cmdline" "${args[@]}" >"$out" 2>"$tmp/$name.err" </dev/null
@@ -57,6 +58,12 @@ expect_pass cpu2-1G 2 1G stdout
 expect_pass cpu4-64M 4 64M stdout
 # RAM above the [3 GiB, 4 GiB) hole: a second e820 range.
 expect_pass cpu2-4G 2 4G stdout
+
+# The guest's boot-timer marker reaches cvmm's boot timer (docs/boot-timer.md).
+extra=-v expect_pass timer 1 64M stdout
+if ! grep -q 'boot-timer: guest booted [0-9.]* ms after start' "$tmp/timer.err"; then
+    echo "FAIL timer: cvmm -v logged no boot-timer line for the guest's marker"; failed=1
+fi
 
 # The guest's checks are live: 2 CPUs given, 1 expected -> it must say FAIL.
 boot mismatch 2 128M stdout "tg.cpus=1 tg.mem=128M"; rc=$?
