@@ -21,7 +21,7 @@ boot() {
     local name=$1 cpus=$2 mem=$3 serial=$4 cmdline=${5:-"tg.cpus=$2 tg.mem=$3"}
     local out=$tmp/$name.out args=() rc
     [ -n "${extra:-}" ] && args+=("$extra")
-    [ "$serial" = file ] && { args=(--serial "file=$out"); out=$tmp/$name.stdout; }
+    [ "$serial" = file ] && { args+=(--serial "file=$out"); out=$tmp/$name.stdout; }
     timeout 60 "$cvmm" --kernel "$guest" --cpus "boot=$cpus" --memory "size=$mem" \
         --cmdline "$cmdline" "${args[@]}" >"$out" 2>"$tmp/$name.err" </dev/null
     rc=$?
