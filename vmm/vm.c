@@ -175,8 +175,9 @@ static int vm_create_vcpus(struct vm *vm)
 	vm->vcpus = calloc(vm->cfg.ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return -ENOMEM;
+	for (unsigned i = 0; i < vm->cfg.ncpus; i++)
+		vm->vcpus[i] = (struct vcpu){ .vm = vm, .fd = -1 };
 	for (unsigned i = 0; i < vm->cfg.ncpus; i++) {
-		vm->vcpus[i].fd = -1;
 		err = vcpu_init(&vm->vcpus[i], vm, i);
 		if (err)
 			return err;
