@@ -92,6 +92,21 @@ rc=$?
 [ "$(cat "$T/con")" = "ok" ] || fail "serial file holds '$(cat "$T/con")'"
 echo "ok: 4 vCPUs, --serial file="
 
+# 2b. RAM above the PCI hole (5 GiB: 3 below it, 2 from 4 GiB) and shared memory.
+timeout 20 "$CVMM" --kernel "$T/ok.elf" --memory size=5G,shared=on --serial null </dev/null; rc=$?
+[ $rc -eq 0 ] || fail "5 GiB shared guest: exit $rc"
+echo "ok: 5G of shared RAM"
+free_huge=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
+if [ "${free_huge:-0}" -ge 16 ]; then
+    timeout 20 "$CVMM" --kernel "$T/ok.elf" --memory size=32M,hugepages=on --serial null </dev/null; rc=$?
+    [ $rc -eq 0 ] || fail "hugepage guest: exit $rc"
+    echo "ok: hugepages=on"
+else
+    timeout 20 "$CVMM" --kernel "$T/ok.elf" --memory size=1G,hugepages=on --serial null </dev/null 2>"$T/err"; rc=$?
+    [ $rc -eq 1 ] && grep -q "nr_hugepages" "$T/err" || { cat "$T/err"; fail "no-hugepages case: exit $rc"; }
+    echo "ok: hugepages=on without free hugepages says what to do (no hugepages here to boot with)"
+fi
+
 # 3. ACPI S5 (what Linux's poweroff writes): exit 0.
 timeout 20 "$CVMM" --kernel "$T/poweroff.elf" -v </dev/null 2>"$T/err"; rc=$?
 [ $rc -eq 0 ] || { cat "$T/err"; fail "poweroff guest: exit $rc, want 0"; }
