@@ -441,6 +441,9 @@ static int blk_queue_start(struct vdev *dev, unsigned qi)
 		return -EBUSY;
 	vq->event_idx = vdev_has_feature(dev, VIRTIO_F_EVENT_IDX);
 	vq->indirect = vdev_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
+	if (vq->nresubmit > vq->resubmit_pos)
+		log_info("blk: queue %u: completing %u requests the previous back-end left in flight",
+			 qi, vq->nresubmit - vq->resubmit_pos);
 	err = worker_watch(&q->worker, vq->kick_fd, EPOLLIN, &q->kick_watch);
 	if (err)
 		return err;

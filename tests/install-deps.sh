@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(gcc make pkg-config libc6-dev libfdt-dev libseccomp-dev libcap-dev liburing-dev check
       busybox-static cpio gzip xz-utils zstd kmod iproute2 util-linux
-      qemu-system-x86 qemu-utils)
+      qemu-system-x86 qemu-utils strace)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -16,7 +16,7 @@ vb_cleanup() {
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
-    [ -n "${VB_TMP:-}" ] && rm -rf "$VB_TMP"
+    [ -n "${VB_TMP:-}" ] && { [ -n "${VB_KEEP:-}" ] && cp -r "$VB_TMP" "$VB_KEEP"; rm -rf "$VB_TMP"; }
 }
 
 vb_fail() {
@@ -43,18 +43,31 @@ vb_setup() {
     VB_SOCK=$VB_TMP/blk.sock
 }
 
-# vb_backend OPTS: starts the back-end, sets VB_BACKEND_PID, waits for the socket.
+# vb_backend OPTS [WRAPPER...]: starts the back-end with -v, optionally
+# under a wrapper command such as strace, and waits until it serves (its
+# "serving" line; a stale socket file of a killed back-end may exist).
+# Sets VB_BACKEND_PID to the back-end process itself.
 vb_backend() {
-    "$CVMM" --block-backend "$1" >>"$VB_TMP/backend.log" 2>&1 &
+    local opts=$1 i before
+    shift
+    before=$(grep -ac "block-backend: serving" "$VB_TMP/backend.log" 2>/dev/null)
+    "$@" "$CVMM" -v --block-backend "$opts" >>"$VB_TMP/backend.log" 2>&1 &
     VB_BACKEND_PID=$!
     VB_PIDS+=("$VB_BACKEND_PID")
-    local i
     for i in $(seq 100); do
-        [ -S "$VB_SOCK" ] && return 0
+        if [ "$(grep -ac "block-backend: serving" "$VB_TMP/backend.log")" -gt "${before:-0}" ] &&
+           [ -S "$VB_SOCK" ]; then
+            if [ $# -gt 0 ]; then
+                VB_BACKEND_PID=$(pgrep -P "$VB_BACKEND_PID" | head -n 1)
+                [ -n "$VB_BACKEND_PID" ] || vb_fail "back-end under $1 not found"
+                VB_PIDS+=("$VB_BACKEND_PID")
+            fi
+            return 0
+        fi
         kill -0 "$VB_BACKEND_PID" 2>/dev/null || vb_fail "back-end exited at start"
         sleep 0.1
     done
-    vb_fail "back-end socket $VB_SOCK did not appear"
+    vb_fail "back-end did not start serving on $VB_SOCK"
 }
 
 # vb_qemu_bg MODE LOG [CHARDEV_EXTRA]: boots the guest in MODE in the
