@@ -55,13 +55,6 @@ struct hc_vm {
 	size_t run_size;
 };
 
-/* What the probe reported before it stopped. */
-struct hc_result {
-	int user_cs;            /* -1 until reported */
-	int entry_cs;           /* -1 until reported */
-	char stop[128];         /* why the run ended without a verdict, if it did */
-};
-
 static void hc_vm_destroy(struct hc_vm *v)
 {
 	if (v->run)
@@ -286,7 +279,7 @@ static void hc_disarm_timeout(const sigset_t *saved)
 }
 
 /* Handles one port write; returns 1 when the probe has said all it will. */
-static int hc_pio(struct hc_vm *v, struct hc_result *r)
+static int hc_pio(struct hc_vm *v, struct hostcheck_report *r)
 {
 	const struct kvm_run *run = v->run;
 	uint32_t val = 0;
@@ -309,7 +302,7 @@ static int hc_pio(struct hc_vm *v, struct hc_result *r)
 	}
 }
 
-static void hc_run(struct hc_vm *v, struct hc_result *r)
+static void hc_run(struct hc_vm *v, struct hostcheck_report *r)
 {
 	for (;;) {
 		if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
@@ -348,8 +341,7 @@ static void hc_run(struct hc_vm *v, struct hc_result *r)
 	}
 }
 
-/* Turns what the probe reported into the verdict's reason; NULL when Linux can run. */
-static const char *hc_reason(const struct hc_result *r, char *buf, size_t len)
+const char *hostcheck_reason(const struct hostcheck_report *r, char *buf, size_t len)
 {
 	if (r->entry_cs >= 0 && (r->entry_cs & 3) == 0 && r->user_cs >= 0 && (r->user_cs & 3) == 3)
 		return NULL;
@@ -369,7 +361,7 @@ static const char *hc_reason(const struct hc_result *r, char *buf, size_t len)
 
 int hostcheck_main(void)
 {
-	struct hc_result res = { .user_cs = -1, .entry_cs = -1 };
+	struct hostcheck_report res = { .user_cs = -1, .entry_cs = -1 };
 	char why[256] = "", reason[320];
 	struct hc_vm v;
 	sigset_t saved;
@@ -386,7 +378,7 @@ int hostcheck_main(void)
 	hc_disarm_timeout(&saved);
 	hc_vm_destroy(&v);
 
-	cannot = hc_reason(&res, reason, sizeof(reason));
+	cannot = hostcheck_reason(&res, reason, sizeof(reason));
 	if (!cannot) {
 		printf("cvmm: host KVM can run Linux guests\n");
 		return HOSTCHECK_CAN;
