@@ -18,6 +18,7 @@ struct tg_check {
 static const struct tg_check tg_checks[] = {
 	{ "serial", tg_check_serial },
 	{ "cmdline", tg_check_cmdline },
+	{ "cpuid", tg_check_cpuid },
 	{ "e820", tg_check_e820 },
 	{ "acpi", tg_check_acpi },
 	{ "mptable", tg_check_mptable },

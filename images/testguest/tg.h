@@ -105,6 +105,7 @@ extern uint32_t tg_ap_cr3;     /* CR3 for the APs; 0 when above 4 GiB */
 /* The checks; each prints its own line and returns 0 (ok) or -1. */
 int tg_check_serial(struct tg *t);
 int tg_check_cmdline(struct tg *t);
+int tg_check_cpuid(struct tg *t);
 int tg_check_e820(struct tg *t);
 int tg_check_acpi(struct tg *t);
 int tg_check_mptable(struct tg *t);
