@@ -100,7 +100,7 @@ static int machine_vcpus(struct vm *vm, uint64_t entry)
 
 		err = x86_cpuid_set(fd, cpuid, i, vm->cfg.ncpus);
 		if (!err)
-			err = x86_vcpu_setup_common(fd);
+			err = x86_vcpu_setup_common(fd, i == 0);
 		if (!err)
 			err = i == 0 ? x86_vcpu_setup_bsp(fd, entry, X86_ZERO_PAGE_ADDR) : x86_vcpu_setup_ap(fd);
 	}

@@ -139,16 +139,17 @@ int x86_vcpu_setup_ap(int vcpu_fd)
 	return regs_ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
 }
 
-static void regs_lvt(struct kvm_lapic_state *l, unsigned off, uint32_t mode)
+/* Sets an LVT entry's delivery mode and mask bit. */
+static void regs_lvt(struct kvm_lapic_state *l, unsigned off, uint32_t mode, bool masked)
 {
 	uint32_t v;
 
 	memcpy(&v, l->regs + off, 4);
-	v = (v & ~0x700u & ~0x10000u) | mode << 8;  /* delivery mode, unmasked */
+	v = (v & ~0x700u & ~0x10000u) | mode << 8 | (masked ? 0x10000u : 0);
 	memcpy(l->regs + off, &v, 4);
 }
 
-int x86_vcpu_setup_common(int vcpu_fd)
+int x86_vcpu_setup_common(int vcpu_fd, bool bsp)
 {
 	struct {
 		struct kvm_msrs hdr;
@@ -166,8 +167,10 @@ int x86_vcpu_setup_common(int vcpu_fd)
 	ret = regs_ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
 	if (ret)
 		return ret;
-	regs_lvt(&lapic, 0x350, 7);  /* LINT0: ExtINT, so the PIC reaches CPU 0 */
-	regs_lvt(&lapic, 0x360, 4);  /* LINT1: NMI */
+	/* As firmware leaves them: the PIC's interrupts (ExtINT on LINT0) reach
+	 * the BSP only; NMI on LINT1 everywhere. */
+	regs_lvt(&lapic, 0x350, 7, !bsp);
+	regs_lvt(&lapic, 0x360, 4, false);
 	ret = regs_ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
 	if (ret)
 		return ret;

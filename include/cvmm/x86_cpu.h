@@ -7,6 +7,7 @@
 #ifndef CVMM_X86_CPU_H
 #define CVMM_X86_CPU_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cvmm/gmem.h"
@@ -28,8 +29,9 @@ int x86_boot_tables_write(struct gmem *mem);
 int x86_vcpu_setup_bsp(int vcpu_fd, uint64_t entry, uint64_t boot_params);
 /* Application processors wait for INIT/SIPI from the BSP. */
 int x86_vcpu_setup_ap(int vcpu_fd);
-/* Every vCPU: LINT0 = ExtINT, LINT1 = NMI (as firmware leaves them), MSRs. */
-int x86_vcpu_setup_common(int vcpu_fd);
+/* Every vCPU: LAPIC LINT pins as firmware leaves them (ExtINT on the BSP's
+ * LINT0, NMI on LINT1), boot MSRs. */
+int x86_vcpu_setup_common(int vcpu_fd, bool bsp);
 /* Logs registers and segment state at error level. */
 void x86_vcpu_dump(int vcpu_fd, unsigned id);
 

@@ -2,7 +2,7 @@
 # Boots tiny hand-written ELF guests (assembled here) and checks how cvmm
 # ends: reset through the i8042 -> 0, ACPI S5 -> 0, triple fault -> 1 with a
 # message, SIGTERM of a spinning guest -> 143 with nothing left behind; and
-# that serial output, serial input, the boot timer and SMP start work.
+# that serial output, input and interrupts, the boot timer and SMP start work.
 set -u
 CVMM=${BUILD:?}/cvmm
 [ -x "$CVMM" ] || { echo "no $CVMM"; exit 1; }
@@ -77,6 +77,112 @@ guest echo <<'EOF_'
 	hlt
 EOF_
 
+# The UART's THRE interrupt (IRQ 4) through the 8259 to the BSP's LINT0
+# (ExtINT), and through the IOAPIC to the BSP's LAPIC: the handler prints
+# one letter and resets.
+guest irq_pic <<'EOF_'
+	/* IDT gate for vector 0x24 (IRQ 4 after the PIC remap below). */
+	lea handler(%rip), %rax
+	lea idt+0x24*16(%rip), %rdi
+	mov %ax, (%rdi)
+	movw $0x10, 2(%rdi)
+	movw $0x8e00, 4(%rdi)
+	shr $16, %rax
+	mov %ax, 6(%rdi)
+	shr $16, %rax
+	mov %eax, 8(%rdi)
+	movl $0, 12(%rdi)
+	lidt idtr(%rip)
+	/* 8259s: vectors 0x20/0x28, only IRQ 4 unmasked. */
+	mov $0x11, %al
+	out %al, $0x20
+	out %al, $0xa0
+	mov $0x20, %al
+	out %al, $0x21
+	mov $0x28, %al
+	out %al, $0xa1
+	mov $0x04, %al
+	out %al, $0x21
+	mov $0x02, %al
+	out %al, $0xa1
+	mov $0x01, %al
+	out %al, $0x21
+	out %al, $0xa1
+	mov $0xef, %al
+	out %al, $0x21
+	mov $0xff, %al
+	out %al, $0xa1
+	/* UART: OUT2 gates the line, then THRE interrupt enable raises IRQ 4. */
+	mov $0x3fc, %dx
+	mov $0x08, %al
+	out %al, %dx
+	mov $0x3f9, %dx
+	mov $0x02, %al
+	out %al, %dx
+	sti
+1:	hlt
+	jmp 1b
+handler:
+	mov $0x3f8, %dx
+	mov $'I', %al
+	out %al, %dx
+	mov $0xfe, %al
+	out %al, $0x64
+	hlt
+	.data
+	.balign 16
+idtr:	.word 256*16-1
+	.quad idt
+	.balign 16
+idt:	.space 256*16
+EOF_
+
+guest irq_ioapic <<'EOF_'
+	lea handler(%rip), %rax
+	lea idt+0x24*16(%rip), %rdi
+	mov %ax, (%rdi)
+	movw $0x10, 2(%rdi)
+	movw $0x8e00, 4(%rdi)
+	shr $16, %rax
+	mov %ax, 6(%rdi)
+	shr $16, %rax
+	mov %eax, 8(%rdi)
+	movl $0, 12(%rdi)
+	lidt idtr(%rip)
+	mov $0xff, %al
+	out %al, $0x21
+	out %al, $0xa1
+	mov $0xfee000f0, %ebx
+	movl $0x1ff, (%rbx)
+	mov $0xfec00000, %ebx
+	movl $0x19, (%rbx)
+	movl $0, 0x10(%rbx)
+	movl $0x18, (%rbx)
+	movl $0x24, 0x10(%rbx)
+	mov $0x3fc, %dx
+	mov $0x08, %al
+	out %al, %dx
+	mov $0x3f9, %dx
+	mov $0x02, %al
+	out %al, %dx
+	sti
+1:	hlt
+	jmp 1b
+handler:
+	mov $0x3f8, %dx
+	mov $'A', %al
+	out %al, %dx
+	mov $0xfe, %al
+	out %al, $0x64
+	hlt
+	.data
+	.balign 16
+idtr:	.word 256*16-1
+	.quad idt
+	.balign 16
+idt:	.space 256*16
+EOF_
+
 # 1. Reset through the i8042: exit 0, "ok" on the console, boot timer logged.
 out=$(timeout 20 "$CVMM" --kernel "$T/ok.elf" -v </dev/null 2>"$T/err"); rc=$?
 [ $rc -eq 0 ] || { cat "$T/err"; fail "reset guest: exit $rc, want 0"; }
@@ -125,6 +231,13 @@ out=$(printf 'hello q' | timeout 20 "$CVMM" --kernel "$T/echo.elf" 2>"$T/err"); 
 [ $rc -eq 0 ] || { cat "$T/err"; fail "echo guest: exit $rc"; }
 [ "$out" = "hello " ] || fail "echo guest printed '$out', want 'hello '"
 echo "ok: serial input"
+
+# 5b. Interrupts from a device model reach the guest.
+out=$(timeout 20 "$CVMM" --kernel "$T/irq_pic.elf" --cpus boot=2 </dev/null 2>"$T/err"); rc=$?
+[ $rc -eq 0 ] && [ "$out" = "I" ] || { cat "$T/err"; fail "PIC interrupt guest: exit $rc, printed '$out'"; }
+out=$(timeout 20 "$CVMM" --kernel "$T/irq_ioapic.elf" --cpus boot=2 </dev/null 2>"$T/err"); rc=$?
+[ $rc -eq 0 ] && [ "$out" = "A" ] || { cat "$T/err"; fail "IOAPIC interrupt guest: exit $rc, printed '$out'"; }
+echo "ok: serial IRQ 4 through the PIC and through the IOAPIC"
 
 # 6. SIGTERM stops a spinning 2-vCPU guest cleanly; its console socket goes away.
 timeout 30 "$CVMM" --kernel "$T/spin.elf" --cpus boot=2 --serial socket="$T/sock" </dev/null 2>"$T/err" &
