@@ -112,13 +112,33 @@ static int tg_acpi_madt(struct tg *t, const uint8_t *madt)
 	return 0;
 }
 
-static int tg_acpi_fadt(const uint8_t *fadt)
+/* SLP_TYPa from the DSDT's Name(_S5_, Package() { a, b, ... }) at s5 (the
+ * name's first byte); -1 when the AML is not that shape. */
+static int tg_acpi_s5_typ(const uint8_t *s5, const uint8_t *end)
+{
+	const uint8_t *p = s5 + 4;
+	unsigned follow;
+
+	if (p + 2 > end || p[0] != 0x12)                /* PackageOp */
+		return -1;
+	follow = p[1] >> 6;                             /* PkgLength extra bytes */
+	p += 2 + follow + 1;                            /* ... and NumElements */
+	if (p >= end)
+		return -1;
+	switch (p[0]) {
+	case 0x00: return 0;                            /* ZeroOp */
+	case 0x01: return 1;                            /* OneOp */
+	case 0x0a: return p + 1 < end ? p[1] : -1;      /* BytePrefix */
+	default: return -1;
+	}
+}
+
+static int tg_acpi_fadt(struct tg *t, const uint8_t *fadt)
 {
 	uint32_t len = tg_get32(fadt + 4);
-	uint64_t dsdt_addr = tg_get32(fadt + 40), pm1a_cnt = 0;
-	const uint8_t *dsdt;
+	uint64_t dsdt_addr = tg_get32(fadt + 40);
+	const uint8_t *dsdt, *s5 = NULL;
 	uint32_t dlen, i;
-	bool s5 = false;
 
 	if (len < 116) {
 		tg_printf("TG: FAIL acpi: FADT too short (%u)\n", len);
@@ -126,23 +146,45 @@ static int tg_acpi_fadt(const uint8_t *fadt)
 	}
 	if (len >= 148 && tg_get64(fadt + 140))
 		dsdt_addr = tg_get64(fadt + 140);
-	pm1a_cnt = tg_get32(fadt + 64);
+	t->sleep_port = tg_get32(fadt + 64);
+	t->sleep_hw_reduced = false;
 	/* Hardware-reduced ACPI has no PM1 block; it uses the sleep control
-	 * register (FADT offset 244, a GAS whose address is at 248). */
-	if (!pm1a_cnt && (tg_get32(fadt + 112) & (1u << 20)) && len >= 256)
-		pm1a_cnt = tg_get64(fadt + 248);
+	 * register (FADT offset 244, a GAS: space id, ..., address at 248). */
+	if (!t->sleep_port && (tg_get32(fadt + 112) & (1u << 20)) && len >= 256 && fadt[244] == 1) {
+		t->sleep_port = tg_get64(fadt + 248);
+		t->sleep_hw_reduced = true;
+	}
 	dsdt = tg_acpi_table(dsdt_addr, "DSDT");
 	if (!dsdt)
 		return -1;
 	dlen = tg_get32(dsdt + 4);
 	for (i = SDT_HDR_LEN; i + 4 <= dlen && !s5; i++)
-		s5 = !memcmp(dsdt + i, "_S5_", 4);
-	if (!s5 || !pm1a_cnt) {
-		tg_printf("TG: FAIL acpi: %s\n", !s5 ? "the DSDT defines no _S5" : "the FADT has no sleep control register");
+		if (!memcmp(dsdt + i, "_S5_", 4))
+			s5 = dsdt + i;
+	t->slp_typ = s5 ? tg_acpi_s5_typ(s5, dsdt + dlen) : -1;
+	if (!s5 || t->slp_typ < 0 || !t->sleep_port || t->sleep_port > 0xffff) {
+		tg_printf("TG: FAIL acpi: %s\n", !s5 ? "the DSDT defines no _S5" :
+			  t->slp_typ < 0 ? "the DSDT's _S5 is not a package of integers" :
+			  "the FADT has no sleep control port");
 		return -1;
 	}
-	tg_printf("TG: acpi fadt dsdt=0x%lx len=%u sleep-control=0x%lx _S5 ok\n", dsdt_addr, dlen, pm1a_cnt);
+	tg_printf("TG: acpi fadt dsdt=0x%lx len=%u sleep-control=0x%lx _S5=%d ok\n", dsdt_addr, dlen,
+		  t->sleep_port, t->slp_typ);
 	return 0;
+}
+
+void tg_acpi_poweroff(const struct tg *t)
+{
+	if (t->slp_typ < 0) {
+		tg_printf("TG: FAIL poweroff: no usable ACPI sleep control (see the acpi check)\n");
+		return;
+	}
+	tg_printf("TG: poweroff: S5 through port 0x%lx\n", t->sleep_port);
+	if (t->sleep_hw_reduced)        /* SLP_TYP in bits 4:2, SLP_EN bit 5 */
+		tg_outb((uint16_t)t->sleep_port, (uint8_t)((t->slp_typ & 7) << 2 | 1 << 5));
+	else                            /* PM1 control: SLP_TYP in bits 12:10, SLP_EN bit 13 */
+		__asm__ volatile("outw %0, %1" : : "a"((uint16_t)((t->slp_typ & 7) << 10 | 1 << 13)),
+				 "Nd"((uint16_t)t->sleep_port));
 }
 
 int tg_check_acpi(struct tg *t)
@@ -186,7 +228,7 @@ int tg_check_acpi(struct tg *t)
 		return -1;
 	}
 	ret = tg_acpi_madt(t, madt);
-	if (tg_acpi_fadt(fadt) < 0)
+	if (tg_acpi_fadt(t, fadt) < 0)
 		ret = -1;
 	if (!ret)
 		tg_printf("TG: acpi ok\n");

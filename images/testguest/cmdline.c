@@ -1,7 +1,7 @@
 /* Reads the test's expectations from the kernel command line:
  * tg.cpus=N (CPUs the MADT lists and that start), tg.mem=SIZE (RAM size),
  * tg.halt (halt instead of resetting at the end, so a benchmark can look at
- * the running VMM).
+ * the running VMM), tg.poweroff (end with ACPI S5 instead of resetting).
  * An unknown tg.* word fails, so a typo in a test cannot pass silently. */
 #include "tg.h"
 
@@ -37,6 +37,8 @@ int tg_check_cmdline(struct tg *t)
 			continue;
 		if (len == 7 && !memcmp(w, "tg.halt", 7)) {
 			t->halt = true;
+		} else if (len == 11 && !memcmp(w, "tg.poweroff", 11)) {
+			t->poweroff = true;
 		} else if (tg_word_is(w, len, "tg.cpus=", &v, &vlen)) {
 			if (!tg_parse_size(v, vlen, &n) || n == 0 || n > TG_MAX_CPUS)
 				bad = 1;
@@ -55,7 +57,7 @@ int tg_check_cmdline(struct tg *t)
 			return -1;
 		}
 	}
-	tg_printf("TG: cmdline want_cpus=%u want_mem=%luK%s ok\n", t->want_cpus, t->want_mem >> 10,
-		  t->halt ? " halt" : "");
+	tg_printf("TG: cmdline want_cpus=%u want_mem=%luK%s%s ok\n", t->want_cpus, t->want_mem >> 10,
+		  t->halt ? " halt" : "", t->poweroff ? " poweroff" : "");
 	return 0;
 }

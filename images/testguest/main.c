@@ -83,6 +83,7 @@ void tg_main(uint64_t zero_page)
 	tg_serial_init();
 	tg_printf("TG: start zero_page=0x%lx\n", zero_page);
 	tg_copy_boot_info(t, zero_page);
+	t->slp_typ = -1;
 	tg_paging_init();
 	for (i = 0; i < n; i++)
 		if (tg_checks[i].run(t) < 0)
@@ -91,6 +92,11 @@ void tg_main(uint64_t zero_page)
 		tg_printf("TG: FAIL %u of %u checks failed\n", failed, n);
 	else
 		tg_printf("TG: PASS %u checks\n", n);
+	if (t->poweroff) {
+		tg_acpi_poweroff(t);
+		/* Stay up: a VMM that ignored S5 shows as a hung guest. */
+		tg_halt();
+	}
 	if (t->halt)
 		tg_halt();
 }

@@ -7,7 +7,8 @@
  * machine through the i8042 (0xfe to port 0x64).
  *
  * Expectations come from the kernel command line: tg.cpus=N tg.mem=SIZE
- * (SIZE with K/M/G); tg.halt makes it halt at the end instead. Each check lives in its own file and is listed in
+ * (SIZE with K/M/G); tg.halt makes it halt at the end instead, tg.poweroff
+ * power off through ACPI (S5). Each check lives in its own file and is listed in
  * main.c; everything runs on the boot CPU by polling, no interrupts.
  */
 #ifndef TG_H
@@ -43,11 +44,16 @@ struct tg {
 	unsigned want_cpus;     /* 0 when the command line sets no expectation */
 	uint64_t want_mem;
 	bool halt;              /* tg.halt: halt at the end instead of resetting */
+	bool poweroff;          /* tg.poweroff: end with ACPI S5 instead of resetting */
 
 	/* From the MADT (acpi.c), 0 when not found. */
 	unsigned madt_cpus;
 	uint32_t madt_apic_ids[TG_MAX_CPUS];
 	uint64_t lapic_base;
+	/* From the FADT and DSDT (acpi.c); slp_typ -1 when not found. */
+	uint64_t sleep_port;
+	bool sleep_hw_reduced;
+	int slp_typ;
 };
 
 /* Port and MSR access. */
@@ -108,6 +114,8 @@ int tg_check_cmdline(struct tg *t);
 int tg_check_cpuid(struct tg *t);
 int tg_check_e820(struct tg *t);
 int tg_check_acpi(struct tg *t);
+/* Enters S5 as the ACPI tables say (returns only if it cannot). */
+void tg_acpi_poweroff(const struct tg *t);
 int tg_check_mptable(struct tg *t);
 int tg_check_smp(struct tg *t);
 

@@ -2,7 +2,8 @@
 # Boots the freestanding test guest (images/testguest) under cvmm with
 # several CPU counts and memory sizes; the guest checks serial, e820, ACPI,
 # the MP table and SMP start-up from inside against tg.cpus/tg.mem and
-# reports "TG: PASS" before it resets, so cvmm must exit 0. Output goes to
+# reports "TG: PASS" before it resets (or powers off through ACPI), so cvmm
+# must exit 0. Output goes to
 # stdout and, in one run, to --serial file=PATH. A run whose command line
 # expects a different CPU count than cvmm gives must make the guest fail.
 set -u
@@ -38,7 +39,7 @@ boot() {
     return $rc
 }
 
-expect_pass() {   # NAME CPUS MEM SERIAL
+expect_pass() {   # NAME CPUS MEM SERIAL [CMDLINE]
     local name=$1 cpus=$2 out
     boot "$@"; local rc=$?
     out=$(tr -d '\r' <"$tmp/$name.out")
@@ -64,6 +65,12 @@ extra=-v expect_pass timer 1 64M stdout
 if ! grep -q 'boot-timer: guest booted [0-9.]* ms after start' "$tmp/timer.err"; then
     echo "FAIL timer: cvmm -v logged no boot-timer line for the guest's marker"; failed=1
 fi
+
+# The guest powers off through the ACPI sleep control the FADT/DSDT describe
+# (it halts if that does not end the VM, so a failure shows as a timeout).
+expect_pass poweroff 2 64M stdout "tg.cpus=2 tg.mem=64M tg.poweroff"
+grep -q '^TG: poweroff: S5 through port' "$tmp/poweroff.out" ||
+    { echo "FAIL poweroff: the guest did not try ACPI S5"; failed=1; }
 
 # The guest's checks are live: 2 CPUs given, 1 expected -> it must say FAIL.
 boot mismatch 2 128M stdout "tg.cpus=1 tg.mem=128M"; rc=$?
