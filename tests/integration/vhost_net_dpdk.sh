@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# cvmm --net-backend against DPDK's virtio_user front-end (dpdk-testpmd, no
+# VM, no hugepages), with the tap in a network namespace:
+#  1. txonly: UDP frames addressed to the tap's IP/MAC go guest -> tap; the
+#     tap counts them and the namespace's UDP stack receives them;
+#  2. the same back-end serves a second front-end (rxonly): frames the
+#     namespace sends (UDP, 64 B and 1400 B payloads) arrive at testpmd;
+#  3. SIGTERM: exit 0, socket removed.
+set -u
+. "$(dirname "$0")/lib/vhost_net.sh"
+command -v dpdk-testpmd >/dev/null || { echo "SKIP: dpdk-testpmd is not installed (dpdk-dev)"; exit 77; }
+[ "$(nproc)" -ge 2 ] || { echo "SKIP: testpmd needs two cores"; exit 77; }
+vn_setup vnetdpdk
+vn_backend
+
+# testpmd MODE SECS LOG [EXTRA...]: runs the front-end for SECS seconds and
+# lets it print its statistics (SIGINT).
+testpmd() {
+    local mode=$1 secs=$2 log=$3
+    shift 3
+    timeout -s INT -k 10 "$secs" dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 \
+        --file-prefix="cvmm-vnet-$$" --single-file-segments \
+        --vdev "net_virtio_user0,path=$VN_SOCK,queues=1,mac=$VN_GUEST_MAC" -- \
+        --no-mlockall --forward-mode="$mode" --auto-start --stats-period 1 \
+        --total-num-mbufs=8192 "$@" </dev/null >"$log" 2>&1
+}
+
+udp_noports() {
+    vn_ns awk '/^Udp:/ { if (h) { print $3; exit } h = 1 }' /proc/net/snmp
+}
+
+# 1. guest -> tap
+before=$(vn_tap_stat rx_packets)
+noports_before=$(udp_noports)
+testpmd txonly 6 "$VN_TMP/txonly.log" --eth-peer="0,$VN_HOST_MAC" --tx-ip="$VN_GUEST_IP,$VN_HOST_IP"
+sent=$(vn_testpmd_stat "$VN_TMP/txonly.log" TX-packets)
+[ -n "$sent" ] || vn_fail "testpmd (txonly) printed no statistics"
+got=$(( $(vn_tap_stat rx_packets) - before ))
+noports=$(( $(udp_noports) - noports_before ))
+echo "txonly: testpmd sent $sent, tap received $got, UDP stack saw $noports datagrams to closed ports"
+[ "$sent" -gt 1000 ] || vn_fail "testpmd sent only $sent frames"
+# Frames still on the ring when testpmd stopped may be left: at most a queue's worth.
+[ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 256 )) ] || vn_fail "tap received $got of $sent frames"
+[ "$noports" -ge $(( got * 9 / 10 )) ] || vn_fail "only $noports of $got frames reached the UDP stack intact"
+kill -0 "$VN_BACKEND_PID" || vn_fail "back-end died"
+echo "ok: guest -> tap"
+
+# 2. tap -> guest, by a second front-end on the same back-end
+vn_ns ip neigh replace "$VN_GUEST_IP" lladdr "$VN_GUEST_MAC" dev "$VN_TAP" nud permanent
+testpmd rxonly 12 "$VN_TMP/rxonly.log" &
+pmd=$!
+VN_PIDS+=("$pmd")
+for i in $(seq 100); do
+    grep -q "Port 0: link state change event\|Press enter to exit\|Port statistics" "$VN_TMP/rxonly.log" 2>/dev/null && break
+    sleep 0.1
+done
+sleep 1
+# 300 UDP datagrams of 64 bytes and 300 of 1400, one write (one frame) each.
+vn_ns bash -c 'exec 3>"/dev/udp/$1/9" || exit 1
+    for len in 64 1400; do
+        p=$(head -c "$len" /dev/zero | tr "\0" x)
+        for i in $(seq 300); do printf %s "$p" >&3 2>/dev/null; done
+    done' sh "$VN_GUEST_IP" || vn_fail "cannot send UDP datagrams in the namespace"
+wait "$pmd"
+rx=$(vn_testpmd_stat "$VN_TMP/rxonly.log" RX-packets)
+echo "rxonly: namespace sent 600 frames, testpmd received ${rx:-nothing}"
+[ -n "$rx" ] || vn_fail "testpmd (rxonly) printed no statistics"
+[ "$rx" -ge 600 ] || vn_fail "testpmd received $rx of 600 frames"
+kill -0 "$VN_BACKEND_PID" || vn_fail "back-end died"
+echo "ok: tap -> guest (64 B and 1400 B payloads), second front-end served by the same back-end"
+
+# 3. clean stop
+kill -TERM "$VN_BACKEND_PID"
+wait "$VN_BACKEND_PID"; rc=$?
+[ "$rc" = 0 ] || vn_fail "back-end exited with $rc on SIGTERM"
+[ ! -e "$VN_SOCK" ] || vn_fail "socket file left behind"
+echo "ok: SIGTERM: exit 0, socket removed"
+echo "PASS"
