@@ -57,5 +57,8 @@ int main(int argc, char **argv)
 		break;
 	}
 	log_close();
+	/* Errors went to the log file: say where to look. */
+	if (ret && cfg.log_file)
+		fprintf(stderr, "cvmm: exit status %d: see the log in %s\n", ret, cfg.log_file);
 	return ret;
 }
