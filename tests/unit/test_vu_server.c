@@ -882,6 +882,190 @@ START_TEST(config_change_on_backend_channel)
 }
 END_TEST
 
+
+/* ---- random input ---- */
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/* The payload size a request of this type normally has. */
+static uint32_t natural_size(uint32_t req)
+{
+	switch (req) {
+	case VHOST_USER_SET_VRING_ADDR:
+	case VHOST_USER_ADD_MEM_REG:
+	case VHOST_USER_REM_MEM_REG:
+		return 40;
+	case VHOST_USER_SET_MEM_TABLE:
+		return 40;
+	case VHOST_USER_GET_CONFIG:
+	case VHOST_USER_SET_CONFIG:
+		return 12 + 8;
+	case VHOST_USER_GET_INFLIGHT_FD:
+	case VHOST_USER_SET_INFLIGHT_FD:
+		return 24;
+	case VHOST_USER_SET_OWNER:
+	case VHOST_USER_RESET_OWNER:
+	case VHOST_USER_GET_PROTOCOL_FEATURES:
+	case VHOST_USER_GET_QUEUE_NUM:
+	case VHOST_USER_SET_BACKEND_REQ_FD:
+	case VHOST_USER_RESET_DEVICE:
+	case VHOST_USER_GET_MAX_MEM_SLOTS:
+	case VHOST_USER_GET_STATUS:
+		return 0;
+	default:
+		return 8;
+	}
+}
+
+/* Fills a payload that is often close to valid for req, so handlers past
+ * the codec are reached, and otherwise random. */
+static uint32_t random_payload(uint32_t req, uint8_t *p, uint32_t max)
+{
+	static const uint32_t sizes[] = { 0, 8, 12, 20, 24, 40, 72, 264, 268 };
+	uint32_t size = rnd() % 4 ? sizes[rnd() % 9] : (uint32_t)(rnd() % max);
+
+	if (rnd() % 2)
+		size = natural_size(req);
+	uint64_t ua = UA + (rnd() % 4 ? (rnd() % MEM_SIZE) & ~0xfULL : rnd());
+
+	for (uint32_t i = 0; i < size; i++)
+		p[i] = (uint8_t)rnd();
+	if (size >= 8 && rnd() % 2) {
+		uint32_t small[2] = { (uint32_t)(rnd() % 3), 1u << (rnd() % 12) };
+
+		memcpy(p, small, 8);
+	}
+	if (req == VHOST_USER_SET_VRING_ENABLE && size == 8 && rnd() % 2) {
+		struct vu_vring_state st = { (uint32_t)(rnd() % 3), (uint32_t)(rnd() % 2) };
+
+		memcpy(p, &st, 8);
+	}
+	if (req >= VHOST_USER_SET_VRING_KICK && req <= VHOST_USER_SET_VRING_ERR && size == 8 &&
+	    rnd() % 2) {
+		uint64_t v = rnd() % 3 | (rnd() % 4 ? 0 : VU_VRING_NOFD_MASK);
+
+		memcpy(p, &v, 8);
+	}
+	if (req == VHOST_USER_SET_VRING_ADDR && size == 40 && rnd() % 2) {
+		uint64_t a[3] = { ua, ua + 0x1000, ua + 0x2000 };
+
+		memcpy(p + 8, a, sizeof(a));
+	}
+	if ((req == VHOST_USER_SET_MEM_TABLE || req == VHOST_USER_ADD_MEM_REG ||
+	     req == VHOST_USER_REM_MEM_REG) && size >= 40 && rnd() % 2) {
+		struct vu_mem_region r = region(rnd() % 2 ? 0 : rnd(), rnd() % 2 ? MEM_SIZE : rnd(),
+						ua, rnd() % 2 ? 0 : rnd());
+
+		if (req == VHOST_USER_SET_MEM_TABLE)
+			p[0] = 1, p[1] = p[2] = p[3] = 0;
+		memcpy(p + 8, &r, sizeof(r));
+	}
+	if ((req == VHOST_USER_GET_CONFIG || req == VHOST_USER_SET_CONFIG) && size >= 12 &&
+	    rnd() % 2) {
+		uint32_t c[3] = { (uint32_t)(rnd() % 300), size - 12, (uint32_t)(rnd() % 3) };
+
+		memcpy(p, c, sizeof(c));
+	}
+	return size;
+}
+
+/* Sends GET_FEATURES and drains replies up to its answer. false when the
+ * server dropped the connection. */
+static bool resync(void)
+{
+	struct vu_peer_reply rep;
+
+	if (vu_peer_send(fe, VHOST_USER_GET_FEATURES, VU_VERSION, NULL, 0, NULL, 0))
+		return false;
+	for (;;) {
+		if (vu_peer_read(fe, &rep, 5000))
+			return false;
+		for (unsigned i = 0; i < rep.nfds; i++)
+			close(rep.fds[i]);
+		if (rep.hdr.request == VHOST_USER_GET_FEATURES && rep.hdr.size == 8) {
+			uint64_t v;
+
+			memcpy(&v, rep.payload, 8);
+			if (v == (TFEAT | PFEAT))
+				return true;
+		}
+	}
+}
+
+static void fuzz_session_setup(void)
+{
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, true);
+	ring_setup(1, 128, 0, false);
+}
+
+START_TEST(random_messages_never_break_the_server)
+{
+	int pool[4], bk[2], before, drops = 0;
+	uint8_t p[512];
+
+	ck_assert_int_eq(vu_peer_socketpair(bk), 0);
+	pool[0] = vu_peer_memfd(MEM_SIZE);
+	pool[1] = vu_peer_eventfd();
+	pool[2] = vu_peer_eventfd();
+	pool[3] = bk[0];
+	/* Each session starts from a working device (memory, a running ring)
+	 * so random messages reach the handlers' deeper paths. */
+	fuzz_session_setup();
+	/* Count with no session up: the server's epoll fd and both socket ends
+	 * come and go with each session. */
+	stop_serving();
+	before = vu_peer_count_fds();
+	start_serving();
+	fuzz_session_setup();
+	for (int i = 0; i < 20000; i++) {
+		/* Not GET_FEATURES: its reply is resync()'s marker. */
+		uint32_t req = 2 + (uint32_t)(rnd() % 43);
+		uint32_t flags = VU_VERSION | (rnd() % 2 ? VU_FLAG_NEED_REPLY : 0);
+		uint32_t size;
+		unsigned nfds = rnd() % 3 ? (unsigned)(rnd() % 2) : (unsigned)(rnd() % 4);
+		int fds[4];
+
+		if (rnd() % 64 == 0)
+			flags ^= 1u << (rnd() % 32);   /* occasionally a broken header */
+		size = random_payload(req, p, sizeof(p));
+		for (unsigned k = 0; k < nfds; k++)
+			fds[k] = pool[rnd() % 4];
+		ck_assert_msg(vu_peer_send(fe, req, flags, p, size, fds, nfds) == 0,
+			      "iteration %d: %s size %u", i, vu_msg_request_name(req), size);
+		if (!resync()) {
+			/* Dropped: the next front-end must be served normally. */
+			drops++;
+			stop_serving();
+			start_serving();
+			fuzz_session_setup();
+		}
+	}
+	stop_serving();
+	/* Every fd the server received was closed or released with the session. */
+	ck_assert_int_eq(vu_peer_count_fds(), before);
+	/* The run went deep enough to matter: rings started and were stopped
+	 * by random messages, connections were dropped and renewed. */
+	ck_assert_int_gt(drops, 0);
+	ck_assert_int_gt(td.starts[0], drops);
+	ck_assert_int_gt(td.starts[1], 5);
+	ck_assert_int_eq(srv.mem.nregions, 0);
+	for (int k = 0; k < 3; k++)
+		close(pool[k]);
+	close(bk[0]);
+	close(bk[1]);
+}
+END_TEST
+
 /* ---- sockets: listening, client mode, fd leaks ---- */
 
 static char sock_path[108];
@@ -1047,6 +1231,7 @@ int main(void)
 	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, features_offer_and_subset);
 	tcase_add_test(tc, protocol_features_before_set_features);
 	tcase_add_test(tc, protocol_features_limited_by_config);
@@ -1071,6 +1256,7 @@ int main(void)
 	tcase_add_test(tc, bad_header_drops_then_next_served);
 	tcase_add_test(tc, reset_device_forgets_rings);
 	tcase_add_test(tc, config_change_on_backend_channel);
+	tcase_add_test(tc, random_messages_never_break_the_server);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(ts, lsetup, lteardown);

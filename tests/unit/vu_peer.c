@@ -55,9 +55,11 @@ int vu_peer_send_raw(int sock, const void *buf, size_t len, const int *fds, unsi
 		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)len)
-		return -EIO;
-	return 0;
+	ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)len ? 0 : -EIO;
 }
 
 int vu_peer_send(int sock, uint32_t request, uint32_t flags, const void *payload,
