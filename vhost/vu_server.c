@@ -446,7 +446,7 @@ static int vu_session_drop(struct vu_server *s, int epfd)
 static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 {
 	struct epoll_event evs[4];
-	bool stop = false;
+	bool stop = false, waiting = false;
 	int epfd, r = 0;
 
 	epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -468,12 +468,20 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 		if (single && s->conn_fd < 0)
 			break;
 		if (s->client && s->conn_fd < 0) {
-			if (vu_connect(s) == 0)
+			int cr = vu_connect(s);
+
+			if (cr == 0) {
 				r = vu_session_begin(s, epfd);
-			else
+				if (r)
+					break;
+				waiting = false;
+			} else {
+				if (!waiting)
+					log_info("vhost-user: no front-end on %s yet (%s): retrying",
+						 s->path, strerror(-cr));
+				waiting = true;
 				timeout = VU_SERVER_RECONNECT_MS;
-			if (r)
-				break;
+			}
 		}
 		n = epoll_wait(epfd, evs, 4, timeout);
 		if (n < 0) {
