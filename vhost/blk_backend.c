@@ -103,6 +103,8 @@ static int blk_backend_open(struct blk_backend *be, const struct blk_backend_opt
 
 	if (err == -EBUSY)
 		log_err("--block-backend: image %s is in use by another process", o->path);
+	else if (err == -EINVAL)
+		log_err("--block-backend: image %s is not a regular file or block device", o->path);
 	else if (err)
 		log_err("--block-backend: cannot open image %s: %s", o->path, strerror(-err));
 	return err;
