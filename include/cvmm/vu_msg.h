@@ -49,7 +49,8 @@ int vu_msg_recv(int sock, struct vu_msg *m);
  * (up to VU_MAX_FDS, more is -EPROTO). 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */
 int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_ms);
 
-/* Sends one message: hdr (its size field must equal size), payload, fds. */
+/* Sends one message: a header {request, flags, size}, size payload bytes and
+ * up to VU_MAX_FDS fds (attached to the first byte). 0 or -errno. */
 int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
 		uint32_t size, const int *fds, unsigned nfds);
 
