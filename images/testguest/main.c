@@ -52,7 +52,6 @@ static void tg_copy_boot_info(struct tg *t, uint64_t zp)
 	uint64_t cmd = tg_rd32(zp + BP_CMD_LINE_PTR) | (uint64_t)tg_rd32(zp + BP_EXT_CMD_LINE_PTR) << 32;
 	unsigned n = bp[BP_E820_ENTRIES], i;
 
-	t->zero_page = zp;
 	t->cmdline[0] = 0;
 	if (cmd && tg_mapped(cmd, 1)) {
 		const char *c = (const char *)(uintptr_t)cmd;

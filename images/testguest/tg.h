@@ -39,7 +39,6 @@ struct tg {
 	char cmdline[1024];
 	struct tg_e820 e820[TG_MAX_E820];
 	unsigned ne820;
-	uint64_t zero_page;
 
 	unsigned want_cpus;     /* 0 when the command line sets no expectation */
 	uint64_t want_mem;
