@@ -35,6 +35,7 @@ struct tdev {
 	uint8_t config[TCFG];
 	int starts[TQ], stops[TQ], resets, writes;
 	int start_result;
+	bool notify_on_write;     /* write_config calls vdev_config_changed */
 	uint64_t last_features;
 	struct {
 		uint16_t size, last_avail;
@@ -70,6 +71,8 @@ static int tdev_write_config(struct vdev *d, uint32_t off, const void *buf, uint
 	t->wlen = len;
 	memcpy(t->wbuf, buf, len);
 	t->writes++;
+	if (t->notify_on_write)
+		vdev_config_changed(d);
 	return 0;
 }
 
@@ -879,6 +882,15 @@ START_TEST(config_change_on_backend_channel)
 	ck_assert_int_eq(vu_peer_send(bk[1], VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
 				      VU_VERSION | VU_FLAG_REPLY, &zero, 8, NULL, 0), 0);
 	pthread_join(t, NULL);
+
+	/* From the server's own thread (a handler): no ack asked for, since the
+	 * front-end's answer would need this very thread. */
+	td.notify_on_write = true;
+	ok(VHOST_USER_SET_CONFIG, &(struct vu_config){ .offset = 0, .size = 1 }, 12 + 1, NULL, 0);
+	ck_assert_int_eq(vu_peer_read(bk[1], &rep, 5000), 0);
+	ck_assert_uint_eq(rep.hdr.request, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG);
+	ck_assert_uint_eq(rep.hdr.flags, VU_VERSION);
+	td.notify_on_write = false;
 
 	/* Without REPLY_ACK: no ack asked for. */
 	set_u64(VHOST_USER_SET_PROTOCOL_FEATURES, ALL_PF & ~VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
