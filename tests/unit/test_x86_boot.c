@@ -264,6 +264,96 @@ START_TEST(e820_maps)
 }
 END_TEST
 
+/* Guest memory for load tests: 64 MiB of host memory at guest address 0. */
+static uint8_t *test_gmem_setup(struct gmem *m, uint64_t size)
+{
+	uint8_t *ram = calloc(1, size);
+	struct gmem_region r = { .gpa = 0, .size = size, .hva = ram, .fd = -1 };
+
+	ck_assert_ptr_nonnull(ram);
+	gmem_init(m);
+	ck_assert_int_eq(gmem_add(m, &r), 0);
+	return ram;
+}
+
+START_TEST(load_elf_into_memory)
+{
+	static uint8_t elf[0x2000];
+	uint8_t initrd[100];
+	struct x86_boot_plan p;
+	struct x86_kernel k;
+	struct gmem m;
+	uint8_t *ram = test_gmem_setup(&m, 64 * MIB);
+	size_t n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x100000);
+
+	memset(elf + 0x1000, 0xcc, 0x100);
+	memset(ram + 0x100100, 0x77, 0x100);  /* stale bytes where the bss goes */
+	memset(initrd, 0x5a, sizeof(initrd));
+	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 64 * MIB, sizeof(initrd), 9, &p, err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_load(&m, &k, &p, initrd, "tg.cpus=1", 64 * MIB, X86_BIOS_ADDR), 0);
+	ck_assert_uint_eq(ram[0x100000], 0xcc);
+	ck_assert_uint_eq(ram[0x1000ff], 0xcc);
+	ck_assert_uint_eq(ram[0x100100], 0);   /* p_memsz beyond p_filesz is zeroed */
+	ck_assert_uint_eq(ram[0x101fff], 0);
+	ck_assert_str_eq((char *)ram + X86_CMDLINE_ADDR, "tg.cpus=1");
+	ck_assert_uint_eq(ram[p.initrd_addr], 0x5a);
+	ck_assert_uint_eq(p.initrd_addr + sizeof(initrd) <= 64 * MIB, 1);
+	ck_assert_mem_eq(ram + X86_ZERO_PAGE_ADDR + 0x202, "HdrS", 4);
+	ck_assert_uint_eq(le_get32(ram + X86_ZERO_PAGE_ADDR + 0x228), X86_CMDLINE_ADDR);
+	ck_assert_uint_eq(le_get64(ram + X86_ZERO_PAGE_ADDR + 0x70), X86_BIOS_ADDR);
+
+	/* A plan that does not fit the memory is refused, not written past its end. */
+	p.initrd_addr = 64 * MIB - 10;
+	ck_assert_int_eq(x86_boot_load(&m, &k, &p, initrd, "", 64 * MIB, X86_BIOS_ADDR), -EFAULT);
+	gmem_destroy(&m);
+	free(ram);
+}
+END_TEST
+
+START_TEST(load_bzimage_into_memory)
+{
+	struct x86_boot_plan p;
+	struct x86_kernel k;
+	struct gmem m;
+	uint8_t *ram = test_gmem_setup(&m, 64 * MIB);
+
+	test_make_bzimage();
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 64 * MIB, 0, 0, &p, err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_load(&m, &k, &p, NULL, "", 64 * MIB, X86_BIOS_ADDR), 0);
+	/* The protected-mode part (after 5 sectors of setup) lands at pref_address. */
+	ck_assert_mem_eq(ram + 0x1000000, bz + 0xa00, 0x100);
+	ck_assert_uint_eq(le_get32(ram + X86_ZERO_PAGE_ADDR + 0x218), 0);
+	gmem_destroy(&m);
+	free(ram);
+}
+END_TEST
+
+START_TEST(identity_page_tables)
+{
+	struct gmem m;
+	uint8_t *ram = test_gmem_setup(&m, 2 * MIB);
+	uint64_t e;
+
+	ck_assert_int_eq(x86_boot_tables_write(&m), 0);
+	e = le_get64(ram + X86_PML4_ADDR);
+	ck_assert_uint_eq(e & ~0xfffULL, X86_PDPT_ADDR);
+	ck_assert_uint_eq(e & 1, 1);
+	for (unsigned i = 0; i < 4; i++)
+		ck_assert_uint_eq(le_get64(ram + X86_PDPT_ADDR + 8 * i) & ~0xfffULL, X86_PD_ADDR + 4096 * i);
+	/* PD entry n maps 2 MiB page n: 0xfee00000 (the LAPIC) is entry 2039. */
+	e = le_get64(ram + X86_PD_ADDR + 8 * 2039);
+	ck_assert_uint_eq(e & ~0xfffULL, 0xfee00000ULL & ~0x1fffffULL);
+	ck_assert_uint_eq(e & 0x83, 0x83);
+	/* GDT: 64-bit code at 0x10, data at 0x18. */
+	ck_assert_uint_eq((le_get64(ram + X86_GDT_ADDR + 0x10) >> 53) & 1, 1);
+	ck_assert_uint_eq((le_get64(ram + X86_GDT_ADDR + 0x18) >> 41) & 1, 1);
+	gmem_destroy(&m);
+	free(ram);
+}
+END_TEST
+
 static uint8_t acpi_buf[0x10000];
 
 /* The table at guest address gpa inside acpi_buf (based at X86_BIOS_ADDR). */
@@ -421,6 +511,9 @@ static Suite *x86_boot_suite(void)
 	tcase_add_test(tc, elf_parses_and_translates_entry);
 	tcase_add_test(tc, elf_bad);
 	tcase_add_test(tc, e820_maps);
+	tcase_add_test(tc, load_elf_into_memory);
+	tcase_add_test(tc, load_bzimage_into_memory);
+	tcase_add_test(tc, identity_page_tables);
 	tcase_add_test(tc, acpi_tables);
 	tcase_add_test(tc, mptable);
 	tcase_add_test(tc, cpuid_adjust);
