@@ -53,7 +53,10 @@ static void vu_reply_u64(struct vu_reply *rep, uint64_t v)
 
 static uint64_t vu_offered_features(const struct vu_server *s)
 {
-	return s->dev->host_features | VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	/* ACCESS_PLATFORM would make ring addresses IOVAs translated through
+	 * IOTLB messages, which this back-end does not implement. */
+	return (s->dev->host_features & ~VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM)) |
+	       VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
 }
 
 /* ---- features and ownership ---- */

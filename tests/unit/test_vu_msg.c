@@ -366,6 +366,59 @@ START_TEST(request_names)
 }
 END_TEST
 
+static uint64_t rnd_state = 0x2545f4914f6cdd1dULL;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/* Random byte streams, some starting with a plausible header, with random
+ * fds: the codec returns an answer for each message and keeps no fd. */
+START_TEST(random_streams)
+{
+	int pool[3] = { vu_peer_eventfd(), vu_peer_eventfd(), vu_peer_memfd(4096) };
+	int before = vu_peer_count_fds();
+	uint8_t buf[700];
+
+	for (int i = 0; i < 3000; i++) {
+		size_t len = (size_t)(rnd() % sizeof(buf));
+		unsigned nfds = (unsigned)(rnd() % 4);
+		int fds[4];
+		int r, n = 0;
+
+		for (size_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)rnd();
+		if (len >= 12 && rnd() % 2) {
+			struct vu_hdr h = { (uint32_t)(rnd() % 45), VU_VERSION,
+					    (uint32_t)(rnd() % (len - 11)) };
+
+			memcpy(buf, &h, sizeof(h));
+		}
+		for (unsigned k = 0; k < nfds; k++)
+			fds[k] = pool[rnd() % 3];
+		if (len)
+			ck_assert_int_eq(vu_peer_send_raw(sv[1], buf, len, fds, nfds), 0);
+		shutdown(sv[1], SHUT_WR);
+		do {
+			r = vu_msg_recv(sv[0], &msg);
+			if (r == 0)
+				vu_msg_close_fds(&msg);
+			ck_assert_int_lt(++n, 1000);
+		} while (r == 0 || r == -EBADMSG || r == -EOPNOTSUPP);
+		ck_assert(r == -ECONNRESET || r == -EPROTO);
+		teardown();
+		setup();
+	}
+	ck_assert_int_eq(vu_peer_count_fds(), before);
+	for (int k = 0; k < 3; k++)
+		close(pool[k]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vu_msg");
@@ -390,6 +443,7 @@ int main(void)
 	tcase_add_test(tc, backend_request_waits_for_ack);
 	tcase_add_test(tc, recv_reply_checks_header);
 	tcase_add_test(tc, request_names);
+	tcase_add_test(tc, random_streams);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

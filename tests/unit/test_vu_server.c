@@ -323,6 +323,15 @@ START_TEST(features_offer_and_subset)
 }
 END_TEST
 
+START_TEST(access_platform_never_offered)
+{
+	td.vdev.host_features |= VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM);
+	ck_assert_uint_eq(get_u64(VHOST_USER_GET_FEATURES), TFEAT | PFEAT);
+	fails(VHOST_USER_SET_FEATURES,
+	      &(uint64_t){ TFEAT | VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM) }, 8, NULL, 0);
+}
+END_TEST
+
 START_TEST(protocol_features_before_set_features)
 {
 	ck_assert_uint_eq(get_u64(VHOST_USER_GET_PROTOCOL_FEATURES), ALL_PF);
@@ -1253,6 +1262,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, features_offer_and_subset);
+	tcase_add_test(tc, access_platform_never_offered);
 	tcase_add_test(tc, protocol_features_before_set_features);
 	tcase_add_test(tc, protocol_features_limited_by_config);
 	tcase_add_test(tc, gated_requests_need_their_protocol_feature);
