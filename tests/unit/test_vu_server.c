@@ -307,13 +307,15 @@ static uint32_t get_vring_base(unsigned q)
 START_TEST(features_offer_and_subset)
 {
 	struct vu_peer_reply rep;
+	uint64_t v;
 
 	ck_assert_uint_eq(get_u64(VHOST_USER_GET_FEATURES), TFEAT | PFEAT);
 	/* NEED_REPLY on a request with its own reply: that reply only. */
 	ck_assert_int_eq(vu_peer_send(fe, VHOST_USER_GET_FEATURES, VU_VERSION | VU_FLAG_NEED_REPLY,
 				      NULL, 0, NULL, 0), 0);
 	ck_assert_int_eq(vu_peer_read(fe, &rep, 5000), 0);
-	ck_assert_uint_eq(*(uint64_t *)(void *)rep.payload, TFEAT | PFEAT);
+	memcpy(&v, rep.payload, 8);
+	ck_assert_uint_eq(v, TFEAT | PFEAT);
 	ck_assert_int_eq(vu_peer_read(fe, &rep, 100), -2);
 	fails(VHOST_USER_SET_FEATURES, &(uint64_t){ TFEAT | VIRTIO_BIT(40) }, 8, NULL, 0);
 	ck_assert_uint_eq(td.last_features, 0);
