@@ -78,7 +78,15 @@ int console_attach(struct console *c, struct serial *uart, struct vm *vm)
 
 	c->uart = uart;
 	c->vm = vm;
-	if (c->mode != CLI_SERIAL_TTY || !isatty(c->in_fd) || tcgetattr(c->in_fd, &c->saved) < 0)
+	if (c->mode != CLI_SERIAL_TTY || !isatty(c->in_fd))
+		return 0;
+	/* A background job touching its terminal would be stopped (SIGTTOU,
+	 * SIGTTIN): it gets no input instead. */
+	if (tcgetpgrp(c->in_fd) != getpgrp()) {
+		c->in_fd = -1;
+		return 0;
+	}
+	if (tcgetattr(c->in_fd, &c->saved) < 0)
 		return 0;
 	/* Raw input: keys (Ctrl-C too) go to the guest. Output processing stays
 	 * as it was, so a guest printing bare \n still starts new lines. */
