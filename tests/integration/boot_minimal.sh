@@ -232,6 +232,17 @@ out=$(printf 'hello q' | timeout 20 "$CVMM" --kernel "$T/echo.elf" 2>"$T/err"); 
 [ "$out" = "hello " ] || fail "echo guest printed '$out', want 'hello '"
 echo "ok: serial input"
 
+# 5a. On a terminal: input is raw (no line buffering, no local echo) and the
+#     terminal settings are restored when cvmm ends.
+if command -v script >/dev/null; then
+    out=$( (sleep 1; printf 'hi q') | timeout 20 script -qec "S1=\$(stty -g); '$CVMM' --kernel '$T/echo.elf'; \
+        rc=\$?; [ \"\$S1\" = \"\$(stty -g)\" ] && echo \" restored rc=\$rc\"" /dev/null | tr -d '\r')
+    [ "$out" = "hi  restored rc=0" ] || fail "terminal test printed '$out', want 'hi  restored rc=0'"
+    echo "ok: raw terminal input, settings restored"
+else
+    echo "note: no script(1), terminal case not run"
+fi
+
 # 5b. Interrupts from a device model reach the guest.
 out=$(timeout 20 "$CVMM" --kernel "$T/irq_pic.elf" --cpus boot=2 </dev/null 2>"$T/err"); rc=$?
 [ $rc -eq 0 ] && [ "$out" = "I" ] || { cat "$T/err"; fail "PIC interrupt guest: exit $rc, printed '$out'"; }
