@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "cvmm/virtio_mmio.h"
@@ -153,12 +152,4 @@ void vmmio_write(struct vmmio *m, uint64_t off, unsigned size, uint32_t val)
 	default:
 		break;
 	}
-}
-
-int vmmio_cmdline_arg(const struct vmmio *m, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "virtio_mmio.device=%uK@0x%llx:%u", VMMIO_WINDOW_SIZE / 1024,
-			 (unsigned long long)m->base, m->irq);
-
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }

@@ -9,12 +9,14 @@
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
 	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_BLOCK_BACKEND, OPT_NET_BACKEND,
-	OPT_VSOCK_BACKEND, OPT_COUNT,
+	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_COUNT,
 };
 
 static const struct cli_option {
 	const char *name;
 	bool has_arg;
+	bool optional_arg;  /* the value may be left out (then it is "") */
+	bool repeatable;
 } cli_options[OPT_COUNT] = {
 	[OPT_KERNEL] = { "--kernel", true },
 	[OPT_INITRAMFS] = { "--initramfs", true },
@@ -30,6 +32,9 @@ static const struct cli_option {
 	[OPT_BLOCK_BACKEND] = { "--block-backend", true },
 	[OPT_NET_BACKEND] = { "--net-backend", true },
 	[OPT_VSOCK_BACKEND] = { "--vsock-backend", true },
+	[OPT_DISK] = { "--disk", true, false, true },
+	[OPT_RNG] = { "--rng", true, true, false },
+	[OPT_TRANSPORT] = { "--transport", true },
 };
 
 void cli_usage(FILE *out)
@@ -52,13 +57,18 @@ void cli_usage(FILE *out)
 		"                       COM1 (0x3f8) console: this terminal (default; Ctrl-A x quits),\n"
 		"                       no UART, a UART whose output is dropped, a file, or a Unix\n"
 		"                       socket cvmm listens on\n"
+		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR]\n"
+		"                       a virtio-blk disk on a raw image (repeatable, at most %d)\n"
+		"  --rng [src=PATH]     a virtio-rng device fed by getrandom() or by PATH\n"
+		"  --transport pci|mmio how virtio devices attach (default pci); mmio devices are\n"
+		"                       announced on the kernel command line (virtio_mmio.device=)\n"
 		"  --log-file PATH      write cvmm's log there instead of stderr\n"
 		"  -v                   more log output (-v info, -v -v debug)\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 when the guest resets or powers off, 1 on a guest crash (triple\n"
 		"fault) or a KVM/internal error, 2 on bad input, 128+N when stopped by signal N.\n",
-		X86_MAX_CPUS);
+		X86_MAX_CPUS, CLI_MAX_DISKS);
 }
 
 static int cli_find(const char *arg, const char **value)
@@ -165,10 +175,35 @@ static int cli_serial(struct cli_config *c, const char *v, char *err, size_t err
 	return -EINVAL;
 }
 
+/* Device options are checked when the device is created (machine_virtio.c);
+ * here only how many. */
+static int cli_disk(struct cli_config *c, const char *v, char *err, size_t errlen)
+{
+	if (c->ndisks == CLI_MAX_DISKS) {
+		snprintf(err, errlen, "--disk: at most %d disks", CLI_MAX_DISKS);
+		return -EINVAL;
+	}
+	c->disks[c->ndisks++] = v;
+	return 0;
+}
+
+static int cli_transport(struct cli_config *c, const char *v, char *err, size_t errlen)
+{
+	if (!strcmp(v, "pci"))
+		c->transport = CLI_TRANSPORT_PCI;
+	else if (!strcmp(v, "mmio"))
+		c->transport = CLI_TRANSPORT_MMIO;
+	else {
+		snprintf(err, errlen, "--transport %s: expected pci or mmio", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Stores one option's value; 0 or -EINVAL with err set. */
 static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, size_t errlen)
 {
-	if (cli_options[opt].has_arg && !*v) {
+	if (cli_options[opt].has_arg && !cli_options[opt].optional_arg && !*v) {
 		snprintf(err, errlen, "%s needs a non-empty value", cli_options[opt].name);
 		return -EINVAL;
 	}
@@ -181,6 +216,9 @@ static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, si
 	case OPT_CPUS: return cli_cpus(c, v, err, errlen);
 	case OPT_MEMORY: return cli_memory(c, v, err, errlen);
 	case OPT_SERIAL: return cli_serial(c, v, err, errlen);
+	case OPT_DISK: return cli_disk(c, v, err, errlen);
+	case OPT_RNG: c->rng = v; return 0;
+	case OPT_TRANSPORT: return cli_transport(c, v, err, errlen);
 	case OPT_HELP: c->action = CLI_HELP; return 0;
 	case OPT_VERSION: c->action = CLI_VERSION; return 0;
 	case OPT_CHECK_HOST: c->action = CLI_CHECK_HOST; return 0;
@@ -219,11 +257,18 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 				 argv[i]);
 			return -EINVAL;
 		}
-		if (seen[opt] && opt != OPT_VERBOSE) {
+		if (seen[opt] && opt != OPT_VERBOSE && !cli_options[opt].repeatable) {
 			snprintf(err, errlen, "%s given twice", cli_options[opt].name);
 			return -EINVAL;
 		}
 		seen[opt] = true;
+		if (cli_options[opt].optional_arg && !v) {
+			/* "--rng src=PATH" or a bare "--rng": a value has a '='. */
+			if (i + 1 < argc && argv[i + 1][0] != '-' && strchr(argv[i + 1], '='))
+				v = argv[++i];
+			else
+				v = "";
+		}
 		if (cli_options[opt].has_arg && !v) {
 			if (i + 1 >= argc) {
 				snprintf(err, errlen, "%s needs a value", cli_options[opt].name);

@@ -15,6 +15,7 @@
 #include "cvmm/legacy.h"
 #include "cvmm/log.h"
 #include "cvmm/machine.h"
+#include "cvmm/machine_virtio.h"
 #include "cvmm/serial.h"
 #include "cvmm/vcpu.h"
 #include "cvmm/vm.h"
@@ -37,7 +38,9 @@ struct machine {
 	struct boot_timer timer;
 	struct acpi_pm pm;
 	struct console con;
-	bool have_uart, have_kbd, have_pm;
+	struct machine_virtio virtio;
+	char *cmdline;       /* --cmdline plus what the virtio devices need */
+	bool have_uart, have_kbd, have_pm, have_virtio;
 };
 
 /* Maps a whole file read-only; logs what is wrong and returns -errno. */
@@ -175,7 +178,7 @@ static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, c
 {
 	int err;
 
-	err = x86_boot_load(&m->vm.mem, k, plan, initrd->data, cfg->cmdline, cfg->mem_size, X86_BIOS_ADDR);
+	err = x86_boot_load(&m->vm.mem, k, plan, initrd->data, m->cmdline, cfg->mem_size, X86_BIOS_ADDR);
 	if (!err)
 		err = x86_boot_tables_write(&m->vm.mem);
 	if (!err)
@@ -184,7 +187,8 @@ static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, c
 		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
 		return 1;
 	}
-	if (machine_vcpus(&m->vm, plan->entry) || machine_devices(m, cfg))
+	if (machine_vcpus(&m->vm, plan->entry) || machine_devices(m, cfg) ||
+	    machine_virtio_attach(&m->virtio, &m->vm))
 		return 1;
 	if (m->have_uart)
 		console_attach(&m->con, &m->uart, &m->vm);
@@ -219,7 +223,14 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 		log_err("kernel '%s': %s", cfg->kernel, why);
 		goto out_files;
 	}
-	if (x86_boot_plan(&k, cfg->mem_size, initrd.size, strlen(cfg->cmdline), &plan, why, sizeof(why))) {
+	if (machine_virtio_open(&m->virtio, cfg))
+		goto out_files;
+	m->have_virtio = true;
+	if (asprintf(&m->cmdline, "%s%s%s", cfg->cmdline, m->virtio.cmdline[0] ? " " : "", m->virtio.cmdline) < 0) {
+		m->cmdline = NULL;
+		goto out_files;
+	}
+	if (x86_boot_plan(&k, cfg->mem_size, initrd.size, strlen(m->cmdline), &plan, why, sizeof(why))) {
 		log_err("%s", why);
 		goto out_files;
 	}
@@ -248,9 +259,14 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 		i8042_destroy(&m->kbd);
 	if (m->have_pm)
 		acpi_pm_destroy(&m->pm);
+	machine_virtio_destroy(&m->virtio);
+	m->have_virtio = false;
 	vm_destroy(&m->vm);
 	console_close(&m->con);
 out_files:
+	if (m->have_virtio)
+		machine_virtio_destroy(&m->virtio);
+	free(m->cmdline);
 	if (sig_fd >= 0)
 		close(sig_fd);
 	machine_unmap_file(&initrd);

@@ -90,16 +90,45 @@ static void virtio_host_mmio_access(void *opaque, uint64_t off, uint8_t *data, u
 	virtio_host_access(&virtio_host_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
 }
 
+/* Where the i-th MMIO device goes. */
+static int virtio_host_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
+{
+	if (i >= sizeof(virtio_host_mmio_irqs) / sizeof(virtio_host_mmio_irqs[0]))
+		return -ENOSPC;
+	*base = VIRTIO_HOST_MMIO_BASE + (uint64_t)i * VMMIO_WINDOW_SIZE;
+	*irq = virtio_host_mmio_irqs[i];
+	return 0;
+}
+
+int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = 0;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t base;
+		unsigned irq;
+		int w;
+
+		if (virtio_host_mmio_slot(i, &base, &irq))
+			return -ENOSPC;
+		w = snprintf(buf + used, len - used, "%svirtio_mmio.device=%uK@0x%llx:%u", i ? " " : "",
+			     VMMIO_WINDOW_SIZE / 1024, (unsigned long long)base, irq);
+		if (w < 0 || (size_t)w >= len - used)
+			return -ENOSPC;
+		used += (size_t)w;
+	}
+	return 0;
+}
+
 static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d)
 {
 	struct vdev *dev = d->dev;
-	uint64_t base = VIRTIO_HOST_MMIO_BASE + (uint64_t)h->nmmio * VMMIO_WINDOW_SIZE;
-	size_t used = strlen(h->cmdline);
-	int err;
+	uint64_t base;
+	int err = virtio_host_mmio_slot(h->nmmio, &base, &d->gsi[0]);
 
-	if (h->nmmio == sizeof(virtio_host_mmio_irqs) / sizeof(virtio_host_mmio_irqs[0]))
-		return -ENOSPC;
-	d->gsi[0] = virtio_host_mmio_irqs[h->nmmio];
+	if (err)
+		return err;
 	err = vmmio_init(&d->mmio, dev, base, d->gsi[0]);
 	if (err)
 		return err;
@@ -112,10 +141,6 @@ static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d
 		err = vm_irqfd(h->vm, d->mmio.tr.config_fd, d->gsi[0], -1);
 	if (!err)
 		err = vm_mmio_register(h->vm, base, VMMIO_WINDOW_SIZE, virtio_host_mmio_access, d);
-	if (!err && used)
-		h->cmdline[used++] = ' ';
-	if (!err)
-		err = vmmio_cmdline_arg(&d->mmio, h->cmdline + used, sizeof(h->cmdline) - used);
 	if (err) {
 		/* KVM drops the eventfd bindings when the VM goes; the transport
 		 * closes the fds. */
@@ -353,9 +378,4 @@ void virtio_host_destroy(struct virtio_host *h)
 	h->ndevs = 0;
 	pthread_mutex_destroy(&h->pci_lock);
 	irq_routing_destroy(&h->routing);
-}
-
-const char *virtio_host_cmdline(const struct virtio_host *h)
-{
-	return h->cmdline;
 }

@@ -1,7 +1,9 @@
 /* Reads the test's expectations from the kernel command line:
  * tg.cpus=N (CPUs the MADT lists and that start), tg.mem=SIZE (RAM size),
  * tg.halt (halt instead of resetting at the end, so a benchmark can look at
- * the running VMM), tg.poweroff (end with ACPI S5 instead of resetting).
+ * the running VMM), tg.poweroff (end with ACPI S5 instead of resetting),
+ * tg.virtio=N (virtio devices that must be found and work), tg.seed=N
+ * (0-255, varies what the virtio-blk check writes).
  * An unknown tg.* word fails, so a typo in a test cannot pass silently. */
 #include "tg.h"
 
@@ -44,6 +46,16 @@ int tg_check_cmdline(struct tg *t)
 				bad = 1;
 			else
 				t->want_cpus = (unsigned)n;
+		} else if (tg_word_is(w, len, "tg.virtio=", &v, &vlen)) {
+			if (!tg_parse_size(v, vlen, &n) || n > 64)
+				bad = 1;
+			else
+				t->want_virtio = (unsigned)n;
+		} else if (tg_word_is(w, len, "tg.seed=", &v, &vlen)) {
+			if (!tg_parse_size(v, vlen, &n) || n > 255)
+				bad = 1;
+			else
+				t->seed = (uint8_t)n;
 		} else if (tg_word_is(w, len, "tg.mem=", &v, &vlen)) {
 			if (!tg_parse_size(v, vlen, &n) || n == 0)
 				bad = 1;

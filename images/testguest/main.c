@@ -23,6 +23,7 @@ static const struct tg_check tg_checks[] = {
 	{ "acpi", tg_check_acpi },
 	{ "mptable", tg_check_mptable },
 	{ "smp", tg_check_smp },
+	{ "virtio", tg_check_virtio },
 };
 
 static struct tg tg_state;

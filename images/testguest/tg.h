@@ -44,6 +44,8 @@ struct tg {
 	uint64_t want_mem;
 	bool halt;              /* tg.halt: halt at the end instead of resetting */
 	bool poweroff;          /* tg.poweroff: end with ACPI S5 instead of resetting */
+	unsigned want_virtio;   /* tg.virtio=N: virtio devices expected (0: none checked) */
+	uint8_t seed;           /* tg.seed=N: varies the data written to virtio-blk */
 
 	/* From the MADT (acpi.c), 0 when not found. */
 	unsigned madt_cpus;
@@ -117,6 +119,7 @@ int tg_check_acpi(struct tg *t);
 void tg_acpi_poweroff(const struct tg *t);
 int tg_check_mptable(struct tg *t);
 int tg_check_smp(struct tg *t);
+int tg_check_virtio(struct tg *t);
 
 /* head.S: AP start-up. The real-mode trampoline is copied below 1 MiB. */
 extern const uint8_t tg_trampoline_start[], tg_trampoline_end[];

@@ -17,6 +17,10 @@ enum cli_action {
 	CLI_VSOCK_BACKEND,
 };
 
+enum cli_transport { CLI_TRANSPORT_PCI, CLI_TRANSPORT_MMIO };
+
+#define CLI_MAX_DISKS 8
+
 enum cli_serial { CLI_SERIAL_TTY, CLI_SERIAL_OFF, CLI_SERIAL_NULL, CLI_SERIAL_FILE, CLI_SERIAL_SOCKET };
 
 #define CLI_DEFAULT_CMDLINE "console=ttyS0 reboot=k"
@@ -35,6 +39,10 @@ struct cli_config {
 	enum cli_serial serial;
 	const char *serial_path;    /* file= or socket= */
 	int verbose;                /* number of -v */
+	const char *disks[CLI_MAX_DISKS]; /* --disk values, in order */
+	unsigned ndisks;
+	const char *rng;            /* --rng value ("" for the defaults), NULL without --rng */
+	enum cli_transport transport;
 };
 
 /* Fills c from argv. 0, or -EINVAL with one line in err saying what is

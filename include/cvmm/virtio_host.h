@@ -54,7 +54,6 @@ struct virtio_host {
 	bool pci_registered;
 	struct virtio_host_dev *devs[VIRTIO_HOST_MAX_DEVS];
 	unsigned ndevs, nmmio, npci;
-	char cmdline[VIRTIO_HOST_MAX_DEVS * 48]; /* kernel arguments announcing MMIO devices */
 };
 
 void virtio_host_init(struct virtio_host *h, struct vm *vm);
@@ -63,7 +62,9 @@ void virtio_host_destroy(struct virtio_host *h);
 /* Adds dev (its ops set up, not yet started) behind the given transport.
  * Sets dev->mem to the VM's memory. 0 or -errno, logged. */
 int virtio_host_add(struct virtio_host *h, struct vdev *dev, enum virtio_transport_kind kind);
-/* Kernel command-line arguments for the MMIO devices ("" when none). */
-const char *virtio_host_cmdline(const struct virtio_host *h);
+/* The kernel command-line arguments announcing the first n MMIO devices
+ * (they are placed in the order they are added), so the command line can be
+ * planned before the VM exists. 0 or -ENOSPC. */
+int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len);
 
 #endif

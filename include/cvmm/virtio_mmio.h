@@ -2,7 +2,7 @@
  * virtio-mmio, version 2 (modern only), virtio 1.2 section 4.2. One window of
  * VMMIO_WINDOW_SIZE bytes per device and one interrupt line; Linux finds it
  * through "virtio_mmio.device=<size>@<base>:<irq>" on its command line
- * (vmmio_cmdline_arg), or a device tree node later.
+ * (virtio_host_mmio_cmdline), or a device tree node later.
  */
 #ifndef CVMM_VIRTIO_MMIO_H
 #define CVMM_VIRTIO_MMIO_H
@@ -31,7 +31,5 @@ void vmmio_destroy(struct vmmio *m);
  * below VMMIO_CONFIG take only 4-byte accesses, others read as 0). */
 uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size);
 void vmmio_write(struct vmmio *m, uint64_t off, unsigned size, uint32_t val);
-/* Writes the kernel command-line argument announcing this device. */
-int vmmio_cmdline_arg(const struct vmmio *m, char *buf, size_t len);
 
 #endif

@@ -1,9 +1,11 @@
 /* virtio-mmio register semantics and the transport state machine. */
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cvmm/virtio_host.h"
 #include "cvmm/virtio_mmio.h"
 #include "fake_vdev.h"
 #include "check_run.h"
@@ -56,7 +58,7 @@ static void tm_setup_queue(struct tm *t, uint32_t q, uint32_t num, uint64_t desc
 START_TEST(identity_registers)
 {
 	struct tm *t = tm_new();
-	char arg[64];
+	char arg[128];
 
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x000, 4), 0x74726976);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x004, 4), 2);
@@ -71,8 +73,15 @@ START_TEST(identity_registers)
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x100, 2), 0x2211);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x106, 2), 0x8877);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x107, 2), 0); /* crosses the end of config */
-	ck_assert_int_eq(vmmio_cmdline_arg(&t->m, arg, sizeof(arg)), 0);
-	ck_assert_str_eq(arg, "virtio_mmio.device=4K@0xd0000000:5");
+	ck_assert_int_eq(virtio_host_mmio_cmdline(2, arg, sizeof(arg)), 0);
+	ck_assert_str_eq(arg, "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6");
+	ck_assert_int_eq(virtio_host_mmio_cmdline(2, arg, 40), -ENOSPC);
+	{
+		static char big[4096];
+
+		ck_assert_int_eq(virtio_host_mmio_cmdline(10, big, sizeof(big)), 0);
+		ck_assert_int_eq(virtio_host_mmio_cmdline(11, big, sizeof(big)), -ENOSPC); /* no free line */
+	}
 	tm_free(t);
 }
 END_TEST

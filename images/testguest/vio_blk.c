@@ -1,0 +1,90 @@
+/* virtio-blk from inside: write a pattern, read it back, flush, GET_ID.
+ * The host checks the image afterwards: byte i of the VIO_BLK_BYTES written
+ * at sector VIO_BLK_SECTOR is (seed + i * 31 + i / 512) & 0xff, with seed
+ * from tg.seed= (default 0). */
+#include "vio.h"
+
+#define VIO_BLK_F_FLUSH 9
+#define VIO_BLK_T_IN 0
+#define VIO_BLK_T_OUT 1
+#define VIO_BLK_T_FLUSH 4
+#define VIO_BLK_T_GET_ID 8
+#define VIO_BLK_SECTOR 8
+#define VIO_BLK_BYTES 4096
+
+struct vio_blk_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
+static struct vio_blk_hdr vio_blk_hdr;
+static uint8_t vio_blk_out[VIO_BLK_BYTES] __attribute__((aligned(4096)));
+static uint8_t vio_blk_in[VIO_BLK_BYTES] __attribute__((aligned(4096)));
+static uint8_t vio_blk_status;
+static char vio_blk_id[21];
+
+/* Sends one request: header, an optional data buffer, the status byte.
+ * Returns the status, or -1 when the device did not answer. */
+static int vio_blk_do(struct vio_dev *d, struct vio_queue *q, uint32_t type, void *data,
+		      uint32_t len, bool device_writes)
+{
+	struct vio_buf bufs[3];
+	unsigned n = 0;
+
+	vio_blk_hdr = (struct vio_blk_hdr){ .type = type, .sector = VIO_BLK_SECTOR };
+	vio_blk_status = 0xff;
+	bufs[n++] = (struct vio_buf){ &vio_blk_hdr, sizeof(vio_blk_hdr), false };
+	if (len)
+		bufs[n++] = (struct vio_buf){ data, len, device_writes };
+	bufs[n++] = (struct vio_buf){ &vio_blk_status, 1, true };
+	if (vio_request(d, q, bufs, n) < 0)
+		return -1;
+	return vio_blk_status;
+}
+
+int vio_check_blk(struct tg *t, struct vio_dev *d)
+{
+	struct vio_queue q;
+	uint64_t capacity;
+	int st;
+
+	if (vio_init(d, 1ULL << VIO_BLK_F_FLUSH) || vio_queue_init(d, &q, 0)) {
+		tg_printf("TG: FAIL virtio-blk %s: setup refused (status 0x%x)\n", vio_kind_name(d), vio_status(d));
+		return -1;
+	}
+	vio_driver_ok(d);
+	vio_config_read(d, 0, &capacity, sizeof(capacity));
+	if (capacity < VIO_BLK_SECTOR + VIO_BLK_BYTES / 512) {
+		tg_printf("TG: FAIL virtio-blk %s: capacity %lu sectors is too small\n", vio_kind_name(d), capacity);
+		return -1;
+	}
+	for (unsigned i = 0; i < VIO_BLK_BYTES; i++)
+		vio_blk_out[i] = (uint8_t)(t->seed + i * 31 + i / 512);
+	st = vio_blk_do(d, &q, VIO_BLK_T_OUT, vio_blk_out, VIO_BLK_BYTES, false);
+	if (st != 0) {
+		tg_printf("TG: FAIL virtio-blk %s: write status %d\n", vio_kind_name(d), st);
+		return -1;
+	}
+	memset(vio_blk_in, 0, sizeof(vio_blk_in));
+	st = vio_blk_do(d, &q, VIO_BLK_T_IN, vio_blk_in, VIO_BLK_BYTES, true);
+	if (st != 0 || memcmp(vio_blk_in, vio_blk_out, VIO_BLK_BYTES)) {
+		tg_printf("TG: FAIL virtio-blk %s: read back status %d, data %s\n", vio_kind_name(d), st,
+			  st ? "-" : "differs");
+		return -1;
+	}
+	if ((d->features & (1ULL << VIO_BLK_F_FLUSH)) && (st = vio_blk_do(d, &q, VIO_BLK_T_FLUSH, NULL, 0, false))) {
+		tg_printf("TG: FAIL virtio-blk %s: flush status %d\n", vio_kind_name(d), st);
+		return -1;
+	}
+	memset(vio_blk_id, 0, sizeof(vio_blk_id));
+	st = vio_blk_do(d, &q, VIO_BLK_T_GET_ID, vio_blk_id, 20, true);
+	if (st != 0) {
+		tg_printf("TG: FAIL virtio-blk %s: GET_ID status %d\n", vio_kind_name(d), st);
+		return -1;
+	}
+	tg_printf("TG: virtio-blk %s capacity=%lu wrote+read %u bytes at sector %u flush=%s id=%s ok\n",
+		  vio_kind_name(d), capacity, VIO_BLK_BYTES, VIO_BLK_SECTOR,
+		  d->features & (1ULL << VIO_BLK_F_FLUSH) ? "yes" : "no", vio_blk_id);
+	return 0;
+}

@@ -1,0 +1,150 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cvmm/log.h"
+#include "cvmm/machine_virtio.h"
+#include "cvmm/opts.h"
+
+struct machine_disk_opts {
+	char *path, *serial;
+	uint32_t num_queues, queue_size;
+	bool readonly, direct;
+};
+
+static const struct opt_spec machine_disk_spec[] = {
+	OPT_SPEC("path", OPT_STRING, struct machine_disk_opts, path),
+	OPT_SPEC("readonly", OPT_BOOL, struct machine_disk_opts, readonly),
+	OPT_SPEC("direct", OPT_BOOL, struct machine_disk_opts, direct),
+	OPT_SPEC("num_queues", OPT_U32, struct machine_disk_opts, num_queues),
+	OPT_SPEC("queue_size", OPT_U32, struct machine_disk_opts, queue_size),
+	OPT_SPEC("serial", OPT_STRING, struct machine_disk_opts, serial),
+	OPT_SPEC_END,
+};
+
+struct machine_rng_opts {
+	char *src;
+};
+
+static const struct opt_spec machine_rng_spec[] = {
+	OPT_SPEC("src", OPT_STRING, struct machine_rng_opts, src),
+	OPT_SPEC_END,
+};
+
+static int machine_virtio_disk(struct blk_dev *b, const char *text)
+{
+	struct machine_disk_opts o = { .num_queues = 1, .queue_size = BLK_DEV_DEFAULT_QUEUE_SIZE };
+	struct blk_dev_config cfg;
+	char why[256];
+	int err;
+
+	if (opts_parse(text, machine_disk_spec, &o, NULL, why, sizeof(why))) {
+		log_err("--disk %s: %s", text, why);
+		return -EINVAL;
+	}
+	err = -EINVAL;
+	if (!o.path)
+		log_err("--disk %s: path=IMG is required", text);
+	else if (o.num_queues < 1 || o.num_queues > BLK_DEV_MAX_QUEUES)
+		log_err("--disk %s: num_queues must be 1 to %u", text, BLK_DEV_MAX_QUEUES);
+	else if (o.queue_size < 2 || o.queue_size > VIRTQ_MAX_SIZE || (o.queue_size & (o.queue_size - 1)))
+		log_err("--disk %s: queue_size must be a power of two, 2 to %u", text, VIRTQ_MAX_SIZE);
+	else
+		err = 0;
+	if (!err) {
+		cfg = (struct blk_dev_config){ .path = o.path, .readonly = o.readonly, .direct = o.direct,
+					       .num_queues = o.num_queues, .queue_size = (uint16_t)o.queue_size,
+					       .serial = o.serial };
+		err = blk_dev_init(b, &cfg);
+		if (err == -EBUSY)
+			log_err("--disk: image %s is in use by another process (another VM or back-end)", o.path);
+		else if (err)
+			log_err("--disk: cannot open image %s: %s", o.path, strerror(-err));
+	}
+	opts_free(machine_disk_spec, &o);
+	return err;
+}
+
+static int machine_virtio_rng(struct machine_virtio *mv, const char *text)
+{
+	struct machine_rng_opts o = { 0 };
+	char why[256];
+	int err;
+
+	if (opts_parse(text, machine_rng_spec, &o, NULL, why, sizeof(why))) {
+		log_err("--rng %s: %s", text, why);
+		return -EINVAL;
+	}
+	mv->rng = calloc(1, sizeof(*mv->rng));
+	err = mv->rng ? rng_dev_init(mv->rng, o.src) : -ENOMEM;
+	if (err) {
+		log_err("--rng: cannot open %s: %s", o.src ? o.src : "the entropy source", strerror(-err));
+		free(mv->rng);
+		mv->rng = NULL;
+	}
+	opts_free(machine_rng_spec, &o);
+	return err;
+}
+
+int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
+{
+	int err;
+
+	memset(mv, 0, sizeof(*mv));
+	mv->kind = cfg->transport == CLI_TRANSPORT_MMIO ? VIRTIO_TRANSPORT_MMIO : VIRTIO_TRANSPORT_PCI;
+	if (cfg->ndisks) {
+		mv->disks = calloc(cfg->ndisks, sizeof(*mv->disks));
+		if (!mv->disks)
+			return -ENOMEM;
+	}
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		err = machine_virtio_disk(&mv->disks[i], cfg->disks[i]);
+		if (err) {
+			machine_virtio_destroy(mv);
+			return err;
+		}
+		mv->ndisks++;
+	}
+	if (cfg->rng && (err = machine_virtio_rng(mv, cfg->rng))) {
+		machine_virtio_destroy(mv);
+		return err;
+	}
+	if (mv->kind == VIRTIO_TRANSPORT_MMIO &&
+	    virtio_host_mmio_cmdline(mv->ndisks + !!mv->rng, mv->cmdline, sizeof(mv->cmdline))) {
+		log_err("too many virtio-mmio devices: use --transport pci");
+		machine_virtio_destroy(mv);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
+{
+	int err = 0;
+
+	virtio_host_init(&mv->host, vm);
+	mv->attached = true;
+	for (unsigned i = 0; i < mv->ndisks && !err; i++)
+		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->kind);
+	if (!err && mv->rng)
+		err = virtio_host_add(&mv->host, &mv->rng->vdev, mv->kind);
+	return err;
+}
+
+void machine_virtio_destroy(struct machine_virtio *mv)
+{
+	if (mv->attached)
+		virtio_host_destroy(&mv->host);
+	mv->attached = false;
+	for (unsigned i = 0; i < mv->ndisks; i++)
+		blk_dev_destroy(&mv->disks[i]);
+	free(mv->disks);
+	mv->disks = NULL;
+	mv->ndisks = 0;
+	if (mv->rng) {
+		rng_dev_destroy(mv->rng);
+		free(mv->rng);
+		mv->rng = NULL;
+	}
+}
