@@ -13,28 +13,28 @@
 #define TM_MEM FAKE_MEM_SIZE
 #define TM_BASE 0xd0000000ULL
 
-struct tm {
+struct mmio_t {
 	struct fake_vdev *f;
 	struct vmmio m;
 };
 
-static struct tm *tm_new(void)
+static struct mmio_t *tm_new(void)
 {
-	struct tm *t = calloc(1, sizeof(*t));
+	struct mmio_t *t = calloc(1, sizeof(*t));
 
 	t->f = fake_vdev_new(4);
 	ck_assert_int_eq(vmmio_init(&t->m, &t->f->dev, TM_BASE, 5), 0);
 	return t;
 }
 
-static void tm_free(struct tm *t)
+static void tm_free(struct mmio_t *t)
 {
 	vmmio_destroy(&t->m);
 	fake_vdev_free(t->f);
 	free(t);
 }
 
-static void tm_negotiate(struct tm *t, uint32_t high, uint32_t low)
+static void tm_negotiate(struct mmio_t *t, uint32_t high, uint32_t low)
 {
 	vmmio_write(&t->m, 0x070, 4, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	vmmio_write(&t->m, 0x024, 4, 1);
@@ -44,7 +44,7 @@ static void tm_negotiate(struct tm *t, uint32_t high, uint32_t low)
 	vmmio_write(&t->m, 0x070, 4, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 }
 
-static void tm_setup_queue(struct tm *t, uint32_t q, uint32_t num, uint64_t desc)
+static void tm_setup_queue(struct mmio_t *t, uint32_t q, uint32_t num, uint64_t desc)
 {
 	vmmio_write(&t->m, 0x030, 4, q);
 	vmmio_write(&t->m, 0x038, 4, num);
@@ -57,7 +57,7 @@ static void tm_setup_queue(struct tm *t, uint32_t q, uint32_t num, uint64_t desc
 
 START_TEST(identity_registers)
 {
-	struct tm *t = tm_new();
+	struct mmio_t *t = tm_new();
 	char arg[128];
 
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x000, 4), 0x74726976);
@@ -88,7 +88,7 @@ END_TEST
 
 START_TEST(features_must_be_offered_and_modern)
 {
-	struct tm *t = tm_new();
+	struct mmio_t *t = tm_new();
 
 	tm_negotiate(t, 1, 1u << 5); /* bit 5 was not offered */
 	ck_assert(!(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_FEATURES_OK));
@@ -105,7 +105,7 @@ END_TEST
 
 START_TEST(queue_starts_on_driver_ok_and_stops_on_reset)
 {
-	struct tm *t = tm_new();
+	struct mmio_t *t = tm_new();
 	uint64_t kicks = 0;
 
 	tm_negotiate(t, 1, 1u << VIRTIO_F_EVENT_IDX);
@@ -133,7 +133,7 @@ END_TEST
 
 START_TEST(misprogrammed_queue_needs_reset)
 {
-	struct tm *t = tm_new();
+	struct mmio_t *t = tm_new();
 
 	/* Enabling a queue before FEATURES_OK. */
 	vmmio_write(&t->m, 0x070, 4, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
@@ -161,7 +161,7 @@ END_TEST
 
 START_TEST(config_change_raises_interrupt)
 {
-	struct tm *t = tm_new();
+	struct mmio_t *t = tm_new();
 	uint64_t n = 0;
 
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x0fc, 4), 0);
