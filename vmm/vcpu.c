@@ -91,7 +91,7 @@ static void vcpu_fatal(struct vcpu *v, enum vm_exit reason, const char *what)
 {
 	if (vm_exit_reason(v->vm) != VM_RUNNING)
 		return;
-	x86_vcpu_dump(v->fd, v->id);
+	x86_vcpu_dump(v->fd, v->id, LOG_ERR);
 	vm_request_exit(v->vm, reason, "vCPU %u: %s", v->id, what);
 }
 
@@ -170,6 +170,9 @@ static void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(v))
 			break;
 	}
+	/* Where a guest was when the user stopped it: for hung guests. */
+	if (vm_exit_reason(v->vm) == VM_EXIT_SIGNAL && log_get_level() >= LOG_DEBUG)
+		x86_vcpu_dump(v->fd, v->id, LOG_DEBUG);
 	return NULL;
 }
 

@@ -180,21 +180,21 @@ int x86_vcpu_setup_common(int vcpu_fd, bool bsp)
 	return 0;
 }
 
-void x86_vcpu_dump(int vcpu_fd, unsigned id)
+void x86_vcpu_dump(int vcpu_fd, unsigned id, enum log_level level)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
 
 	if (ioctl(vcpu_fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0) {
-		log_err("vCPU %u: cannot read registers: %s", id, strerror(errno));
+		log_msg(level, "vCPU %u: cannot read registers: %s", id, strerror(errno));
 		return;
 	}
-	log_err("vCPU %u: rip=%#llx rsp=%#llx rflags=%#llx cs=%#x ss=%#x", id, r.rip, r.rsp, r.rflags,
+	log_msg(level, "vCPU %u: rip=%#llx rsp=%#llx rflags=%#llx cs=%#x ss=%#x", id, r.rip, r.rsp, r.rflags,
 		s.cs.selector, s.ss.selector);
-	log_err("vCPU %u: rax=%#llx rbx=%#llx rcx=%#llx rdx=%#llx rsi=%#llx rdi=%#llx rbp=%#llx", id,
+	log_msg(level, "vCPU %u: rax=%#llx rbx=%#llx rcx=%#llx rdx=%#llx rsi=%#llx rdi=%#llx rbp=%#llx", id,
 		r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp);
-	log_err("vCPU %u: r8=%#llx r9=%#llx r10=%#llx r11=%#llx r12=%#llx r13=%#llx r14=%#llx r15=%#llx",
+	log_msg(level, "vCPU %u: r8=%#llx r9=%#llx r10=%#llx r11=%#llx r12=%#llx r13=%#llx r14=%#llx r15=%#llx",
 		id, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15);
-	log_err("vCPU %u: cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx gdt=%#llx/%#x idt=%#llx/%#x",
+	log_msg(level, "vCPU %u: cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx gdt=%#llx/%#x idt=%#llx/%#x",
 		id, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cvmm/gmem.h"
+#include "cvmm/log.h"
 
 struct kvm_cpuid2;
 
@@ -32,7 +33,7 @@ int x86_vcpu_setup_ap(int vcpu_fd);
 /* Every vCPU: LAPIC LINT pins as firmware leaves them (ExtINT on the BSP's
  * LINT0, NMI on LINT1), boot MSRs. */
 int x86_vcpu_setup_common(int vcpu_fd, bool bsp);
-/* Logs registers and segment state at error level. */
-void x86_vcpu_dump(int vcpu_fd, unsigned id);
+/* Logs registers and segment state at the given level. */
+void x86_vcpu_dump(int vcpu_fd, unsigned id, enum log_level level);
 
 #endif
