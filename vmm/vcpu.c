@@ -91,7 +91,7 @@ static void vcpu_fatal(struct vcpu *v, enum vm_exit reason, const char *what)
 {
 	if (vm_exit_reason(v->vm) != VM_RUNNING)
 		return;
-	x86_vcpu_dump(v->fd, v->id, LOG_ERR);
+	x86_vcpu_dump(v->fd, v->id, &v->vm->mem, LOG_ERR);
 	vm_request_exit(v->vm, reason, "vCPU %u: %s", v->id, what);
 }
 
@@ -134,7 +134,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTERNAL_ERROR:
 		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
 			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
-			 " (instruction emulation failed)" : "");
+			 " (KVM could not emulate the instruction at rip)" : "");
 		vcpu_fatal(v, VM_EXIT_ERROR, what);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
@@ -172,7 +172,7 @@ static void *vcpu_thread(void *arg)
 	}
 	/* Where a guest was when the user stopped it: for hung guests. */
 	if (vm_exit_reason(v->vm) == VM_EXIT_SIGNAL && log_get_level() >= LOG_DEBUG)
-		x86_vcpu_dump(v->fd, v->id, LOG_DEBUG);
+		x86_vcpu_dump(v->fd, v->id, &v->vm->mem, LOG_DEBUG);
 	return NULL;
 }
 

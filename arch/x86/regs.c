@@ -1,6 +1,7 @@
 /* Long-mode entry state for direct boot, and the register dump. */
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -180,7 +181,26 @@ int x86_vcpu_setup_common(int vcpu_fd, bool bsp)
 	return 0;
 }
 
-void x86_vcpu_dump(int vcpu_fd, unsigned id, enum log_level level)
+/* The bytes at the guest's rip, found through its own page tables. */
+static void regs_dump_code(int vcpu_fd, unsigned id, const struct gmem *mem, uint64_t rip,
+			   enum log_level level)
+{
+	struct kvm_translation tr = { .linear_address = rip };
+	char hex[16 * 3 + 1];
+	const uint8_t *code;
+	uint64_t len = 16, contig;
+
+	if (!mem || ioctl(vcpu_fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return;
+	code = gmem_translate(mem, tr.physical_address, len, &contig);
+	if (!code)
+		return;
+	for (uint64_t i = 0; i < contig; i++)
+		snprintf(hex + 3 * i, sizeof(hex) - 3 * i, " %02x", code[i]);
+	log_msg(level, "vCPU %u: code at rip (gpa %#llx):%s", id, tr.physical_address, hex);
+}
+
+void x86_vcpu_dump(int vcpu_fd, unsigned id, const struct gmem *mem, enum log_level level)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
@@ -197,4 +217,5 @@ void x86_vcpu_dump(int vcpu_fd, unsigned id, enum log_level level)
 		id, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15);
 	log_msg(level, "vCPU %u: cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx gdt=%#llx/%#x idt=%#llx/%#x",
 		id, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
+	regs_dump_code(vcpu_fd, id, mem, r.rip, level);
 }

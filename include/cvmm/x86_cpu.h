@@ -33,7 +33,8 @@ int x86_vcpu_setup_ap(int vcpu_fd);
 /* Every vCPU: LAPIC LINT pins as firmware leaves them (ExtINT on the BSP's
  * LINT0, NMI on LINT1), boot MSRs. */
 int x86_vcpu_setup_common(int vcpu_fd, bool bsp);
-/* Logs registers and segment state at the given level. */
-void x86_vcpu_dump(int vcpu_fd, unsigned id, enum log_level level);
+/* Logs registers, segment state and (when mem is given) the code bytes at
+ * rip at the given level. */
+void x86_vcpu_dump(int vcpu_fd, unsigned id, const struct gmem *mem, enum log_level level);
 
 #endif
