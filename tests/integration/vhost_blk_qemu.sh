@@ -3,7 +3,8 @@
 # kernel whose virtio_blk driver writes, reads back and checksums data and
 # discards a range; the host verifies the image. Then, with the same
 # back-end process: a second QEMU (reconnect), a resize the running guest
-# must see (CONFIG_CHANGE_MSG), and finally readonly=on.
+# must see (CONFIG_CHANGE_MSG); then readonly=on, and client=on (QEMU
+# listens, the back-end connects).
 set -u
 . "$(dirname "$0")/lib/vhost_blk.sh"
 vb_setup
@@ -53,4 +54,13 @@ grep -aq "CVMM-BLK: ro-write rc=0" "$VB_TMP/ro.log" && vb_fail "guest write succ
 grep -aq "CVMM-BLK: ro-read rc=0" "$VB_TMP/ro.log" || vb_fail "guest read failed on a read-only disk"
 [ "$(md5sum <"$img")" = "$before" ] || vb_fail "read-only image changed"
 echo "ok: readonly=on: guest write refused, reads work, image unchanged"
+kill -TERM "$VB_BACKEND_PID"; wait "$VB_BACKEND_PID"
+
+# 5. client=on: QEMU listens, the back-end connects
+vb_qemu_bg rw "$VB_TMP/client.log" ",server=on,wait=off"
+for _ in $(seq 100); do [ -S "$VB_SOCK" ] && break; sleep 0.1; done
+vb_backend "path=$img,socket=$VB_SOCK,client=on"
+wait "$VB_QEMU_PID" || vb_fail "qemu (client) exited with $?"
+vb_check_write "$VB_TMP/client.log" "$img"
+echo "ok: client=on: the back-end connected to QEMU's socket and served it"
 echo "PASS"
