@@ -132,6 +132,9 @@ static bool vcpu_handle_exit(struct vcpu *v)
 		vcpu_system_event(v);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+		    x86_emulation_assist(v->fd, &v->vm->mem))
+			return true;
 		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
 			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
 			 " (KVM could not emulate the instruction at rip)" : "");

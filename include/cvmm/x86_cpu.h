@@ -33,6 +33,9 @@ int x86_vcpu_setup_ap(int vcpu_fd);
 /* Every vCPU: LAPIC LINT pins as firmware leaves them (ExtINT on the BSP's
  * LINT0, NMI on LINT1), boot MSRs. */
 int x86_vcpu_setup_common(int vcpu_fd, bool bsp);
+/* After an emulation failure: completes the instruction at rip when it is
+ * one cvmm can (arch/x86/assist.c). True when the vCPU may run on. */
+bool x86_emulation_assist(int vcpu_fd, const struct gmem *mem);
 /* Logs registers, segment state and (when mem is given) the code bytes at
  * rip at the given level. */
 void x86_vcpu_dump(int vcpu_fd, unsigned id, const struct gmem *mem, enum log_level level);
