@@ -1,4 +1,4 @@
-/* ACPI tables (ACPI 6.x): RSDP, XSDT, FADT, FACS, DSDT with \_S5, MADT. */
+/* ACPI tables (ACPI 6.x): RSDP, XSDT, FADT, FACS, DSDT (dsdt.c), MADT. */
 #include <errno.h>
 #include <string.h>
 
@@ -20,16 +20,6 @@
  * the fixed-feature one (PWR_BUTTON flag clear). */
 #define FADT_IAPC_VGA_NOT_PRESENT	(1u << 2)
 #define FADT_IAPC_CMOS_RTC_NOT_PRESENT	(1u << 5)
-
-/* DSDT body: Name (\_S5, Package () { 5, 5, 0, 0 }) — the SLP_TYP values
- * the OS writes to PM1a/PM1b control to enter S5 (soft off). */
-static const uint8_t acpi_dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_',		/* NameOp "_S5_" */
-	0x12, 0x08, 0x04,			/* PackageOp, PkgLength 8, 4 elements */
-	0x0a, X86_ACPI_S5_SLP_TYP,		/* BytePrefix 5 */
-	0x0a, X86_ACPI_S5_SLP_TYP,
-	0x00, 0x00,				/* ZeroOp, ZeroOp */
-};
 
 uint8_t x86_table_sum(const uint8_t *p, size_t len)
 {
@@ -149,15 +139,22 @@ int x86_acpi_build(uint8_t *buf, size_t len, uint64_t base, unsigned ncpus)
 	size_t xsdt = 48, xsdt_len = ACPI_HDR_LEN + 2 * 8;
 	size_t fadt = xsdt + xsdt_len;
 	size_t facs = (fadt + ACPI_FADT_LEN + 63) & ~(size_t)63;
-	size_t dsdt = facs + ACPI_FACS_LEN;
-	size_t dsdt_len = ACPI_HDR_LEN + sizeof(acpi_dsdt_aml);
-	size_t madt = (dsdt + dsdt_len + 7) & ~(size_t)7;
-	size_t end = madt + acpi_madt_len(ncpus);
+	size_t dsdt = facs + ACPI_FACS_LEN, dsdt_len, madt, end;
 	uint8_t *t;
+	int aml;
 
-	if (ncpus == 0 || ncpus > X86_MAX_CPUS || len < end)
+	if (ncpus == 0 || ncpus > X86_MAX_CPUS || len < dsdt + ACPI_HDR_LEN)
 		return -ENOSPC;
-	memset(buf, 0, end);
+	aml = x86_dsdt_aml(buf + dsdt + ACPI_HDR_LEN, len - dsdt - ACPI_HDR_LEN);
+	if (aml < 0)
+		return -ENOSPC;
+	dsdt_len = ACPI_HDR_LEN + (size_t)aml;
+	madt = (dsdt + dsdt_len + 7) & ~(size_t)7;
+	end = madt + acpi_madt_len(ncpus);
+	if (len < end)
+		return -ENOSPC;
+	memset(buf, 0, dsdt + ACPI_HDR_LEN);
+	memset(buf + dsdt + dsdt_len, 0, end - dsdt - dsdt_len);
 
 	t = buf;
 	memcpy(t, "RSD PTR ", 8);
@@ -183,7 +180,6 @@ int x86_acpi_build(uint8_t *buf, size_t len, uint64_t base, unsigned ncpus)
 
 	t = buf + dsdt;
 	acpi_header(t, "DSDT", (uint32_t)dsdt_len, 2);
-	memcpy(t + ACPI_HDR_LEN, acpi_dsdt_aml, sizeof(acpi_dsdt_aml));
 	acpi_checksum(t, dsdt_len, 9);
 
 	acpi_build_madt(buf + madt, ncpus);

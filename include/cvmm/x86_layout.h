@@ -15,7 +15,9 @@
  *   0x0f0000  MP configuration table
  *   0x100000  kernel (bzImage at its pref_address when it fits, ELF at its p_paddr)
  *   RAM continues to 3 GiB; the rest of RAM is placed from 4 GiB on, leaving
- *   [3 GiB, 4 GiB) for the IOAPIC, LAPIC, KVM's TSS and devices.
+ *   [3 GiB, 4 GiB) for devices: 0xc0000000 the PCI memory window (256 MiB,
+ *   declared in the DSDT), then virtio-mmio and PCI ECAM (virtio_host.h),
+ *   the IOAPIC, KVM's TSS and the LAPIC.
  */
 #ifndef CVMM_X86_LAYOUT_H
 #define CVMM_X86_LAYOUT_H
@@ -38,6 +40,9 @@
 #define X86_HIGH_RAM_ADDR	0x100000000ULL
 #define X86_TSS_ADDR		0xfffbd000ULL
 #define X86_IDENTITY_MAP_ADDR	0xfffbc000ULL
+/* The PCI host bridge's memory window (DSDT _CRS): PCI BARs go here. */
+#define X86_PCI_MMIO_START	0xc0000000ULL
+#define X86_PCI_MMIO_SIZE	0x10000000ULL
 #define X86_IOAPIC_ADDR		0xfec00000ULL
 #define X86_LAPIC_ADDR		0xfee00000ULL
 #define X86_IOAPIC_PINS		24

@@ -14,7 +14,7 @@
 #define X86_ACPI_PM1A_EVT	0x600  /* 4 bytes: PM1 status, PM1 enable */
 #define X86_ACPI_PM1A_CNT	0x604  /* 2 bytes: SCI_EN, SLP_TYP, SLP_EN */
 #define X86_ACPI_PM_TMR		0x608  /* 4 bytes: 3.579545 MHz timer, 32 bits */
-#define X86_ACPI_SCI_IRQ	9
+#define X86_ACPI_SCI_IRQ	9      /* level, active high: no other device may use it */
 #define X86_ACPI_S5_SLP_TYP	5      /* \_S5 in the DSDT */
 #define X86_ACPI_RESET_PORT	0x64   /* FADT reset register: the i8042 command port */
 #define X86_ACPI_RESET_VALUE	0xfe
@@ -34,6 +34,11 @@ int x86_acpi_build(uint8_t *buf, size_t len, uint64_t base, unsigned ncpus);
  * table built into cfg, which will sit at guest address cfg_base. Returns the
  * config table's length, or -ENOSPC. */
 int x86_mptable_build(uint8_t fp[16], uint8_t *cfg, size_t len, uint64_t cfg_base, unsigned ncpus);
+
+/* The DSDT's body (AML after the table header) into buf: \_S5 and the PCI
+ * host bridge (arch/x86/dsdt.c). Returns its length or -1 when cap is too
+ * small. */
+int x86_dsdt_aml(uint8_t *buf, size_t cap);
 
 /* Sum of len bytes modulo 256 (ACPI and MP checksums make it 0). */
 uint8_t x86_table_sum(const uint8_t *p, size_t len);

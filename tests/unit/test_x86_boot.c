@@ -431,6 +431,63 @@ START_TEST(acpi_tables)
 }
 END_TEST
 
+/* Decodes an AML PkgLength at p; returns its value and sets *n to its size. */
+static size_t test_pkglen(const uint8_t *p, unsigned *n)
+{
+	size_t v;
+
+	*n = 1 + (p[0] >> 6);
+	if (*n == 1)
+		return p[0] & 0x3f;
+	v = p[0] & 0x0f;
+	for (unsigned i = 1; i < *n; i++)
+		v |= (size_t)p[i] << (4 + 8 * (i - 1));
+	return v;
+}
+
+START_TEST(dsdt_aml)
+{
+	static uint8_t aml[1024];
+	const uint8_t *scope, *dev, *crs, *end;
+	unsigned n;
+	size_t len;
+	int total = x86_dsdt_aml(aml, sizeof(aml));
+
+	ck_assert_int_gt(total, 0);
+	ck_assert_mem_eq(aml, "\x08_S5_\x12\x08\x04\x0a\x05\x0a\x05\x00\x00", 14);
+	/* Scope (\_SB) runs to the end of the AML and holds Device (PCI0). */
+	scope = aml + 14;
+	ck_assert_uint_eq(scope[0], 0x10);
+	len = test_pkglen(scope + 1, &n);
+	ck_assert_uint_eq(1 + len, (size_t)total - 14);
+	ck_assert_mem_eq(scope + 1 + n, "\\_SB_\x5b\x82", 7);
+	dev = scope + 1 + n + 7;
+	len = test_pkglen(dev, &n);
+	ck_assert_ptr_eq(dev + len, aml + total);
+	ck_assert_mem_eq(dev + n, "PCI0\x08_HID\x0c\x41\xd0\x0a\x03", 14);
+	/* _CRS: a buffer of resource descriptors ending in an end tag, with
+	 * the memory window cvmm's layout reserves for PCI. */
+	crs = memmem(aml, (size_t)total, "_CRS\x11", 5);
+	ck_assert_ptr_nonnull(crs);
+	crs += 5;
+	len = test_pkglen(crs, &n);
+	ck_assert_ptr_eq(crs + len, aml + total);
+	ck_assert_uint_eq(crs[n], 0x0a);
+	ck_assert_uint_eq(crs[n + 1], len - n - 2);
+	end = crs + len - 2;
+	ck_assert_mem_eq(end, "\x79\x00", 2);
+	for (const uint8_t *d = crs + n + 2; d < end;) {
+		if (d[0] == 0x87) {
+			ck_assert_uint_eq(le_get32(d + 10), X86_PCI_MMIO_START);
+			ck_assert_uint_eq(le_get32(d + 22), X86_PCI_MMIO_SIZE);
+		}
+		d += d[0] & 0x80 ? 3 + le_get16(d + 1) : 1 + (d[0] & 7);
+		ck_assert(d <= end);
+	}
+	ck_assert_int_eq(x86_dsdt_aml(aml, 40), -1);
+}
+END_TEST
+
 START_TEST(mptable)
 {
 	static uint8_t cfg[0x10000];
@@ -515,6 +572,7 @@ static Suite *x86_boot_suite(void)
 	tcase_add_test(tc, load_bzimage_into_memory);
 	tcase_add_test(tc, identity_page_tables);
 	tcase_add_test(tc, acpi_tables);
+	tcase_add_test(tc, dsdt_aml);
 	tcase_add_test(tc, mptable);
 	tcase_add_test(tc, cpuid_adjust);
 	suite_add_tcase(s, tc);
