@@ -79,7 +79,7 @@ static void acpi_build_fadt(uint8_t *t, uint64_t dsdt, uint64_t facs)
 	acpi_gas_io(t + 116, X86_ACPI_RESET_PORT, 8, 1);
 	t[128] = X86_ACPI_RESET_VALUE;
 	t[131] = 4;  /* FADT minor version: 6.4 */
-	le_put64(t + 132, facs);
+	/* X_FIRMWARE_CTRL stays 0: with both set, OSes install the FACS twice. */
 	le_put64(t + 140, dsdt);
 	acpi_gas_io(t + 148, X86_ACPI_PM1A_EVT, 32, 2);
 	acpi_gas_io(t + 172, X86_ACPI_PM1A_CNT, 16, 2);

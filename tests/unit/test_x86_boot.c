@@ -392,8 +392,9 @@ START_TEST(acpi_tables)
 	ck_assert_uint_eq(le_get32(fadt + 40), le_get64(fadt + 140));
 	dsdt = test_acpi_at(le_get64(fadt + 140), "DSDT");
 	ck_assert_ptr_nonnull(memmem(dsdt + 36, le_get32(dsdt + 4) - 36, "\x08_S5_\x12", 6));
-	test_acpi_at(le_get64(fadt + 132), "FACS");
-	ck_assert_uint_eq(le_get64(fadt + 132) % 64, 0);
+	test_acpi_at(le_get32(fadt + 36), "FACS");
+	ck_assert_uint_eq(le_get32(fadt + 36) % 64, 0);
+	ck_assert_uint_eq(le_get64(fadt + 132), 0);
 	ck_assert_uint_eq(le_get16(fadt + 46), X86_ACPI_SCI_IRQ);
 	ck_assert_uint_eq(le_get32(fadt + 56), X86_ACPI_PM1A_EVT);
 	ck_assert_uint_eq(le_get32(fadt + 64), X86_ACPI_PM1A_CNT);
