@@ -17,6 +17,20 @@
 
 #define VM_MIB (1024 * 1024ULL)
 
+/* What cvmm relies on from KVM. */
+static const struct vm_cap {
+	int cap;
+	const char *name;
+} vm_caps[] = {
+	{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+	{ KVM_CAP_PIT2, "in-kernel PIT" },
+	{ KVM_CAP_USER_MEMORY, "user memory" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
+	{ KVM_CAP_IRQFD, "irqfd" },
+	{ KVM_CAP_IOEVENTFD, "ioeventfd" },
+	{ KVM_CAP_SET_TSS_ADDR, "TSS address" },
+};
+
 static int vm_open_kvm(struct vm *vm)
 {
 	int ver;
@@ -39,19 +53,10 @@ static int vm_open_kvm(struct vm *vm)
 		log_err("/dev/kvm speaks KVM API %d, cvmm needs %d: use a newer kernel", ver, KVM_API_VERSION);
 		return -ENOTSUP;
 	}
-	static const struct { int cap; const char *name; } caps[] = {
-		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
-		{ KVM_CAP_PIT2, "in-kernel PIT" },
-		{ KVM_CAP_USER_MEMORY, "user memory" },
-		{ KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
-		{ KVM_CAP_IRQFD, "irqfd" },
-		{ KVM_CAP_IOEVENTFD, "ioeventfd" },
-		{ KVM_CAP_SET_TSS_ADDR, "TSS address" },
-	};
-	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0) {
+	for (size_t i = 0; i < sizeof(vm_caps) / sizeof(vm_caps[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, vm_caps[i].cap) <= 0) {
 			log_err("this KVM lacks %s (capability %d), which cvmm needs: use a newer kernel",
-				caps[i].name, caps[i].cap);
+				vm_caps[i].name, vm_caps[i].cap);
 			return -ENOTSUP;
 		}
 	}
