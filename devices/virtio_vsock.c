@@ -933,6 +933,17 @@ static void vsock_event_kick(void *arg, uint32_t events)
 
 /* ---- vdev ops ---- */
 
+/* The worker serves the host side even while no queue runs (host clients
+ * are answered or timed out), so queue changes pause it briefly. */
+static int vsock_worker_restart(struct vsock_dev *d)
+{
+	int err = worker_start(&d->worker);
+
+	if (err)
+		log_err("virtio-vsock: cannot restart the worker thread: %s", strerror(-err));
+	return err;
+}
+
 static int vsock_queue_start(struct vdev *dev, unsigned q)
 {
 	struct vsock_dev *d = vsock_from_vdev(dev);
@@ -945,14 +956,10 @@ static int vsock_queue_start(struct vdev *dev, unsigned q)
 	err = worker_watch(&d->worker, d->vqs[q].kick_fd, EPOLLIN, &d->kick_watch[q]);
 	if (!err)
 		d->started |= 1u << q;
-	if (d->started) {
-		int e = worker_start(&d->worker);
-
-		if (e && !err) {
-			worker_unwatch(&d->worker, d->vqs[q].kick_fd);
-			d->started &= ~(1u << q);
-			err = e;
-		}
+	if (vsock_worker_restart(d) && !err) {
+		worker_unwatch(&d->worker, d->vqs[q].kick_fd);
+		d->started &= ~(1u << q);
+		return -EAGAIN;
 	}
 	if (err)
 		return err;
@@ -970,8 +977,7 @@ static void vsock_queue_stop(struct vdev *dev, unsigned q)
 	worker_stop(&d->worker);
 	worker_unwatch(&d->worker, d->vqs[q].kick_fd);
 	d->started &= ~(1u << q);
-	if (d->started && worker_start(&d->worker))
-		log_err("virtio-vsock: cannot restart the worker thread");
+	vsock_worker_restart(d);
 }
 
 static void vsock_close_all(struct vsock_dev *d)
@@ -988,8 +994,10 @@ static void vsock_reset(struct vdev *dev)
 	struct vsock_dev *d = vsock_from_vdev(dev);
 
 	/* The next driver starts without connections and is told so. */
+	worker_stop(&d->worker);
 	vsock_close_all(d);
 	d->reset_owed = true;
+	vsock_worker_restart(d);
 }
 
 static void vsock_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
@@ -1124,6 +1132,8 @@ int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 	d->kick_watch[VSOCK_Q_TX] = (struct worker_watch){ .fn = vsock_tx_kick, .arg = d };
 	d->kick_watch[VSOCK_Q_EVENT] = (struct worker_watch){ .fn = vsock_event_kick, .arg = d };
 	err = worker_watch(&d->worker, d->ep_fd, EPOLLIN, &d->host_watch);
+	if (!err)
+		err = worker_start(&d->worker);
 	if (err) {
 		worker_destroy(&d->worker);
 		goto fail_sock;

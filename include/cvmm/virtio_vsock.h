@@ -91,8 +91,8 @@ int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg);
 /* Closes every connection and the listening socket, removing its file. */
 void vsock_dev_destroy(struct vsock_dev *d);
 
-/* Open connections (host clients in their handshake included); for tests
- * and the fd-leak check. Only while the worker is stopped. */
+/* Open connections (host clients in their handshake included): a snapshot
+ * the worker may change at once; for tests. */
 unsigned vsock_dev_nconns(const struct vsock_dev *d);
 
 #endif
