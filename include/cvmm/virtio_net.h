@@ -6,7 +6,8 @@
  * Queues 2k and 2k+1 are the RX and TX queues of pair k. Each pair has one
  * worker thread watching its RX kick, TX kick and its tap queue fd:
  *  - TX kick: chains are drained (virtq_serve) and written to the tap,
- *    header first, as one writev each;
+ *    header first: small frames copied and batched into one io_uring
+ *    submission, large ones as one writev each;
  *  - tap readable: frames are read into a private buffer and copied into
  *    RX chains (several with MRG_RXBUF, num_buffers set); with no RX
  *    buffers left the frame stays pending and the tap is no longer
@@ -18,6 +19,7 @@
 #ifndef CVMM_VIRTIO_NET_H
 #define CVMM_VIRTIO_NET_H
 
+#include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -84,6 +86,11 @@ struct virtio_net_config {
 #define NET_DEV_DEFAULT_QUEUE_SIZE 256
 /* Largest frame the tap hands us: a 64 KiB GSO frame plus its header. */
 #define NET_MAX_FRAME (65536 + 256)
+/* TX frames per io_uring submission, and the largest (header included)
+ * that is copied into a slot; larger ones go out with writev directly
+ * from guest memory. */
+#define NET_TX_BATCH 64
+#define NET_TX_SLOT 2048
 
 struct net_dev;
 
@@ -108,6 +115,15 @@ struct net_pair {
 	int rx_kick_fd, tx_kick_fd;     /* the fds registered with the worker, or -1 */
 	struct virtq_chain *chain;      /* scratch */
 	struct iovec *tx_iov;           /* scratch: header copy + frame */
+
+	/* TX batching: small frames are copied into slots (so their chains
+	 * can go back to the driver at once) and written to the tap with one
+	 * io_uring submission per batch instead of one writev each. */
+	struct io_uring ring;
+	bool ring_ok;                   /* else every frame is a writev */
+	bool ring_fixed_fd;             /* the tap fd is registered as file 0 */
+	uint8_t *tx_slots;              /* NET_TX_BATCH slots of NET_TX_SLOT bytes */
+	unsigned tx_batched;
 
 	uint8_t *frame;                 /* the pending RX frame, header included */
 	uint32_t frame_len;             /* 0: none pending */
