@@ -700,6 +700,11 @@ static void net_pair_destroy(struct net_pair *p)
 	free(p->slots);
 	free(p->slot_iov);
 	free(p->tx_slots);
+	/* The ring is torn down asynchronously by the kernel: drop its
+	 * reference to the tap now, so the interface goes away with our fd
+	 * (a restarted back-end can create it again at once). */
+	if (p->ring_ok && p->ring_fixed_fd)
+		io_uring_unregister_files(&p->ring);
 	if (p->ring_ok)
 		io_uring_queue_exit(&p->ring);
 	p->ring_ok = false;
@@ -757,12 +762,16 @@ int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg)
 		.host_features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
 				 VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_NET_F_MAC) |
 				 VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) | VIRTIO_BIT(VIRTIO_NET_F_STATUS) |
-				 VIRTIO_BIT(VIRTIO_NET_F_MQ) | VIRTIO_BIT(VIRTIO_NET_F_CSUM) |
+				 VIRTIO_BIT(VIRTIO_NET_F_CSUM) |
 				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) |
 				 VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |
 				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) |
 				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |
-				 (cfg->mtu ? VIRTIO_BIT(VIRTIO_NET_F_MTU) : 0),
+				 (cfg->mtu ? VIRTIO_BIT(VIRTIO_NET_F_MTU) : 0) |
+				 /* MQ needs a control queue to switch pairs on, which
+				  * vhost-user front-ends (QEMU, cloud-hypervisor, DPDK)
+				  * provide themselves: only offered with several pairs. */
+				 (pairs > 1 ? VIRTIO_BIT(VIRTIO_NET_F_MQ) : 0),
 		.num_queues = 2 * pairs,
 		.queue_size_max = qsize,
 		.vqs = n->vqs,

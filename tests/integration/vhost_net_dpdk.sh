@@ -5,7 +5,9 @@
 #     tap counts them and the namespace's UDP stack receives them;
 #  2. the same back-end serves a second front-end (rxonly): frames the
 #     namespace sends (UDP, 64 B and 1400 B payloads) arrive at testpmd;
-#  3. SIGTERM: exit 0, socket removed.
+#  3. SIGTERM: exit 0, socket removed;
+#  4. multiqueue: num_queues=4 (two pairs, a two-queue tap) driven by a
+#     two-queue front-end; both TX queues deliver into the tap.
 set -u
 . "$(dirname "$0")/lib/vhost_net.sh"
 command -v dpdk-testpmd >/dev/null || { echo "SKIP: dpdk-testpmd is not installed (dpdk-dev)"; exit 77; }
@@ -14,13 +16,13 @@ vn_setup vnetdpdk
 vn_backend
 
 # testpmd MODE SECS LOG [EXTRA...]: runs the front-end for SECS seconds and
-# lets it print its statistics (SIGINT).
+# lets it print its statistics (SIGINT). QUEUES (default 1) queue pairs.
 testpmd() {
     local mode=$1 secs=$2 log=$3
     shift 3
     timeout -s INT -k 10 "$secs" dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 \
         --file-prefix="cvmm-vnet-$$" --single-file-segments \
-        --vdev "net_virtio_user0,path=$VN_SOCK,queues=1,mac=$VN_GUEST_MAC" -- \
+        --vdev "net_virtio_user0,path=$VN_SOCK,queues=${QUEUES:-1},mac=$VN_GUEST_MAC" -- \
         --no-mlockall --forward-mode="$mode" --auto-start --stats-period 1 \
         --total-num-mbufs=8192 "$@" </dev/null >"$log" 2>&1
 }
@@ -75,4 +77,16 @@ wait "$VN_BACKEND_PID"; rc=$?
 [ "$rc" = 0 ] || vn_fail "back-end exited with $rc on SIGTERM"
 [ ! -e "$VN_SOCK" ] || vn_fail "socket file left behind"
 echo "ok: SIGTERM: exit 0, socket removed"
+
+# 4. two queue pairs
+vn_backend num_queues=4
+before=$(vn_tap_stat rx_packets)
+QUEUES=2 testpmd txonly 5 "$VN_TMP/mq.log" --txq=2 --rxq=2 --txonly-multi-flow
+sent=$(vn_testpmd_stat "$VN_TMP/mq.log" TX-packets)
+got=$(( $(vn_tap_stat rx_packets) - before ))
+q1=$(grep -A1 "Queue= 1 -> TX Port= 0/Queue= 1" "$VN_TMP/mq.log" | awk '/TX-packets:/ { for (i = 1; i < NF; i++) if ($i == "TX-packets:") print $(i + 1) }' | tail -n 1)
+echo "multiqueue: testpmd sent $sent (queue 1: ${q1:-none}), tap received $got"
+[ -n "$sent" ] && [ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 512 )) ] || vn_fail "tap received $got of $sent frames"
+[ "${q1:-0}" -gt 1000 ] || vn_fail "the second queue pair carried ${q1:-no} frames"
+echo "ok: two queue pairs"
 echo "PASS"

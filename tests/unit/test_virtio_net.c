@@ -246,6 +246,8 @@ START_TEST(config_space)
 	ck_assert(f & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
 	ck_assert(f & VIRTIO_BIT(VIRTIO_NET_F_MTU));
 	ck_assert(!(f & VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ)));
+	/* One pair: no MQ (it would need a control queue to be usable). */
+	ck_assert(!(f & VIRTIO_BIT(VIRTIO_NET_F_MQ)));
 	ck_assert_uint_eq(env->net.vdev.config_size, sizeof(c));
 	memset(&c, 0xff, sizeof(c));
 	env->net.vdev.ops->read_config(&env->net.vdev, 0, &c, sizeof(c));
@@ -274,6 +276,32 @@ START_TEST(random_mac)
 	ck_assert(!(n.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MTU)));
 	net_dev_destroy(&n);
 	close(sv[1]);
+}
+END_TEST
+
+START_TEST(two_pairs)
+{
+	struct net_dev n;
+	struct virtio_net_config c;
+	int a[2], b[2], fds[2];
+	struct net_dev_config cfg = { .num_pairs = 2 };
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, b), 0);
+	fds[0] = a[0];
+	fds[1] = b[0];
+	cfg.fds = fds;
+	ck_assert_int_eq(net_dev_init(&n, &cfg), 0);
+	ck_assert(n.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MQ));
+	ck_assert_uint_eq(n.vdev.num_queues, 4);
+	n.vdev.ops->read_config(&n.vdev, 0, &c, sizeof(c));
+	ck_assert_uint_eq(c.max_virtqueue_pairs, 2);
+	/* Queue 3 is pair 1's TX queue; not set up, it cannot start. */
+	ck_assert_int_eq(n.vdev.ops->queue_start(&n.vdev, 3), -EINVAL);
+	ck_assert_int_eq(n.vdev.ops->queue_start(&n.vdev, 4), -EINVAL);
+	net_dev_destroy(&n);
+	close(a[1]);
+	close(b[1]);
 }
 END_TEST
 
@@ -540,6 +568,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, mac_parse);
 	tcase_add_test(tc, config_space);
 	tcase_add_test(tc, random_mac);
+	tcase_add_test(tc, two_pairs);
 	tcase_add_test(tc, tx_frames);
 	tcase_add_test(tc, tx_offload_header_passes);
 	tcase_add_test(tc, rx_one_chain_per_frame);
