@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -36,6 +37,25 @@
 #define BLK_SIZE_MAX (1u << 20)
 /* Coalesces inotify events (our own writes cause them too). */
 #define BLK_RESIZE_SETTLE_US 20000
+
+/* Reads and writes in flight per queue through io_uring. */
+#define BLK_URING_DEPTH 128
+/* Iovecs a request keeps in its slot; longer chains get a heap copy. */
+#define BLK_REQ_INLINE_IOV 8
+/* "Not completed yet": the request went to io_uring. */
+#define BLK_PENDING UINT32_MAX
+
+/* A read or write handed to io_uring. */
+struct blk_req {
+	uint16_t head;
+	bool write;
+	uint8_t *status;
+	uint64_t off;
+	size_t len;
+	unsigned niov;
+	struct iovec *iov;             /* inl or a heap copy */
+	struct iovec inl[BLK_REQ_INLINE_IOV];
+};
 
 #define BLK_ZERO_CHUNK 4096
 static const uint8_t blk_zero_page[BLK_ZERO_CHUNK] __attribute__((aligned(4096)));
@@ -183,32 +203,43 @@ void blk_dev_rescan(struct blk_dev *b)
 
 /* ---- requests ---- */
 
-static uint8_t blk_rw(struct blk_dev *b, struct iovec *iov, unsigned n, uint64_t sector,
-		      size_t len, bool write)
+/* Checks a read or write of len bytes at sector against the disk. */
+static uint8_t blk_rw_check(const struct blk_dev *b, uint64_t sector, size_t len, bool write)
 {
-	off_t off;
-
 	if (len % VIRTIO_BLK_SECTOR_SIZE || !blk_range_ok(b, sector, len / VIRTIO_BLK_SECTOR_SIZE))
 		return VIRTIO_BLK_S_IOERR;
 	if (write && b->readonly)
 		return VIRTIO_BLK_S_IOERR;
-	off = (off_t)(sector * VIRTIO_BLK_SECTOR_SIZE);
+	return VIRTIO_BLK_S_OK;
+}
+
+static bool blk_writeback(const struct blk_dev *b)
+{
+	return __atomic_load_n(&b->writeback, __ATOMIC_RELAXED);
+}
+
+/* Moves len bytes between iov and the image at off, synchronously. */
+static uint8_t blk_rw_sync(struct blk_dev *b, struct iovec *iov, unsigned n, uint64_t off,
+			   size_t len, bool write)
+{
 	while (len) {
-		ssize_t r = write ? pwritev(b->fd, iov, (int)n, off) : preadv(b->fd, iov, (int)n, off);
+		ssize_t r = write ? pwritev(b->fd, iov, (int)n, (off_t)off) :
+				    preadv(b->fd, iov, (int)n, (off_t)off);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		/* 0: the image shrank under us; the capacity check catches up. */
 		if (r <= 0) {
-			log_debug("blk: %s at sector %llu: %s", write ? "write" : "read",
-				  (unsigned long long)sector, r ? strerror(errno) : "end of image");
+			log_debug("blk: %s at byte %llu: %s", write ? "write" : "read",
+				  (unsigned long long)off, r ? strerror(errno) : "end of image");
 			return VIRTIO_BLK_S_IOERR;
 		}
 		len -= (size_t)r;
-		off += r;
+		off += (uint64_t)r;
 		blk_iov_advance(&iov, &n, (size_t)r);
 	}
-	if (write && !__atomic_load_n(&b->writeback, __ATOMIC_RELAXED) && fdatasync(b->fd) < 0)
+	/* Write-through: the driver turned the cache off (CONFIG_WCE). */
+	if (write && !blk_writeback(b) && fdatasync(b->fd) < 0)
 		return VIRTIO_BLK_S_IOERR;
 	return VIRTIO_BLK_S_OK;
 }
@@ -312,7 +343,66 @@ static uint8_t blk_discard_wz(struct blk_dev *b, const struct virtq_chain *c, bo
 	return VIRTIO_BLK_S_OK;
 }
 
-uint32_t blk_dev_handle_chain(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c)
+/* Hands a validated read or write to io_uring; false when it cannot take it. */
+static bool blk_submit(struct blk_dev *b, struct blk_queue *q, uint16_t head, uint8_t *status,
+		       const struct iovec *iov, unsigned n, uint64_t off, size_t len, bool write)
+{
+	struct io_uring_sqe *sqe;
+	struct blk_req *r;
+
+	/* Write-through writes need an fdatasync after each: keep them synchronous. */
+	if (!q->uring || !q->nfree || (write && !blk_writeback(b)))
+		return false;
+	r = &q->reqs[q->free_reqs[q->nfree - 1]];
+	r->iov = n <= BLK_REQ_INLINE_IOV ? r->inl : malloc(n * sizeof(*iov));
+	if (!r->iov)
+		return false;
+	sqe = io_uring_get_sqe(q->uring);
+	if (!sqe) {
+		if (r->iov != r->inl)
+			free(r->iov);
+		return false;
+	}
+	q->nfree--;
+	memcpy(r->iov, iov, n * sizeof(*iov));
+	r->niov = n;
+	r->head = head;
+	r->status = status;
+	r->off = off;
+	r->len = len;
+	r->write = write;
+	if (write)
+		io_uring_prep_writev(sqe, b->fd, r->iov, n, off);
+	else
+		io_uring_prep_readv(sqe, b->fd, r->iov, n, off);
+	io_uring_sqe_set_data(sqe, r);
+	q->unsubmitted++;
+	return true;
+}
+
+/* A read or write: to io_uring when possible (BLK_PENDING), else done here. */
+static uint32_t blk_handle_rw(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c,
+			      uint8_t *status, uint64_t sector, bool write)
+{
+	struct iovec *in = c->iov + c->nout;
+	size_t hdr = sizeof(struct virtio_blk_outhdr);
+	size_t len = write ? c->out_len - hdr : c->in_len - 1;
+	unsigned n = write ? blk_iov_slice(c->iov, c->nout, hdr, len, q->data_iov) :
+			     blk_iov_slice(in, c->nin, 0, len, q->data_iov);
+	uint8_t st = blk_rw_check(b, sector, len, write);
+
+	if (st == VIRTIO_BLK_S_OK) {
+		if (blk_submit(b, q, c->head, status, q->data_iov, n,
+			       sector * VIRTIO_BLK_SECTOR_SIZE, len, write))
+			return BLK_PENDING;
+		st = blk_rw_sync(b, q->data_iov, n, sector * VIRTIO_BLK_SECTOR_SIZE, len, write);
+	}
+	*status = st;
+	return st == VIRTIO_BLK_S_OK && !write ? (uint32_t)len + 1 : 1;
+}
+
+/* Serves one chain: returns the used length, or BLK_PENDING. */
+static uint32_t blk_handle_chain(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c)
 {
 	struct iovec *in = c->iov + c->nout;
 	struct virtio_blk_outhdr hdr;
@@ -336,15 +426,9 @@ uint32_t blk_dev_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 	blk_iov_to_buf(c->iov, c->nout, 0, &hdr, sizeof(hdr));
 	switch (le32toh(hdr.type)) {
 	case VIRTIO_BLK_T_IN:
-		n = blk_iov_slice(in, c->nin, 0, in_data, q->data_iov);
-		st = blk_rw(b, q->data_iov, n, le64toh(hdr.sector), in_data, false);
-		if (st == VIRTIO_BLK_S_OK)
-			used += (uint32_t)in_data;
-		break;
+		return blk_handle_rw(b, q, c, status, le64toh(hdr.sector), false);
 	case VIRTIO_BLK_T_OUT:
-		n = blk_iov_slice(c->iov, c->nout, sizeof(hdr), c->out_len - sizeof(hdr), q->data_iov);
-		st = blk_rw(b, q->data_iov, n, le64toh(hdr.sector), c->out_len - sizeof(hdr), true);
-		break;
+		return blk_handle_rw(b, q, c, status, le64toh(hdr.sector), true);
 	case VIRTIO_BLK_T_FLUSH:
 		if (!vdev_has_feature(&b->vdev, VIRTIO_BLK_F_FLUSH))
 			st = VIRTIO_BLK_S_UNSUPP;
@@ -373,6 +457,92 @@ uint32_t blk_dev_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 	return used;
 }
 
+/* Finishes a request io_uring completed with result res. */
+static void blk_complete(struct blk_dev *b, struct blk_queue *q, struct blk_req *r, int res)
+{
+	struct virtq *vq = &b->vqs[q->index];
+	uint8_t st = VIRTIO_BLK_S_OK;
+
+	if (res < 0) {
+		log_debug("blk: %s at byte %llu: %s", r->write ? "write" : "read",
+			  (unsigned long long)r->off, strerror(-res));
+		st = VIRTIO_BLK_S_IOERR;
+	} else if ((size_t)res < r->len) {
+		/* A short transfer: finish the rest synchronously. */
+		struct iovec *iov = r->iov;
+		unsigned n = r->niov;
+
+		blk_iov_advance(&iov, &n, (size_t)res);
+		st = blk_rw_sync(b, iov, n, r->off + (uint64_t)res, r->len - (size_t)res, r->write);
+	}
+	*r->status = st;
+	virtq_push(vq, r->head, st == VIRTIO_BLK_S_OK && !r->write ? (uint32_t)r->len + 1 : 1);
+	if (r->iov != r->inl)
+		free(r->iov);
+	r->iov = NULL;
+	q->free_reqs[q->nfree++] = (uint16_t)(r - q->reqs);
+}
+
+static void blk_cqe(struct blk_dev *b, struct blk_queue *q, struct io_uring_cqe *cqe)
+{
+	struct blk_req *r = io_uring_cqe_get_data(cqe);
+	int res = cqe->res;
+
+	io_uring_cqe_seen(q->uring, cqe);
+	if (r)
+		blk_complete(b, q, r, res);
+}
+
+/* Completes what io_uring has finished; returns how many. */
+static unsigned blk_reap(struct blk_dev *b, struct blk_queue *q)
+{
+	struct io_uring_cqe *cqe;
+	unsigned n = 0;
+
+	while (io_uring_peek_cqe(q->uring, &cqe) == 0) {
+		blk_cqe(b, q, cqe);
+		n++;
+	}
+	return n;
+}
+
+static void blk_flush_submissions(struct blk_queue *q)
+{
+	while (q->unsubmitted) {
+		int r = io_uring_submit(q->uring);
+
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+			log_err("blk: queue %u: io_uring_submit: %s", q->index, strerror(-r));
+			return;
+		}
+		if (r > 0)
+			q->unsubmitted -= (unsigned)r < q->unsubmitted ? (unsigned)r : q->unsubmitted;
+	}
+}
+
+/* Submits what was prepared and completes every request in flight. Waiting
+ * inside io_uring_enter also runs the completion work the kernel queues
+ * for this thread, which a wait in epoll alone would not reliably do. */
+static void blk_uring_complete_all(struct blk_dev *b, struct blk_queue *q)
+{
+	struct io_uring_cqe *cqe;
+
+	blk_flush_submissions(q);
+	blk_reap(b, q);
+	while (q->nfree < BLK_URING_DEPTH) {
+		int r = io_uring_wait_cqe(q->uring, &cqe);
+
+		if (r == -EINTR)
+			continue;
+		if (r < 0) {
+			log_err("blk: queue %u: waiting for I/O: %s", q->index, strerror(-r));
+			break;
+		}
+		blk_cqe(b, q, cqe);
+		blk_reap(b, q);
+	}
+}
+
 /* ---- queues ---- */
 
 unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
@@ -386,10 +556,18 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		return 0;
 	for (;;) {
 		virtq_disable_notify(vq);
-		while (n < BLK_BUDGET && (r = virtq_pop(vq, q->chain)) > 0) {
-			virtq_push(vq, q->chain->head, blk_dev_handle_chain(b, q, q->chain));
+		/* Take chains while request slots last, then run them all at
+		 * once: one io_uring_enter for the batch, and reads and writes
+		 * the kernel punts to its workers proceed in parallel. */
+		while (n < BLK_BUDGET && (!q->uring || q->nfree) && (r = virtq_pop(vq, q->chain)) > 0) {
+			uint32_t len = blk_handle_chain(b, q, q->chain);
+
+			if (len != BLK_PENDING)
+				virtq_push(vq, q->chain->head, len);
 			n++;
 		}
+		if (q->uring)
+			blk_uring_complete_all(b, q);
 		if (r < 0) {
 			log_warn("blk: queue %u: the driver put a malformed chain on the ring; "
 				 "queue stopped until reset", qi);
@@ -404,11 +582,13 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 				log_warn("blk: queue %u: cannot requeue: %s", qi, strerror(errno));
 			break;
 		}
+		/* Slots ran out before the ring did: the next batch. */
+		if (r > 0 && (!q->uring || q->nfree))
+			continue;
 		if (!virtq_enable_notify(vq))
 			break;
 	}
 	virtq_notify(vq);
-	q->served += n;
 	return n;
 }
 
@@ -469,7 +649,8 @@ static void blk_queue_stop(struct vdev *dev, unsigned qi)
 	if (qi >= dev->num_queues)
 		return;
 	q = &b->queues[qi];
-	/* Requests run synchronously in the handler: joining completes them. */
+	/* Every request completes within the pass that took it: joining
+	 * the worker leaves none in progress. */
 	worker_stop(&q->worker);
 	if (q->watched_fd >= 0) {
 		worker_unwatch(&q->worker, q->watched_fd);
@@ -542,8 +723,6 @@ static void blk_reset(struct vdev *dev)
 
 	dev->features = 0;
 	__atomic_store_n(&b->writeback, 1, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < dev->num_queues; i++)
-		b->queues[i].served = 0;
 }
 
 static void blk_vdev_destroy(struct vdev *dev)
@@ -619,6 +798,47 @@ static int blk_ctl_init(struct blk_dev *b, const char *path)
 }
 
 /* ---- lifecycle ---- */
+
+/* Sets up queue q's io_uring; on failure the queue stays synchronous. */
+static void blk_queue_uring_init(struct blk_queue *q)
+{
+	int err;
+
+	q->uring = calloc(1, sizeof(*q->uring));
+	q->reqs = calloc(BLK_URING_DEPTH, sizeof(*q->reqs));
+	q->free_reqs = calloc(BLK_URING_DEPTH, sizeof(*q->free_reqs));
+	if (!q->uring || !q->reqs || !q->free_reqs) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	err = io_uring_queue_init(BLK_URING_DEPTH, q->uring, 0);
+	if (err)
+		goto fail;
+	for (unsigned i = 0; i < BLK_URING_DEPTH; i++)
+		q->free_reqs[i] = (uint16_t)(BLK_URING_DEPTH - 1 - i);
+	q->nfree = BLK_URING_DEPTH;
+	return;
+fail:
+	log_info("blk: queue %u: io_uring unavailable (%s); using preadv/pwritev",
+		 q->index, strerror(-err));
+	free(q->uring);
+	free(q->reqs);
+	free(q->free_reqs);
+	q->uring = NULL;
+	q->reqs = NULL;
+	q->free_reqs = NULL;
+}
+
+static void blk_queue_uring_destroy(struct blk_queue *q)
+{
+	if (!q->uring)
+		return;
+	io_uring_queue_exit(q->uring);
+	free(q->uring);
+	free(q->reqs);
+	free(q->free_reqs);
+	q->uring = NULL;
+}
 
 static int blk_open_image(struct blk_dev *b, const struct blk_dev_config *cfg)
 {
@@ -707,6 +927,7 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 		if (err)
 			goto fail;
 		q->worker_ready = true;
+		blk_queue_uring_init(q);
 	}
 
 	b->vdev.ops = &blk_vdev_ops;
@@ -745,6 +966,7 @@ void blk_dev_destroy(struct blk_dev *b)
 				worker_destroy(&q->worker);
 				q->worker_ready = false;
 			}
+			blk_queue_uring_destroy(q);
 			free(q->chain);
 			free(q->data_iov);
 		}

@@ -6,7 +6,8 @@
  * Threads: one worker per queue serves requests (kick -> drain -> notify);
  * one control worker watches the image for size changes and reports them
  * with vdev_config_changed(). Reads and writes go between the image and the
- * guest's buffers directly (preadv/pwritev on the chain's iovecs).
+ * guest's buffers directly: the chain's iovecs are handed to io_uring (one
+ * ring per queue), or to preadv/pwritev where io_uring is unavailable.
  */
 #ifndef CVMM_VIRTIO_BLK_H
 #define CVMM_VIRTIO_BLK_H
@@ -103,6 +104,8 @@ struct blk_dev_config {
 };
 
 struct blk_dev;
+struct blk_req;
+struct io_uring;
 
 /* Per-queue state; the worker thread owns it while the queue runs. */
 struct blk_queue {
@@ -114,7 +117,14 @@ struct blk_queue {
 	int watched_fd;                /* kick fd registered with the worker, or -1 */
 	struct virtq_chain *chain;     /* scratch for the chain being served */
 	struct iovec *data_iov;        /* scratch: the data part of a chain */
-	uint64_t served;               /* requests completed (statistics, tests) */
+
+	/* Asynchronous reads and writes; uring is NULL when io_uring is
+	 * unavailable and requests are served with preadv/pwritev. */
+	struct io_uring *uring;
+	struct blk_req *reqs;          /* BLK_URING_DEPTH request slots */
+	uint16_t *free_reqs;           /* stack of free slot numbers */
+	unsigned nfree;
+	unsigned unsubmitted;          /* prepared SQEs not yet submitted */
 };
 
 struct blk_dev {
@@ -147,10 +157,8 @@ void blk_dev_rescan(struct blk_dev *b);
 /* Re-reads the image size; when it changed, updates capacity and calls
  * vdev_config_changed(). Returns true when it changed. */
 bool blk_dev_check_size(struct blk_dev *b);
-/* Serves one chain (parsing, I/O, status) and returns the used length.
- * Exposed for unit tests; the queue worker calls it. */
-uint32_t blk_dev_handle_chain(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c);
-/* Drains queue q once (as on a kick): returns the number of chains served. */
+/* Serves queue q once, as on a kick (the worker calls it): returns the
+ * number of chains taken from the ring, all of them completed. */
 unsigned blk_dev_process_queue(struct blk_dev *b, unsigned q);
 
 #endif

@@ -11,9 +11,11 @@ vb_setup
 
 img=$VB_TMP/vblk.img
 truncate -s 128M "$img"
-# While killed back-ends run, each write and flush is held 0.3 s on entry
+# While killed back-ends run, each I/O submission (io_uring_enter, or
+# pwritev where io_uring is unavailable) and flush is held 0.3 s on entry
 # (strace fault injection), so requests are in flight when SIGKILL comes.
-slow=(strace -f -qq -o /dev/null -e trace=pwritev,fdatasync -e inject=pwritev,fdatasync:delay_enter=300000)
+slow=(strace -f -qq -o /dev/null -e trace=io_uring_enter,pwritev,fdatasync
+      -e inject=io_uring_enter,pwritev,fdatasync:delay_enter=300000)
 command -v strace >/dev/null || { echo "SKIP: strace is not installed (tests/install-deps.sh)"; exit 77; }
 vb_backend "path=$img,socket=$VB_SOCK" "${slow[@]}"
 vb_qemu_bg stress "$VB_TMP/stress.log" ",reconnect=1"

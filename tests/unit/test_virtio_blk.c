@@ -453,6 +453,58 @@ START_TEST(image_locked)
 }
 END_TEST
 
+/* A batch of requests in flight at once (io_uring), completed in any
+ * order: each chain gets its own data and status. */
+START_TEST(many_in_flight)
+{
+	struct virtq_desc *desc = t_ptr(T_DESC);
+	struct virtq_avail *avail = t_ptr(T_AVAIL);
+	struct virtq_used *used = t_ptr(T_USED);
+	const unsigned n = 16;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct virtio_blk_outhdr *h = t_ptr(T_HDR + 16 * i);
+
+		h->type = VIRTIO_BLK_T_OUT;
+		h->sector = 8 * i;
+		t_fill(T_DATA + 4096 * i, 4096, (uint8_t)(i * 13));
+		desc[3 * i] = (struct virtq_desc){ T_HDR + 16 * i, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(3 * i + 1) };
+		desc[3 * i + 1] = (struct virtq_desc){ T_DATA + 4096 * i, 4096, VIRTQ_DESC_F_NEXT,
+						       (uint16_t)(3 * i + 2) };
+		desc[3 * i + 2] = (struct virtq_desc){ T_STATUS + i, 1, VIRTQ_DESC_F_WRITE, 0 };
+		*(uint8_t *)t_ptr(T_STATUS + i) = 0xff;
+		avail->ring[env->avail_idx++ % T_QSIZE] = (uint16_t)(3 * i);
+	}
+	__atomic_store_n(&avail->idx, env->avail_idx, __ATOMIC_RELEASE);
+	ck_assert_uint_eq(blk_dev_process_queue(&env->blk, 0), n);
+	ck_assert_uint_eq(used->idx, n);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t img[4096];
+
+		ck_assert_uint_eq(*(uint8_t *)t_ptr(T_STATUS + i), VIRTIO_BLK_S_OK);
+		t_image_read(4096 * i, img, sizeof(img));
+		ck_assert_mem_eq(img, t_ptr(T_DATA + 4096 * i), sizeof(img));
+	}
+	env->used_seen = (uint16_t)n;
+	/* and read them all back into fresh buffers */
+	for (unsigned i = 0; i < n; i++) {
+		((struct virtio_blk_outhdr *)t_ptr(T_HDR + 16 * i))->type = VIRTIO_BLK_T_IN;
+		desc[3 * i + 1] = (struct virtq_desc){ T_DATA + 0x20000 + 4096 * i, 4096,
+						       VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, (uint16_t)(3 * i + 2) };
+		avail->ring[env->avail_idx++ % T_QSIZE] = (uint16_t)(3 * i);
+	}
+	__atomic_store_n(&avail->idx, env->avail_idx, __ATOMIC_RELEASE);
+	ck_assert_uint_eq(blk_dev_process_queue(&env->blk, 0), n);
+	ck_assert_uint_eq(used->idx, 2 * n);
+	for (unsigned i = 0; i < n; i++) {
+		struct virtq_used_elem *e = &used->ring[(n + i) % T_QSIZE];
+
+		ck_assert_uint_eq(e->len, 4097);
+		ck_assert_mem_eq(t_ptr(T_DATA + 0x20000 + 4096 * (e->id / 3)), t_ptr(T_DATA + 4096 * (e->id / 3)), 4096);
+	}
+}
+END_TEST
+
 /* The worker path: a kick on the eventfd is served and the call fd fires. */
 START_TEST(worker_serves_kicks)
 {
@@ -500,6 +552,7 @@ static Suite *blk_suite(void)
 	tcase_add_test(tc, buffer_outside_memory);
 	tcase_add_test(tc, config_and_resize);
 	tcase_add_test(tc, image_locked);
+	tcase_add_test(tc, many_in_flight);
 	tcase_add_test(tc, worker_serves_kicks);
 	suite_add_tcase(s, tc);
 	return s;
