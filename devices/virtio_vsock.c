@@ -220,6 +220,11 @@ static void vsock_hc_sched(struct vsock_dev *d, struct vsock_hc *hc)
  * before the structure goes). */
 static void vsock_hc_abort(struct vsock_dev *d, struct vsock_hc *hc)
 {
+	/* A REQUEST never sent: the guest knows nothing to reset. */
+	if (hc->c.state == VSOCK_CONN_CONNECTING && (hc->c.pending & VSOCK_PEND_REQUEST)) {
+		vsock_hc_kill(d, hc);
+		return;
+	}
 	vsock_conn_reset(&hc->c);
 	vsock_hash_del(d, hc);
 	if (hc->fd >= 0) {
@@ -527,8 +532,12 @@ static void vsock_rx_flush(struct vsock_dev *d)
 	if (n == VSOCK_RX_BUDGET && (d->reply_count || d->rx_ready.head))
 		(void)!write(vq->kick_fd, &one, sizeof(one));
 	if (d->tx_stalled && d->reply_count < VSOCK_REPLY_MAX) {
+		/* Replies drained: read the TX queue again, and come back here
+		 * for the replies that produces. */
 		d->tx_stalled = false;
 		vsock_tx_process(d);
+		if (d->reply_count || d->rx_ready.head)
+			(void)!write(vq->kick_fd, &one, sizeof(one));
 	}
 }
 

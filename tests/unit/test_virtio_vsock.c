@@ -550,6 +550,42 @@ START_TEST(reset_closes_connections_and_owes_a_new_transport_reset)
 }
 END_TEST
 
+START_TEST(tx_waits_while_replies_are_full)
+{
+	struct vsock_hdr h, r;
+	uint16_t head;
+
+	t_start();
+	/* No receive buffers: every RST reply has to wait in the device. */
+	for (unsigned i = 0; i < VSOCK_REPLY_MAX; i++) {
+		h = t_pkt(VSOCK_OP_RW, 10000 + i, 1, 0, 4096, 0);
+		t_send(&h, NULL, 0);
+	}
+	/* The next packet is left on the ring, not dropped. */
+	h = t_pkt(VSOCK_OP_RW, 20000, 1, 0, 4096, 0);
+	{
+		uint16_t slot = env->q[VSOCK_Q_TX].posted++ % (T_QSIZE / 2);
+		uint64_t gpa = T_TXBUF + slot * (uint64_t)(VSOCK_HDR_SIZE + VSOCK_MAX_PKT_LEN);
+
+		head = (uint16_t)(slot * 2);
+		memcpy(t_ptr(gpa), &h, VSOCK_HDR_SIZE);
+		t_desc(VSOCK_Q_TX)[head] = (struct virtq_desc){ gpa, VSOCK_HDR_SIZE, 0, 0 };
+		t_publish(VSOCK_Q_TX, head);
+	}
+	ck_assert(t_quiet(VSOCK_Q_TX, 200));
+	/* Buffers arrive: all replies in order, then the waiting packet's. */
+	t_post_rx(32);
+	for (unsigned i = 0; i < VSOCK_REPLY_MAX; i++) {
+		t_recv(&r, NULL);
+		ck_assert_uint_eq(r.op, VSOCK_OP_RST);
+		ck_assert_uint_eq(r.dst_port, 10000 + i);
+	}
+	ck_assert_uint_eq(t_wait_used(VSOCK_Q_TX).id, head);
+	t_recv(&r, NULL);
+	ck_assert_uint_eq(r.dst_port, 20000);
+}
+END_TEST
+
 static Suite *t_suite(void)
 {
 	Suite *s = suite_create("virtio_vsock");
@@ -564,6 +600,7 @@ static Suite *t_suite(void)
 	tcase_add_test(tc, host_data_waits_for_guest_credit);
 	tcase_add_test(tc, guest_overrun_and_hostile_host_clients);
 	tcase_add_test(tc, reset_closes_connections_and_owes_a_new_transport_reset);
+	tcase_add_test(tc, tx_waits_while_replies_are_full);
 	suite_add_tcase(s, tc);
 	return s;
 }
