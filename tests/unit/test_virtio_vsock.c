@@ -586,6 +586,64 @@ START_TEST(tx_waits_while_replies_are_full)
 }
 END_TEST
 
+/* A hostile driver: random headers (often nearly valid) and random chain
+ * shapes. The device must keep serving, answer well-formed requests after,
+ * and keep no host connection it cannot account for. */
+START_TEST(random_packets_do_not_break_the_device)
+{
+	static uint8_t payload[512];
+	char path[128];
+	struct vsock_hdr h, r;
+	unsigned seed = 12345, responses = 0;
+	int l;
+
+	snprintf(path, sizeof(path), "%s_702", env->uds);
+	l = t_listen(path);
+	t_start();
+	t_post_rx(32);
+	for (unsigned i = 0; i < 3000; i++) {
+		uint32_t len = rand_r(&seed) % 2 ? 0 : (uint32_t)rand_r(&seed) % sizeof(payload);
+
+		h = t_pkt((uint16_t)(rand_r(&seed) % 9), (uint32_t)rand_r(&seed) % 4,
+			  rand_r(&seed) % 2 ? 702 : (uint32_t)rand_r(&seed) % 1000,
+			  rand_r(&seed) % 4 ? len : (uint32_t)rand_r(&seed), (uint32_t)rand_r(&seed) % 70000,
+			  (uint32_t)rand_r(&seed));
+		if (rand_r(&seed) % 8 == 0)
+			h.type = (uint16_t)rand_r(&seed);
+		if (rand_r(&seed) % 8 == 0)
+			h.src_cid = (uint64_t)rand_r(&seed);
+		for (unsigned k = 0; k < len; k++)
+			payload[k] = (uint8_t)rand_r(&seed);
+		t_send(&h, payload, len);
+		/* Take whatever the device answered so the ring keeps moving. */
+		while (__atomic_load_n(&t_used(VSOCK_Q_RX)->idx, __ATOMIC_ACQUIRE) !=
+		       env->q[VSOCK_Q_RX].used_seen) {
+			t_recv(&r, NULL);
+			responses += r.op == VSOCK_OP_RESPONSE;
+		}
+		for (;;) {
+			struct pollfd p = { .fd = l, .events = POLLIN };
+
+			if (poll(&p, 1, 0) != 1)
+				break;
+			close(accept(l, NULL, NULL));
+		}
+	}
+	/* Some requests were well-formed enough to connect. */
+	ck_assert_uint_gt(responses, 10);
+	ck_assert_uint_le(vsock_dev_nconns(&env->d), 4);
+	/* Still a working device: a fresh, well-formed connection. */
+	h = t_pkt(VSOCK_OP_REQUEST, 999, 702, 0, 4096, 0);
+	t_send(&h, NULL, 0);
+	do
+		t_recv(&r, NULL);
+	while (r.dst_port != 999);
+	ck_assert_uint_eq(r.op, VSOCK_OP_RESPONSE);
+	close(l);
+	unlink(path);
+}
+END_TEST
+
 static Suite *t_suite(void)
 {
 	Suite *s = suite_create("virtio_vsock");
@@ -601,6 +659,7 @@ static Suite *t_suite(void)
 	tcase_add_test(tc, guest_overrun_and_hostile_host_clients);
 	tcase_add_test(tc, reset_closes_connections_and_owes_a_new_transport_reset);
 	tcase_add_test(tc, tx_waits_while_replies_are_full);
+	tcase_add_test(tc, random_packets_do_not_break_the_device);
 	suite_add_tcase(s, tc);
 	return s;
 }
