@@ -506,18 +506,22 @@ static unsigned blk_reap(struct blk_dev *b, struct blk_queue *q)
 	return n;
 }
 
-static void blk_flush_submissions(struct blk_queue *q)
+/* Returns 0, or -errno when io_uring refuses the batch for good. */
+static int blk_flush_submissions(struct blk_queue *q)
 {
 	while (q->unsubmitted) {
 		int r = io_uring_submit(q->uring);
 
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-			log_err("blk: queue %u: io_uring_submit: %s", q->index, strerror(-r));
-			return;
+		if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
+			continue;
+		if (r <= 0) {
+			log_err("blk: queue %u: io_uring_submit: %s", q->index,
+				r ? strerror(-r) : "nothing submitted");
+			return r ? r : -EIO;
 		}
-		if (r > 0)
-			q->unsubmitted -= (unsigned)r < q->unsubmitted ? (unsigned)r : q->unsubmitted;
+		q->unsubmitted -= (unsigned)r < q->unsubmitted ? (unsigned)r : q->unsubmitted;
 	}
+	return 0;
 }
 
 /* Submits what was prepared and completes every request in flight. Waiting
@@ -527,7 +531,11 @@ static void blk_uring_complete_all(struct blk_dev *b, struct blk_queue *q)
 {
 	struct io_uring_cqe *cqe;
 
-	blk_flush_submissions(q);
+	/* Waiting for requests the kernel never took would hang the queue. */
+	if (blk_flush_submissions(q) < 0) {
+		blk_reap(b, q);
+		return;
+	}
 	blk_reap(b, q);
 	while (q->nfree < BLK_URING_DEPTH) {
 		int r = io_uring_wait_cqe(q->uring, &cqe);
