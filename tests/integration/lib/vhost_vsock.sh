@@ -75,14 +75,15 @@ vv_backend() {
 }
 
 # vv_qemu_bg MODE LOG [APPEND...]: boots the guest in MODE in the
-# background (VV_QEMU_PID), console to LOG. vectors=0: legacy INTx (QEMU
-# 7.2 with TCG and vhost-user devices, ../shared/PEERS.md).
+# background (VV_QEMU_PID), console to LOG. The device gets vectors=0
+# (legacy INTx: QEMU 7.2 with TCG crashes with MSI-X for vhost-user
+# virtio-net) unless VV_DEV_OPTS says otherwise (empty: MSI-X).
 vv_qemu_bg() {
     local mode=$1 log=$2
     shift 2
     timeout 400 qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -nographic -no-reboot \
         -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
-        -chardev "socket,id=c3,path=$VV_SOCK" -device vhost-user-vsock-pci,chardev=c3,vectors=0 \
+        -chardev "socket,id=c3,path=$VV_SOCK" -device "vhost-user-vsock-pci,chardev=c3${VV_DEV_OPTS-,vectors=0}" \
         -kernel "$LINUX_DIR/vmlinuz" -initrd "$VV_TMP/initrd.gz" \
         -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_vsock=$mode $*" </dev/null >"$log" 2>&1 &
     VV_QEMU_PID=$!
