@@ -222,12 +222,20 @@ static bool blk_writeback(const struct blk_dev *b)
 static uint8_t blk_rw_sync(struct blk_dev *b, struct iovec *iov, unsigned n, uint64_t off,
 			   size_t len, bool write)
 {
+	int fd = b->fd;
+
 	while (len) {
-		ssize_t r = write ? pwritev(b->fd, iov, (int)n, (off_t)off) :
-				    preadv(b->fd, iov, (int)n, (off_t)off);
+		ssize_t r = write ? pwritev(fd, iov, (int)n, (off_t)off) :
+				    preadv(fd, iov, (int)n, (off_t)off);
 
 		if (r < 0 && errno == EINTR)
 			continue;
+		/* O_DIRECT refuses buffers not aligned to the host's block
+		 * size; the guest may use any: go through the page cache. */
+		if (r < 0 && errno == EINVAL && b->fd_buffered >= 0 && fd != b->fd_buffered) {
+			fd = b->fd_buffered;
+			continue;
+		}
 		/* 0: the image shrank under us; the capacity check catches up. */
 		if (r <= 0) {
 			log_debug("blk: %s at byte %llu: %s", write ? "write" : "read",
@@ -463,7 +471,10 @@ static void blk_complete(struct blk_dev *b, struct blk_queue *q, struct blk_req 
 	struct virtq *vq = &b->vqs[q->index];
 	uint8_t st = VIRTIO_BLK_S_OK;
 
-	if (res < 0) {
+	if (res == -EINVAL && b->fd_buffered >= 0) {
+		/* An O_DIRECT alignment refusal: blk_rw_sync knows the way round. */
+		st = blk_rw_sync(b, r->iov, r->niov, r->off, r->len, r->write);
+	} else if (res < 0) {
 		log_debug("blk: %s at byte %llu: %s", r->write ? "write" : "read",
 			  (unsigned long long)r->off, strerror(-res));
 		st = VIRTIO_BLK_S_IOERR;
@@ -867,6 +878,11 @@ static int blk_open_image(struct blk_dev *b, const struct blk_dev_config *cfg)
 	 * and it conflicts with other opens in this process too. */
 	if (fcntl(b->fd, F_OFD_SETLK, &lk) < 0)
 		return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+	if (cfg->direct) {
+		b->fd_buffered = open(cfg->path, flags & ~O_DIRECT);
+		if (b->fd_buffered < 0)
+			return -errno;
+	}
 	return 0;
 }
 
@@ -878,7 +894,7 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 	int err;
 
 	memset(b, 0, sizeof(*b));
-	b->fd = b->inotify_fd = b->rescan_fd = -1;
+	b->fd = b->fd_buffered = b->inotify_fd = b->rescan_fd = -1;
 	if (!cfg->path || nq > BLK_DEV_MAX_QUEUES || qs > VIRTQ_MAX_SIZE || (qs & (qs - 1)))
 		return -EINVAL;
 	b->readonly = cfg->readonly;
@@ -997,5 +1013,7 @@ void blk_dev_destroy(struct blk_dev *b)
 		close(b->rescan_fd);
 	if (b->fd >= 0)
 		close(b->fd);
-	b->fd = b->inotify_fd = b->rescan_fd = -1;
+	if (b->fd_buffered >= 0)
+		close(b->fd_buffered);
+	b->fd = b->fd_buffered = b->inotify_fd = b->rescan_fd = -1;
 }

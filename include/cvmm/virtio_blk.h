@@ -130,6 +130,8 @@ struct blk_queue {
 struct blk_dev {
 	struct vdev vdev;              /* first: the host sees a struct vdev * */
 	int fd;                        /* the image */
+	int fd_buffered;               /* with direct: the image without O_DIRECT, for
+	                                  buffers O_DIRECT refuses; else -1 */
 	bool readonly, direct, is_blockdev;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	uint64_t capacity;             /* sectors; read and written atomically */

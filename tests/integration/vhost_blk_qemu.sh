@@ -2,7 +2,7 @@
 # cvmm --block-backend against a real front-end: QEMU (TCG) boots Debian's
 # kernel whose virtio_blk driver writes, reads back and checksums data and
 # discards a range; the host verifies the image. Then, with the same
-# back-end process: a second QEMU (reconnect), a resize the running guest
+# back-end process: a second QEMU with two queues (reconnect), a resize the running guest
 # must see (CONFIG_CHANGE_MSG); then readonly=on, and client=on (QEMU
 # listens, the back-end connects).
 set -u
@@ -11,22 +11,23 @@ vb_setup
 
 img=$VB_TMP/vblk.img
 truncate -s 64M "$img"
-vb_backend "path=$img,socket=$VB_SOCK"
+vb_backend "path=$img,socket=$VB_SOCK,num_queues=2"
 
-# 1. fresh guest: write/read/checksum, discard, serial
+# 1. fresh guest (one of the two queues): write/read/checksum, discard, serial
 vb_qemu rw "$VB_TMP/rw1.log"
 vb_check_write "$VB_TMP/rw1.log" "$img"
-grep -aq "CVMM-BLK: size 131072 ro 0 serial vblk.img" "$VB_TMP/rw1.log" ||
+grep -aq "CVMM-BLK: size 131072 ro 0 serial vblk.img mq 1" "$VB_TMP/rw1.log" ||
     vb_fail "guest saw the wrong size/ro/serial: $(grep -a 'CVMM-BLK: size' "$VB_TMP/rw1.log")"
 grep -aq "CVMM-BLK: discard rc=0 zeroed" "$VB_TMP/rw1.log" || vb_fail "discard did not zero the range"
 [ "$(dd if="$img" bs=64k count=1 status=none | tr -d '\0' | wc -c)" = 0 ] || vb_fail "discarded range not zero in the image"
 echo "ok: size, serial and discard as expected"
 
-# 2. the same back-end serves the next front-end
-vb_qemu rw "$VB_TMP/rw2.log"
+# 2. the same back-end serves the next front-end, this one with two queues
+VB_NQ=2 vb_qemu rw "$VB_TMP/rw2.log"
 vb_check_write "$VB_TMP/rw2.log" "$img"
+grep -aq "CVMM-BLK: size .* mq 2" "$VB_TMP/rw2.log" || vb_fail "guest did not get two queues"
 kill -0 "$VB_BACKEND_PID" || vb_fail "back-end died"
-echo "ok: second front-end served by the same back-end process"
+echo "ok: second front-end (2 queues, 2 vCPUs) served by the same back-end process"
 
 # 3. resize while the guest runs
 vb_qemu_bg resize "$VB_TMP/resize.log"

@@ -50,9 +50,9 @@ static void t_config_changed(void *host)
 	((struct t_env *)host)->config_changes++;
 }
 
-static void t_open(bool readonly, bool create)
+static void t_open(bool readonly, bool create, bool direct)
 {
-	struct blk_dev_config cfg = { .path = env->path, .readonly = readonly,
+	struct blk_dev_config cfg = { .path = env->path, .readonly = readonly, .direct = direct,
 				      .queue_size = T_QSIZE, .serial = "test-serial" };
 	struct virtq *vq;
 
@@ -79,12 +79,14 @@ static void t_setup(void)
 	struct gmem_region r = { .gpa = 0, .size = T_MEM_SIZE, .fd = -1 };
 
 	env = calloc(1, sizeof(*env));
-	env->mem_buf = calloc(1, T_MEM_SIZE);
+	/* Page-aligned, as guest RAM is. */
+	env->mem_buf = aligned_alloc(4096, T_MEM_SIZE);
+	memset(env->mem_buf, 0, T_MEM_SIZE);
 	r.hva = env->mem_buf;
 	gmem_init(&env->mem);
 	ck_assert_int_eq(gmem_add(&env->mem, &r), 0);
 	strcpy(env->path, "/tmp/cvmm-h4-blkimg-XXXXXX");
-	t_open(false, true);
+	t_open(false, true, false);
 }
 
 static void t_teardown(void)
@@ -313,7 +315,7 @@ END_TEST
 START_TEST(readonly_rejects_writes)
 {
 	blk_dev_destroy(&env->blk);
-	t_open(true, false);
+	t_open(true, false, false);
 	ck_assert(env->blk.vdev.host_features & VIRTIO_BIT(VIRTIO_BLK_F_RO));
 	ck_assert(!(env->blk.vdev.host_features & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD)));
 	ck_assert_uint_eq(t_request(VIRTIO_BLK_T_OUT, 0, T_DATA, 512, false), 1);
@@ -323,6 +325,43 @@ START_TEST(readonly_rejects_writes)
 	ck_assert_uint_eq(t_dz(VIRTIO_BLK_T_WRITE_ZEROES,
 			       &(struct virtio_blk_discard_write_zeroes){ .num_sectors = 1 }, 1), 1);
 	ck_assert_uint_eq(t_status(), VIRTIO_BLK_S_UNSUPP);
+}
+END_TEST
+
+/* O_DIRECT, with aligned buffers and with buffers O_DIRECT refuses (the
+ * guest chooses them: those go through the page cache). */
+START_TEST(direct_io)
+{
+	uint8_t img[8192];
+	struct t_buf odd[3] = {
+		{ T_HDR, 16, false }, { T_DATA + 0x30001, 4096, true }, { T_STATUS, 1, true },
+	};
+
+	blk_dev_destroy(&env->blk);
+	t_open(false, false, true);
+	t_fill(T_DATA, 8192, 21);
+	ck_assert_uint_eq(t_request(VIRTIO_BLK_T_OUT, 16, T_DATA, 8192, false), 1);
+	ck_assert_uint_eq(t_status(), VIRTIO_BLK_S_OK);
+	t_image_read(16 * 512, img, sizeof(img));
+	ck_assert_mem_eq(img, t_ptr(T_DATA), sizeof(img));
+	memset(t_ptr(T_DATA + 0x10000), 0, 8192);
+	ck_assert_uint_eq(t_request(VIRTIO_BLK_T_IN, 16, T_DATA + 0x10000, 8192, true), 8193);
+	ck_assert_uint_eq(t_status(), VIRTIO_BLK_S_OK);
+	ck_assert_mem_eq(t_ptr(T_DATA + 0x10000), t_ptr(T_DATA), 8192);
+
+	t_hdr(VIRTIO_BLK_T_IN, 16);
+	t_submit(odd, 3);
+	ck_assert_uint_eq(t_run(), 4097);
+	ck_assert_uint_eq(t_status(), VIRTIO_BLK_S_OK);
+	ck_assert_mem_eq(t_ptr(T_DATA + 0x30001), t_ptr(T_DATA), 4096);
+	odd[1].writable = false;
+	t_fill(T_DATA + 0x30001, 4096, 99);
+	t_hdr(VIRTIO_BLK_T_OUT, 24);
+	t_submit(odd, 3);
+	ck_assert_uint_eq(t_run(), 1);
+	ck_assert_uint_eq(t_status(), VIRTIO_BLK_S_OK);
+	t_image_read(24 * 512, img, 4096);
+	ck_assert_mem_eq(img, t_ptr(T_DATA + 0x30001), 4096);
 }
 END_TEST
 
@@ -547,6 +586,7 @@ static Suite *blk_suite(void)
 	tcase_add_test(tc, flush_and_get_id);
 	tcase_add_test(tc, discard_and_write_zeroes);
 	tcase_add_test(tc, readonly_rejects_writes);
+	tcase_add_test(tc, direct_io);
 	tcase_add_test(tc, out_of_range);
 	tcase_add_test(tc, malformed_requests);
 	tcase_add_test(tc, buffer_outside_memory);

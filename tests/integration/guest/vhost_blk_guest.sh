@@ -10,7 +10,7 @@ if [ ! -b $dev ]; then
     echo "CVMM-BLK: no $dev"
     exit 1
 fi
-echo "CVMM-BLK: size $(cat /sys/block/vda/size) ro $(cat /sys/block/vda/ro) serial $(cat /sys/block/vda/serial 2>/dev/null)"
+echo "CVMM-BLK: size $(cat /sys/block/vda/size) ro $(cat /sys/block/vda/ro) serial $(cat /sys/block/vda/serial 2>/dev/null) mq $(ls /sys/block/vda/mq | wc -l)"
 
 # Writes N MiB of fresh random data at MiB offset OFF, reads it back past
 # the page cache and reports both checksums.

@@ -1,8 +1,10 @@
 # Shared by the vhost-user-blk integration tests (sourced, not run): a QEMU
 # TCG guest (Debian's cloud kernel, busybox initramfs with
 # tests/integration/guest/vhost_blk_guest.sh) against `cvmm --block-backend`.
-# The caller sets nothing; it gets $VB_TMP, vb_backend, vb_qemu*, vb_fail.
-# Everything started here is killed and the temp dir removed on exit.
+# It gets $VB_TMP, vb_backend, vb_qemu*, vb_fail; VB_NQ (default 1) is the
+# guest's queue count (and vCPUs). Everything started here is killed and
+# the temp dir removed on exit (VB_KEEP=DIR copies it there first, for
+# debugging).
 
 VB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 : "${BUILD:?BUILD (absolute build directory) must be set}"
@@ -73,9 +75,9 @@ vb_backend() {
 # vb_qemu_bg MODE LOG [CHARDEV_EXTRA]: boots the guest in MODE in the
 # background (VB_QEMU_PID), console to LOG.
 vb_qemu_bg() {
-    timeout 240 qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -nographic -no-reboot \
+    timeout 240 qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp "${VB_NQ:-1}" -nographic -no-reboot \
         -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
-        -chardev "socket,id=c1,path=$VB_SOCK${3:-}" -device vhost-user-blk-pci,chardev=c1,num-queues=1 \
+        -chardev "socket,id=c1,path=$VB_SOCK${3:-}" -device "vhost-user-blk-pci,chardev=c1,num-queues=${VB_NQ:-1}" \
         -kernel "$LINUX_DIR/vmlinuz" -initrd "$VB_TMP/initrd.gz" \
         -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_blk=$1" </dev/null >"$2" 2>&1 &
     VB_QEMU_PID=$!
