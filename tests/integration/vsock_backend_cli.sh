@@ -3,8 +3,8 @@
 # socket ends with one error line naming the problem and a non-zero exit,
 # leaving no socket file behind; a uds_path or socket another back-end
 # listens on is refused; socket files of a killed back-end are taken over;
-# SIGINT stops a
-# running back-end with exit 0 and removes both sockets. No guest needed.
+# SIGINT stops a running back-end with exit 0 and removes both sockets.
+# No guest needed.
 set -u
 : "${BUILD:?BUILD must be set}"
 CVMM=${CVMM:-$BUILD/cvmm}
