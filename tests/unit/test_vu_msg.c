@@ -10,6 +10,7 @@
 
 #include "cvmm/vu_msg.h"
 #include "vu_peer.h"
+#include "check_run.h"
 
 static int sv[2];
 
@@ -423,8 +424,6 @@ int main(void)
 {
 	Suite *s = suite_create("vu_msg");
 	TCase *tc = tcase_create("codec");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, accepts_each_rule);
@@ -445,9 +444,5 @@ int main(void)
 	tcase_add_test(tc, request_names);
 	tcase_add_test(tc, random_streams);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

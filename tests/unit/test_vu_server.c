@@ -20,6 +20,7 @@
 #include "cvmm/log.h"
 #include "cvmm/vu_server.h"
 #include "vu_peer.h"
+#include "check_run.h"
 
 #define TQ 2
 #define TQ_MAX 1024
@@ -1258,8 +1259,6 @@ int main(void)
 	Suite *s = suite_create("vu_server");
 	TCase *tc = tcase_create("handlers");
 	TCase *ts = tcase_create("sockets");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
@@ -1298,9 +1297,5 @@ int main(void)
 	tcase_add_test(ts, client_mode_reconnects);
 	suite_add_tcase(s, ts);
 
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }
