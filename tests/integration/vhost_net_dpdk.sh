@@ -7,7 +7,9 @@
 #     namespace sends (UDP, 64 B and 1400 B payloads) arrive at testpmd;
 #  3. SIGTERM: exit 0, socket removed;
 #  4. multiqueue: num_queues=4 (two pairs, a two-queue tap) driven by a
-#     two-queue front-end; both TX queues deliver into the tap.
+#     two-queue front-end; both TX queues deliver into the tap;
+#  5. client=on: the front-end listens (virtio_user server=1), the back-end
+#     connects to it.
 set -u
 . "$(dirname "$0")/lib/vhost_net.sh"
 command -v dpdk-testpmd >/dev/null || { echo "SKIP: dpdk-testpmd is not installed (dpdk-dev)"; exit 77; }
@@ -22,7 +24,7 @@ testpmd() {
     shift 3
     timeout -s INT -k 10 "$secs" dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 \
         --file-prefix="cvmm-vnet-$$" --single-file-segments \
-        --vdev "net_virtio_user0,path=$VN_SOCK,queues=${QUEUES:-1},mac=$VN_GUEST_MAC" -- \
+        --vdev "net_virtio_user0,path=$VN_SOCK,queues=${QUEUES:-1},mac=$VN_GUEST_MAC${SERVER:+,server=1}" -- \
         --no-mlockall --forward-mode="$mode" --auto-start --stats-period 1 \
         --total-num-mbufs=8192 "$@" </dev/null >"$log" 2>&1
 }
@@ -89,4 +91,24 @@ echo "multiqueue: testpmd sent $sent (queue 1: ${q1:-none}), tap received $got"
 [ -n "$sent" ] && [ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 512 )) ] || vn_fail "tap received $got of $sent frames"
 [ "${q1:-0}" -gt 1000 ] || vn_fail "the second queue pair carried ${q1:-no} frames"
 echo "ok: two queue pairs"
+kill -TERM "$VN_BACKEND_PID"
+wait "$VN_BACKEND_PID" || vn_fail "back-end exited with $? on SIGTERM"
+
+# 5. client mode
+for i in $(seq 100); do vn_ns test -e "/sys/class/net/$VN_TAP" || break; sleep 0.1; done
+SERVER=1 testpmd txonly 6 "$VN_TMP/client.log" &
+pmd=$!
+VN_PIDS+=("$pmd")
+for i in $(seq 100); do [ -S "$VN_SOCK" ] && break; sleep 0.1; done
+[ -S "$VN_SOCK" ] || vn_fail "testpmd (server=1) did not create $VN_SOCK"
+ip netns exec "$VN_NS" "$CVMM" -v --net-backend "tap=$VN_TAP,socket=$VN_SOCK,client=on" >>"$VN_TMP/backend.log" 2>&1 &
+VN_BACKEND_PID=$!
+VN_PIDS+=("$VN_BACKEND_PID")
+wait "$pmd"
+sent=$(vn_testpmd_stat "$VN_TMP/client.log" TX-packets)
+got=$(vn_tap_stat rx_packets)
+echo "client mode: testpmd sent ${sent:-nothing}, tap received $got"
+[ "${sent:-0}" -gt 1000 ] && [ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 256 )) ] || vn_fail "tap received $got of ${sent:-no} frames"
+kill -0 "$VN_BACKEND_PID" || vn_fail "back-end (client=on) died when the front-end left"
+echo "ok: client=on"
 echo "PASS"
