@@ -49,7 +49,7 @@ int tap_open(struct tap *t, const char *name, unsigned nqueues, unsigned hdr_len
 		if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 			/* EINVAL from TUNSETIFF: the tap exists with other flags
 			 * (e.g. single-queue vs multi-queue). */
-			err = errno == EINVAL ? -EBUSY : -errno;
+			err = errno == EINVAL ? -EEXIST : -errno;
 			goto fail;
 		}
 		/* A name with %d was completed by the kernel: the other

@@ -140,8 +140,9 @@ static int net_backend_check_opts(const struct net_backend_opts *o, struct net_b
 		return -EINVAL;
 	}
 	p->mask.s_addr = htonl(0xffffff00);
-	if (o->mask && inet_pton(AF_INET, o->mask, &p->mask) != 1) {
-		log_err("--net-backend: mask=%s: not an IPv4 netmask", o->mask);
+	if (o->mask && (inet_pton(AF_INET, o->mask, &p->mask) != 1 ||
+			((~ntohl(p->mask.s_addr) + 1) & ~ntohl(p->mask.s_addr)))) {
+		log_err("--net-backend: mask=%s: not an IPv4 netmask (like 255.255.255.0)", o->mask);
 		return -EINVAL;
 	}
 	p->has_ip = o->ip != NULL;
@@ -163,8 +164,13 @@ static int net_backend_open(struct net_backend *be, const struct net_backend_opt
 	int err = net_dev_init(&be->net, &cfg);
 
 	if (err == -EBUSY) {
-		log_err("--net-backend: tap %s exists with other settings (%s multi-queue)", cfg.tap,
-			cfg.num_pairs > 1 ? "not" : "as");
+		log_err("--net-backend: tap %s is in use by another process", cfg.tap);
+		return err;
+	}
+	if (err == -EEXIST) {
+		log_err("--net-backend: tap %s exists with other settings (it is %s-queue; num_queues=%u needs a %s-queue tap)",
+			cfg.tap, cfg.num_pairs > 1 ? "single" : "multi", o->num_queues,
+			cfg.num_pairs > 1 ? "multi" : "single");
 		return err;
 	}
 	if (err) {

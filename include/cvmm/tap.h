@@ -23,7 +23,8 @@ struct tap {
  * t->name holds the result), creating it when it does not exist (needs
  * CAP_NET_ADMIN), with nqueues fds (IFF_MULTI_QUEUE when more than one),
  * each non-blocking with a vnet header of hdr_len bytes. 0 or -errno
- * (-EINVAL: bad name or count; -EBUSY: the tap exists with other flags). */
+ * (-EINVAL: bad name or count; -EEXIST: the tap exists with other flags;
+ * -EBUSY: a single-queue tap another process has open). */
 int tap_open(struct tap *t, const char *name, unsigned nqueues, unsigned hdr_len);
 void tap_close(struct tap *t);
 

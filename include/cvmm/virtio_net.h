@@ -158,7 +158,8 @@ struct net_dev {
 };
 
 /* Opens the tap (or takes cfg->fds) and sets up the model, queues stopped.
- * 0 or -errno (tap_open's errors, -EINVAL for bad parameters). */
+ * 0 or -errno (tap_open's errors, -EINVAL for bad parameters). cfg->fds
+ * are taken over except on -EINVAL (they are closed on other errors). */
 int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg);
 void net_dev_destroy(struct net_dev *n);
 
