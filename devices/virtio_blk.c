@@ -87,9 +87,8 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		return 0;
 	for (;;) {
 		virtq_disable_notify(vq);
-		/* Take chains while request slots last, then run them all at
-		 * once: one io_uring_enter for the batch, and reads and writes
-		 * the kernel punts to its workers proceed in parallel. */
+		/* Take chains while request slots last; their reads and writes
+		 * go to io_uring together, in one submission. */
 		while (n < BLK_BUDGET && (!q->uring || q->nfree) && (r = virtq_pop(vq, q->chain)) > 0) {
 			uint32_t len = blk_req_handle_chain(b, q, q->chain);
 
@@ -97,8 +96,16 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 				virtq_push(vq, q->chain->head, len);
 			n++;
 		}
-		if (q->uring)
+		if (blk_req_in_flight(q)) {
+			/* Keep the image busy: as soon as some requests complete,
+			 * tell the driver and take what it queued meanwhile. A
+			 * pass ends only with nothing in flight. */
+			if (r >= 0 && n < BLK_BUDGET && blk_req_wait(b, q) == 0) {
+				virtq_notify(vq);
+				continue;
+			}
 			blk_req_complete_all(b, q);
+		}
 		if (r < 0) {
 			log_warn("blk: queue %u: the driver put a malformed chain on the ring; "
 				 "queue stopped until reset", qi);
@@ -113,9 +120,6 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 				log_warn("blk: queue %u: cannot requeue: %s", qi, strerror(errno));
 			break;
 		}
-		/* Slots ran out before the ring did: the next batch. */
-		if (r > 0 && (!q->uring || q->nfree))
-			continue;
 		if (!virtq_enable_notify(vq))
 			break;
 	}

@@ -466,31 +466,53 @@ static int blk_flush_submissions(struct blk_queue *q)
 	return 0;
 }
 
-/* Submits what was prepared and completes every request in flight. Waiting
+unsigned blk_req_in_flight(const struct blk_queue *q)
+{
+	return q->uring ? BLK_URING_DEPTH - q->nfree : 0;
+}
+
+/* Waits for one completion of queue q's io_uring and handles it. Waiting
  * inside io_uring_enter also runs the completion work the kernel queues
  * for this thread, which a wait in epoll alone would not reliably do. */
-void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q)
+static int blk_wait_one(struct blk_dev *b, struct blk_queue *q)
 {
 	struct io_uring_cqe *cqe;
+	int r;
+
+	do
+		r = io_uring_wait_cqe(q->uring, &cqe);
+	while (r == -EINTR);
+	if (r < 0) {
+		log_err("blk: queue %u: waiting for I/O: %s", q->index, strerror(-r));
+		return r;
+	}
+	blk_cqe(b, q, cqe);
+	return 0;
+}
+
+int blk_req_wait(struct blk_dev *b, struct blk_queue *q)
+{
+	int err = blk_flush_submissions(q);
 
 	/* Waiting for requests the kernel never took would hang the queue. */
+	if (err)
+		return err;
+	if (blk_reap(b, q))
+		return 0;
+	err = blk_wait_one(b, q);
+	blk_reap(b, q);
+	return err;
+}
+
+void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q)
+{
 	if (blk_flush_submissions(q) < 0) {
 		blk_reap(b, q);
 		return;
 	}
 	blk_reap(b, q);
-	while (q->nfree < BLK_URING_DEPTH) {
-		int r = io_uring_wait_cqe(q->uring, &cqe);
-
-		if (r == -EINTR)
-			continue;
-		if (r < 0) {
-			log_err("blk: queue %u: waiting for I/O: %s", q->index, strerror(-r));
-			break;
-		}
-		blk_cqe(b, q, cqe);
+	while (blk_req_in_flight(q) && blk_wait_one(b, q) == 0)
 		blk_reap(b, q);
-	}
 }
 
 /* Sets up queue q's io_uring; on failure the queue stays synchronous. */

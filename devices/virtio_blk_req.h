@@ -24,8 +24,13 @@ static inline uint64_t blk_capacity(const struct blk_dev *b)
 /* Serves one popped chain: returns the used length to push, or BLK_PENDING
  * when its read or write went to the queue's io_uring. */
 uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c);
-/* Submits the queue's pending io_uring requests and completes them all
- * (pushed to the used ring; the caller notifies). */
+/* Reads and writes of queue q in io_uring, not completed yet. */
+unsigned blk_req_in_flight(const struct blk_queue *q);
+/* Submits the queue's prepared requests and completes at least one of
+ * those in flight (pushed to the used ring; the caller notifies). 0 or
+ * -errno when io_uring fails. */
+int blk_req_wait(struct blk_dev *b, struct blk_queue *q);
+/* Submits the queue's prepared requests and completes them all. */
 void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q);
 /* Gives queue q an io_uring; without one (old kernel, seccomp, memory) it
  * stays synchronous. */
