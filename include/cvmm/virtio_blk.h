@@ -3,11 +3,14 @@
  * device. Written against vdev.h: the in-process transports and the
  * vhost-user back-end (cvmm --block-backend) host the same model.
  *
- * Threads: one worker per queue serves requests (kick -> drain -> notify);
- * one control worker watches the image for size changes and reports them
- * with vdev_config_changed(). Reads and writes go between the image and the
- * guest's buffers directly: the chain's iovecs are handed to io_uring (one
- * ring per queue), or to preadv/pwritev where io_uring is unavailable.
+ * Threads: one worker per queue serves requests: on a kick it takes chains
+ * off the ring (notifications off meanwhile), hands their reads and writes
+ * to the queue's io_uring, completes them as they finish, takes what the
+ * driver queued meanwhile, and ends the pass with nothing in flight (bounded
+ * work per pass). Reads and writes go between the image and the chain's own
+ * iovecs (no bounce buffer); preadv/pwritev serve them where io_uring is
+ * unavailable. One control worker watches the image for size changes and
+ * reports them with vdev_config_changed().
  */
 #ifndef CVMM_VIRTIO_BLK_H
 #define CVMM_VIRTIO_BLK_H
