@@ -121,24 +121,30 @@ int net_hdr_check_tx(const struct virtio_net_hdr *h, uint64_t f, uint32_t frame_
 /* Writes the batched frames and accounts for them. */
 static void net_tx_flush(struct net_pair *p)
 {
-	unsigned want = p->tx_batched, seen = 0;
+	unsigned want = p->tx_batched, seen = 0, submitted = 0;
 	struct io_uring_cqe *cqe;
 	int r;
 
 	if (!want)
 		return;
 	p->tx_batched = 0;
-	do
-		r = io_uring_submit_and_wait(&p->ring, want);
-	while (r == -EINTR);
-	if (r < 0) {
-		/* Nothing was submitted (the ring itself failed): the frames are
-		 * lost as on a wire; later frames use writev. */
-		log_warn("virtio-net: pair %u: io_uring submit: %s; using writev", p->index, strerror(-r));
-		io_uring_queue_exit(&p->ring);
-		p->ring_ok = false;
-		p->tx_errors += want;
-		return;
+	/* Tap writes complete during the submission itself: the completions
+	 * are there when it returns, so reaping them costs no system call. */
+	while (submitted < want) {
+		r = io_uring_submit(&p->ring);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r <= 0) {
+			/* The ring itself failed: what it did not take is lost as
+			 * on a wire; later frames use writev. */
+			log_warn("virtio-net: pair %u: io_uring submit: %s; using writev", p->index,
+				 strerror(r ? -r : EIO));
+			p->tx_errors += want - submitted;
+			want = submitted;
+			p->ring_broken = true;
+			break;
+		}
+		submitted += (unsigned)r;
 	}
 	while (seen < want) {
 		r = io_uring_wait_cqe(&p->ring, &cqe);
@@ -154,6 +160,10 @@ static void net_tx_flush(struct net_pair *p)
 		}
 		io_uring_cqe_seen(&p->ring, cqe);
 		seen++;
+	}
+	if (p->ring_broken) {
+		io_uring_queue_exit(&p->ring);
+		p->ring_ok = p->ring_broken = false;
 	}
 }
 
@@ -430,8 +440,12 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 			watch = false;
 			break;
 		}
-		if (r == -ENOSPC)
-			p->rx_oversize++;
+		if (r == -ENOSPC) {
+			if (!p->rx_oversize++)
+				log_warn("virtio-net: pair %u: a %u-byte frame is larger than the driver's "
+					 "receive buffers: dropped (counted; warned once)", pi,
+					 p->frame_len - n->hdr_len);
+		}
 		p->frame_len = 0;
 		done++;
 	}
@@ -557,6 +571,9 @@ static void net_queue_stop(struct vdev *dev, unsigned q)
 	/* Frames are handled synchronously in the handlers: joining finishes them. */
 	worker_stop(&p->worker);
 	if (rx) {
+		log_info("virtio-net: pair %u: rx %llu frames, %llu oversize dropped; tx %llu frames, %llu errors",
+			 p->index, (unsigned long long)p->rx_packets, (unsigned long long)p->rx_oversize,
+			 (unsigned long long)p->tx_packets, (unsigned long long)p->tx_errors);
 		if (p->rx_kick_fd >= 0)
 			worker_unwatch(&p->worker, p->rx_kick_fd);
 		p->rx_kick_fd = -1;

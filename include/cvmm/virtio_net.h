@@ -122,6 +122,7 @@ struct net_pair {
 	struct io_uring ring;
 	bool ring_ok;                   /* else every frame is a writev */
 	bool ring_fixed_fd;             /* the tap fd is registered as file 0 */
+	bool ring_broken;               /* a submission failed: give the ring up */
 	uint8_t *tx_slots;              /* NET_TX_BATCH slots of NET_TX_SLOT bytes */
 	unsigned tx_batched;
 
