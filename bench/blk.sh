@@ -24,7 +24,8 @@ PIN=${PIN:-0}
 for f in "$CVMM" "$LOAD"; do [ -x "$f" ] || { echo "blk.sh: $f not built (make BUILD=... bench)" >&2; exit 1; }; done
 command -v qemu-storage-daemon >/dev/null || { echo "blk.sh: qemu-storage-daemon not installed" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/cvmm-bench-blk.XXXXXX)
+# /var/tmp: on disk, where DIRECT=1 (O_DIRECT) works.
+tmp=$(mktemp -d /var/tmp/cvmm-bench-blk.XXXXXX)
 pid=
 cleanup() {
     [ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }

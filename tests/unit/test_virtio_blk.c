@@ -85,7 +85,8 @@ static void t_setup(void)
 	r.hva = env->mem_buf;
 	gmem_init(&env->mem);
 	ck_assert_int_eq(gmem_add(&env->mem, &r), 0);
-	strcpy(env->path, "/tmp/cvmm-h4-blkimg-XXXXXX");
+	/* /var/tmp: on disk, where O_DIRECT works (tmpfs /tmp may refuse it). */
+	strcpy(env->path, "/var/tmp/cvmm-blk-test-XXXXXX");
 	t_open(false, true, false);
 }
 

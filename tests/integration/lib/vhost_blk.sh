@@ -38,7 +38,8 @@ vb_setup() {
         echo "SKIP: cannot get Debian's cloud kernel: $(tail -n 1 "$BUILD/vhost_blk_kernel.err")"
         exit 77
     fi
-    VB_TMP=$(mktemp -d /tmp/cvmm-vblk.XXXXXX)
+    # /var/tmp: on disk, where direct=on (O_DIRECT) works; tmpfs may refuse it.
+    VB_TMP=$(mktemp -d /var/tmp/cvmm-vblk.XXXXXX)
     trap vb_cleanup EXIT
     LINUX_DIR=$LINUX_DIR "$VB_ROOT/images/linux/mkinitrd.sh" "$VB_TMP/initrd.gz" \
         "$VB_ROOT/tests/integration/guest/vhost_blk_guest.sh" || vb_fail "mkinitrd"
