@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cvmm/backends.h"
+#include "cvmm/blk_opts.h"
 #include "cvmm/log.h"
 #include "cvmm/opts.h"
 #include "cvmm/virtio_blk.h"
@@ -23,25 +24,15 @@
 #include "cvmm/worker.h"
 
 struct blk_backend_opts {
-	char *path;
+	struct blk_opts blk;
 	char *socket;
-	char *serial;
-	uint32_t num_queues;
-	uint32_t queue_size;
-	bool readonly;
-	bool direct;
 	bool client;
 };
 
 static const struct opt_spec blk_backend_spec[] = {
-	OPT_SPEC("path", OPT_STRING, struct blk_backend_opts, path),
+	BLK_OPTS_SPECS(struct blk_backend_opts, blk),
 	OPT_SPEC("socket", OPT_STRING, struct blk_backend_opts, socket),
-	OPT_SPEC("num_queues", OPT_U32, struct blk_backend_opts, num_queues),
-	OPT_SPEC("queue_size", OPT_U32, struct blk_backend_opts, queue_size),
-	OPT_SPEC("readonly", OPT_BOOL, struct blk_backend_opts, readonly),
-	OPT_SPEC("direct", OPT_BOOL, struct blk_backend_opts, direct),
 	OPT_SPEC("client", OPT_BOOL, struct blk_backend_opts, client),
-	OPT_SPEC("serial", OPT_STRING, struct blk_backend_opts, serial),
 	OPT_SPEC_END,
 };
 
@@ -71,45 +62,6 @@ static void blk_backend_signal(void *arg, uint32_t events)
 	}
 }
 
-static int blk_backend_check_opts(const struct blk_backend_opts *o)
-{
-	if (!o->path) {
-		log_err("--block-backend: path=IMG is required");
-		return -EINVAL;
-	}
-	if (!o->socket) {
-		log_err("--block-backend: socket=PATH is required");
-		return -EINVAL;
-	}
-	if (o->num_queues < 1 || o->num_queues > BLK_DEV_MAX_QUEUES) {
-		log_err("--block-backend: num_queues=%u: must be 1..%u", o->num_queues, BLK_DEV_MAX_QUEUES);
-		return -EINVAL;
-	}
-	if (o->queue_size < 2 || o->queue_size > VIRTQ_MAX_SIZE || (o->queue_size & (o->queue_size - 1))) {
-		log_err("--block-backend: queue_size=%u: must be a power of two, 2..%u",
-			o->queue_size, VIRTQ_MAX_SIZE);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int blk_backend_open(struct blk_backend *be, const struct blk_backend_opts *o)
-{
-	struct blk_dev_config cfg = {
-		.path = o->path, .readonly = o->readonly, .direct = o->direct,
-		.num_queues = o->num_queues, .queue_size = (uint16_t)o->queue_size, .serial = o->serial,
-	};
-	int err = blk_dev_init(&be->blk, &cfg);
-
-	if (err == -EBUSY)
-		log_err("--block-backend: image %s is in use by another process", o->path);
-	else if (err == -EINVAL)
-		log_err("--block-backend: image %s is not a regular file or block device", o->path);
-	else if (err)
-		log_err("--block-backend: cannot open image %s: %s", o->path, strerror(-err));
-	return err;
-}
-
 /* Routes SIGINT/SIGTERM/SIGHUP to a signalfd. Called before any thread
  * exists, so every thread inherits the blocked mask. */
 static int blk_backend_signals(struct blk_backend *be, sigset_t *old)
@@ -130,7 +82,7 @@ static int blk_backend_signals(struct blk_backend *be, sigset_t *old)
 
 int blk_backend_main(const char *text)
 {
-	struct blk_backend_opts o = { .num_queues = 1, .queue_size = BLK_DEV_DEFAULT_QUEUE_SIZE };
+	struct blk_backend_opts o = { .blk = BLK_OPTS_DEFAULTS };
 	struct blk_backend *be;
 	struct vu_server_config vcfg = { 0 };
 	struct vu_server srv;
@@ -143,7 +95,8 @@ int blk_backend_main(const char *text)
 		log_err("--block-backend: %s", err_text);
 		return 1;
 	}
-	if (blk_backend_check_opts(&o) < 0) {
+	if (!o.socket) {
+		log_err("--block-backend: socket=PATH is required");
 		opts_free(blk_backend_spec, &o);
 		return 1;
 	}
@@ -164,7 +117,7 @@ int blk_backend_main(const char *text)
 		log_err("--block-backend: eventfd: %s", strerror(errno));
 		goto out;
 	}
-	if (blk_backend_open(be, &o) < 0)
+	if (blk_opts_open(&be->blk, &o.blk, "--block-backend") < 0)
 		goto out;
 	dev_ok = true;
 
@@ -189,7 +142,7 @@ int blk_backend_main(const char *text)
 		goto out;
 	}
 
-	log_info("block-backend: serving %s on %s", o.path, o.socket);
+	log_info("block-backend: serving %s on %s", o.blk.path, o.socket);
 	err = vu_server_run(&srv, be->stop_fd);
 	if (err)
 		log_err("--block-backend: %s: %s", o.socket, strerror(-err));

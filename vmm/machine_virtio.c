@@ -3,23 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cvmm/blk_opts.h"
 #include "cvmm/log.h"
 #include "cvmm/machine_virtio.h"
 #include "cvmm/opts.h"
 
 struct machine_disk_opts {
-	char *path, *serial;
-	uint32_t num_queues, queue_size;
-	bool readonly, direct;
+	struct blk_opts blk;
 };
 
 static const struct opt_spec machine_disk_spec[] = {
-	OPT_SPEC("path", OPT_STRING, struct machine_disk_opts, path),
-	OPT_SPEC("readonly", OPT_BOOL, struct machine_disk_opts, readonly),
-	OPT_SPEC("direct", OPT_BOOL, struct machine_disk_opts, direct),
-	OPT_SPEC("num_queues", OPT_U32, struct machine_disk_opts, num_queues),
-	OPT_SPEC("queue_size", OPT_U32, struct machine_disk_opts, queue_size),
-	OPT_SPEC("serial", OPT_STRING, struct machine_disk_opts, serial),
+	BLK_OPTS_SPECS(struct machine_disk_opts, blk),
 	OPT_SPEC_END,
 };
 
@@ -34,8 +28,7 @@ static const struct opt_spec machine_rng_spec[] = {
 
 static int machine_virtio_disk(struct blk_dev *b, const char *text)
 {
-	struct machine_disk_opts o = { .num_queues = 1, .queue_size = BLK_DEV_DEFAULT_QUEUE_SIZE };
-	struct blk_dev_config cfg;
+	struct machine_disk_opts o = { .blk = BLK_OPTS_DEFAULTS };
 	char why[256];
 	int err;
 
@@ -43,25 +36,7 @@ static int machine_virtio_disk(struct blk_dev *b, const char *text)
 		log_err("--disk %s: %s", text, why);
 		return -EINVAL;
 	}
-	err = -EINVAL;
-	if (!o.path)
-		log_err("--disk %s: path=IMG is required", text);
-	else if (o.num_queues < 1 || o.num_queues > BLK_DEV_MAX_QUEUES)
-		log_err("--disk %s: num_queues must be 1 to %u", text, BLK_DEV_MAX_QUEUES);
-	else if (o.queue_size < 2 || o.queue_size > VIRTQ_MAX_SIZE || (o.queue_size & (o.queue_size - 1)))
-		log_err("--disk %s: queue_size must be a power of two, 2 to %u", text, VIRTQ_MAX_SIZE);
-	else
-		err = 0;
-	if (!err) {
-		cfg = (struct blk_dev_config){ .path = o.path, .readonly = o.readonly, .direct = o.direct,
-					       .num_queues = o.num_queues, .queue_size = (uint16_t)o.queue_size,
-					       .serial = o.serial };
-		err = blk_dev_init(b, &cfg);
-		if (err == -EBUSY)
-			log_err("--disk: image %s is in use by another process (another VM or back-end)", o.path);
-		else if (err)
-			log_err("--disk: cannot open image %s: %s", o.path, strerror(-err));
-	}
+	err = blk_opts_open(b, &o.blk, "--disk");
 	opts_free(machine_disk_spec, &o);
 	return err;
 }

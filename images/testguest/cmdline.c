@@ -26,15 +26,10 @@ int tg_check_cmdline(struct tg *t)
 	tg_printf("TG: cmdline \"%s\"\n", t->cmdline);
 	while (*p) {
 		const char *w, *v;
-		size_t len = 0, vlen;
+		size_t len, vlen;
 		uint64_t n;
 
-		while (*p == ' ')
-			p++;
-		w = p;
-		while (p[len] && p[len] != ' ')
-			len++;
-		p += len;
+		w = tg_next_word(&p, &len);
 		if (len < 3 || memcmp(w, "tg.", 3))
 			continue;
 		if (len == 7 && !memcmp(w, "tg.halt", 7)) {

@@ -49,6 +49,20 @@ uint8_t tg_checksum(const void *p, size_t n)
 	return sum;
 }
 
+const char *tg_next_word(const char **p, size_t *len)
+{
+	const char *w;
+
+	while (**p == ' ')
+		(*p)++;
+	w = *p;
+	*len = 0;
+	while (w[*len] && w[*len] != ' ')
+		(*len)++;
+	*p += *len;
+	return w;
+}
+
 bool tg_parse_size(const char *s, size_t len, uint64_t *out)
 {
 	uint64_t v = 0;

@@ -71,6 +71,19 @@ static inline uint8_t tg_inb(uint16_t port)
 	return v;
 }
 
+static inline void tg_outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t tg_inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
 static inline uint64_t tg_rdmsr(uint32_t msr)
 {
 	uint32_t lo, hi;
@@ -95,6 +108,9 @@ void *memset(void *d, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t tg_strlen(const char *s);
 void tg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The next space-separated word of a command line at *p: returns its start
+ * and length (0 at the end) and moves *p past it. */
+const char *tg_next_word(const char **p, size_t *len);
 /* Parses a size with an optional K/M/G suffix; false on junk. */
 bool tg_parse_size(const char *s, size_t len, uint64_t *out);
 uint8_t tg_checksum(const void *p, size_t n);

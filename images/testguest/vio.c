@@ -45,19 +45,6 @@
  * where guest kernel code runs at ~2M instructions/s). */
 #define VIO_POLL_LIMIT 2000000
 
-static inline void vio_outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint32_t vio_inl(uint16_t port)
-{
-	uint32_t v;
-
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static uint8_t vio_rd8(uint64_t a)   { return *(volatile uint8_t *)(uintptr_t)a; }
 static uint16_t vio_rd16(uint64_t a) { return *(volatile uint16_t *)(uintptr_t)a; }
 static uint32_t vio_rd32(uint64_t a) { return *(volatile uint32_t *)(uintptr_t)a; }
@@ -73,14 +60,14 @@ static void vio_wr64(uint64_t a, uint64_t v)
 
 static uint32_t vio_pci_cfg32(unsigned slot, unsigned off)
 {
-	vio_outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
-	return vio_inl(0xcfc);
+	tg_outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
+	return tg_inl(0xcfc);
 }
 
 static void vio_pci_cfg_write32(unsigned slot, unsigned off, uint32_t v)
 {
-	vio_outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
-	vio_outl(0xcfc, v);
+	tg_outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
+	tg_outl(0xcfc, v);
 }
 
 static uint8_t vio_pci_cfg8(unsigned slot, unsigned off)
@@ -166,15 +153,10 @@ static unsigned vio_find_mmio(const struct tg *t, struct vio_dev *devs, unsigned
 
 	while (*p && n < max) {
 		const char *w, *at, *colon;
-		size_t len = 0;
+		size_t len;
 		uint64_t base;
 
-		while (*p == ' ')
-			p++;
-		w = p;
-		while (p[len] && p[len] != ' ')
-			len++;
-		p += len;
+		w = tg_next_word(&p, &len);
 		if (len <= sizeof(key) - 1 || memcmp(w, key, sizeof(key) - 1))
 			continue;
 		for (at = w; at < w + len && *at != '@'; at++)

@@ -112,7 +112,7 @@ check_error() {   # NAME EXPECTED-TEXT ARGS...
 check_error disk-key "unknown key 'pth'" --disk "pth=$tmp/one.img"
 check_error disk-nopath "path=IMG is required" --disk "readonly=on"
 check_error disk-missing "cannot open image $tmp/nope.img" --disk "path=$tmp/nope.img"
-check_error disk-qsize "queue_size must be a power of two" --disk "path=$tmp/one.img,queue_size=100"
+check_error disk-qsize "queue_size=100: must be a power of two" --disk "path=$tmp/one.img,queue_size=100"
 check_error rng-src "--rng: cannot open /nonexistent/rng" --rng src=/nonexistent/rng
 check_error transport "--transport usb: expected pci or mmio" --transport usb
 
