@@ -265,6 +265,9 @@ static int net_rx_stash_pop(struct net_pair *p, struct virtq *vq)
 	if (!c->in_len) {
 		virtq_push(vq, c->head, 0);
 		p->rx_errors++;
+		/* The stash is no longer the last chains popped. */
+		if (p->nslots)
+			p->stash_gap = true;
 		return 1;
 	}
 	s = &p->slots[p->nslots++];
@@ -294,6 +297,7 @@ static void net_rx_stash_consume(struct net_pair *p, unsigned k)
 	if (k == p->nslots) {
 		p->nslots = 0;
 		p->slot_iov_used = 0;
+		p->stash_gap = false;
 		return;
 	}
 	iovs = p->slots[k].iov_off;
@@ -455,14 +459,23 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 	return r == -EIO ? -EIO : done;
 }
 
-/* Gives the stashed chains back to the ring (the driver still owns them):
- * they were the last ones popped, so stepping back over them is exact. */
+/* Gives the stashed chains back to the driver. When they are the last ones
+ * popped, stepping back over them leaves them on the ring, offered again
+ * after a restart; otherwise (a chain was returned in between) they are
+ * returned unused. */
 static void net_rx_unstash(struct net_pair *p, struct virtq *vq)
 {
-	if (p->nslots && !vq->inflight && vq->resubmit_pos >= vq->nresubmit)
+	if (p->nslots && !p->stash_gap && !vq->inflight && vq->resubmit_pos >= vq->nresubmit) {
 		vq->last_avail_idx -= (uint16_t)p->nslots;
+	} else if (p->nslots && vq->desc && !vq->broken) {
+		for (unsigned i = 0; i < p->nslots; i++)
+			p->slots[i].used_len = 0;
+		net_rx_publish(vq, p->slots, p->nslots);
+		virtq_notify(vq);
+	}
 	p->nslots = 0;
 	p->slot_iov_used = 0;
+	p->stash_gap = false;
 }
 
 /* ---- worker handlers ---- */
@@ -640,6 +653,7 @@ static void net_reset(struct vdev *dev)
 		n->pairs[i].frame_len = 0;
 		n->pairs[i].nslots = 0;
 		n->pairs[i].slot_iov_used = 0;
+		n->pairs[i].stash_gap = false;
 	}
 }
 

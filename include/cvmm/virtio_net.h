@@ -130,6 +130,7 @@ struct net_pair {
 	uint32_t frame_len;             /* 0: none pending */
 	struct net_rx_slot *slots;      /* RX stash, up to the queue size */
 	unsigned nslots;
+	bool stash_gap;                 /* a chain popped after the stash was returned */
 	struct iovec *slot_iov;
 	unsigned slot_iov_used;
 
