@@ -7,7 +7,8 @@
 #     namespace sends (UDP, 64 B and 1400 B payloads) arrive at testpmd;
 #  3. SIGTERM: exit 0, socket removed;
 #  4. multiqueue: num_queues=4 (two pairs, a two-queue tap) driven by a
-#     two-queue front-end; both TX queues deliver into the tap;
+#     two-queue front-end; both TX queues deliver into the tap; mtu= is set
+#     on the tap;
 #  5. client=on: the front-end listens (virtio_user server=1), the back-end
 #     connects to it.
 set -u
@@ -80,8 +81,9 @@ wait "$VN_BACKEND_PID"; rc=$?
 [ ! -e "$VN_SOCK" ] || vn_fail "socket file left behind"
 echo "ok: SIGTERM: exit 0, socket removed"
 
-# 4. two queue pairs
-vn_backend num_queues=4
+# 4. two queue pairs (and an MTU set on the tap)
+vn_backend num_queues=4,mtu=9000
+[ "$(vn_ns cat "/sys/class/net/$VN_TAP/mtu")" = 9000 ] || vn_fail "tap mtu is $(vn_ns cat "/sys/class/net/$VN_TAP/mtu"), not 9000"
 before=$(vn_tap_stat rx_packets)
 QUEUES=2 testpmd txonly 5 "$VN_TMP/mq.log" --txq=2 --rxq=2 --txonly-multi-flow
 sent=$(vn_testpmd_stat "$VN_TMP/mq.log" TX-packets)
