@@ -290,37 +290,62 @@ void vio_driver_ok(struct vio_dev *d)
 	vio_set_status(d, STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
 }
 
-int64_t vio_request(struct vio_dev *d, struct vio_queue *q, const struct vio_buf *bufs, unsigned n)
+uint16_t vio_offer(struct vio_queue *q, const struct vio_buf *bufs, unsigned n)
 {
-	uint16_t want = (uint16_t)(q->used_seen + 1);
+	uint16_t head = q->next_desc;
 
-	if (n == 0 || n > q->size)
-		return -1;
 	for (unsigned i = 0; i < n; i++) {
-		q->desc[i].addr = (uintptr_t)bufs[i].addr;
-		q->desc[i].len = bufs[i].len;
-		q->desc[i].flags = (uint16_t)((bufs[i].writable ? DESC_F_WRITE : 0) | (i + 1 < n ? DESC_F_NEXT : 0));
-		q->desc[i].next = (uint16_t)(i + 1);
+		struct vio_desc *dd = &q->desc[(head + i) % q->size];
+
+		dd->addr = (uintptr_t)bufs[i].addr;
+		dd->len = bufs[i].len;
+		dd->flags = (uint16_t)((bufs[i].writable ? DESC_F_WRITE : 0) | (i + 1 < n ? DESC_F_NEXT : 0));
+		dd->next = (uint16_t)((head + i + 1) % q->size);
 	}
-	q->avail[2 + q->avail_idx % q->size] = 0;
+	q->next_desc = (uint16_t)((head + n) % q->size);
+	q->avail[2 + q->avail_idx % q->size] = head;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	q->avail[1] = ++q->avail_idx;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return head;
+}
+
+void vio_kick(struct vio_dev *d, struct vio_queue *q)
+{
 	if (d->kind == VIO_PCI)
 		vio_wr16(q->notify_addr, q->index);
 	else
 		vio_wr32(q->notify_addr, q->index);
+}
+
+int64_t vio_wait(struct vio_queue *q, uint16_t *id)
+{
 	for (unsigned i = 0; i < VIO_POLL_LIMIT; i++) {
-		if ((uint16_t)(q->used[1] - want) < 0x8000) {
+		if (q->used[1] != q->used_seen) {
 			const volatile uint32_t *elem = (const volatile uint32_t *)(q->used + 2) +
 							2 * (q->used_seen % q->size);
 
-			q->used_seen = want;
+			q->used_seen++;
+			if (id)
+				*id = (uint16_t)elem[0];
 			return elem[1];
 		}
 		tg_pause();
 	}
 	return -1;
+}
+
+int64_t vio_request(struct vio_dev *d, struct vio_queue *q, const struct vio_buf *bufs, unsigned n)
+{
+	uint16_t head, id;
+	int64_t len;
+
+	if (n == 0 || n > q->size)
+		return -1;
+	head = vio_offer(q, bufs, n);
+	vio_kick(d, q);
+	len = vio_wait(q, &id);
+	return len >= 0 && id == head ? len : -1;
 }
 
 void vio_config_read(struct vio_dev *d, uint32_t off, void *buf, uint32_t len)
@@ -354,6 +379,9 @@ int tg_check_virtio(struct tg *t)
 			break;
 		case 4:
 			failed |= vio_check_rng(t, &devs[i]);
+			break;
+		case 1:
+			failed |= vio_check_net(t, &devs[i]);
 			break;
 		default:
 			tg_printf("TG: FAIL virtio: no check for device type %u on %s\n", devs[i].device_id,

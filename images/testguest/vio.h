@@ -39,6 +39,7 @@ struct vio_queue {
 	uint16_t size;
 	uint16_t avail_idx;     /* next avail ring entry we publish */
 	uint16_t used_seen;     /* used entries consumed */
+	uint16_t next_desc;     /* next descriptor vio_offer takes */
 	uint64_t notify_addr;
 	struct vio_desc *desc;
 	volatile uint16_t *avail; /* flags, idx, ring[size] */
@@ -62,8 +63,13 @@ int vio_init(struct vio_dev *d, uint64_t wanted);
 int vio_queue_init(struct vio_dev *d, struct vio_queue *q, uint16_t index);
 void vio_driver_ok(struct vio_dev *d);
 uint8_t vio_status(struct vio_dev *d);
-/* Offers one chain, notifies, and polls for its completion. Returns the
- * length the device reported, or -1 on timeout. */
+/* Publishes one chain without notifying; returns its head. Descriptors are
+ * taken in turn, so at most VIO_QUEUE_SIZE may be outstanding. */
+uint16_t vio_offer(struct vio_queue *q, const struct vio_buf *bufs, unsigned n);
+void vio_kick(struct vio_dev *d, struct vio_queue *q);
+/* Polls for the next used entry: its length (and head in *id), or -1 on timeout. */
+int64_t vio_wait(struct vio_queue *q, uint16_t *id);
+/* vio_offer + vio_kick + vio_wait for that chain. */
 int64_t vio_request(struct vio_dev *d, struct vio_queue *q, const struct vio_buf *bufs, unsigned n);
 /* Reads device config space bytes. */
 void vio_config_read(struct vio_dev *d, uint32_t off, void *buf, uint32_t len);
@@ -71,5 +77,6 @@ void vio_config_read(struct vio_dev *d, uint32_t off, void *buf, uint32_t len);
 /* Per-device checks (vio_blk.c, vio_rng.c): 0 ok, -1 failed. */
 int vio_check_blk(struct tg *t, struct vio_dev *d);
 int vio_check_rng(struct tg *t, struct vio_dev *d);
+int vio_check_net(struct tg *t, struct vio_dev *d);
 
 #endif
