@@ -154,6 +154,12 @@ static void net_tx_flush(struct net_pair *p)
 			break;
 		if (cqe->res < 0) {
 			p->tx_errors++;
+			/* A kernel whose tap cannot do RWF_NOWAIT: use writev. */
+			if (cqe->res == -EOPNOTSUPP && !p->ring_broken) {
+				log_warn("virtio-net: pair %u: tap writes through io_uring not supported; using writev",
+					 p->index);
+				p->ring_broken = true;
+			}
 		} else {
 			p->tx_packets++;
 			p->tx_bytes += (unsigned)cqe->res - p->net->hdr_len;
@@ -185,6 +191,10 @@ static void net_tx_queue(struct net_pair *p, const struct iovec *iov, unsigned n
 	} else {
 		io_uring_prep_write(sqe, p->tap_fd, slot, total, 0);
 	}
+	/* A write that cannot go through now fails with EAGAIN (the frame is
+	 * lost, as on a full NIC queue) instead of waiting in the ring, which
+	 * would stall the worker in net_tx_flush. */
+	sqe->rw_flags = RWF_NOWAIT;
 	if (++p->tx_batched == NET_TX_BATCH)
 		net_tx_flush(p);
 }

@@ -349,6 +349,27 @@ START_TEST(tx_frames)
 }
 END_TEST
 
+START_TEST(tx_full_tap_never_blocks)
+{
+	struct t_buf one = { T_TX_BUF, 12 + 64, false };
+	unsigned posted = 0;
+
+	t_open(0, T_QSIZE);
+	memset(t_ptr(T_TX_BUF), 0, 12);
+	/* Nobody reads the "tap": once its buffer is full, frames are lost
+	 * and counted, and the worker goes on. */
+	for (unsigned round = 0; round < 200 && !env->net.pairs[0].tx_errors; round++) {
+		for (unsigned i = 0; i < T_QSIZE; i++)
+			t_post(&env->tx, T_QSIZE, &one, 1);
+		posted += T_QSIZE;
+		ck_assert_int_eq(net_dev_tx_process(&env->net, 0), T_QSIZE);
+	}
+	ck_assert_uint_gt(env->net.pairs[0].tx_errors, 0);
+	ck_assert_uint_eq(env->net.pairs[0].tx_packets + env->net.pairs[0].tx_errors, posted);
+	ck_assert_uint_eq(t_used_idx(&env->tx), (uint16_t)posted);
+}
+END_TEST
+
 START_TEST(tx_offload_header_passes)
 {
 	struct virtio_net_hdr *h = t_ptr(T_TX_BUF);
@@ -607,6 +628,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, two_pairs);
 	tcase_add_test(tc, tx_frames);
 	tcase_add_test(tc, tx_offload_header_passes);
+	tcase_add_test(tc, tx_full_tap_never_blocks);
 	tcase_add_test(tc, rx_one_chain_per_frame);
 	tcase_add_test(tc, rx_mergeable);
 	tcase_add_test(tc, rx_oversize_dropped);
