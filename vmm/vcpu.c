@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cvmm/log.h"
@@ -152,11 +153,38 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	}
 }
 
+/*
+ * The kick signal is blocked in the vCPU thread except inside KVM_RUN
+ * (KVM_SET_SIGNAL_MASK): a kick that arrives while the thread is outside
+ * KVM_RUN stays pending and makes the next KVM_RUN return at once, so no
+ * kick is lost between checking for a stop and entering the guest.
+ */
+static int vcpu_set_signal_mask(struct vcpu *v)
+{
+	struct {
+		struct kvm_signal_mask m;
+		uint8_t set[8];  /* the kernel's sigset: 64 signals */
+	} km;
+	sigset_t set;
+
+	pthread_sigmask(SIG_BLOCK, NULL, &set);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	km.m.len = sizeof(km.set);
+	memcpy(km.set, &set, sizeof(km.set));
+	if (ioctl(v->fd, KVM_SET_SIGNAL_MASK, &km) < 0) {
+		log_err("KVM_SET_SIGNAL_MASK on vCPU %u failed: %s", v->id, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	bool first = true;
 
+	if (vcpu_set_signal_mask(v))
+		vcpu_fatal(v, VM_EXIT_ERROR, "cannot set its signal mask");
 	while (vm_exit_reason(v->vm) == VM_RUNNING) {
 		if (first && v->id == 0)
 			log_info("first KVM_RUN %.3f ms after start", vm_ms_since_start(v->vm));
@@ -181,9 +209,16 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
+	sigset_t kick, old;
 	char name[16];
-	int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	int err;
 
+	/* The thread starts with the kick signal blocked (see above). */
+	sigemptyset(&kick);
+	sigaddset(&kick, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &kick, &old);
+	err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		log_err("cannot start vCPU %u's thread: %s", v->id, strerror(err));
 		return -err;
@@ -205,8 +240,22 @@ void vcpu_kick(struct vcpu *v)
 
 void vcpu_join(struct vcpu *v)
 {
+	struct timespec ts;
+
 	if (!v->started)
 		return;
-	pthread_join(v->thread, NULL);
+	/* A kick sent before the thread was marked started had no signal:
+	 * send it again until the thread is gone. */
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(v->thread, NULL, &ts) != ETIMEDOUT)
+			break;
+		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
 	v->started = false;
 }
