@@ -146,6 +146,31 @@ START_TEST(i8042_commands)
 }
 END_TEST
 
+START_TEST(acpi_pm_control)
+{
+	struct acpi_pm pm;
+	uint8_t d[2];
+
+	ck_assert_int_eq(acpi_pm_init(&pm, NULL), 0);
+	acpi_pm_cnt_io(&pm, 0, d, 2, false);
+	ck_assert_uint_eq(d[0] & 1, 1);  /* SCI_EN: always in ACPI mode */
+	/* SLP_TYP is kept, SLP_EN is write-only (reads 0), SCI_EN stays set. */
+	d[0] = 0x00;
+	d[1] = (5 << 2) | 0x20;
+	acpi_pm_cnt_io(&pm, 0, d, 2, true);
+	acpi_pm_cnt_io(&pm, 0, d, 2, false);
+	ck_assert_uint_eq(d[1], 5 << 2);
+	ck_assert_uint_eq(d[0] & 1, 1);
+	/* A byte write to the high half touches only that half. */
+	d[0] = 3 << 2;
+	acpi_pm_cnt_io(&pm, 1, d, 1, true);
+	acpi_pm_cnt_io(&pm, 0, d, 2, false);
+	ck_assert_uint_eq(d[1], 3 << 2);
+	ck_assert_uint_eq(d[0], 1);
+	acpi_pm_destroy(&pm);
+}
+END_TEST
+
 static unsigned legacy_hits;
 static uint64_t legacy_last_off;
 
@@ -193,6 +218,7 @@ static Suite *legacy_suite(void)
 	tcase_add_test(tc, serial_interrupt_identification);
 	tcase_add_test(tc, serial_loopback);
 	tcase_add_test(tc, i8042_commands);
+	tcase_add_test(tc, acpi_pm_control);
 	tcase_add_test(tc, iobus_ranges);
 	suite_add_tcase(s, tc);
 	return s;
