@@ -107,4 +107,4 @@ demo: deps all
 clean:
 	rm -rf build build-asan
 
--include $(OBJS:.o=.d) $(UNIT_BINS:%=%.d)
+-include $(OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(UNIT_HELPER_OBJS:.o=.d)

@@ -9,9 +9,9 @@
 #include "cvmm/log.h"
 #include "cvmm/virtio_host.h"
 
-/* ISA lines free on cvmm's machine (4 is the UART, 0/1/2/8 are taken by
- * the PIT, keyboard controller, cascade and RTC). */
-static const unsigned virtio_host_mmio_irqs[] = { 5, 6, 7, 9, 10, 11, 12, 13, 14, 15 };
+/* ISA lines free on cvmm's machine (4 is the UART, 9 the ACPI SCI; 0/1/2/8
+ * are the PIT, keyboard controller, cascade and RTC). */
+static const unsigned virtio_host_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
 
 void virtio_host_init(struct virtio_host *h, struct vm *vm)
 {

@@ -5,7 +5,7 @@
  * for PCI, an IOAPIC line for MMIO) and neither takes a vCPU thread's time.
  *
  * Guest physical layout in the hole below 4 GiB (arch/x86 layout):
- *   0xc0000000  PCI BARs (VPCI_BAR_SIZE each)
+ *   0xc0000000  PCI BARs (VPCI_BAR_SIZE each, in X86_PCI_MMIO_START's window)
  *   0xd0000000  virtio-mmio windows (VMMIO_WINDOW_SIZE each)
  *   0xe0000000  PCI ECAM, bus 0
  */
@@ -19,8 +19,9 @@
 #include "cvmm/virtio_mmio.h"
 #include "cvmm/virtio_pci.h"
 #include "cvmm/vm.h"
+#include "cvmm/x86_layout.h"
 
-#define VIRTIO_HOST_PCI_BAR_BASE 0xc0000000ULL
+#define VIRTIO_HOST_PCI_BAR_BASE X86_PCI_MMIO_START /* the window the DSDT gives PCI */
 #define VIRTIO_HOST_MMIO_BASE 0xd0000000ULL
 #define VIRTIO_HOST_ECAM_BASE 0xe0000000ULL
 #define VIRTIO_HOST_MAX_DEVS 16

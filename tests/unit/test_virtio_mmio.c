@@ -79,8 +79,8 @@ START_TEST(identity_registers)
 	{
 		static char big[4096];
 
-		ck_assert_int_eq(virtio_host_mmio_cmdline(10, big, sizeof(big)), 0);
-		ck_assert_int_eq(virtio_host_mmio_cmdline(11, big, sizeof(big)), -ENOSPC); /* no free line */
+		ck_assert_int_eq(virtio_host_mmio_cmdline(9, big, sizeof(big)), 0);
+		ck_assert_int_eq(virtio_host_mmio_cmdline(10, big, sizeof(big)), -ENOSPC); /* no free line */
 	}
 	tm_free(t);
 }
