@@ -96,9 +96,8 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 {
-	int err = 0;
+	int err = virtio_host_init(&mv->host, vm);
 
-	virtio_host_init(&mv->host, vm);
 	mv->attached = true;
 	for (unsigned i = 0; i < mv->ndisks && !err; i++)
 		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->kind);

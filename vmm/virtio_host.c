@@ -13,15 +13,6 @@
  * are the PIT, keyboard controller, cascade and RTC). */
 static const unsigned virtio_host_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
 
-void virtio_host_init(struct virtio_host *h, struct vm *vm)
-{
-	memset(h, 0, sizeof(*h));
-	h->vm = vm;
-	irq_routing_init(&h->routing, vm->vm_fd);
-	pci_bus_init(&h->pci);
-	pthread_mutex_init(&h->pci_lock, NULL);
-}
-
 /* The MMIO notify register is shared by all queues: KVM tells them apart by
  * the value written (the queue index). */
 static int virtio_host_ioeventfd_match(struct vm *vm, uint64_t addr, uint32_t value, int fd, bool add)
@@ -271,8 +262,6 @@ static int virtio_host_pci_bus(struct virtio_host *h)
 {
 	int err;
 
-	if (h->pci_registered)
-		return 0;
 	err = vm_pio_register(h->vm, PCI_CONFIG_ADDRESS_PORT, 8, virtio_host_pci_config, h);
 	if (!err)
 		err = vm_mmio_register(h->vm, VIRTIO_HOST_ECAM_BASE, PCI_ECAM_BUS_SIZE, virtio_host_pci_ecam, h);
@@ -280,7 +269,6 @@ static int virtio_host_pci_bus(struct virtio_host *h)
 		log_err("cannot register the PCI host bridge: %s", strerror(-err));
 		return err;
 	}
-	h->pci_registered = true;
 	return 0;
 }
 
@@ -290,9 +278,6 @@ static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
 	uint32_t bar = (uint32_t)(VIRTIO_HOST_PCI_BAR_BASE + (uint64_t)h->npci * VPCI_BAR_SIZE);
 	int err, slot;
 
-	err = virtio_host_pci_bus(h);
-	if (err)
-		return err;
 	for (unsigned i = 0; i <= dev->num_queues; i++) {
 		int gsi = irq_routing_alloc_msi(&h->routing);
 
@@ -321,6 +306,18 @@ static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
 	h->npci++;
 	log_info("%s: virtio-pci at 00:%02x.0, BAR0 0x%x", dev->ops->name, slot, bar);
 	return 0;
+}
+
+int virtio_host_init(struct virtio_host *h, struct vm *vm)
+{
+	memset(h, 0, sizeof(*h));
+	h->vm = vm;
+	irq_routing_init(&h->routing, vm->vm_fd);
+	pci_bus_init(&h->pci);
+	pthread_mutex_init(&h->pci_lock, NULL);
+	/* The DSDT declares PCI bus 0 whether or not devices sit on it, and
+	 * Linux trusts the 0xcf8 mechanism only when it finds the host bridge. */
+	return virtio_host_pci_bus(h);
 }
 
 int virtio_host_add(struct virtio_host *h, struct vdev *dev, enum virtio_transport_kind kind)

@@ -52,12 +52,13 @@ struct virtio_host {
 	struct irq_routing routing;
 	struct pci_bus pci;
 	pthread_mutex_t pci_lock;
-	bool pci_registered;
 	struct virtio_host_dev *devs[VIRTIO_HOST_MAX_DEVS];
 	unsigned ndevs, nmmio, npci;
 };
 
-void virtio_host_init(struct virtio_host *h, struct vm *vm);
+/* Also puts the PCI host bridge (00:00.0) on vm's 0xcf8 ports and ECAM
+ * window. 0 or -errno, logged. */
+int virtio_host_init(struct virtio_host *h, struct vm *vm);
 /* Stops every device's queues and unwires them; the models stay the caller's. */
 void virtio_host_destroy(struct virtio_host *h);
 /* Adds dev (its ops set up, not yet started) behind the given transport.
