@@ -11,7 +11,6 @@
 
 #include "cvmm/console.h"
 #include "cvmm/log.h"
-#include "cvmm/serial.h"
 #include "cvmm/vm.h"
 
 #define CONSOLE_CTRL_A 0x01
@@ -22,7 +21,7 @@ static int console_listen(struct console *c, const char *path)
 	int err;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_err("--serial socket=%s: path too long (at most %zu bytes)", path, sizeof(sa.sun_path) - 1);
+		log_err("%s socket=%s: path too long (at most %zu bytes)", c->option, path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, path);
@@ -31,7 +30,7 @@ static int console_listen(struct console *c, const char *path)
 		return -errno;
 	if (bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = -errno;
-		log_err("--serial socket=%s: cannot create the socket: %s%s", path, strerror(-err),
+		log_err("%s socket=%s: cannot create the socket: %s%s", c->option, path, strerror(-err),
 			err == -EADDRINUSE ? " (remove the stale file or choose another path)" : "");
 		return err;
 	}
@@ -41,12 +40,13 @@ static int console_listen(struct console *c, const char *path)
 	return 0;
 }
 
-int console_open(struct console *c, enum cli_serial mode, const char *path)
+int console_open(struct console *c, enum cli_serial mode, const char *path, const char *option)
 {
 	int err = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->mode = mode;
+	c->option = option;
 	c->in_fd = c->out_fd = c->listen_fd = -1;
 	switch (mode) {
 	case CLI_SERIAL_TTY:
@@ -57,7 +57,7 @@ int console_open(struct console *c, enum cli_serial mode, const char *path)
 		c->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (c->out_fd < 0) {
 			err = -errno;
-			log_err("--serial file=%s: cannot open: %s", path, strerror(-err));
+			log_err("%s file=%s: cannot open: %s", option, path, strerror(-err));
 		}
 		break;
 	case CLI_SERIAL_SOCKET:
@@ -72,11 +72,12 @@ int console_open(struct console *c, enum cli_serial mode, const char *path)
 	return err;
 }
 
-int console_attach(struct console *c, struct serial *uart, struct vm *vm)
+int console_attach(struct console *c, const struct console_sink *sink, struct vm *vm)
 {
 	struct termios t;
 
-	c->uart = uart;
+	c->sink = *sink;
+	c->attached = true;
 	c->vm = vm;
 	if (c->mode != CLI_SERIAL_TTY || !isatty(c->in_fd))
 		return 0;
@@ -105,8 +106,8 @@ int console_attach(struct console *c, struct serial *uart, struct vm *vm)
 
 static void console_drop_client(struct console *c)
 {
-	if (c->uart)
-		serial_set_output(c->uart, -1);
+	if (c->attached)
+		c->sink.set_output(c->sink.dev, -1);
 	close(c->in_fd);
 	c->in_fd = c->out_fd = -1;
 }
@@ -132,16 +133,16 @@ unsigned console_pollfds(struct console *c, struct pollfd *p)
 {
 	unsigned n = 0;
 
-	if (!c->uart)
+	if (!c->attached)
 		return 0;
 	if (c->listen_fd >= 0 && c->in_fd < 0)
 		p[n++] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
 	if (c->in_fd >= 0) {
 		/* Wait for the guest to drain a full FIFO before reading more. */
-		if (serial_rx_room(c->uart))
+		if (c->sink.room(c->sink.dev))
 			p[n++] = (struct pollfd){ .fd = c->in_fd, .events = POLLIN };
 		else
-			p[n++] = (struct pollfd){ .fd = c->uart->room_fd, .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = c->sink.room_fd, .events = POLLIN };
 	}
 	return n;
 }
@@ -172,10 +173,12 @@ static size_t console_filter(struct console *c, uint8_t *buf, size_t len)
 	return out;
 }
 
+#define CONSOLE_READ_MAX 4096
+
 static void console_read_input(struct console *c)
 {
-	uint8_t buf[SERIAL_FIFO_SIZE];
-	size_t room = serial_rx_room(c->uart);
+	uint8_t buf[CONSOLE_READ_MAX];
+	size_t room = c->sink.room(c->sink.dev);
 	ssize_t n;
 
 	if (!room)
@@ -191,7 +194,7 @@ static void console_read_input(struct console *c)
 			c->in_fd = -1;
 		return;
 	}
-	serial_input(c->uart, buf, console_filter(c, buf, (size_t)n));
+	c->sink.input(c->sink.dev, buf, console_filter(c, buf, (size_t)n));
 }
 
 void console_handle(struct console *c, const struct pollfd *p, unsigned n)
@@ -204,12 +207,12 @@ void console_handle(struct console *c, const struct pollfd *p, unsigned n)
 
 			if (fd >= 0) {
 				c->in_fd = c->out_fd = fd;
-				serial_set_output(c->uart, fd);
+				c->sink.set_output(c->sink.dev, fd);
 			}
-		} else if (p[i].fd == c->uart->room_fd) {
+		} else if (p[i].fd == c->sink.room_fd) {
 			eventfd_t v;
 
-			if (eventfd_read(c->uart->room_fd, &v) < 0 && errno != EAGAIN)
+			if (eventfd_read(c->sink.room_fd, &v) < 0 && errno != EAGAIN)
 				log_warn("console: eventfd: %s", strerror(errno));
 		} else if (p[i].fd == c->in_fd) {
 			console_read_input(c);

@@ -132,6 +132,22 @@ static int machine_devices(struct machine *m, const struct cli_config *cfg)
 	return boot_timer_init(&m->timer, &m->vm);
 }
 
+/* The UART as a console's device. */
+static size_t machine_serial_input(void *dev, const uint8_t *buf, size_t len)
+{
+	return serial_input(dev, buf, len);
+}
+
+static size_t machine_serial_room(void *dev)
+{
+	return serial_rx_room(dev);
+}
+
+static void machine_serial_output(void *dev, int fd)
+{
+	serial_set_output(dev, fd);
+}
+
 /* Waits for the VM to stop, feeding console input and turning SIGINT and
  * SIGTERM into a clean stop. */
 static void machine_loop(struct machine *m, int sig_fd)
@@ -190,8 +206,14 @@ static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, c
 	if (machine_vcpus(&m->vm, plan->entry) || machine_devices(m, cfg) ||
 	    machine_virtio_attach(&m->virtio, &m->vm))
 		return 1;
-	if (m->have_uart)
-		console_attach(&m->con, &m->uart, &m->vm);
+	if (m->have_uart) {
+		struct console_sink sink = {
+			.dev = &m->uart, .input = machine_serial_input, .room = machine_serial_room,
+			.set_output = machine_serial_output, .room_fd = m->uart.room_fd,
+		};
+
+		console_attach(&m->con, &sink, &m->vm);
+	}
 	if (vm_start(&m->vm))
 		return 1;
 	machine_loop(m, sig_fd);
@@ -250,7 +272,7 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	 * no serial file behind. */
 	if (vm_init(&m->vm, &vc))
 		goto out_files;
-	if (!console_open(&m->con, cfg->serial, cfg->serial_path))
+	if (!console_open(&m->con, cfg->serial, cfg->serial_path, "--serial"))
 		status = machine_boot_and_run(m, &k, &plan, &initrd, cfg, sig_fd);
 	vm_stop(&m->vm, VM_EXIT_ERROR);
 	if (m->have_uart)
