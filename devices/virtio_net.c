@@ -570,8 +570,20 @@ static int net_queue_start(struct vdev *dev, unsigned q)
 		p->tx_started = true;
 	}
 restart:
-	if ((p->rx_started || p->tx_started) && worker_start(&p->worker) < 0)
-		log_err("virtio-net: pair %u: cannot start its thread", p->index);
+	if (!err && (err = worker_start(&p->worker)) < 0) {
+		log_err("virtio-net: pair %u: cannot start its thread: %s", p->index, strerror(-err));
+		worker_unwatch(&p->worker, vq->kick_fd);
+		*kick = -1;
+		if (rx) {
+			net_rx_watch_tap(p, false);
+			p->rx_started = false;
+		} else {
+			p->tx_started = false;
+		}
+	}
+	/* The other queue of the pair keeps running either way. */
+	if (err && (p->rx_started || p->tx_started) && worker_start(&p->worker) < 0)
+		log_err("virtio-net: pair %u: cannot restart its thread", p->index);
 	if (err)
 		return err;
 	/* Buffers may be waiting already (a reconnecting front-end). */
