@@ -9,7 +9,7 @@
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
 	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_BLOCK_BACKEND, OPT_NET_BACKEND,
-	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_COUNT,
+	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_COUNT,
 };
 
 static const struct cli_option {
@@ -35,6 +35,7 @@ static const struct cli_option {
 	[OPT_DISK] = { "--disk", true, false, true },
 	[OPT_RNG] = { "--rng", true, true, false },
 	[OPT_TRANSPORT] = { "--transport", true },
+	[OPT_CONSOLE] = { "--console", true },
 };
 
 void cli_usage(FILE *out)
@@ -60,6 +61,8 @@ void cli_usage(FILE *out)
 		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR]\n"
 		"                       a virtio-blk disk on a raw image (repeatable, at most %d)\n"
 		"  --rng [src=PATH]     a virtio-rng device fed by getrandom() or by PATH\n"
+		"  --console off|tty|null|file=PATH|socket=PATH\n"
+		"                       a virtio-console (hvc0) with this host side (default off)\n"
 		"  --transport pci|mmio how virtio devices attach (default pci); mmio devices are\n"
 		"                       announced on the kernel command line (virtio_mmio.device=)\n"
 		"  --log-file PATH      write cvmm's log there instead of stderr\n"
@@ -150,7 +153,9 @@ static int cli_memory(struct cli_config *c, const char *v, char *err, size_t err
 	return 0;
 }
 
-static int cli_serial(struct cli_config *c, const char *v, char *err, size_t errlen)
+/* The host side of a console: --serial and --console take the same values. */
+static int cli_console_mode(const char *opt, const char *v, enum cli_serial *mode, const char **path,
+			    char *err, size_t errlen)
 {
 	static const struct { const char *word; enum cli_serial mode; } words[] = {
 		{ "tty", CLI_SERIAL_TTY }, { "off", CLI_SERIAL_OFF }, { "null", CLI_SERIAL_NULL },
@@ -158,20 +163,20 @@ static int cli_serial(struct cli_config *c, const char *v, char *err, size_t err
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (!strcmp(v, words[i].word)) {
-			c->serial = words[i].mode;
+			*mode = words[i].mode;
 			return 0;
 		}
 	if (!strncmp(v, "file=", 5) && v[5]) {
-		c->serial = CLI_SERIAL_FILE;
-		c->serial_path = v + 5;
+		*mode = CLI_SERIAL_FILE;
+		*path = v + 5;
 		return 0;
 	}
 	if (!strncmp(v, "socket=", 7) && v[7]) {
-		c->serial = CLI_SERIAL_SOCKET;
-		c->serial_path = v + 7;
+		*mode = CLI_SERIAL_SOCKET;
+		*path = v + 7;
 		return 0;
 	}
-	snprintf(err, errlen, "--serial %s: expected tty, off, null, file=PATH or socket=PATH", v);
+	snprintf(err, errlen, "%s %s: expected tty, off, null, file=PATH or socket=PATH", opt, v);
 	return -EINVAL;
 }
 
@@ -215,7 +220,8 @@ static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, si
 	case OPT_VERBOSE: c->verbose++; return 0;
 	case OPT_CPUS: return cli_cpus(c, v, err, errlen);
 	case OPT_MEMORY: return cli_memory(c, v, err, errlen);
-	case OPT_SERIAL: return cli_serial(c, v, err, errlen);
+	case OPT_SERIAL: return cli_console_mode("--serial", v, &c->serial, &c->serial_path, err, errlen);
+	case OPT_CONSOLE: return cli_console_mode("--console", v, &c->console, &c->console_path, err, errlen);
 	case OPT_DISK: return cli_disk(c, v, err, errlen);
 	case OPT_RNG: c->rng = v; return 0;
 	case OPT_TRANSPORT: return cli_transport(c, v, err, errlen);
@@ -248,6 +254,7 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 	c->cpus = 1;
 	c->mem_size = CLI_DEFAULT_MEMORY;
 	c->serial = CLI_SERIAL_TTY;
+	c->console = CLI_SERIAL_OFF;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int opt = cli_find(argv[i], &v);
@@ -294,6 +301,10 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 	if (action_opt >= 0 && vm_opt >= 0) {
 		snprintf(err, errlen, "%s cannot be combined with %s", cli_options[action_opt].name,
 			 cli_options[vm_opt].name);
+		return -EINVAL;
+	}
+	if (c->serial == CLI_SERIAL_TTY && c->console == CLI_SERIAL_TTY) {
+		snprintf(err, errlen, "--console tty needs the terminal that --serial has: add --serial null (or off, file=, socket=)");
 		return -EINVAL;
 	}
 	if (c->action == CLI_RUN && !c->kernel) {

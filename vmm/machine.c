@@ -37,7 +37,8 @@ struct machine {
 	struct i8042 kbd;
 	struct boot_timer timer;
 	struct acpi_pm pm;
-	struct console con;
+	struct console con;       /* --serial: the UART's host side */
+	struct console vcon;      /* --console: the virtio-console's host side */
 	struct machine_virtio virtio;
 	char *cmdline;       /* --cmdline plus what the virtio devices need */
 	bool have_uart, have_kbd, have_pm, have_virtio;
@@ -148,19 +149,36 @@ static void machine_serial_output(void *dev, int fd)
 	serial_set_output(dev, fd);
 }
 
+/* The virtio-console as a console's device. */
+static size_t machine_vcon_input(void *dev, const uint8_t *buf, size_t len)
+{
+	return vcon_dev_input(dev, buf, len);
+}
+
+static size_t machine_vcon_room(void *dev)
+{
+	return vcon_dev_room(dev);
+}
+
+static void machine_vcon_output(void *dev, int fd)
+{
+	vcon_dev_set_output(dev, fd);
+}
+
 /* Waits for the VM to stop, feeding console input and turning SIGINT and
  * SIGTERM into a clean stop. */
 static void machine_loop(struct machine *m, int sig_fd)
 {
-	struct pollfd p[2 + CONSOLE_MAX_POLLFDS];
+	struct pollfd p[2 + 2 * CONSOLE_MAX_POLLFDS];
 
 	while (vm_exit_reason(&m->vm) == VM_RUNNING) {
-		unsigned n = 2;
+		unsigned n = 2, ncon;
 
 		p[0] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = m->vm.stop_fd, .events = POLLIN };
-		if (m->have_uart)
-			n += console_pollfds(&m->con, p + 2);
+		n += console_pollfds(&m->con, p + n);
+		ncon = n;
+		n += console_pollfds(&m->vcon, p + n);
 		if (poll(p, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -173,8 +191,8 @@ static void machine_loop(struct machine *m, int sig_fd)
 			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
 				vm_request_exit_signal(&m->vm, (int)si.ssi_signo);
 		}
-		if (m->have_uart)
-			console_handle(&m->con, p + 2, n - 2);
+		console_handle(&m->con, p + 2, ncon - 2);
+		console_handle(&m->vcon, p + ncon, n - ncon);
 	}
 }
 
@@ -214,6 +232,16 @@ static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, c
 
 		console_attach(&m->con, &sink, &m->vm);
 	}
+	if (m->virtio.console) {
+		struct console_sink sink = {
+			.dev = m->virtio.console, .input = machine_vcon_input, .room = machine_vcon_room,
+			.set_output = machine_vcon_output, .room_fd = m->virtio.console->room_fd,
+		};
+
+		if (m->vcon.out_fd >= 0)
+			vcon_dev_set_output(m->virtio.console, m->vcon.out_fd);
+		console_attach(&m->vcon, &sink, &m->vm);
+	}
 	if (vm_start(&m->vm))
 		return 1;
 	machine_loop(m, sig_fd);
@@ -238,6 +266,7 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	if (!m)
 		return 1;
 	m->con.in_fd = m->con.out_fd = m->con.listen_fd = -1;
+	m->vcon.in_fd = m->vcon.out_fd = m->vcon.listen_fd = -1;
 	if (machine_map_file(cfg->kernel, "kernel", &kf) ||
 	    (cfg->initramfs && machine_map_file(cfg->initramfs, "initramfs", &initrd)))
 		goto out_files;
@@ -272,7 +301,8 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	 * no serial file behind. */
 	if (vm_init(&m->vm, &vc))
 		goto out_files;
-	if (!console_open(&m->con, cfg->serial, cfg->serial_path, "--serial"))
+	if (!console_open(&m->con, cfg->serial, cfg->serial_path, "--serial") &&
+	    !console_open(&m->vcon, cfg->console, cfg->console_path, "--console"))
 		status = machine_boot_and_run(m, &k, &plan, &initrd, cfg, sig_fd);
 	vm_stop(&m->vm, VM_EXIT_ERROR);
 	if (m->have_uart)
@@ -285,6 +315,7 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	m->have_virtio = false;
 	vm_destroy(&m->vm);
 	console_close(&m->con);
+	console_close(&m->vcon);
 out_files:
 	if (m->have_virtio)
 		machine_virtio_destroy(&m->virtio);

@@ -85,8 +85,19 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 		machine_virtio_destroy(mv);
 		return err;
 	}
+	if (cfg->console != CLI_SERIAL_OFF) {
+		mv->console = calloc(1, sizeof(*mv->console));
+		err = mv->console ? vcon_dev_init(mv->console) : -ENOMEM;
+		if (err) {
+			log_err("--console: cannot create the virtio-console: %s", strerror(-err));
+			free(mv->console);
+			mv->console = NULL;
+			machine_virtio_destroy(mv);
+			return err;
+		}
+	}
 	if (mv->kind == VIRTIO_TRANSPORT_MMIO &&
-	    virtio_host_mmio_cmdline(mv->ndisks + !!mv->rng, mv->cmdline, sizeof(mv->cmdline))) {
+	    virtio_host_mmio_cmdline(mv->ndisks + !!mv->rng + !!mv->console, mv->cmdline, sizeof(mv->cmdline))) {
 		log_err("too many virtio-mmio devices: use --transport pci");
 		machine_virtio_destroy(mv);
 		return -ENOSPC;
@@ -103,6 +114,8 @@ int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->kind);
 	if (!err && mv->rng)
 		err = virtio_host_add(&mv->host, &mv->rng->vdev, mv->kind);
+	if (!err && mv->console)
+		err = virtio_host_add(&mv->host, &mv->console->vdev, mv->kind);
 	return err;
 }
 
@@ -120,5 +133,10 @@ void machine_virtio_destroy(struct machine_virtio *mv)
 		rng_dev_destroy(mv->rng);
 		free(mv->rng);
 		mv->rng = NULL;
+	}
+	if (mv->console) {
+		vcon_dev_destroy(mv->console);
+		free(mv->console);
+		mv->console = NULL;
 	}
 }

@@ -356,6 +356,27 @@ void vio_config_read(struct vio_dev *d, uint32_t off, void *buf, uint32_t len)
 		b[i] = d->kind == VIO_PCI ? vio_rd8(d->devcfg + off + i) : vio_rd8(d->base + MMIO_CONFIG + off + i);
 }
 
+unsigned vio_seed_message(char *p, const char *prefix, uint8_t seed, bool nl)
+{
+	unsigned n = 0;
+	char digits[3];
+	int nd = 0;
+
+	while (*prefix)
+		p[n++] = *prefix++;
+	memcpy(p + n, " seed=", 6);
+	n += 6;
+	do {
+		digits[nd++] = (char)('0' + seed % 10);
+		seed /= 10;
+	} while (seed);
+	while (nd)
+		p[n++] = digits[--nd];
+	if (nl)
+		p[n++] = '\n';
+	return n;
+}
+
 /* Finds the virtio devices on both transports and checks each one the test
  * guest knows; the count must match tg.virtio=N. */
 int tg_check_virtio(struct tg *t)
@@ -382,6 +403,9 @@ int tg_check_virtio(struct tg *t)
 			break;
 		case 1:
 			failed |= vio_check_net(t, &devs[i]);
+			break;
+		case 3:
+			failed |= vio_check_console(t, &devs[i]);
 			break;
 		default:
 			tg_printf("TG: FAIL virtio: no check for device type %u on %s\n", devs[i].device_id,

@@ -13,26 +13,6 @@
 static uint8_t vio_net_tx[VIO_NET_HDR + VIO_NET_FRAME];
 static uint8_t vio_net_rx[VIO_NET_RX_BUFS][VIO_NET_BUF];
 
-/* Writes "<prefix> seed=N" at p. Returns its length. */
-static unsigned vio_net_message(char *p, const char *prefix, uint8_t seed)
-{
-	unsigned n = 0;
-	char digits[3];
-	int nd = 0;
-
-	while (*prefix)
-		p[n++] = *prefix++;
-	memcpy(p + n, " seed=", 6);
-	n += 6;
-	do {
-		digits[nd++] = (char)('0' + seed % 10);
-		seed /= 10;
-	} while (seed);
-	while (nd)
-		p[n++] = digits[--nd];
-	return n;
-}
-
 int vio_check_net(struct tg *t, struct vio_dev *d)
 {
 	struct vio_queue rxq, txq;
@@ -61,13 +41,13 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 	memcpy(frame + 6, mac, 6);
 	frame[12] = VIO_NET_ETHERTYPE >> 8;
 	frame[13] = VIO_NET_ETHERTYPE & 0xff;
-	vio_net_message((char *)frame + 14, "cvmm-guest", t->seed);
+	vio_seed_message((char *)frame + 14, "cvmm-guest", t->seed, false);
 	b = (struct vio_buf){ vio_net_tx, sizeof(vio_net_tx), false };
 	if (vio_request(d, &txq, &b, 1) < 0) {
 		tg_printf("TG: FAIL virtio-net %s: the transmitted frame was not returned\n", vio_kind_name(d));
 		return -1;
 	}
-	wlen = vio_net_message(want, "cvmm-host", t->seed);
+	wlen = vio_seed_message(want, "cvmm-host", t->seed, false);
 	/* Frames other than the answer (IPv6 router solicitations, ...) may come first. */
 	for (unsigned tries = 0; tries < 16; tries++) {
 		const uint8_t *f;

@@ -43,6 +43,8 @@ struct cli_config {
 	unsigned ndisks;
 	const char *rng;            /* --rng value ("" for the defaults), NULL without --rng */
 	enum cli_transport transport;
+	enum cli_serial console;    /* --console: virtio-console host side (default off) */
+	const char *console_path;
 };
 
 /* Fills c from argv. 0, or -EINVAL with one line in err saying what is

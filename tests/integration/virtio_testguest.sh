@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # In-process virtio devices driven from inside the freestanding test guest,
 # over both transports: virtio-blk (write a pattern, read it back, flush,
-# GET_ID) and virtio-rng. The host then reads the image file and checks the
+# GET_ID), virtio-rng, and virtio-console (a line out to cvmm's stdout, the
+# answer back in from its stdin). The host then reads the image file and checks the
 # pattern the guest wrote (images/testguest/vio_blk.c: byte i at sector 8 is
 # (seed + 31 i + i / 512) & 0xff), so the data provably went through the
 # device into the file. Also: a read-only disk refuses the guest's write, a
@@ -66,6 +67,21 @@ for transport in pci mmio; do
     echo "ok $transport (seed $seed)"
 done
 
+# virtio-console on --console tty: lib/console_peer.py answers the guest.
+for transport in pci mmio; do
+    seed=$((RANDOM % 256))
+    python3 "$(dirname "$0")/lib/console_peer.py" "$seed" timeout 60 "$cvmm" --kernel "$guest" \
+        --memory size=128M --serial "file=$tmp/con-$transport.out" --console tty --transport "$transport" \
+        --cmdline "tg.virtio=1 tg.seed=$seed" >"$tmp/con-$transport.peer" 2>&1 </dev/null
+    rc=$?
+    sed 's/^/    /' "$tmp/con-$transport.peer"
+    if [ $rc -ne 0 ] || ! grep -q "^TG: virtio-console $transport out+in ok" <(tr -d '\r' <"$tmp/con-$transport.out"); then
+        fail "console-$transport: no exchange with the guest (peer exit $rc)"
+    else
+        echo "ok console-$transport (seed $seed)"
+    fi
+done
+
 # The guest must find exactly the devices it was promised.
 truncate -s 1M "$tmp/one.img"
 run missing "tg.virtio=2" --disk "path=$tmp/one.img" >/dev/null
@@ -115,5 +131,10 @@ check_error disk-missing "cannot open image $tmp/nope.img" --disk "path=$tmp/nop
 check_error disk-qsize "queue_size=100: must be a power of two" --disk "path=$tmp/one.img,queue_size=100"
 check_error rng-src "--rng: cannot open /nonexistent/rng" --rng src=/nonexistent/rng
 check_error transport "--transport usb: expected pci or mmio" --transport usb
+# The terminal cannot serve both consoles (--serial defaults to tty).
+timeout 20 "$cvmm" --kernel "$guest" --console tty >/dev/null 2>"$tmp/console-tty.err" </dev/null
+rc=$?
+[ $rc -eq 2 ] && grep -q -- "--console tty needs the terminal that --serial has" "$tmp/console-tty.err" ||
+    fail "console-tty: exit $rc, stderr: $(cat "$tmp/console-tty.err")"
 
 exit $failed
