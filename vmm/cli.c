@@ -9,7 +9,7 @@
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
 	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_BLOCK_BACKEND, OPT_NET_BACKEND,
-	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_COUNT,
+	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_COUNT,
 };
 
 static const struct cli_option {
@@ -36,6 +36,7 @@ static const struct cli_option {
 	[OPT_RNG] = { "--rng", true, true, false },
 	[OPT_TRANSPORT] = { "--transport", true },
 	[OPT_CONSOLE] = { "--console", true },
+	[OPT_NET] = { "--net", true, false, true },
 };
 
 void cli_usage(FILE *out)
@@ -60,6 +61,8 @@ void cli_usage(FILE *out)
 		"                       socket cvmm listens on\n"
 		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR]\n"
 		"                       a virtio-blk disk on a raw image (repeatable, at most %d)\n"
+		"  --net tap=NAME[,mac=MAC][,ip=A,mask=M][,host_mac=MAC][,mtu=N][,num_queues=N][,queue_size=N]\n"
+		"                       a virtio-net device on a tap (created if missing; repeatable, at most %d)\n"
 		"  --rng [src=PATH]     a virtio-rng device fed by getrandom() or by PATH\n"
 		"  --console off|tty|null|file=PATH|socket=PATH\n"
 		"                       a virtio-console (hvc0) with this host side (default off)\n"
@@ -71,7 +74,7 @@ void cli_usage(FILE *out)
 		"\n"
 		"Exit status: 0 when the guest resets or powers off, 1 on a guest crash (triple\n"
 		"fault) or a KVM/internal error, 2 on bad input, 128+N when stopped by signal N.\n",
-		X86_MAX_CPUS, CLI_MAX_DISKS);
+		X86_MAX_CPUS, CLI_MAX_DISKS, CLI_MAX_NETS);
 }
 
 static int cli_find(const char *arg, const char **value)
@@ -182,13 +185,14 @@ static int cli_console_mode(const char *opt, const char *v, enum cli_serial *mod
 
 /* Device options are checked when the device is created (machine_virtio.c);
  * here only how many. */
-static int cli_disk(struct cli_config *c, const char *v, char *err, size_t errlen)
+static int cli_add_device(const char *opt, const char **list, unsigned *n, unsigned max, const char *v,
+			  char *err, size_t errlen)
 {
-	if (c->ndisks == CLI_MAX_DISKS) {
-		snprintf(err, errlen, "--disk: at most %d disks", CLI_MAX_DISKS);
+	if (*n == max) {
+		snprintf(err, errlen, "%s: at most %u of them", opt, max);
 		return -EINVAL;
 	}
-	c->disks[c->ndisks++] = v;
+	list[(*n)++] = v;
 	return 0;
 }
 
@@ -222,7 +226,8 @@ static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, si
 	case OPT_MEMORY: return cli_memory(c, v, err, errlen);
 	case OPT_SERIAL: return cli_console_mode("--serial", v, &c->serial, &c->serial_path, err, errlen);
 	case OPT_CONSOLE: return cli_console_mode("--console", v, &c->console, &c->console_path, err, errlen);
-	case OPT_DISK: return cli_disk(c, v, err, errlen);
+	case OPT_DISK: return cli_add_device("--disk", c->disks, &c->ndisks, CLI_MAX_DISKS, v, err, errlen);
+	case OPT_NET: return cli_add_device("--net", c->nets, &c->nnets, CLI_MAX_NETS, v, err, errlen);
 	case OPT_RNG: c->rng = v; return 0;
 	case OPT_TRANSPORT: return cli_transport(c, v, err, errlen);
 	case OPT_HELP: c->action = CLI_HELP; return 0;

@@ -6,6 +6,7 @@
 #include "cvmm/blk_opts.h"
 #include "cvmm/log.h"
 #include "cvmm/machine_virtio.h"
+#include "cvmm/net_opts.h"
 #include "cvmm/opts.h"
 
 struct machine_disk_opts {
@@ -14,6 +15,15 @@ struct machine_disk_opts {
 
 static const struct opt_spec machine_disk_spec[] = {
 	BLK_OPTS_SPECS(struct machine_disk_opts, blk),
+	OPT_SPEC_END,
+};
+
+struct machine_net_opts {
+	struct net_opts net;
+};
+
+static const struct opt_spec machine_net_spec[] = {
+	NET_OPTS_SPECS(struct machine_net_opts, net),
 	OPT_SPEC_END,
 };
 
@@ -38,6 +48,21 @@ static int machine_virtio_disk(struct blk_dev *b, const char *text)
 	}
 	err = blk_opts_open(b, &o.blk, "--disk");
 	opts_free(machine_disk_spec, &o);
+	return err;
+}
+
+static int machine_virtio_net(struct net_dev *n, const char *text)
+{
+	struct machine_net_opts o = { .net = NET_OPTS_DEFAULTS };
+	char why[256];
+	int err;
+
+	if (opts_parse(text, machine_net_spec, &o, NULL, why, sizeof(why))) {
+		log_err("--net %s: %s", text, why);
+		return -EINVAL;
+	}
+	err = net_opts_open(n, &o.net, "--net");
+	opts_free(machine_net_spec, &o);
 	return err;
 }
 
@@ -81,6 +106,21 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 		}
 		mv->ndisks++;
 	}
+	if (cfg->nnets) {
+		mv->nets = calloc(cfg->nnets, sizeof(*mv->nets));
+		if (!mv->nets) {
+			machine_virtio_destroy(mv);
+			return -ENOMEM;
+		}
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		err = machine_virtio_net(&mv->nets[i], cfg->nets[i]);
+		if (err) {
+			machine_virtio_destroy(mv);
+			return err;
+		}
+		mv->nnets++;
+	}
 	if (cfg->rng && (err = machine_virtio_rng(mv, cfg->rng))) {
 		machine_virtio_destroy(mv);
 		return err;
@@ -97,7 +137,7 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 		}
 	}
 	if (mv->kind == VIRTIO_TRANSPORT_MMIO &&
-	    virtio_host_mmio_cmdline(mv->ndisks + !!mv->rng + !!mv->console, mv->cmdline, sizeof(mv->cmdline))) {
+	    virtio_host_mmio_cmdline(mv->ndisks + mv->nnets + !!mv->rng + !!mv->console, mv->cmdline, sizeof(mv->cmdline))) {
 		log_err("too many virtio-mmio devices: use --transport pci");
 		machine_virtio_destroy(mv);
 		return -ENOSPC;
@@ -112,6 +152,8 @@ int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 	mv->attached = true;
 	for (unsigned i = 0; i < mv->ndisks && !err; i++)
 		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->kind);
+	for (unsigned i = 0; i < mv->nnets && !err; i++)
+		err = virtio_host_add(&mv->host, &mv->nets[i].vdev, mv->kind);
 	if (!err && mv->rng)
 		err = virtio_host_add(&mv->host, &mv->rng->vdev, mv->kind);
 	if (!err && mv->console)
@@ -129,6 +171,11 @@ void machine_virtio_destroy(struct machine_virtio *mv)
 	free(mv->disks);
 	mv->disks = NULL;
 	mv->ndisks = 0;
+	for (unsigned i = 0; i < mv->nnets; i++)
+		net_dev_destroy(&mv->nets[i]);
+	free(mv->nets);
+	mv->nets = NULL;
+	mv->nnets = 0;
 	if (mv->rng) {
 		rng_dev_destroy(mv->rng);
 		free(mv->rng);

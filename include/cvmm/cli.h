@@ -20,6 +20,7 @@ enum cli_action {
 enum cli_transport { CLI_TRANSPORT_PCI, CLI_TRANSPORT_MMIO };
 
 #define CLI_MAX_DISKS 8
+#define CLI_MAX_NETS 4
 
 enum cli_serial { CLI_SERIAL_TTY, CLI_SERIAL_OFF, CLI_SERIAL_NULL, CLI_SERIAL_FILE, CLI_SERIAL_SOCKET };
 
@@ -41,6 +42,8 @@ struct cli_config {
 	int verbose;                /* number of -v */
 	const char *disks[CLI_MAX_DISKS]; /* --disk values, in order */
 	unsigned ndisks;
+	const char *nets[CLI_MAX_NETS];   /* --net values, in order */
+	unsigned nnets;
 	const char *rng;            /* --rng value ("" for the defaults), NULL without --rng */
 	enum cli_transport transport;
 	enum cli_serial console;    /* --console: virtio-console host side (default off) */

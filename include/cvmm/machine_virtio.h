@@ -1,6 +1,6 @@
 /*
  * The machine's in-process virtio devices, from the command line (--disk,
- * --rng, --console, --transport): opened before the VM exists (so bad options and
+ * --net, --rng, --console, --transport): opened before the VM exists (so bad options and
  * unusable images are reported before anything is created), attached to the
  * VM once it does.
  */
@@ -12,6 +12,7 @@
 #include "cvmm/cli.h"
 #include "cvmm/virtio_blk.h"
 #include "cvmm/virtio_console.h"
+#include "cvmm/virtio_net.h"
 #include "cvmm/virtio_host.h"
 #include "cvmm/virtio_rng.h"
 
@@ -19,6 +20,8 @@ struct machine_virtio {
 	enum virtio_transport_kind kind;
 	struct blk_dev *disks;
 	unsigned ndisks;
+	struct net_dev *nets;
+	unsigned nnets;
 	struct rng_dev *rng;
 	struct vcon_dev *console;  /* with --console other than off */
 	struct virtio_host host;

@@ -5,7 +5,8 @@
 # answer back in from its stdin). The host then reads the image file and checks the
 # pattern the guest wrote (images/testguest/vio_blk.c: byte i at sector 8 is
 # (seed + 31 i + i / 512) & 0xff), so the data provably went through the
-# device into the file. Also: a read-only disk refuses the guest's write, a
+# device into the file. virtio-net exchanges frames with this test through a
+# tap in a network namespace. Also: a read-only disk refuses the guest's write, a
 # second VM cannot open a disk in use, and bad device options are one-line
 # errors.
 set -u
@@ -66,6 +67,32 @@ for transport in pci mmio; do
     pattern_ok "$img" $(( (seed + 1) % 256 )) && fail "$transport: the pattern check cannot tell seeds apart"
     echo "ok $transport (seed $seed)"
 done
+
+# virtio-net on a tap cvmm creates in a network namespace of this test:
+# lib/net_peer.py answers the guest's frame through the tap, and reports the
+# tap's MTU and address, which cvmm set from the options.
+ns=cvmm-vtg-$$
+if ip netns add "$ns"; then
+    for transport in pci mmio; do
+        seed=$((RANDOM % 256))
+        ip netns exec "$ns" python3 "$(dirname "$0")/lib/net_peer.py" tgnet0 "$seed" timeout 60 "$cvmm" \
+            --kernel "$guest" --memory size=128M --serial "file=$tmp/net-$transport.out" --transport "$transport" \
+            --net tap=tgnet0,mac=52:54:00:12:34:56,ip=10.77.0.1,mask=255.255.255.0,mtu=1400 \
+            --cmdline "tg.virtio=1 tg.seed=$seed" >"$tmp/net-$transport.peer" 2>&1 </dev/null
+        rc=$?
+        sed 's/^/    /' "$tmp/net-$transport.peer"
+        if [ $rc -ne 0 ] || ! grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:56 tx+rx ok" <(tr -d '\r' <"$tmp/net-$transport.out"); then
+            fail "net-$transport: no frame exchange with the guest (peer exit $rc)"
+        elif ! grep -q "tap mtu 1400" "$tmp/net-$transport.peer" || ! grep -q "tap addr 10.77.0.1/24" "$tmp/net-$transport.peer"; then
+            fail "net-$transport: the tap did not get mtu 1400 and 10.77.0.1/24"
+        else
+            echo "ok net-$transport (seed $seed)"
+        fi
+    done
+    ip netns del "$ns"
+else
+    fail "net: cannot create a network namespace (run as root)"
+fi
 
 # virtio-console on --console tty: lib/console_peer.py answers the guest.
 for transport in pci mmio; do
@@ -131,6 +158,8 @@ check_error disk-missing "cannot open image $tmp/nope.img" --disk "path=$tmp/nop
 check_error disk-qsize "queue_size=100: must be a power of two" --disk "path=$tmp/one.img,queue_size=100"
 check_error rng-src "--rng: cannot open /nonexistent/rng" --rng src=/nonexistent/rng
 check_error transport "--transport usb: expected pci or mmio" --transport usb
+check_error net-queues "num_queues=3: must be even" --net tap=x,num_queues=3
+check_error net-mac "mac=zz: expected six hex bytes" --net tap=x,mac=zz
 # The terminal cannot serve both consoles (--serial defaults to tty).
 timeout 20 "$cvmm" --kernel "$guest" --console tty >/dev/null 2>"$tmp/console-tty.err" </dev/null
 rc=$?

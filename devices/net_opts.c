@@ -1,0 +1,117 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <string.h>
+
+#include "cvmm/log.h"
+#include "cvmm/net_opts.h"
+#include "cvmm/tap.h"
+
+#define NET_OPTS_DEFAULT_TAP "cvmm-net%d"
+#define NET_OPTS_MIN_MTU 68
+#define NET_OPTS_MAX_MTU 65535
+
+/* Parsed values of the options that need parsing. */
+struct net_opts_params {
+	uint8_t mac[6], host_mac[6];
+	struct in_addr ip, mask;
+};
+
+static int net_opts_check(const struct net_opts *o, struct net_opts_params *p, const char *who)
+{
+	if (o->tap && strlen(o->tap) >= IFNAMSIZ) {
+		log_err("%s: tap=%s: interface names have at most %d characters", who, o->tap, IFNAMSIZ - 1);
+		return -EINVAL;
+	}
+	if (o->num_queues < 2 || o->num_queues % 2 || o->num_queues > 2 * NET_DEV_MAX_PAIRS) {
+		log_err("%s: num_queues=%u: must be even, 2..%u (one RX and one TX queue per pair)", who,
+			o->num_queues, 2 * NET_DEV_MAX_PAIRS);
+		return -EINVAL;
+	}
+	if (o->queue_size < 2 || o->queue_size > VIRTQ_MAX_SIZE || (o->queue_size & (o->queue_size - 1))) {
+		log_err("%s: queue_size=%u: must be a power of two, 2..%u", who, o->queue_size, VIRTQ_MAX_SIZE);
+		return -EINVAL;
+	}
+	if (o->mtu && (o->mtu < NET_OPTS_MIN_MTU || o->mtu > NET_OPTS_MAX_MTU)) {
+		log_err("%s: mtu=%u: must be %u..%u", who, o->mtu, NET_OPTS_MIN_MTU, NET_OPTS_MAX_MTU);
+		return -EINVAL;
+	}
+	if (o->mac && net_parse_mac(o->mac, p->mac) < 0) {
+		log_err("%s: mac=%s: expected six hex bytes like 52:54:00:12:34:56", who, o->mac);
+		return -EINVAL;
+	}
+	if (o->host_mac && net_parse_mac(o->host_mac, p->host_mac) < 0) {
+		log_err("%s: host_mac=%s: expected six hex bytes like 52:54:00:12:34:56", who, o->host_mac);
+		return -EINVAL;
+	}
+	if (o->mask && !o->ip) {
+		log_err("%s: mask= needs ip=", who);
+		return -EINVAL;
+	}
+	if (o->ip && inet_pton(AF_INET, o->ip, &p->ip) != 1) {
+		log_err("%s: ip=%s: not an IPv4 address", who, o->ip);
+		return -EINVAL;
+	}
+	p->mask.s_addr = htonl(0xffffff00);
+	if (o->mask && (inet_pton(AF_INET, o->mask, &p->mask) != 1 ||
+			((~ntohl(p->mask.s_addr) + 1) & ~ntohl(p->mask.s_addr)))) {
+		log_err("%s: mask=%s: not an IPv4 netmask (like 255.255.255.0)", who, o->mask);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int net_opts_open(struct net_dev *n, const struct net_opts *o, const char *who)
+{
+	struct net_opts_params p;
+	struct net_dev_config cfg = {
+		.tap = o->tap ? o->tap : NET_OPTS_DEFAULT_TAP,
+		.num_pairs = o->num_queues / 2,
+		.queue_size = (uint16_t)o->queue_size,
+		.mtu = (uint16_t)o->mtu,
+	};
+	const char *name;
+	int err = net_opts_check(o, &p, who);
+
+	if (err)
+		return err;
+	cfg.mac = o->mac ? p.mac : NULL;
+	err = net_dev_init(n, &cfg);
+	if (err == -EBUSY) {
+		log_err("%s: tap %s is in use by another process", who, cfg.tap);
+		return err;
+	}
+	if (err == -EEXIST) {
+		log_err("%s: tap %s exists with other settings (it is %s-queue; num_queues=%u needs a %s-queue tap)",
+			who, cfg.tap, cfg.num_pairs > 1 ? "single" : "multi", o->num_queues,
+			cfg.num_pairs > 1 ? "multi" : "single");
+		return err;
+	}
+	if (err) {
+		log_err("%s: cannot open tap %s: %s%s", who, cfg.tap, strerror(-err),
+			err == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
+		return err;
+	}
+	name = n->tap.name;
+	if (o->mtu && (err = tap_set_mtu(name, o->mtu)) < 0) {
+		log_err("%s: %s: cannot set mtu %u: %s", who, name, o->mtu, strerror(-err));
+		goto fail;
+	}
+	if (o->host_mac && (err = tap_set_mac(name, p.host_mac)) < 0) {
+		log_err("%s: %s: cannot set host_mac: %s", who, name, strerror(-err));
+		goto fail;
+	}
+	if (o->ip && (err = tap_set_addr(name, p.ip, p.mask)) < 0) {
+		log_err("%s: %s: cannot set ip/mask: %s", who, name, strerror(-err));
+		goto fail;
+	}
+	err = tap_set_up(name);
+	if (err) {
+		log_err("%s: %s: cannot bring it up: %s", who, name, strerror(-err));
+		goto fail;
+	}
+	return 0;
+fail:
+	net_dev_destroy(n);
+	return err;
+}
