@@ -32,7 +32,15 @@ MODULES=(
     net/vmw_vsock/vsock
     net/vmw_vsock/vmw_vsock_virtio_transport_common
     net/vmw_vsock/vmw_vsock_virtio_transport
+    drivers/char/hw_random/virtio-rng
+    drivers/char/virtio_console
 )
+
+# Module names as /proc/modules shows them (dashes become underscores).
+module_names() {
+    local m
+    for m in "${MODULES[@]}"; do basename "$m" | tr - _; done
+}
 
 die() { echo "images/linux: $*" >&2; exit 1; }
 
@@ -50,7 +58,7 @@ if [ -z "$pkg" ]; then
 fi
 
 if [ -f "$OUT/version" ] && [ "$(cat "$OUT/version")" = "$pkg" ] && [ -f "$OUT/vmlinuz" ] &&
-   [ -f "$OUT/modules/order" ]; then
+   [ -f "$OUT/modules/order" ] && [ "$(cat "$OUT/modules/order")" = "$(module_names)" ]; then
     echo "images/linux: $pkg already in $OUT"
     exit 0
 fi
@@ -78,7 +86,7 @@ rm -rf "$OUT/modules"
 mkdir -p "$OUT/modules"
 : >"$OUT/modules/order"
 for m in "${MODULES[@]}"; do
-    name=$(basename "$m")
+    name=$(basename "$m" | tr - _)
     if [ -f "$kdir/$m.ko" ]; then
         cp "$kdir/$m.ko" "$OUT/modules/$name.ko"
     elif [ -f "$kdir/$m.ko.xz" ]; then
