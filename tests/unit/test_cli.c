@@ -6,6 +6,7 @@
 
 #include "cvmm/cli.h"
 #include "cvmm/opts.h"
+#include "check_run.h"
 
 struct test_opts {
 	uint64_t size;
@@ -217,11 +218,5 @@ static Suite *cli_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cli_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(cli_suite());
 }

@@ -8,6 +8,7 @@
 #include "cvmm/iobus.h"
 #include "cvmm/legacy.h"
 #include "cvmm/serial.h"
+#include "check_run.h"
 
 static uint8_t legacy_rd(struct serial *s, unsigned reg)
 {
@@ -226,11 +227,5 @@ static Suite *legacy_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(legacy_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(legacy_suite());
 }

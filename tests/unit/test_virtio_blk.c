@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cvmm/virtio_blk.h"
+#include "check_run.h"
 
 #define T_MEM_SIZE (1u << 20)
 #define T_QSIZE 64
@@ -601,11 +602,5 @@ static Suite *blk_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(blk_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(blk_suite());
 }

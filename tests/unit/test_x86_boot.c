@@ -10,6 +10,7 @@
 #include "cvmm/x86_cpu.h"
 #include "cvmm/x86_layout.h"
 #include "cvmm/x86_tables.h"
+#include "check_run.h"
 
 #define MIB (1024 * 1024ULL)
 #define BZ_SIZE 0x8000
@@ -582,11 +583,5 @@ static Suite *x86_boot_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(x86_boot_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(x86_boot_suite());
 }
