@@ -57,6 +57,8 @@ int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
 	vq->avail = avail;
 	vq->used = used;
 	vq->used_idx = VIRTQ_READ(used->idx);
+	/* Nothing pushed yet: nothing to signal until something is. */
+	vq->signalled_used = vq->used_idx;
 	vq->signalled_used_valid = false;
 	vq->broken = false;
 	return 0;
@@ -218,7 +220,7 @@ bool virtq_should_notify(struct virtq *vq)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	vq->signalled_used = now;
 	vq->signalled_used_valid = true;
-	if (valid && old == now)
+	if (old == now)
 		return false;
 	if (!vq->event_idx)
 		return !(VIRTQ_READ(vq->avail->flags) & VIRTQ_AVAIL_F_NO_INTERRUPT);

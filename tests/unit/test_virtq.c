@@ -325,7 +325,7 @@ START_TEST(notify_honours_used_event)
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(virtq_pop(&t->vq, t->chain), 1);
 	virtq_push(&t->vq, 0, 0);
-	virtq_notify(&t->vq); /* first notification is always sent */
+	virtq_notify(&t->vq); /* the first use is always signalled */
 	ck_assert_uint_eq(tq_read_eventfd(t->vq.call_fd), 1);
 	virtq_push(&t->vq, 0, 0);
 	virtq_notify(&t->vq); /* used idx 1 -> 2 crosses used_event 1 */
@@ -334,6 +334,22 @@ START_TEST(notify_honours_used_event)
 	virtq_notify(&t->vq); /* 2 -> 3 does not */
 	ck_assert_uint_eq(tq_read_eventfd(t->vq.call_fd), 0);
 	virtq_notify(&t->vq); /* nothing new pushed */
+	ck_assert_uint_eq(tq_read_eventfd(t->vq.call_fd), 0);
+	close(t->vq.call_fd);
+	tq_free(t);
+}
+END_TEST
+
+/* A pass that used nothing must not interrupt the driver, even first. */
+START_TEST(notify_without_use_is_silent)
+{
+	struct tq *t = tq_new(TQ_SIZE);
+
+	t->vq.call_fd = eventfd(0, EFD_NONBLOCK);
+	virtq_notify(&t->vq);
+	ck_assert_uint_eq(tq_read_eventfd(t->vq.call_fd), 0);
+	t->vq.event_idx = true;
+	virtq_notify(&t->vq);
 	ck_assert_uint_eq(tq_read_eventfd(t->vq.call_fd), 0);
 	close(t->vq.call_fd);
 	tq_free(t);
@@ -477,6 +493,7 @@ CHECK_MAIN("virtq",
 	   setup_validates_rings,
 	   event_idx_arithmetic_wraps,
 	   notify_honours_used_event,
+	   notify_without_use_is_silent,
 	   notify_honours_no_interrupt_flag,
 	   enable_notify_reports_late_buffers,
 	   inflight_resubmits_after_restart,
