@@ -11,21 +11,46 @@
 
 struct machine_disk_opts {
 	struct blk_opts blk;
+	char *id;
 };
 
 static const struct opt_spec machine_disk_spec[] = {
 	BLK_OPTS_SPECS(struct machine_disk_opts, blk),
+	OPT_SPEC("id", OPT_STRING, struct machine_disk_opts, id),
 	OPT_SPEC_END,
 };
 
 struct machine_net_opts {
 	struct net_opts net;
+	char *id;
 };
 
 static const struct opt_spec machine_net_spec[] = {
 	NET_OPTS_SPECS(struct machine_net_opts, net),
+	OPT_SPEC("id", OPT_STRING, struct machine_net_opts, id),
 	OPT_SPEC_END,
 };
+
+/* Takes the device's id= (or the default) if it names no other device. */
+static int machine_virtio_id(struct machine_virtio *mv, const char *opt, const char *id, const char *dflt,
+			     char out[32])
+{
+	if (id && strlen(id) >= 32) {
+		log_err("%s: id=%s: at most 31 characters", opt, id);
+		return -EINVAL;
+	}
+	snprintf(out, 32, "%s", id ? id : dflt);
+	for (unsigned i = 0; i < mv->ndisks; i++)
+		if (mv->disk_ids[i] != out && !strcmp(mv->disk_ids[i], out))
+			goto taken;
+	for (unsigned i = 0; i < mv->nnets; i++)
+		if (mv->net_ids[i] != out && !strcmp(mv->net_ids[i], out))
+			goto taken;
+	return 0;
+taken:
+	log_err("%s: id=%s names another device already", opt, out);
+	return -EINVAL;
+}
 
 struct machine_rng_opts {
 	char *src;
@@ -36,32 +61,38 @@ static const struct opt_spec machine_rng_spec[] = {
 	OPT_SPEC_END,
 };
 
-static int machine_virtio_disk(struct blk_dev *b, const char *text)
+static int machine_virtio_disk(struct machine_virtio *mv, unsigned i, const char *text)
 {
 	struct machine_disk_opts o = { .blk = BLK_OPTS_DEFAULTS };
-	char why[256];
+	char why[256], dflt[16];
 	int err;
 
 	if (opts_parse(text, machine_disk_spec, &o, NULL, why, sizeof(why))) {
 		log_err("--disk %s: %s", text, why);
 		return -EINVAL;
 	}
-	err = blk_opts_open(b, &o.blk, "--disk");
+	snprintf(dflt, sizeof(dflt), "disk%u", i);
+	err = machine_virtio_id(mv, "--disk", o.id, dflt, mv->disk_ids[i]);
+	if (!err)
+		err = blk_opts_open(&mv->disks[i], &o.blk, "--disk");
 	opts_free(machine_disk_spec, &o);
 	return err;
 }
 
-static int machine_virtio_net(struct net_dev *n, const char *text)
+static int machine_virtio_net(struct machine_virtio *mv, unsigned i, const char *text)
 {
 	struct machine_net_opts o = { .net = NET_OPTS_DEFAULTS };
-	char why[256];
+	char why[256], dflt[16];
 	int err;
 
 	if (opts_parse(text, machine_net_spec, &o, NULL, why, sizeof(why))) {
 		log_err("--net %s: %s", text, why);
 		return -EINVAL;
 	}
-	err = net_opts_open(n, &o.net, "--net");
+	snprintf(dflt, sizeof(dflt), "net%u", i);
+	err = machine_virtio_id(mv, "--net", o.id, dflt, mv->net_ids[i]);
+	if (!err)
+		err = net_opts_open(&mv->nets[i], &o.net, "--net");
 	opts_free(machine_net_spec, &o);
 	return err;
 }
@@ -93,28 +124,24 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 
 	memset(mv, 0, sizeof(*mv));
 	mv->kind = cfg->transport == CLI_TRANSPORT_MMIO ? VIRTIO_TRANSPORT_MMIO : VIRTIO_TRANSPORT_PCI;
-	if (cfg->ndisks) {
-		mv->disks = calloc(cfg->ndisks, sizeof(*mv->disks));
-		if (!mv->disks)
-			return -ENOMEM;
+	mv->disks = calloc(cfg->ndisks, sizeof(*mv->disks));
+	mv->disk_ids = calloc(cfg->ndisks, sizeof(*mv->disk_ids));
+	mv->nets = calloc(cfg->nnets, sizeof(*mv->nets));
+	mv->net_ids = calloc(cfg->nnets, sizeof(*mv->net_ids));
+	if ((cfg->ndisks && (!mv->disks || !mv->disk_ids)) || (cfg->nnets && (!mv->nets || !mv->net_ids))) {
+		machine_virtio_destroy(mv);
+		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
-		err = machine_virtio_disk(&mv->disks[i], cfg->disks[i]);
+		err = machine_virtio_disk(mv, i, cfg->disks[i]);
 		if (err) {
 			machine_virtio_destroy(mv);
 			return err;
 		}
 		mv->ndisks++;
 	}
-	if (cfg->nnets) {
-		mv->nets = calloc(cfg->nnets, sizeof(*mv->nets));
-		if (!mv->nets) {
-			machine_virtio_destroy(mv);
-			return -ENOMEM;
-		}
-	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
-		err = machine_virtio_net(&mv->nets[i], cfg->nets[i]);
+		err = machine_virtio_net(mv, i, cfg->nets[i]);
 		if (err) {
 			machine_virtio_destroy(mv);
 			return err;
@@ -151,13 +178,13 @@ int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 
 	mv->attached = true;
 	for (unsigned i = 0; i < mv->ndisks && !err; i++)
-		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->kind);
+		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->disk_ids[i], mv->kind);
 	for (unsigned i = 0; i < mv->nnets && !err; i++)
-		err = virtio_host_add(&mv->host, &mv->nets[i].vdev, mv->kind);
+		err = virtio_host_add(&mv->host, &mv->nets[i].vdev, mv->net_ids[i], mv->kind);
 	if (!err && mv->rng)
-		err = virtio_host_add(&mv->host, &mv->rng->vdev, mv->kind);
+		err = virtio_host_add(&mv->host, &mv->rng->vdev, "rng", mv->kind);
 	if (!err && mv->console)
-		err = virtio_host_add(&mv->host, &mv->console->vdev, mv->kind);
+		err = virtio_host_add(&mv->host, &mv->console->vdev, "console", mv->kind);
 	return err;
 }
 
@@ -169,12 +196,16 @@ void machine_virtio_destroy(struct machine_virtio *mv)
 	for (unsigned i = 0; i < mv->ndisks; i++)
 		blk_dev_destroy(&mv->disks[i]);
 	free(mv->disks);
+	free(mv->disk_ids);
 	mv->disks = NULL;
+	mv->disk_ids = NULL;
 	mv->ndisks = 0;
 	for (unsigned i = 0; i < mv->nnets; i++)
 		net_dev_destroy(&mv->nets[i]);
 	free(mv->nets);
+	free(mv->net_ids);
 	mv->nets = NULL;
+	mv->net_ids = NULL;
 	mv->nnets = 0;
 	if (mv->rng) {
 		rng_dev_destroy(mv->rng);

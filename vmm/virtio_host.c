@@ -139,7 +139,8 @@ static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d
 		return err;
 	}
 	h->nmmio++;
-	log_info("%s: virtio-mmio at 0x%llx, irq %u", dev->ops->name, (unsigned long long)base, d->gsi[0]);
+	log_info("%s (%s): virtio-mmio at 0x%llx, irq %u", d->id, dev->ops->name, (unsigned long long)base,
+		 d->gsi[0]);
 	return 0;
 }
 
@@ -304,7 +305,7 @@ static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
 		return slot;
 	}
 	h->npci++;
-	log_info("%s: virtio-pci at 00:%02x.0, BAR0 0x%x", dev->ops->name, slot, bar);
+	log_info("%s (%s): virtio-pci at 00:%02x.0, BAR0 0x%x", d->id, dev->ops->name, slot, bar);
 	return 0;
 }
 
@@ -320,7 +321,7 @@ int virtio_host_init(struct virtio_host *h, struct vm *vm)
 	return virtio_host_pci_bus(h);
 }
 
-int virtio_host_add(struct virtio_host *h, struct vdev *dev, enum virtio_transport_kind kind)
+int virtio_host_add(struct virtio_host *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind)
 {
 	struct virtio_host_dev *d;
 	int err;
@@ -340,12 +341,13 @@ int virtio_host_add(struct virtio_host *h, struct vdev *dev, enum virtio_transpo
 	}
 	d->host = h;
 	d->dev = dev;
+	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->kind = kind;
 	pthread_mutex_init(&d->lock, NULL);
 	dev->mem = &h->vm->mem;
 	err = kind == VIRTIO_TRANSPORT_MMIO ? virtio_host_add_mmio(h, d) : virtio_host_add_pci(h, d);
 	if (err) {
-		log_err("%s: cannot attach to the VM: %s", dev->ops->name, strerror(-err));
+		log_err("%s (%s): cannot attach to the VM: %s", id, dev->ops->name, strerror(-err));
 		pthread_mutex_destroy(&d->lock);
 		goto fail;
 	}

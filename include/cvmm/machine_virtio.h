@@ -20,8 +20,10 @@ struct machine_virtio {
 	enum virtio_transport_kind kind;
 	struct blk_dev *disks;
 	unsigned ndisks;
+	char (*disk_ids)[32];      /* id= of each disk, "disk<N>" by default */
 	struct net_dev *nets;
 	unsigned nnets;
+	char (*net_ids)[32];
 	struct rng_dev *rng;
 	struct vcon_dev *console;  /* with --console other than off */
 	struct virtio_host host;

@@ -36,6 +36,7 @@ struct virtio_host;
 struct virtio_host_dev {
 	struct virtio_host *host;
 	struct vdev *dev;
+	char id[32];          /* the user's name for it (--disk id=...), for log lines */
 	enum virtio_transport_kind kind;
 	pthread_mutex_t lock; /* serialises the guest's register accesses */
 	union {
@@ -61,9 +62,9 @@ struct virtio_host {
 int virtio_host_init(struct virtio_host *h, struct vm *vm);
 /* Stops every device's queues and unwires them; the models stay the caller's. */
 void virtio_host_destroy(struct virtio_host *h);
-/* Adds dev (its ops set up, not yet started) behind the given transport.
- * Sets dev->mem to the VM's memory. 0 or -errno, logged. */
-int virtio_host_add(struct virtio_host *h, struct vdev *dev, enum virtio_transport_kind kind);
+/* Adds dev (its ops set up, not yet started) behind the given transport,
+ * named id in log lines. Sets dev->mem to the VM's memory. 0 or -errno, logged. */
+int virtio_host_add(struct virtio_host *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind);
 /* The kernel command-line arguments announcing the first n MMIO devices
  * (they are placed in the order they are added), so the command line can be
  * planned before the VM exists. 0 or -ENOSPC. */

@@ -158,6 +158,7 @@ check_error disk-missing "cannot open image $tmp/nope.img" --disk "path=$tmp/nop
 check_error disk-qsize "queue_size=100: must be a power of two" --disk "path=$tmp/one.img,queue_size=100"
 check_error rng-src "--rng: cannot open /nonexistent/rng" --rng src=/nonexistent/rng
 check_error transport "--transport usb: expected pci or mmio" --transport usb
+check_error disk-id "--disk: id=d names another device already" --disk "path=$tmp/one.img,id=d" --disk "path=$tmp/ro.img,id=d"
 check_error net-queues "num_queues=3: must be even" --net tap=x,num_queues=3
 check_error net-mac "mac=zz: expected six hex bytes" --net tap=x,mac=zz
 # The terminal cannot serve both consoles (--serial defaults to tty).
