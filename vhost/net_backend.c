@@ -263,6 +263,13 @@ int net_backend_main(const char *text)
 	vcfg.socket_path = o.socket;
 	vcfg.client = o.client;
 	vcfg.protocol_features = NET_BACKEND_PROTOCOL_FEATURES;
+	/* With several pairs QEMU drives each pair as its own vhost device on
+	 * the one connection, and each sends the whole memory table: with
+	 * CONFIGURE_MEM_SLOTS that is the same ADD_MEM_REG once per pair, which
+	 * the library refuses as an overlap. SET_MEM_TABLE replaces the table,
+	 * so repeating it is harmless. */
+	if (o.num_queues > 2)
+		vcfg.protocol_features &= ~VU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
 	/* vu_server_init reports its own failures (socket path, bind, ...). */
 	if (vu_server_init(&srv, &be->net.vdev, &vcfg) < 0)
 		goto out;

@@ -3,7 +3,8 @@
 # boots Debian's kernel; its virtio_net driver (MRG_RXBUF, offloads) talks
 # through the back-end to a tap in a network namespace. The guest pings the
 # tap's address, sends 4 MiB over TCP to busybox nc in the namespace and
-# fetches 4 MiB from busybox httpd there; both checksums must match.
+# fetches 4 MiB from busybox httpd there; both checksums must match. Once
+# with one queue pair, once with two (num_queues=4, two guest CPUs).
 set -u
 . "$(dirname "$0")/lib/vhost_net.sh"
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 is not installed"; exit 77; }
@@ -16,54 +17,79 @@ fi
 vn_setup vnetqemu
 LINUX_DIR=$LINUX_DIR "$VN_ROOT/images/linux/mkinitrd.sh" "$VN_TMP/initrd.gz" \
     "$VN_ROOT/tests/integration/guest/vhost_net_guest.sh" || vn_fail "mkinitrd"
-vn_backend
 
-# The host side, in the namespace: a TCP sink and a web server.
+# The host side, in the namespace: a web server (its file is served to
+# every guest) and, per guest, a TCP sink.
 mkdir -p "$VN_TMP/www"
 head -c 4M /dev/urandom >"$VN_TMP/www/data"
 want_recv=$(md5sum <"$VN_TMP/www/data" | cut -d' ' -f1)
-# nc hands the connection to a sink that reads until the guest's EOF (nc
-# itself would stop at its own stdin's EOF).
-printf '#!/bin/sh\nexec cat >"%s"\n' "$VN_TMP/received" >"$VN_TMP/sink.sh"
-chmod +x "$VN_TMP/sink.sh"
-vn_ns timeout 300 busybox nc -l -p 5000 -e "$VN_TMP/sink.sh" </dev/null 2>"$VN_TMP/nc.err" &
-VN_PIDS+=($!)
-vn_ns timeout 300 busybox httpd -f -p "$VN_HOST_IP:8080" -h "$VN_TMP/www" 2>"$VN_TMP/httpd.err" &
+ip netns exec "$VN_NS" timeout 300 busybox httpd -f -p 8080 -h "$VN_TMP/www" </dev/null >/dev/null 2>"$VN_TMP/httpd.err" &
 VN_PIDS+=($!)
 
-timeout 300 qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -nographic -no-reboot \
-    -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
-    -chardev "socket,id=c1,path=$VN_SOCK" -netdev vhost-user,id=n0,chardev=c1 \
-    -device "virtio-net-pci,netdev=n0,vectors=0,mac=$VN_GUEST_MAC" \
-    -kernel "$LINUX_DIR/vmlinuz" -initrd "$VN_TMP/initrd.gz" \
-    -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_net=$VN_GUEST_IP,$VN_HOST_IP" \
-    </dev/null >"$VN_TMP/guest.log" 2>&1 || vn_fail "qemu exited with $?"
-grep -aq "CVMM-INIT: done" "$VN_TMP/guest.log" || vn_fail "guest did not finish"
+# guest NAME QUEUE_PAIRS CPUS: boots a guest with that many queue pairs and
+# checks what it reports.
+guest() {
+    local name=$1 pairs=$2 cpus=$3 log=$VN_TMP/guest-$1.log feat sent got recv sink
+    # nc hands the connection to a sink that reads until the guest's EOF
+    # (nc itself would stop at its own stdin's EOF).
+    sink=$VN_TMP/sink-$name.sh
+    printf '#!/bin/sh\nexec cat >"%s"\n' "$VN_TMP/received-$name" >"$sink"
+    chmod +x "$sink"
+    ip netns exec "$VN_NS" timeout 300 busybox nc -l -p 5000 -e "$sink" </dev/null >/dev/null 2>"$VN_TMP/nc.err" &
+    VN_PIDS+=($!)
+    timeout 300 qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp "$cpus" -nographic -no-reboot \
+        -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
+        -chardev "socket,id=c1,path=$VN_SOCK" -netdev "vhost-user,id=n0,chardev=c1,queues=$pairs" \
+        -device "virtio-net-pci,netdev=n0,vectors=0,mq=$([ "$pairs" -gt 1 ] && echo on || echo off),mac=$VN_GUEST_MAC" \
+        -kernel "$LINUX_DIR/vmlinuz" -initrd "$VN_TMP/initrd.gz" \
+        -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_net=$VN_GUEST_IP,$VN_HOST_IP" \
+        </dev/null >"$log" 2>&1 || vn_fail "qemu ($name) exited with $?"
+    grep -aq "CVMM-INIT: done" "$log" || vn_fail "guest ($name) did not finish"
 
-line() { grep -a "CVMM-NET: $1" "$VN_TMP/guest.log" | tail -n 1 | tr -d '\r'; }
-grep -aq "CVMM-NET: mac $VN_GUEST_MAC" "$VN_TMP/guest.log" || vn_fail "guest has no eth0 with mac $VN_GUEST_MAC: $(line mac)"
-# The negotiated virtio features, one character per bit: the paths under
-# test are the ones Linux uses by default.
-feat=$(line features | sed -n 's/.*features //p')
-for b in 1:GUEST_CSUM 7:GUEST_TSO4 11:HOST_TSO4 15:MRG_RXBUF 32:VERSION_1; do
-    [ "${feat:${b%%:*}:1}" = 1 ] || vn_fail "driver did not negotiate ${b#*:} (features $feat)"
-done
-echo "ok: driver negotiated VERSION_1, MRG_RXBUF, checksum and TSO offloads"
-[ "$(line ping)" = "CVMM-NET: ping 3 packets received" ] || vn_fail "ping: $(line ping)"
-echo "ok: guest pinged $VN_HOST_IP through the tap"
+    line() { grep -a "CVMM-NET: $1" "$log" | tail -n 1 | tr -d '\r'; }
+    grep -aq "CVMM-NET: mac $VN_GUEST_MAC" "$log" || vn_fail "$name: guest has no eth0 with mac $VN_GUEST_MAC: $(line mac)"
+    # The negotiated virtio features, one character per bit: the paths under
+    # test are the ones Linux uses by default.
+    feat=$(line features | sed -n 's/.*features //p')
+    for b in 1:GUEST_CSUM 7:GUEST_TSO4 11:HOST_TSO4 15:MRG_RXBUF 32:VERSION_1; do
+        [ "${feat:${b%%:*}:1}" = 1 ] || vn_fail "$name: driver did not negotiate ${b#*:} (features $feat)"
+    done
+    echo "ok ($name): driver negotiated VERSION_1, MRG_RXBUF, checksum and TSO offloads"
+    [ "$(line ping)" = "CVMM-NET: ping 3 packets received" ] || vn_fail "$name: ping: $(line ping)"
+    echo "ok ($name): guest pinged $VN_HOST_IP through the tap"
 
-sent=$(line 'send md5' | sed -n 's/.*md5=//p')
-[ "$(line 'send rc')" = "CVMM-NET: send rc=0" ] || vn_fail "guest nc: $(line 'send rc')"
-got=$(md5sum <"$VN_TMP/received" | cut -d' ' -f1)
-[ -n "$sent" ] && [ "$got" = "$sent" ] || vn_fail "host received $(stat -c %s "$VN_TMP/received") bytes, md5 $got; guest sent $sent"
-echo "ok: guest -> host TCP, 4 MiB, md5 $got"
+    sent=$(line 'send md5' | sed -n 's/.*md5=//p')
+    [ "$(line 'send rc')" = "CVMM-NET: send rc=0" ] || vn_fail "$name: guest nc: $(line 'send rc')"
+    got=$(md5sum <"$VN_TMP/received-$name" | cut -d' ' -f1)
+    [ -n "$sent" ] && [ "$got" = "$sent" ] ||
+        vn_fail "$name: host received $(stat -c %s "$VN_TMP/received-$name") bytes, md5 $got; guest sent $sent"
+    echo "ok ($name): guest -> host TCP, 4 MiB, md5 $got"
 
-recv=$(line recv | sed -n 's/.*md5=//p')
-[ "$recv" = "$want_recv" ] || vn_fail "guest fetched md5 $recv, host served $want_recv"
-echo "ok: host -> guest TCP, 4 MiB, md5 $recv"
+    recv=$(line recv | sed -n 's/.*md5=//p')
+    [ "$recv" = "$want_recv" ] || vn_fail "$name: guest fetched md5 $recv, host served $want_recv"
+    echo "ok ($name): host -> guest TCP, 4 MiB, md5 $recv"
+}
 
-kill -0 "$VN_BACKEND_PID" || vn_fail "back-end died"
-kill -TERM "$VN_BACKEND_PID"
-wait "$VN_BACKEND_PID"; rc=$?
-[ "$rc" = 0 ] || vn_fail "back-end exited with $rc on SIGTERM"
+# stop_backend: SIGTERM, exit 0, its tap gone before the next one starts.
+stop_backend() {
+    local rc i
+    kill -0 "$VN_BACKEND_PID" || vn_fail "back-end died"
+    kill -TERM "$VN_BACKEND_PID"
+    wait "$VN_BACKEND_PID"; rc=$?
+    [ "$rc" = 0 ] || vn_fail "back-end exited with $rc on SIGTERM"
+    for i in $(seq 50); do vn_ns test -e "/sys/class/net/$VN_TAP" || break; sleep 0.1; done
+}
+
+vn_backend
+guest single 1 1
+stop_backend
+
+# Two queue pairs, two guest CPUs: Linux turns both pairs on (QEMU runs the
+# control queue), and its flows spread over them.
+vn_backend num_queues=4
+guest mq 2 2
+stop_backend
+grep -aq "pair 1: rx [1-9][0-9]* frames.*tx [1-9]" "$VN_TMP/backend.log" ||
+    vn_fail "the second queue pair carried no frames both ways"
+echo "ok (mq): both queue pairs carried frames"
 echo "PASS"

@@ -16,8 +16,14 @@ VN_HOST_MAC=02:77:00:00:00:01
 VN_GUEST_MAC=02:77:00:00:00:02
 
 vn_cleanup() {
-    local p
+    local p i
+    # TERM first: a `timeout` wrapper passes it on to its command (KILL
+    # would orphan the command).
     for p in "${VN_PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null
+    done
+    for p in "${VN_PIDS[@]}"; do
+        for i in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
@@ -49,6 +55,9 @@ vn_setup() {
     VN_SOCK=$VN_TMP/net.sock
 }
 
+# vn_ns CMD...: runs CMD in the namespace. For a background process whose
+# pid goes into VN_PIDS, call `ip netns exec "$VN_NS" CMD &` directly, so
+# that $! is the command itself (ip execs it).
 vn_ns() {
     ip netns exec "$VN_NS" "$@"
 }
