@@ -130,11 +130,9 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 static void blk_queue_kick(void *arg, uint32_t events)
 {
 	struct blk_queue *q = arg;
-	uint64_t cnt;
 
 	(void)events;
-	if (read(q->watched_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn("blk: queue %u: kick read: %s", q->index, strerror(errno));
+	virtq_kick_consume(&q->blk->vqs[q->index]);
 	blk_dev_process_queue(q->blk, q->index);
 }
 

@@ -22,13 +22,6 @@ static void vcon_signal(int fd)
 	(void)!eventfd_write(fd, 1);
 }
 
-static void vcon_drain_eventfd(int fd)
-{
-	eventfd_t v;
-
-	(void)!eventfd_read(fd, &v);
-}
-
 /* Guest output: every readable byte of the chain goes to out_fd. A slow or
  * absent reader loses output rather than stalling the guest, as a UART would. */
 static uint32_t vcon_tx_chain(void *arg, struct virtq_chain *c)
@@ -49,7 +42,7 @@ static void vcon_tx_kick(void *arg, uint32_t events)
 	struct vcon_dev *con = arg;
 
 	(void)events;
-	vcon_drain_eventfd(con->vqs[VCON_TX].kick_fd);
+	virtq_kick_consume(&con->vqs[VCON_TX]);
 	if (virtq_serve(&con->vqs[VCON_TX], con->chain, VCON_BUDGET, vcon_tx_chain, con) < 0)
 		log_warn("virtio-console: malformed chain on the transmit queue; stopped until reset");
 }
@@ -118,16 +111,17 @@ static void vcon_rx_kick(void *arg, uint32_t events)
 	struct vcon_dev *con = arg;
 
 	(void)events;
-	vcon_drain_eventfd(con->vqs[VCON_RX].kick_fd);
+	virtq_kick_consume(&con->vqs[VCON_RX]);
 	vcon_rx_flush(con);
 }
 
 static void vcon_input_event(void *arg, uint32_t events)
 {
 	struct vcon_dev *con = arg;
+	eventfd_t n;
 
 	(void)events;
-	vcon_drain_eventfd(con->input_fd);
+	(void)!eventfd_read(con->input_fd, &n);
 	vcon_rx_flush(con);
 }
 

@@ -59,11 +59,9 @@ static uint32_t rng_handle(void *arg, struct virtq_chain *c)
 static void rng_kick(void *arg, uint32_t events)
 {
 	struct rng_dev *r = arg;
-	uint64_t cnt;
 
 	(void)events;
-	if (read(r->vq.kick_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn("virtio-rng: kick read: %s", strerror(errno));
+	virtq_kick_consume(&r->vq);
 	if (virtq_serve(&r->vq, r->chain, RNG_BUDGET, rng_handle, r) < 0)
 		log_warn("virtio-rng: the driver put a malformed chain on the ring; queue stopped until reset");
 }

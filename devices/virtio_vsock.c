@@ -337,19 +337,12 @@ static void vsock_event_send(struct vsock_dev *d)
 	}
 }
 
-static void vsock_kick_drain(int fd)
-{
-	uint64_t cnt;
-
-	(void)!read(fd, &cnt, sizeof(cnt));
-}
-
 static void vsock_rx_kick(void *arg, uint32_t events)
 {
 	struct vsock_dev *d = arg;
 
 	(void)events;
-	vsock_kick_drain(d->vqs[VSOCK_Q_RX].kick_fd);
+	virtq_kick_consume(&d->vqs[VSOCK_Q_RX]);
 	vsock_rx_flush(d);
 	vsock_reap(d);
 }
@@ -359,7 +352,7 @@ static void vsock_tx_kick(void *arg, uint32_t events)
 	struct vsock_dev *d = arg;
 
 	(void)events;
-	vsock_kick_drain(d->vqs[VSOCK_Q_TX].kick_fd);
+	virtq_kick_consume(&d->vqs[VSOCK_Q_TX]);
 	vsock_tx_process(d);
 	vsock_rx_flush(d);
 	vsock_reap(d);
@@ -370,7 +363,7 @@ static void vsock_event_kick(void *arg, uint32_t events)
 	struct vsock_dev *d = arg;
 
 	(void)events;
-	vsock_kick_drain(d->vqs[VSOCK_Q_EVENT].kick_fd);
+	virtq_kick_consume(&d->vqs[VSOCK_Q_EVENT]);
 	vsock_event_send(d);
 }
 

@@ -248,6 +248,14 @@ void virtq_disable_notify(struct virtq *vq)
 		VIRTQ_WRITE(vq->used->flags, VIRTQ_USED_F_NO_NOTIFY);
 }
 
+void virtq_kick_consume(struct virtq *vq)
+{
+	uint64_t cnt;
+
+	/* Nonblocking or not, the worker only calls this when epoll said so. */
+	(void)!read(vq->kick_fd, &cnt, sizeof(cnt));
+}
+
 bool virtq_has_avail(struct virtq *vq)
 {
 	if (vq->resubmit_pos < vq->nresubmit)

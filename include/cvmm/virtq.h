@@ -139,6 +139,9 @@ void virtq_disable_notify(struct virtq *vq);
 /* Asks for kicks again. Returns true when buffers arrived meanwhile: the
  * caller must keep processing, or a kick may have been missed. */
 bool virtq_enable_notify(struct virtq *vq);
+/* Consumes the pending notifications on kick_fd (an eventfd), as a kick
+ * handler does before it drains the ring. */
+void virtq_kick_consume(struct virtq *vq);
 /* True when the avail ring holds entries not yet popped. */
 bool virtq_has_avail(struct virtq *vq);
 
