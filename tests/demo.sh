@@ -22,11 +22,15 @@ setsid cttyhack sh -l
 EOS
     LINUX_DIR=$linux "$root/images/linux/mkinitrd.sh" "$linux/initrd-demo.gz" "$shell" || exit 1
     echo "cvmm demo: booting Linux ($(cat "$linux/version")) with $cpus CPUs"
+    truncate -s 64M "$BUILD/demo-disk.img"
     "$cvmm" --kernel "$linux/vmlinuz" --initramfs "$linux/initrd-demo.gz" --cpus "boot=$cpus" \
-        --memory size=512M --cmdline "console=ttyS0 panic=-1 reboot=k quiet"
+        --memory size=512M --disk "path=$BUILD/demo-disk.img" --rng \
+        --cmdline "console=ttyS0 panic=-1 reboot=k quiet"
     exit $?
 fi
 
 echo "${verdict:-cvmm --check-host gave no verdict (exit $rc)}; booting the test guest instead"
+# With a scratch disk and an entropy device, which the test guest drives.
+truncate -s 1M "$BUILD/demo-disk.img"
 exec "$cvmm" --kernel "$BUILD/testguest/testguest.elf" --cpus "boot=$cpus" --memory size=256M \
-    --cmdline "tg.cpus=$cpus tg.mem=256M"
+    --disk "path=$BUILD/demo-disk.img" --rng --cmdline "tg.cpus=$cpus tg.mem=256M tg.virtio=2"
