@@ -5,7 +5,6 @@
  * SIGINT/SIGTERM arrive on a signalfd and end the server through its stop
  * eventfd.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,17 +17,12 @@
 
 #include "cvmm/backends.h"
 #include "cvmm/log.h"
+#include "cvmm/net_opts.h"
 #include "cvmm/opts.h"
-#include "cvmm/tap.h"
 #include "cvmm/virtio_net.h"
 #include "cvmm/vu_proto.h"
 #include "cvmm/vu_server.h"
 #include "cvmm/worker.h"
-
-/* The kernel numbers taps created without a name. */
-#define NET_BACKEND_DEFAULT_TAP "cvmm-net%d"
-#define NET_BACKEND_MAX_MTU 65535
-#define NET_BACKEND_MIN_MTU 68
 
 /* MTU (VHOST_USER_PROTOCOL_F_NET_MTU) is not among the library's protocol
  * features yet: the MTU reaches the driver through config space. */
@@ -38,38 +32,18 @@
 	 VU_BIT(VHOST_USER_PROTOCOL_F_STATUS) | VU_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) | \
 	 VU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
 
+/* The device options shared with --net (net_opts.h), plus the socket. */
 struct net_backend_opts {
-	char *tap;
+	struct net_opts net;
 	char *socket;
-	char *ip;
-	char *mask;
-	char *mac;
-	char *host_mac;
-	uint32_t mtu;
-	uint32_t num_queues;
-	uint32_t queue_size;
 	bool client;
 };
 
 static const struct opt_spec net_backend_spec[] = {
-	OPT_SPEC("tap", OPT_STRING, struct net_backend_opts, tap),
+	NET_OPTS_SPECS(struct net_backend_opts, net),
 	OPT_SPEC("socket", OPT_STRING, struct net_backend_opts, socket),
-	OPT_SPEC("ip", OPT_STRING, struct net_backend_opts, ip),
-	OPT_SPEC("mask", OPT_STRING, struct net_backend_opts, mask),
-	OPT_SPEC("mac", OPT_STRING, struct net_backend_opts, mac),
-	OPT_SPEC("host_mac", OPT_STRING, struct net_backend_opts, host_mac),
-	OPT_SPEC("mtu", OPT_U32, struct net_backend_opts, mtu),
-	OPT_SPEC("num_queues", OPT_U32, struct net_backend_opts, num_queues),
-	OPT_SPEC("queue_size", OPT_U32, struct net_backend_opts, queue_size),
 	OPT_SPEC("client", OPT_BOOL, struct net_backend_opts, client),
 	OPT_SPEC_END,
-};
-
-/* Checked values of the options. */
-struct net_backend_params {
-	uint8_t mac[6], host_mac[6];
-	bool has_mac, has_host_mac, has_ip;
-	struct in_addr ip, mask;
 };
 
 struct net_backend {
@@ -94,114 +68,6 @@ static void net_backend_signal(void *arg, uint32_t events)
 	}
 }
 
-static int net_backend_check_opts(const struct net_backend_opts *o, struct net_backend_params *p)
-{
-	if (!o->socket) {
-		log_err("--net-backend: socket=PATH is required");
-		return -EINVAL;
-	}
-	if (o->tap && strlen(o->tap) >= IFNAMSIZ) {
-		log_err("--net-backend: tap=%s: interface names have at most %d characters",
-			o->tap, IFNAMSIZ - 1);
-		return -EINVAL;
-	}
-	if (o->num_queues < 2 || o->num_queues % 2 || o->num_queues > 2 * NET_DEV_MAX_PAIRS) {
-		log_err("--net-backend: num_queues=%u: must be even, 2..%u (one RX and one TX queue per pair)",
-			o->num_queues, 2 * NET_DEV_MAX_PAIRS);
-		return -EINVAL;
-	}
-	if (o->queue_size < 2 || o->queue_size > VIRTQ_MAX_SIZE || (o->queue_size & (o->queue_size - 1))) {
-		log_err("--net-backend: queue_size=%u: must be a power of two, 2..%u",
-			o->queue_size, VIRTQ_MAX_SIZE);
-		return -EINVAL;
-	}
-	if (o->mtu && (o->mtu < NET_BACKEND_MIN_MTU || o->mtu > NET_BACKEND_MAX_MTU)) {
-		log_err("--net-backend: mtu=%u: must be %u..%u", o->mtu, NET_BACKEND_MIN_MTU,
-			NET_BACKEND_MAX_MTU);
-		return -EINVAL;
-	}
-	if (o->mac && net_parse_mac(o->mac, p->mac) < 0) {
-		log_err("--net-backend: mac=%s: expected six hex bytes like 52:54:00:12:34:56", o->mac);
-		return -EINVAL;
-	}
-	p->has_mac = o->mac != NULL;
-	if (o->host_mac && net_parse_mac(o->host_mac, p->host_mac) < 0) {
-		log_err("--net-backend: host_mac=%s: expected six hex bytes like 52:54:00:12:34:56",
-			o->host_mac);
-		return -EINVAL;
-	}
-	p->has_host_mac = o->host_mac != NULL;
-	if (o->mask && !o->ip) {
-		log_err("--net-backend: mask= needs ip=");
-		return -EINVAL;
-	}
-	if (o->ip && inet_pton(AF_INET, o->ip, &p->ip) != 1) {
-		log_err("--net-backend: ip=%s: not an IPv4 address", o->ip);
-		return -EINVAL;
-	}
-	p->mask.s_addr = htonl(0xffffff00);
-	if (o->mask && (inet_pton(AF_INET, o->mask, &p->mask) != 1 ||
-			((~ntohl(p->mask.s_addr) + 1) & ~ntohl(p->mask.s_addr)))) {
-		log_err("--net-backend: mask=%s: not an IPv4 netmask (like 255.255.255.0)", o->mask);
-		return -EINVAL;
-	}
-	p->has_ip = o->ip != NULL;
-	return 0;
-}
-
-/* Opens the tap and sets up the interface as asked. */
-static int net_backend_open(struct net_backend *be, const struct net_backend_opts *o,
-			    const struct net_backend_params *p)
-{
-	struct net_dev_config cfg = {
-		.tap = o->tap ? o->tap : NET_BACKEND_DEFAULT_TAP,
-		.num_pairs = o->num_queues / 2,
-		.queue_size = (uint16_t)o->queue_size,
-		.mac = p->has_mac ? p->mac : NULL,
-		.mtu = (uint16_t)o->mtu,
-	};
-	const char *name;
-	int err = net_dev_init(&be->net, &cfg);
-
-	if (err == -EBUSY) {
-		log_err("--net-backend: tap %s is in use by another process", cfg.tap);
-		return err;
-	}
-	if (err == -EEXIST) {
-		log_err("--net-backend: tap %s exists with other settings (it is %s-queue; num_queues=%u needs a %s-queue tap)",
-			cfg.tap, cfg.num_pairs > 1 ? "single" : "multi", o->num_queues,
-			cfg.num_pairs > 1 ? "multi" : "single");
-		return err;
-	}
-	if (err) {
-		log_err("--net-backend: cannot open tap %s: %s%s", cfg.tap, strerror(-err),
-			err == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
-		return err;
-	}
-	name = be->net.tap.name;
-	if (o->mtu && (err = tap_set_mtu(name, o->mtu)) < 0) {
-		log_err("--net-backend: %s: cannot set mtu %u: %s", name, o->mtu, strerror(-err));
-		goto fail;
-	}
-	if (p->has_host_mac && (err = tap_set_mac(name, p->host_mac)) < 0) {
-		log_err("--net-backend: %s: cannot set host_mac: %s", name, strerror(-err));
-		goto fail;
-	}
-	if (p->has_ip && (err = tap_set_addr(name, p->ip, p->mask)) < 0) {
-		log_err("--net-backend: %s: cannot set ip/mask: %s", name, strerror(-err));
-		goto fail;
-	}
-	err = tap_set_up(name);
-	if (err) {
-		log_err("--net-backend: %s: cannot bring it up: %s", name, strerror(-err));
-		goto fail;
-	}
-	return 0;
-fail:
-	net_dev_destroy(&be->net);
-	return err;
-}
-
 /* Routes SIGINT/SIGTERM to a signalfd. Called before any thread exists,
  * so every thread inherits the blocked mask. */
 static int net_backend_signals(struct net_backend *be, sigset_t *old)
@@ -221,8 +87,7 @@ static int net_backend_signals(struct net_backend *be, sigset_t *old)
 
 int net_backend_main(const char *text)
 {
-	struct net_backend_opts o = { .num_queues = 2, .queue_size = NET_DEV_DEFAULT_QUEUE_SIZE };
-	struct net_backend_params params = { 0 };
+	struct net_backend_opts o = { .net = NET_OPTS_DEFAULTS };
 	struct vu_server_config vcfg = { 0 };
 	struct net_backend *be;
 	struct vu_server srv;
@@ -235,7 +100,8 @@ int net_backend_main(const char *text)
 		log_err("--net-backend: %s", err_text);
 		return 1;
 	}
-	if (net_backend_check_opts(&o, &params) < 0) {
+	if (!o.socket) {
+		log_err("--net-backend: socket=PATH is required");
 		opts_free(net_backend_spec, &o);
 		return 1;
 	}
@@ -256,7 +122,8 @@ int net_backend_main(const char *text)
 		log_err("--net-backend: eventfd: %s", strerror(errno));
 		goto out;
 	}
-	if (net_backend_open(be, &o, &params) < 0)
+	/* Checks the device options and reports what is wrong itself. */
+	if (net_opts_open(&be->net, &o.net, "--net-backend") < 0)
 		goto out;
 	dev_ok = true;
 
@@ -268,7 +135,7 @@ int net_backend_main(const char *text)
 	 * CONFIGURE_MEM_SLOTS that is the same ADD_MEM_REG once per pair, which
 	 * the library refuses as an overlap. SET_MEM_TABLE replaces the table,
 	 * so repeating it is harmless. */
-	if (o.num_queues > 2)
+	if (o.net.num_queues > 2)
 		vcfg.protocol_features &= ~VU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
 	/* vu_server_init reports its own failures (socket path, bind, ...). */
 	if (vu_server_init(&srv, &be->net.vdev, &vcfg) < 0)
