@@ -820,11 +820,7 @@ int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg)
 				 VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |
 				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) |
 				 VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |
-				 (cfg->mtu ? VIRTIO_BIT(VIRTIO_NET_F_MTU) : 0) |
-				 /* MQ needs a control queue to switch pairs on, which
-				  * vhost-user front-ends (QEMU, cloud-hypervisor, DPDK)
-				  * provide themselves: only offered with several pairs. */
-				 (pairs > 1 ? VIRTIO_BIT(VIRTIO_NET_F_MQ) : 0),
+				 (cfg->mtu ? VIRTIO_BIT(VIRTIO_NET_F_MTU) : 0),
 		.num_queues = 2 * pairs,
 		.queue_size_max = qsize,
 		.vqs = n->vqs,
@@ -839,6 +835,12 @@ int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg)
 fail:
 	net_dev_destroy(n);
 	return err;
+}
+
+void net_dev_offer_mq(struct net_dev *n)
+{
+	if (n->npairs > 1)
+		n->vdev.host_features |= VIRTIO_BIT(VIRTIO_NET_F_MQ);
 }
 
 void net_dev_destroy(struct net_dev *n)

@@ -126,6 +126,8 @@ int net_backend_main(const char *text)
 	if (net_opts_open(&be->net, &o.net, "--net-backend") < 0)
 		goto out;
 	dev_ok = true;
+	/* The front-end runs the control queue that switches pairs on. */
+	net_dev_offer_mq(&be->net);
 
 	vcfg.socket_path = o.socket;
 	vcfg.client = o.client;

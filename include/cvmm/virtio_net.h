@@ -164,6 +164,12 @@ struct net_dev {
  * are taken over except on -EINVAL (they are closed on other errors). */
 int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg);
 void net_dev_destroy(struct net_dev *n);
+/* Offers MQ (with more than one pair). MQ is only usable with a control
+ * queue to switch pairs on (virtio 1.2 5.1.3.1; Linux refuses MQ without
+ * CTRL_VQ), which this model does not have: call it when the host runs the
+ * control queue itself, as vhost-user front-ends (QEMU, cloud-hypervisor,
+ * DPDK virtio_user) do. Without it the driver uses pair 0 only. */
+void net_dev_offer_mq(struct net_dev *n);
 
 /* Serves pair p once, as the worker does on an event; exposed for tests.
  * TX: returns chains written (or -EIO on a broken ring). RX: returns

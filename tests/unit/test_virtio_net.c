@@ -249,8 +249,10 @@ START_TEST(config_space)
 	ck_assert(f & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
 	ck_assert(f & VIRTIO_BIT(VIRTIO_NET_F_MTU));
 	ck_assert(!(f & VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ)));
-	/* One pair: no MQ (it would need a control queue to be usable). */
+	/* One pair: no MQ, even when asked. */
 	ck_assert(!(f & VIRTIO_BIT(VIRTIO_NET_F_MQ)));
+	net_dev_offer_mq(&env->net);
+	ck_assert(!(env->net.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MQ)));
 	ck_assert_uint_eq(env->net.vdev.config_size, sizeof(c));
 	memset(&c, 0xff, sizeof(c));
 	env->net.vdev.ops->read_config(&env->net.vdev, 0, &c, sizeof(c));
@@ -295,6 +297,9 @@ START_TEST(two_pairs)
 	fds[1] = b[0];
 	cfg.fds = fds;
 	ck_assert_int_eq(net_dev_init(&n, &cfg), 0);
+	/* No control queue here: MQ only when the host provides one. */
+	ck_assert(!(n.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MQ)));
+	net_dev_offer_mq(&n);
 	ck_assert(n.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MQ));
 	ck_assert_uint_eq(n.vdev.num_queues, 4);
 	n.vdev.ops->read_config(&n.vdev, 0, &c, sizeof(c));
