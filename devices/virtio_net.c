@@ -324,21 +324,9 @@ static void net_rx_stash_consume(struct net_pair *p, unsigned k)
  * without the rest (it would count the frame as broken). */
 static void net_rx_publish(struct virtq *vq, const struct net_rx_slot *s, unsigned k)
 {
-	if (vq->inflight) {
-		/* Inflight tracking records completions one by one (not
-		 * offered by the net back-end; kept correct for other hosts). */
-		for (unsigned i = 0; i < k; i++)
-			virtq_push(vq, s[i].head, s[i].used_len);
-		return;
-	}
-	for (unsigned i = 0; i < k; i++) {
-		struct virtq_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx + i) & (vq->size - 1)];
-
-		__atomic_store_n(&e->id, s[i].head, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->len, s[i].used_len, __ATOMIC_RELAXED);
-	}
-	vq->used_idx += k;
-	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < k; i++)
+		virtq_push_stage(vq, i, s[i].head, s[i].used_len);
+	virtq_push_publish(vq, k);
 }
 
 /* Places the pending frame. 1: delivered, 0: waiting for buffers,

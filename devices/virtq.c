@@ -188,26 +188,44 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *c)
 	return virtq_walk(vq, head, c) ? virtq_fail(vq) : 1;
 }
 
-void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+void virtq_push_stage(struct virtq *vq, unsigned i, uint16_t head, uint32_t len)
 {
-	struct virtq_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+	struct virtq_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx + i) & (vq->size - 1)];
 	struct virtq_inflight *inf = vq->inflight;
 
 	VIRTQ_WRITE(e->id, head);
 	VIRTQ_WRITE(e->len, len);
 	if (inf) {
-		/* A batch of one, recorded before the used index moves, so a
+		/* Recorded as one batch before the used index moves, so a
 		 * restarted back-end can tell whether it was published. */
 		inf->desc[head].next = inf->last_batch_head;
 		inf->last_batch_head = head;
 	}
-	vq->used_idx++;
-	/* Release: the element is visible before the index that publishes it. */
+}
+
+void virtq_push_publish(struct virtq *vq, unsigned n)
+{
+	struct virtq_inflight *inf = vq->inflight;
+	uint16_t h;
+
+	vq->used_idx += n;
+	/* Release: the elements are visible before the index that publishes them. */
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
-	if (inf) {
-		__atomic_store_n(&inf->desc[head].inflight, 0, __ATOMIC_RELEASE);
-		__atomic_store_n(&inf->used_idx, vq->used_idx, __ATOMIC_RELEASE);
+	if (!inf)
+		return;
+	/* The batch, newest first, through the links virtq_push_stage made. */
+	h = inf->last_batch_head;
+	for (unsigned i = 0; i < n && h < vq->size; i++) {
+		__atomic_store_n(&inf->desc[h].inflight, 0, __ATOMIC_RELEASE);
+		h = inf->desc[h].next;
 	}
+	__atomic_store_n(&inf->used_idx, vq->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+{
+	virtq_push_stage(vq, 0, head, len);
+	virtq_push_publish(vq, 1);
 }
 
 bool virtq_should_notify(struct virtq *vq)

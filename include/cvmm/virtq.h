@@ -129,6 +129,12 @@ int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
 int virtq_pop(struct virtq *vq, struct virtq_chain *c);
 /* Returns a chain to the driver with len bytes written into its buffers. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/* The same for several chains the driver must see together (a frame over
+ * several MRG_RXBUF buffers): virtq_push_stage puts the i-th of them in the
+ * used ring, unpublished; virtq_push_publish then publishes the first n
+ * staged with one used-index update. */
+void virtq_push_stage(struct virtq *vq, unsigned i, uint16_t head, uint32_t len);
+void virtq_push_publish(struct virtq *vq, unsigned n);
 /* True when the driver wants an interrupt for what was pushed since the last
  * notification (EVENT_IDX or the NO_INTERRUPT flag). Updates that state. */
 bool virtq_should_notify(struct virtq *vq);

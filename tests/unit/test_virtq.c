@@ -340,6 +340,34 @@ START_TEST(notify_honours_used_event)
 }
 END_TEST
 
+/* Staged chains appear together, and inflight tracking sees them as one batch. */
+START_TEST(push_batch_publishes_once)
+{
+	struct tq *t = tq_new(TQ_SIZE);
+	struct virtq_inflight *inf = calloc(1, virtq_inflight_size(TQ_SIZE));
+
+	ck_assert_int_eq(virtq_inflight_restore(&t->vq, inf), 0);
+	for (uint16_t h = 0; h < 3; h++) {
+		tq_set(t, TQ_DESC, h, TQ_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
+		tq_offer(t, h);
+		ck_assert_int_eq(virtq_pop(&t->vq, t->chain), 1);
+	}
+	virtq_push_stage(&t->vq, 0, 2, 10);
+	virtq_push_stage(&t->vq, 1, 0, 20);
+	ck_assert_uint_eq(tq_used(t)->idx, 0);
+	virtq_push_publish(&t->vq, 2);
+	ck_assert_uint_eq(tq_used(t)->idx, 2);
+	ck_assert_uint_eq(tq_used(t)->ring[0].id, 2);
+	ck_assert_uint_eq(tq_used(t)->ring[1].len, 20);
+	ck_assert_uint_eq(inf->desc[2].inflight, 0);
+	ck_assert_uint_eq(inf->desc[0].inflight, 0);
+	ck_assert_uint_eq(inf->desc[1].inflight, 1);
+	ck_assert_uint_eq(inf->used_idx, 2);
+	free(inf);
+	tq_free(t);
+}
+END_TEST
+
 /* A pass that used nothing must not interrupt the driver, even first. */
 START_TEST(notify_without_use_is_silent)
 {
@@ -494,6 +522,7 @@ CHECK_MAIN("virtq",
 	   event_idx_arithmetic_wraps,
 	   notify_honours_used_event,
 	   notify_without_use_is_silent,
+	   push_batch_publishes_once,
 	   notify_honours_no_interrupt_flag,
 	   enable_notify_reports_late_buffers,
 	   inflight_resubmits_after_restart,
