@@ -49,22 +49,31 @@ int gmem_add(struct gmem *m, const struct gmem_region *r)
 	}
 	if (m->nregions == GMEM_MAX_REGIONS)
 		return -ENOSPC;
-	m->regions[m->nregions++] = *r;
+	m->regions[m->nregions] = *r;
+	m->regions[m->nregions++].users = 1;
 	return 0;
 }
 
-int gmem_remove(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t uaddr)
+struct gmem_region *gmem_find(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t uaddr)
 {
 	for (unsigned i = 0; i < m->nregions; i++) {
 		struct gmem_region *r = &m->regions[i];
 
-		if (r->gpa != gpa || r->size != size || r->uaddr != uaddr)
-			continue;
-		gmem_region_release(r);
-		m->regions[i] = m->regions[--m->nregions];
-		return 0;
+		if (r->gpa == gpa && r->size == size && r->uaddr == uaddr)
+			return r;
 	}
-	return -ENOENT;
+	return NULL;
+}
+
+int gmem_remove(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t uaddr)
+{
+	struct gmem_region *r = gmem_find(m, gpa, size, uaddr);
+
+	if (!r)
+		return -ENOENT;
+	gmem_region_release(r);
+	*r = m->regions[--m->nregions];
+	return 0;
 }
 
 void *gmem_translate(const struct gmem *m, uint64_t gpa, uint64_t len, uint64_t *contig)

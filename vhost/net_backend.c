@@ -69,13 +69,6 @@ int net_backend_main(const char *text)
 		net_dev_offer_mq(net);
 		vcfg.socket_path = o.socket;
 		vcfg.client = o.client;
-		/* With several pairs QEMU drives each pair as its own vhost device
-		 * on the one connection, and each sends the whole memory table:
-		 * with CONFIGURE_MEM_SLOTS that is the same ADD_MEM_REG once per
-		 * pair, which the library refuses as an overlap. SET_MEM_TABLE
-		 * replaces the table, so repeating it is harmless. */
-		if (o.net.num_queues > 2)
-			vcfg.protocol_features &= ~VU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
 		snprintf(ready, sizeof(ready), "net-backend: tap %s (%u queue pairs) on %s", net->tap.name,
 			 net->npairs, o.socket);
 		ret = vu_backend_run(&be, &net->vdev, &vcfg, ready) ? 1 : 0;

@@ -249,12 +249,21 @@ static int vu_get_max_mem_slots(struct vu_server *s, struct vu_msg *m, struct vu
 
 static int vu_add_mem_reg(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
 {
+	const struct vu_mem_region *mr = &m->payload.mem_single.region;
+	struct gmem_region *same;
 	int r;
 
 	(void)rep;
+	/* The same region again (QEMU: one vhost device per net queue pair on
+	 * one connection) is counted, not mapped twice; its fd is closed. */
+	same = gmem_find(&s->mem, mr->guest_phys_addr, mr->memory_size, mr->userspace_addr);
+	if (same) {
+		same->users++;
+		return 0;
+	}
 	/* Workers translate through the table: keep them out while it changes. */
 	vu_queues_stop_all(s);
-	r = vu_add_region(&s->mem, &m->payload.mem_single.region, m->fds[0]);
+	r = vu_add_region(&s->mem, mr, m->fds[0]);
 	vu_queues_start_all(s);
 	return r;
 }
@@ -264,7 +273,16 @@ static int vu_rem_mem_reg(struct vu_server *s, struct vu_msg *m, struct vu_reply
 	const struct vu_mem_region *mr = &m->payload.mem_single.region;
 	int r;
 
+	struct gmem_region *same;
+
 	(void)rep;
+	same = gmem_find(&s->mem, mr->guest_phys_addr, mr->memory_size, mr->userspace_addr);
+	if (!same)
+		return -ENOENT;
+	if (same->users > 1) {
+		same->users--;
+		return 0;
+	}
 	vu_queues_stop_all(s);
 	r = gmem_remove(&s->mem, mr->guest_phys_addr, mr->memory_size, mr->userspace_addr);
 	vu_queues_start_all(s);

@@ -21,6 +21,9 @@ struct gmem_region {
 	void *map_base;    /* mapping to munmap on removal, or NULL when not owned */
 	size_t map_size;
 	int fd;            /* fd to close on removal, or -1 when not owned */
+	unsigned users;    /* vhost-user: how many ADD_MEM_REG named it (QEMU sends
+			    * the same region once per vhost device sharing a
+			    * connection); gmem_add makes it 1 */
 };
 
 struct gmem {
@@ -39,6 +42,8 @@ int gmem_add(struct gmem *m, const struct gmem_region *r);
 /* Removes the region that matches gpa, size and uaddr exactly, releasing
  * what it owns. -ENOENT when none does. */
 int gmem_remove(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t uaddr);
+/* The region matching gpa, size and uaddr exactly, or NULL. */
+struct gmem_region *gmem_find(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t uaddr);
 
 /* Host pointer for guest address gpa, with *contig set to how many of the
  * len bytes are contiguous there (cut at the region's end: the caller loops

@@ -684,6 +684,17 @@ START_TEST(add_and_remove_regions)
 	ck_assert_int_eq(vu_peer_count_fds(), before);
 	ck_assert_uint_eq(srv.mem.nregions, 1);
 	fails(VHOST_USER_REM_MEM_REG, &one, 40, NULL, 0);
+	/* The same region added twice (once per vhost device of one front-end)
+	 * is mapped once, and stays until both copies are removed. */
+	one.region = region(0x80000, 0x80000, UA + 0x80000, 0x80000);
+	before = vu_peer_count_fds();
+	ok(VHOST_USER_ADD_MEM_REG, &one, 40, &memfd, 1);
+	ck_assert_int_eq(vu_peer_count_fds(), before);
+	ck_assert_uint_eq(srv.mem.nregions, 1);
+	ok(VHOST_USER_REM_MEM_REG, &one, 40, NULL, 0);
+	ck_assert_uint_eq(srv.mem.nregions, 1);
+	ok(VHOST_USER_REM_MEM_REG, &one, 40, NULL, 0);
+	ck_assert_uint_eq(srv.mem.nregions, 0);
 	close(small);
 }
 END_TEST
