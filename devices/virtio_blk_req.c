@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cvmm/iov.h"
 #include "cvmm/log.h"
 #include "cvmm/virtio_blk.h"
 #include "virtio_blk_req.h"
@@ -40,41 +41,6 @@ struct blk_req {
 static const uint8_t blk_zero_page[BLK_ZERO_CHUNK] __attribute__((aligned(4096)));
 
 /* ---- iovec helpers ---- */
-
-/* Copies up to len bytes starting skip bytes into iov into dst. */
-static size_t blk_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *dst, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len - done)
-			l = len - done;
-		memcpy((uint8_t *)dst + done, (uint8_t *)iov[i].iov_base + skip, l);
-		done += l;
-		skip = 0;
-	}
-	return done;
-}
-
-static size_t blk_buf_to_iov(const struct iovec *iov, unsigned n, const void *src, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-
-		memcpy(iov[i].iov_base, (const uint8_t *)src + done, l);
-		done += l;
-	}
-	return done;
-}
 
 /* Fills dst with the iovecs covering bytes [skip, skip+len) of iov. Returns
  * the count; dst has room for VIRTQ_MAX_IOV, as many as a chain can have. */
@@ -258,7 +224,7 @@ static uint8_t blk_discard_wz(struct blk_dev *b, const struct virtq_chain *c, bo
 	for (size_t i = 0; i < nseg; i++) {
 		uint32_t flags;
 
-		blk_iov_to_buf(c->iov, c->nout, sizeof(struct virtio_blk_outhdr) + i * sizeof(seg),
+		iov_to_buf(c->iov, c->nout, sizeof(struct virtio_blk_outhdr) + i * sizeof(seg),
 			       &seg, sizeof(seg));
 		segs[i].sector = le64toh(seg.sector);
 		segs[i].num_sectors = le32toh(seg.num_sectors);
@@ -362,7 +328,7 @@ uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 		*status = VIRTIO_BLK_S_IOERR;
 		return 1;
 	}
-	blk_iov_to_buf(c->iov, c->nout, 0, &hdr, sizeof(hdr));
+	iov_to_buf(c->iov, c->nout, 0, &hdr, sizeof(hdr));
 	switch (le32toh(hdr.type)) {
 	case VIRTIO_BLK_T_IN:
 		return blk_handle_rw(b, q, c, status, le64toh(hdr.sector), false);
@@ -378,7 +344,7 @@ uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 		size_t len = in_data < VIRTIO_BLK_ID_BYTES ? in_data : VIRTIO_BLK_ID_BYTES;
 
 		n = blk_iov_slice(in, c->nin, 0, in_data, q->data_iov);
-		used += (uint32_t)blk_buf_to_iov(q->data_iov, n, b->serial, len);
+		used += (uint32_t)iov_from_buf(q->data_iov, n, b->serial, len);
 		st = VIRTIO_BLK_S_OK;
 		break;
 	}

@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cvmm/iov.h"
 #include "cvmm/log.h"
 #include "cvmm/virtio_net.h"
 
@@ -29,34 +30,6 @@
 static struct net_dev *net_from_vdev(struct vdev *dev)
 {
 	return (struct net_dev *)dev;
-}
-
-/* ---- iovec helpers ---- */
-
-static size_t net_iov_to_buf(const struct iovec *iov, unsigned n, void *dst, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-
-		memcpy((uint8_t *)dst + done, iov[i].iov_base, l);
-		done += l;
-	}
-	return done;
-}
-
-static size_t net_buf_to_iov(const struct iovec *iov, unsigned n, const void *src, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-
-		memcpy(iov[i].iov_base, (const uint8_t *)src + done, l);
-		done += l;
-	}
-	return done;
 }
 
 int net_parse_mac(const char *s, uint8_t mac[6])
@@ -209,7 +182,7 @@ static uint32_t net_tx_handle(void *arg, struct virtq_chain *c)
 	ssize_t w;
 
 	/* Writable buffers have no meaning on TX and are ignored. */
-	if (c->out_len < hl || net_iov_to_buf(c->iov, c->nout, &h, hl) != hl ||
+	if (c->out_len < hl || iov_to_buf(c->iov, c->nout, 0, &h, hl) != hl ||
 	    net_hdr_check_tx(&h, n->vdev.features, c->out_len - hl) < 0) {
 		p->tx_errors++;
 		return 0;
@@ -372,7 +345,7 @@ static int net_rx_place(struct net_pair *p, struct virtq *vq)
 	for (unsigned i = 0; i < k; i++) {
 		struct net_rx_slot *s = &p->slots[i];
 
-		s->used_len = (uint32_t)net_buf_to_iov(&p->slot_iov[s->iov_off], s->niov,
+		s->used_len = (uint32_t)iov_from_buf(&p->slot_iov[s->iov_off], s->niov,
 						       p->frame + off, need - off);
 		off += s->used_len;
 	}
