@@ -63,7 +63,7 @@ void cli_usage(FILE *out)
 		"                       a virtio-blk disk on a raw image (repeatable, at most %d)\n"
 		"  --net tap=NAME[,mac=MAC][,ip=A,mask=M][,host_mac=MAC][,mtu=N][,num_queues=N][,queue_size=N][,id=ID]\n"
 		"                       a virtio-net device on a tap (created if missing; repeatable, at most %d;\n"
-		"                       with num_queues>2 the guest uses one pair: no control queue yet)\n"
+		"                       one queue pair: num_queues=2, the default)\n"
 		"  --rng [src=PATH]     a virtio-rng device fed by getrandom() or by PATH\n"
 		"  --console off|tty|null|file=PATH|socket=PATH\n"
 		"                       a virtio-console (hvc0) with this host side (default off)\n"

@@ -160,6 +160,7 @@ check_error rng-src "--rng: cannot open /nonexistent/rng" --rng src=/nonexistent
 check_error transport "--transport usb: expected pci or mmio" --transport usb
 check_error disk-id "--disk: id=d names another device already" --disk "path=$tmp/one.img,id=d" --disk "path=$tmp/ro.img,id=d"
 check_error net-queues "num_queues=3: must be even" --net tap=x,num_queues=3
+check_error net-mq "num_queues=4: in-process virtio-net has one queue pair for now" --net tap=x,num_queues=4
 check_error net-mac "mac=zz: expected six hex bytes" --net tap=x,mac=zz
 # The terminal cannot serve both consoles (--serial defaults to tty).
 timeout 20 "$cvmm" --kernel "$guest" --console tty >/dev/null 2>"$tmp/console-tty.err" </dev/null
