@@ -94,7 +94,7 @@ static int machine_virtio_net(struct machine_virtio *mv, unsigned i, const char 
 	/* Linux takes several pairs only with a control queue, which the
 	 * in-process model does not have yet; a multiqueue tap would steer
 	 * flows to queues the guest never reads. */
-	if (!err && o.net.num_queues > 2) {
+	if (!err && o.net.num_queues > 2 && o.net.num_queues % 2 == 0) {
 		log_err("--net num_queues=%u: in-process virtio-net has one queue pair for now (no control "
 			"queue yet): use num_queues=2, or --net-backend for multiqueue", o.net.num_queues);
 		err = -EOPNOTSUPP;
