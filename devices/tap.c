@@ -75,6 +75,15 @@ void tap_close(struct tap *t)
 	tap_reset(t);
 }
 
+int tap_queue_enable(struct tap *t, unsigned i, bool on)
+{
+	struct ifreq ifr = { .ifr_flags = on ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE };
+
+	if (i >= t->nqueues || t->nqueues < 2)
+		return -EINVAL;
+	return ioctl(t->fds[i], TUNSETQUEUE, &ifr) < 0 ? -errno : 0;
+}
+
 unsigned tap_offload_flags(uint64_t f)
 {
 	unsigned flags = 0;

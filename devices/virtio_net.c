@@ -498,6 +498,113 @@ static void net_on_tap(void *arg, uint32_t events)
 	net_rx_serve(arg);
 }
 
+/* ---- control queue ---- */
+
+/* Attaches the tap queues of the first k pairs and detaches the others. */
+static int net_set_active_pairs(struct net_dev *n, unsigned k)
+{
+	int err = 0;
+
+	for (unsigned i = 1; i < n->npairs && n->is_tap && !err; i++)
+		err = tap_queue_enable(&n->tap, i, i < k);
+	if (err) {
+		log_warn("virtio-net: %s: cannot switch to %u pairs: %s", n->tap.name, k, strerror(-err));
+		return err;
+	}
+	n->active_pairs = k;
+	return 0;
+}
+
+/* One control command; the ack is the chain's last writable byte. Only
+ * VQ_PAIRS_SET is offered (no CTRL_RX, CTRL_VLAN, ...): the rest get ERR. */
+static uint32_t net_ctrl_handle(void *arg, struct virtq_chain *c)
+{
+	struct net_dev *n = arg;
+	uint8_t hdr[2], st = VIRTIO_NET_ERR, *ack = NULL;
+	uint16_t pairs;
+
+	for (unsigned i = c->nout + c->nin; i-- > c->nout && !ack;)
+		if (c->iov[i].iov_len)
+			ack = (uint8_t *)c->iov[i].iov_base + c->iov[i].iov_len - 1;
+	if (!ack)
+		return 0;
+	if (iov_to_buf(c->iov, c->nout, 0, hdr, 2) == 2 && hdr[0] == VIRTIO_NET_CTRL_MQ &&
+	    hdr[1] == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET &&
+	    iov_to_buf(c->iov, c->nout, 2, &pairs, 2) == 2) {
+		pairs = le16toh(pairs);
+		if (pairs >= 1 && pairs <= n->npairs && net_set_active_pairs(n, pairs) == 0)
+			st = VIRTIO_NET_OK;
+	}
+	*ack = st;
+	return 1;
+}
+
+static void net_ctrl_kick(void *arg, uint32_t events)
+{
+	struct net_dev *n = arg;
+	struct virtq *vq = &n->vqs[2 * n->npairs];
+
+	(void)events;
+	virtq_kick_consume(vq);
+	if (virtq_serve(vq, n->ctrl_chain, NET_TX_BUDGET, net_ctrl_handle, n) < 0)
+		log_warn("virtio-net: malformed chain on the control queue; stopped until reset");
+}
+
+static int net_ctrl_start(struct net_dev *n)
+{
+	struct virtq *vq = &n->vqs[2 * n->npairs];
+	uint64_t one = 1;
+	int err;
+
+	if (vq->kick_fd < 0 || !vq->desc || n->ctrl_started)
+		return -EINVAL;
+	err = worker_watch(&n->ctrl_worker, vq->kick_fd, EPOLLIN, &n->ctrl_watch);
+	if (!err && (err = worker_start(&n->ctrl_worker)) < 0)
+		worker_unwatch(&n->ctrl_worker, vq->kick_fd);
+	if (err)
+		return err;
+	n->ctrl_started = true;
+	(void)!write(vq->kick_fd, &one, sizeof(one));
+	return 0;
+}
+
+static void net_ctrl_stop(struct net_dev *n)
+{
+	if (!n->ctrl_started)
+		return;
+	worker_stop(&n->ctrl_worker);
+	worker_unwatch(&n->ctrl_worker, n->vqs[2 * n->npairs].kick_fd);
+	n->ctrl_started = false;
+}
+
+int net_dev_enable_ctrl(struct net_dev *n)
+{
+	unsigned cq = 2 * n->npairs;
+	struct virtq *vqs;
+	int err;
+
+	if (n->has_ctrl)
+		return 0;
+	vqs = realloc(n->vqs, (cq + 1) * sizeof(*vqs));
+	if (!vqs)
+		return -ENOMEM;
+	n->vqs = vqs;
+	virtq_init(&n->vqs[cq]);
+	n->ctrl_chain = malloc(sizeof(*n->ctrl_chain));
+	if (!n->ctrl_chain)
+		return -ENOMEM;
+	err = worker_init(&n->ctrl_worker, "virtio-net-ctl");
+	if (err)
+		return err;
+	n->ctrl_watch = (struct worker_watch){ .fn = net_ctrl_kick, .arg = n };
+	n->has_ctrl = true;
+	n->vdev.vqs = n->vqs;
+	n->vdev.num_queues = cq + 1;
+	n->vdev.host_features |= VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ);
+	net_dev_offer_mq(n);
+	return net_set_active_pairs(n, 1);
+}
+
 /* ---- queue lifecycle ---- */
 
 static int net_queue_start(struct vdev *dev, unsigned q)
@@ -511,6 +618,8 @@ static int net_queue_start(struct vdev *dev, unsigned q)
 
 	if (q >= dev->num_queues)
 		return -EINVAL;
+	if (n->has_ctrl && q == 2 * n->npairs)
+		return net_ctrl_start(n);
 	p = &n->pairs[q / 2];
 	vq = &n->vqs[q];
 	if (vq->kick_fd < 0 || !vq->desc || (rx ? p->rx_started : p->tx_started))
@@ -561,6 +670,10 @@ static void net_queue_stop(struct vdev *dev, unsigned q)
 
 	if (q >= dev->num_queues)
 		return;
+	if (n->has_ctrl && q == 2 * n->npairs) {
+		net_ctrl_stop(n);
+		return;
+	}
 	p = &n->pairs[q / 2];
 	if (rx ? !p->rx_started : !p->tx_started)
 		return;
@@ -632,6 +745,8 @@ static void net_reset(struct vdev *dev)
 	struct net_dev *n = net_from_vdev(dev);
 
 	dev->features = 0;
+	if (n->has_ctrl)
+		net_set_active_pairs(n, 1);
 	for (unsigned i = 0; i < n->npairs; i++) {
 		n->pairs[i].frame_len = 0;
 		n->pairs[i].nslots = 0;
@@ -812,6 +927,14 @@ void net_dev_destroy(struct net_dev *n)
 		for (unsigned i = 0; i < n->npairs; i++)
 			net_pair_destroy(&n->pairs[i]);
 	}
+	if (n->has_ctrl) {
+		net_ctrl_stop(n);
+		worker_destroy(&n->ctrl_worker);
+		virtq_destroy(&n->vqs[2 * n->npairs]);
+		n->has_ctrl = false;
+	}
+	free(n->ctrl_chain);
+	n->ctrl_chain = NULL;
 	if (n->vqs)
 		for (unsigned i = 0; i < 2 * n->npairs; i++)
 			virtq_destroy(&n->vqs[i]);

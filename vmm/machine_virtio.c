@@ -91,16 +91,13 @@ static int machine_virtio_net(struct machine_virtio *mv, unsigned i, const char 
 	}
 	snprintf(dflt, sizeof(dflt), "net%u", i);
 	err = machine_virtio_id(mv, "--net", o.id, dflt, mv->net_ids[i]);
-	/* Linux takes several pairs only with a control queue, which the
-	 * in-process model does not have yet; a multiqueue tap would steer
-	 * flows to queues the guest never reads. */
-	if (!err && o.net.num_queues > 2 && o.net.num_queues % 2 == 0) {
-		log_err("--net num_queues=%u: in-process virtio-net has one queue pair for now (no control "
-			"queue yet): use num_queues=2, or --net-backend for multiqueue", o.net.num_queues);
-		err = -EOPNOTSUPP;
-	}
 	if (!err)
 		err = net_opts_open(&mv->nets[i], &o.net, "--net");
+	/* In-process, the control queue that switches pairs on is ours. */
+	if (!err && o.net.num_queues > 2 && (err = net_dev_enable_ctrl(&mv->nets[i]))) {
+		log_err("--net: cannot set up the control queue: %s", strerror(-err));
+		net_dev_destroy(&mv->nets[i]);
+	}
 	opts_free(machine_net_spec, &o);
 	return err;
 }

@@ -318,18 +318,26 @@ void vio_kick(struct vio_dev *d, struct vio_queue *q)
 		vio_wr32(q->notify_addr, q->index);
 }
 
+int64_t vio_poll(struct vio_queue *q, uint16_t *id)
+{
+	const volatile uint32_t *elem;
+
+	if (q->used[1] == q->used_seen)
+		return -1;
+	elem = (const volatile uint32_t *)(q->used + 2) + 2 * (q->used_seen % q->size);
+	q->used_seen++;
+	if (id)
+		*id = (uint16_t)elem[0];
+	return elem[1];
+}
+
 int64_t vio_wait(struct vio_queue *q, uint16_t *id)
 {
 	for (unsigned i = 0; i < VIO_POLL_LIMIT; i++) {
-		if (q->used[1] != q->used_seen) {
-			const volatile uint32_t *elem = (const volatile uint32_t *)(q->used + 2) +
-							2 * (q->used_seen % q->size);
+		int64_t len = vio_poll(q, id);
 
-			q->used_seen++;
-			if (id)
-				*id = (uint16_t)elem[0];
-			return elem[1];
-		}
+		if (len >= 0)
+			return len;
 		tg_pause();
 	}
 	return -1;

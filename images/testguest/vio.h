@@ -69,6 +69,8 @@ uint16_t vio_offer(struct vio_queue *q, const struct vio_buf *bufs, unsigned n);
 void vio_kick(struct vio_dev *d, struct vio_queue *q);
 /* Polls for the next used entry: its length (and head in *id), or -1 on timeout. */
 int64_t vio_wait(struct vio_queue *q, uint16_t *id);
+/* The same without waiting: -1 when nothing is used yet. */
+int64_t vio_poll(struct vio_queue *q, uint16_t *id);
 /* vio_offer + vio_kick + vio_wait for that chain. */
 int64_t vio_request(struct vio_dev *d, struct vio_queue *q, const struct vio_buf *bufs, unsigned n);
 /* Reads device config space bytes. */

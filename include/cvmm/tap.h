@@ -34,6 +34,9 @@ void tap_close(struct tap *t);
 unsigned tap_offload_flags(uint64_t guest_features);
 /* TUNSETOFFLOAD on every queue fd. 0 or -errno. */
 int tap_set_offload(struct tap *t, unsigned flags);
+/* Attaches (on) or detaches queue i of a multiqueue tap, so the kernel
+ * steers frames only to the queues the guest reads. 0 or -errno. */
+int tap_queue_enable(struct tap *t, unsigned i, bool on);
 /* TUNSETVNETHDRSZ on every queue fd. 0 or -errno. */
 int tap_set_hdr_len(struct tap *t, unsigned hdr_len);
 

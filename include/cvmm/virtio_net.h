@@ -48,6 +48,12 @@
 #define VIRTIO_NET_F_CTRL_VQ 17
 #define VIRTIO_NET_F_MQ 22
 
+/* Control queue commands (virtio 1.2 5.1.6.5). */
+#define VIRTIO_NET_OK 0
+#define VIRTIO_NET_ERR 1
+#define VIRTIO_NET_CTRL_MQ 4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
+
 #define VIRTIO_NET_S_LINK_UP 1
 
 /* virtio_net_hdr flags and gso types. */
@@ -157,12 +163,28 @@ struct net_dev {
 	unsigned npairs;
 	struct virtq *vqs;
 	struct net_pair *pairs;
+
+	/* The control queue (in-process only; vhost-user front-ends run their
+	 * own): queue 2 * npairs, served by its own worker. */
+	bool has_ctrl;
+	unsigned active_pairs;        /* pairs the driver switched on */
+	struct worker ctrl_worker;
+	struct worker_watch ctrl_watch;
+	bool ctrl_started;
+	struct virtq_chain *ctrl_chain;
 };
 
 /* Opens the tap (or takes cfg->fds) and sets up the model, queues stopped.
  * 0 or -errno (tap_open's errors, -EINVAL for bad parameters). cfg->fds
  * are taken over except on -EINVAL (they are closed on other errors). */
 int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg);
+/* Adds the control queue and offers CTRL_VQ and MQ, so a driver can switch
+ * on more than one pair (the in-process host; a vhost-user front-end runs
+ * its own control queue and uses net_dev_offer_mq instead). Until the
+ * driver asks for more, one pair is active and the tap's other queues are
+ * detached, so no flow is steered to a queue nobody reads. Call before the
+ * device is put behind a transport. 0 or -errno. */
+int net_dev_enable_ctrl(struct net_dev *n);
 void net_dev_destroy(struct net_dev *n);
 /* Offers MQ (with more than one pair). MQ is only usable with a control
  * queue to switch pairs on (virtio 1.2 5.1.3.1; Linux refuses MQ without

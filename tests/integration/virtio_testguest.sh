@@ -73,20 +73,24 @@ done
 # tap's MTU and address, which cvmm set from the options.
 ns=cvmm-vtg-$$
 if ip netns add "$ns"; then
-    for transport in pci mmio; do
+    # TRANSPORT QUEUES PAIRS: with 4 queues the guest switches both pairs on
+    # through the control queue and sends on the second.
+    for run in "pci 2 1" "mmio 2 1" "pci 4 2" "mmio 4 2"; do
+        read -r transport queues pairs <<<"$run"
+        name=net-$transport-$queues
         seed=$((RANDOM % 256))
         ip netns exec "$ns" python3 "$(dirname "$0")/lib/net_peer.py" tgnet0 "$seed" timeout 60 "$cvmm" \
-            --kernel "$guest" --memory size=128M --serial "file=$tmp/net-$transport.out" --transport "$transport" \
-            --net tap=tgnet0,mac=52:54:00:12:34:56,ip=10.77.0.1,mask=255.255.255.0,mtu=1400 \
-            --cmdline "tg.virtio=1 tg.seed=$seed" >"$tmp/net-$transport.peer" 2>&1 </dev/null
+            --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" --transport "$transport" \
+            --net "tap=tgnet0,mac=52:54:00:12:34:56,ip=10.77.0.1,mask=255.255.255.0,mtu=1400,num_queues=$queues" \
+            --cmdline "tg.virtio=1 tg.seed=$seed" >"$tmp/$name.peer" 2>&1 </dev/null
         rc=$?
-        sed 's/^/    /' "$tmp/net-$transport.peer"
-        if [ $rc -ne 0 ] || ! grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:56 tx+rx ok" <(tr -d '\r' <"$tmp/net-$transport.out"); then
-            fail "net-$transport: no frame exchange with the guest (peer exit $rc)"
-        elif ! grep -q "tap mtu 1400" "$tmp/net-$transport.peer" || ! grep -q "tap addr 10.77.0.1/24" "$tmp/net-$transport.peer"; then
-            fail "net-$transport: the tap did not get mtu 1400 and 10.77.0.1/24"
+        sed 's/^/    /' "$tmp/$name.peer"
+        if [ $rc -ne 0 ] || ! grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:56 pairs=$pairs tx+rx ok" <(tr -d '\r' <"$tmp/$name.out"); then
+            fail "$name: no frame exchange with the guest over $pairs pair(s) (peer exit $rc)"
+        elif ! grep -q "tap mtu 1400" "$tmp/$name.peer" || ! grep -q "tap addr 10.77.0.1/24" "$tmp/$name.peer"; then
+            fail "$name: the tap did not get mtu 1400 and 10.77.0.1/24"
         else
-            echo "ok net-$transport (seed $seed)"
+            echo "ok $name (seed $seed)"
         fi
     done
     ip netns del "$ns"
@@ -160,7 +164,6 @@ check_error rng-src "--rng: cannot open /nonexistent/rng" --rng src=/nonexistent
 check_error transport "--transport usb: expected pci or mmio" --transport usb
 check_error disk-id "--disk: id=d names another device already" --disk "path=$tmp/one.img,id=d" --disk "path=$tmp/ro.img,id=d"
 check_error net-queues "num_queues=3: must be even" --net tap=x,num_queues=3
-check_error net-mq "num_queues=4: in-process virtio-net has one queue pair for now" --net tap=x,num_queues=4
 check_error net-mac "mac=zz: expected six hex bytes" --net tap=x,mac=zz
 # The terminal cannot serve both consoles (--serial defaults to tty).
 timeout 20 "$cvmm" --kernel "$guest" --console tty >/dev/null 2>"$tmp/console-tty.err" </dev/null

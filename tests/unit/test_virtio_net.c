@@ -15,6 +15,7 @@
 
 #include "cvmm/log.h"
 #include "cvmm/virtio_net.h"
+#include "check_run.h"
 
 #define T_MEM_SIZE (1u << 20)
 #define T_QSIZE 16
@@ -619,6 +620,72 @@ START_TEST(rx_stash_returned_after_gap)
 }
 END_TEST
 
+/* In-process only: the control queue switches pairs on, and refuses what
+ * it does not do. */
+START_TEST(control_queue_switches_pairs)
+{
+	struct net_dev_config cfg = { .num_pairs = 2, .queue_size = T_QSIZE };
+	struct t_ring ctl = { 0x7000, 0x8000, 0x9000, 0, 0, 0 };
+	uint8_t *cmd = t_ptr(0xa000), *ack = t_ptr(0xa100);
+	struct t_buf bufs[2] = { { 0xa000, 4, false }, { 0xa100, 1, true } };
+	static const uint8_t cases[][4] = {
+		{ 4, 0, 2, 0 },  /* MQ VQ_PAIRS_SET 2: ok */
+		{ 4, 0, 3, 0 },  /* more pairs than there are */
+		{ 4, 0, 0, 0 },  /* no pair */
+		{ 0, 0, 1, 0 },  /* CTRL_RX, not offered */
+	};
+	static const uint8_t want[] = { 0, 1, 1, 1 };
+	struct virtq *vq;
+	struct pollfd pfd;
+	uint64_t cnt;
+	int fds[2], sv[2][2];
+
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv[i]), 0);
+		fds[i] = sv[i][0];
+	}
+	cfg.fds = fds;
+	ck_assert_int_eq(net_dev_init(&env->net, &cfg), 0);
+	ck_assert(!(env->net.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ)));
+	ck_assert_int_eq(net_dev_enable_ctrl(&env->net), 0);
+	ck_assert_uint_eq(env->net.vdev.num_queues, 5);
+	ck_assert(env->net.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ));
+	ck_assert(env->net.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MQ));
+	ck_assert_uint_eq(env->net.active_pairs, 1);
+	env->net.vdev.mem = &env->mem;
+	ck_assert_int_eq(env->net.vdev.ops->set_features(&env->net.vdev, env->net.vdev.host_features), 0);
+	vq = &env->net.vqs[4];
+	ck_assert_int_eq(virtq_setup(vq, &env->mem, T_QSIZE, ctl.desc, ctl.avail, ctl.used), 0);
+	vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ck_assert_int_eq(env->net.vdev.ops->queue_start(&env->net.vdev, 4), 0);
+	for (unsigned i = 0; i < sizeof(want); i++) {
+		struct virtq_used *used = t_ptr(ctl.used);
+
+		memcpy(cmd, cases[i], 4);
+		*ack = 0xff;
+		t_post(&ctl, T_QSIZE, bufs, 2);
+		cnt = 1;
+		ck_assert_int_eq(write(vq->kick_fd, &cnt, sizeof(cnt)), sizeof(cnt));
+		pfd = (struct pollfd){ .fd = vq->call_fd, .events = POLLIN };
+		for (int k = 0; k < 50 && __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) != i + 1; k++)
+			poll(&pfd, 1, 100);
+		ck_assert_uint_eq(used->idx, i + 1);
+		ck_assert_uint_eq(*ack, want[i]);
+		ck_assert_uint_eq(used->ring[i].len, 1);
+		(void)!read(vq->call_fd, &cnt, sizeof(cnt));
+	}
+	ck_assert_uint_eq(env->net.active_pairs, 2);
+	env->net.vdev.ops->reset(&env->net.vdev);
+	ck_assert_uint_eq(env->net.active_pairs, 1);
+	env->net.vdev.ops->queue_stop(&env->net.vdev, 4);
+	close(vq->kick_fd);
+	close(vq->call_fd);
+	close(sv[0][1]);
+	close(sv[1][1]);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
 	Suite *s = suite_create("virtio_net");
@@ -642,17 +709,12 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, rx_malformed_chain);
 	tcase_add_test(tc, worker_serves_both_ways);
 	tcase_add_test(tc, rx_stash_returned_after_gap);
+	tcase_add_test(tc, control_queue_switches_pairs);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(net_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(net_suite());
 }
