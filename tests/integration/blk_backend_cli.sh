@@ -18,18 +18,8 @@ fails=0
 img=$tmp/disk.img
 truncate -s 16M "$img"
 
-# expect_error OPTS PATTERN: non-zero exit, exactly one stderr line matching PATTERN.
-expect_error() {
-    local out rc lines
-    out=$(timeout 10 "$CVMM" --block-backend "$1" 2>&1 >/dev/null); rc=$?
-    lines=$(printf '%s\n' "$out" | grep -c .)
-    if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ "$lines" != 1 ] || ! printf '%s' "$out" | grep -q -- "$2"; then
-        echo "FAIL: '$1': rc=$rc, stderr ($lines lines): $out"
-        fails=$((fails + 1))
-    else
-        echo "ok: '$1' -> rc=$rc: $out"
-    fi
-}
+BACKEND_FLAG=--block-backend
+. "$(dirname "$0")/lib/backend_cli.sh"
 
 sock=$tmp/blk.sock
 expect_error "path=$img,socket=$sock,bogus=1" "bogus"

@@ -17,19 +17,8 @@ trap cleanup EXIT
 fails=0
 sock=$tmp/net.sock
 
-# expect_error OPTS PATTERN [WRAPPER...]: exit 1, exactly one stderr line matching PATTERN.
-expect_error() {
-    local opts=$1 pat=$2 out rc lines
-    shift 2
-    out=$(timeout 10 "$@" "$CVMM" --net-backend "$opts" 2>&1 >/dev/null); rc=$?
-    lines=$(printf '%s\n' "$out" | grep -c .)
-    if [ $rc -ne 1 ] || [ "$lines" != 1 ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        echo "FAIL: '$opts': rc=$rc, stderr ($lines lines): $out"
-        fails=$((fails + 1))
-    else
-        echo "ok: '$opts' -> rc=$rc: $out"
-    fi
-}
+BACKEND_FLAG=--net-backend
+. "$(dirname "$0")/lib/backend_cli.sh"
 
 expect_error "tap=t0,socket=$sock,bogus=1" "bogus"
 expect_error "tap=t0" "socket="

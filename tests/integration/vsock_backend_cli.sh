@@ -18,18 +18,8 @@ cleanup() {
 trap cleanup EXIT
 fails=0
 
-# expect_error OPTS PATTERN: non-zero exit, exactly one stderr line matching PATTERN.
-expect_error() {
-    local out rc lines
-    out=$(timeout 10 "$CVMM" --vsock-backend "$1" 2>&1 >/dev/null); rc=$?
-    lines=$(printf '%s\n' "$out" | grep -c .)
-    if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ "$lines" != 1 ] || ! printf '%s' "$out" | grep -q -- "$2"; then
-        echo "FAIL: '$1': rc=$rc, stderr ($lines lines): $out"
-        fails=$((fails + 1))
-    else
-        echo "ok: '$1' -> rc=$rc: $out"
-    fi
-}
+BACKEND_FLAG=--vsock-backend
+. "$(dirname "$0")/lib/backend_cli.sh"
 
 sock=$tmp/vu.sock
 uds=$tmp/vm.vsock
