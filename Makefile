@@ -1,30 +1,57 @@
 # cvmm — plain GNU make. Sources are picked up by directory, so adding a file
 # needs no Makefile change:
-#   vmm/ arch/x86/ devices/ vhost/  -> the cvmm binary (vmm/main.c holds main)
+#   vmm/ arch/$(ARCH)/ devices/ vhost/  -> the cvmm binary (vmm/main.c holds main)
 #   tests/unit/test_*.c             -> one Check binary each, linked with everything but main
 #   tests/integration/*.sh          -> run by tests/run-integration.sh
 # Build directory is $(BUILD) (default build/; `make asan` uses build-asan/).
+# ARCH=x86 (x86-64) or arm64 (aarch64); it defaults to this machine's. On
+# another machine ARCH=arm64 cross-builds with CROSS_COMPILE=aarch64-linux-gnu-
+# against Debian's multiarch :arm64 libraries (tests/install-deps.sh), into
+# build-arm64/ by default.
 
+HOST_ARCH := $(subst aarch64,arm64,$(subst x86_64,x86,$(shell uname -m)))
+ARCH      ?= $(HOST_ARCH)
+ifeq ($(ARCH),arm64)
+ifneq ($(HOST_ARCH),arm64)
+CROSS_COMPILE ?= aarch64-linux-gnu-
+endif
+BUILD     ?= build-arm64
+else
 BUILD     ?= build
-CC        ?= gcc
+endif
+ifneq ($(CROSS_COMPILE),)
+CC        := $(CROSS_COMPILE)gcc
+# The target's .pc files (Debian multiarch), not this machine's.
+PKG_CONFIG ?= PKG_CONFIG_LIBDIR=/usr/lib/$(shell $(CC) -dumpmachine)/pkgconfig:/usr/share/pkgconfig pkg-config
+else
 PKG_CONFIG ?= pkg-config
+endif
 
 PKGS      := libseccomp libcap liburing
-# Debian 12 ships libfdt without a .pc file: fall back to plain -lfdt.
+# Debian 12 ships libfdt without a .pc file: fall back to plain -lfdt, or to
+# the runtime library itself where only that is installed (libfdt-dev is not
+# multiarch: the :arm64 one would replace this machine's; its headers are
+# the same for every arch).
 FDT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libfdt 2>/dev/null)
-FDT_LIBS   := $(shell $(PKG_CONFIG) --libs libfdt 2>/dev/null || echo -lfdt)
+FDT_LIBS   := $(shell $(PKG_CONFIG) --libs libfdt 2>/dev/null || \
+                { [ -e "$$($(CC) -print-file-name=libfdt.so)" ] && echo -lfdt || echo -l:libfdt.so.1; })
 
 WARN      := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
              -Wsign-compare -Wshadow -Wformat=2 -Wvla
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -Iinclude \
              -MMD -MP $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(FDT_CFLAGS)
-LDLIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS)) $(FDT_LIBS) -lpthread
+LDLIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS)) $(FDT_LIBS) -lz -lpthread
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 
-SRC_DIRS  := vmm arch/x86 devices vhost
+SRC_DIRS  := vmm arch/$(ARCH) devices vhost
 SRCS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+# The arm64 device tree and Image code needs no KVM: unit tests check it on
+# every build machine.
+ifneq ($(ARCH),arm64)
+PORTABLE_SRCS := arch/arm64/fdt.c arch/arm64/image.c
+endif
 # Assembly that is part of cvmm itself (e.g. the host-check probe guest).
 ASRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.S))
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(ASRCS:%.S=$(BUILD)/%.o)
@@ -59,7 +86,7 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -c -o $@ $<
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB_OBJS) $(UNIT_HELPER_OBJS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB_OBJS) $(UNIT_HELPER_OBJS) $(PORTABLE_SRCS:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
@@ -69,7 +96,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJS)
 
 # The freestanding test guest has its own flags (no libc, no SSE): see images/testguest/Makefile.
 testguest:
-	@if [ -f images/testguest/Makefile ]; then $(MAKE) -C images/testguest BUILD=$(abspath $(BUILD))/testguest; fi
+	@if [ "$(ARCH)" = x86 ] && [ -f images/testguest/Makefile ]; then $(MAKE) -C images/testguest BUILD=$(abspath $(BUILD))/testguest; fi
 
 bench: $(CVMM) $(BENCH_BINS) testguest
 
@@ -87,6 +114,7 @@ integration: $(CVMM) testguest $(BENCH_BINS)
 # (also under ASan+UBSan) and integration tests.
 check: deps
 	$(MAKE) all $(UNIT_BINS)
+	$(MAKE) ARCH=arm64 BUILD=$(BUILD)/arm64 all
 	$(MAKE) asan-unit
 	./tests/run-unit.sh $(UNIT_BINS)
 	./tests/run-integration.sh $(abspath $(BUILD))
@@ -107,4 +135,4 @@ demo: deps all
 clean:
 	rm -rf build build-asan
 
--include $(OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(UNIT_HELPER_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(UNIT_HELPER_OBJS:.o=.d) $(PORTABLE_SRCS:%.c=$(BUILD)/%.d)

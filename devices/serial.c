@@ -193,27 +193,48 @@ void serial_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool 
 	pthread_mutex_unlock(&s->lock);
 }
 
-int serial_init(struct serial *s, struct vm *vm, uint16_t port, unsigned irq, int out_fd)
+static int serial_setup(struct serial *s, struct vm *vm, unsigned irq, int out_fd)
 {
-	int err;
-
 	memset(s, 0, sizeof(*s));
 	s->vm = vm;
-	s->port = port;
 	s->irq = irq;
 	s->out_fd = out_fd;
 	pthread_mutex_init(&s->lock, NULL);
 	s->room_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->room_fd < 0) {
-		err = -errno;
+		int err = -errno;
+
 		pthread_mutex_destroy(&s->lock);
 		return err;
 	}
-	if (!vm)
-		return 0;
+	return 0;
+}
+
+int serial_init(struct serial *s, struct vm *vm, uint16_t port, unsigned irq, int out_fd)
+{
+	int err = serial_setup(s, vm, irq, out_fd);
+
+	s->port = port;
+	if (err || !vm)
+		return err;
 	err = vm_pio_register(vm, port, 8, serial_io, s);
 	if (err) {
 		log_err("serial: cannot claim ports %#x-%#x: %s", port, port + 7, strerror(-err));
+		serial_destroy(s);
+	}
+	return err;
+}
+
+int serial_init_mmio(struct serial *s, struct vm *vm, uint64_t addr, unsigned irq, int out_fd)
+{
+	int err = serial_setup(s, vm, irq, out_fd);
+
+	if (err)
+		return err;
+	err = vm_mmio_register(vm, addr, 8, serial_io, s);
+	if (err) {
+		log_err("serial: cannot claim MMIO %#llx-%#llx: %s", (unsigned long long)addr,
+			(unsigned long long)addr + 7, strerror(-err));
 		serial_destroy(s);
 	}
 	return err;

@@ -4,12 +4,12 @@
 
 #include "cvmm/cli.h"
 #include "cvmm/opts.h"
-#include "cvmm/x86_tables.h"
+#include "cvmm/arch.h"
 
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
 	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_BLOCK_BACKEND, OPT_NET_BACKEND,
-	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_COUNT,
+	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_DUMP_DTB, OPT_COUNT,
 };
 
 static const struct cli_option {
@@ -37,6 +37,7 @@ static const struct cli_option {
 	[OPT_TRANSPORT] = { "--transport", true },
 	[OPT_CONSOLE] = { "--console", true },
 	[OPT_NET] = { "--net", true, false, true },
+	[OPT_DUMP_DTB] = { "--dump-dtb", true },
 };
 
 void cli_usage(FILE *out)
@@ -48,7 +49,7 @@ void cli_usage(FILE *out)
 		"       cvmm --net-backend tap=NAME,socket=SOCK[,...]     all options in\n"
 		"       cvmm --vsock-backend cid=N,socket=SOCK,uds_path=P README.md\n"
 		"\n"
-		"  --kernel PATH        x86_64 bzImage (boot protocol 2.12+) or 64-bit ELF\n"
+		"  --kernel PATH        " ARCH_KERNEL_HELP "\n"
 		"  --initramfs PATH     initial ramdisk\n"
 		"  --cmdline \"...\"      kernel command line (default \"" CLI_DEFAULT_CMDLINE "\")\n"
 		"  --cpus boot=N        number of vCPUs (default 1, at most %d)\n"
@@ -56,7 +57,7 @@ void cli_usage(FILE *out)
 		"                       guest RAM (default 512M; K/M/G suffixes); shared=on maps it\n"
 		"                       MAP_SHARED, hugepages=on uses 2 MiB hugetlb pages\n"
 		"  --serial tty|off|null|file=PATH|socket=PATH\n"
-		"                       COM1 (0x3f8) console: this terminal (default; Ctrl-A x quits),\n"
+		"                       " ARCH_SERIAL_HELP " console: this terminal (default; Ctrl-A x quits),\n"
 		"                       no UART, a UART whose output is dropped, a file, or a Unix\n"
 		"                       socket cvmm listens on\n"
 		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR][,id=ID]\n"
@@ -67,14 +68,16 @@ void cli_usage(FILE *out)
 		"  --console off|tty|null|file=PATH|socket=PATH\n"
 		"                       a virtio-console (hvc0) with this host side (default off)\n"
 		"  --transport pci|mmio how virtio devices attach (default pci); mmio devices are\n"
-		"                       announced on the kernel command line (virtio_mmio.device=)\n"
+		"                       " ARCH_VIRTIO_MMIO_HELP "\n"
+		"  --dump-dtb PATH      arm64: write the guest's device tree (a DTB) to PATH and\n"
+		"                       exit without running the guest\n"
 		"  --log-file PATH      write cvmm's log there instead of stderr\n"
 		"  -v                   more log output (-v info, -v -v debug)\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 when the guest resets or powers off, 1 on a guest crash (triple\n"
 		"fault) or a KVM/internal error, 2 on bad input, 128+N when stopped by signal N.\n",
-		X86_MAX_CPUS, CLI_MAX_DISKS, CLI_MAX_NETS);
+		ARCH_MAX_CPUS, CLI_MAX_DISKS, CLI_MAX_NETS);
 }
 
 static int cli_find(const char *arg, const char **value)
@@ -126,8 +129,8 @@ static int cli_cpus(struct cli_config *c, const char *v, char *err, size_t errle
 		snprintf(err, errlen, "--cpus %s: %s", v, why);
 		return -EINVAL;
 	}
-	if (o.boot < 1 || o.boot > X86_MAX_CPUS) {
-		snprintf(err, errlen, "--cpus boot=%u: must be 1 to %d", o.boot, X86_MAX_CPUS);
+	if (o.boot < 1 || o.boot > ARCH_MAX_CPUS) {
+		snprintf(err, errlen, "--cpus boot=%u: must be 1 to %d", o.boot, ARCH_MAX_CPUS);
 		return -EINVAL;
 	}
 	c->cpus = o.boot;
@@ -229,6 +232,7 @@ static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, si
 	case OPT_DISK: return cli_add_device("--disk", c->disks, &c->ndisks, CLI_MAX_DISKS, v, err, errlen);
 	case OPT_NET: return cli_add_device("--net", c->nets, &c->nnets, CLI_MAX_NETS, v, err, errlen);
 	case OPT_RNG: c->rng = v; return 0;
+	case OPT_DUMP_DTB: c->dump_dtb = v; return 0;
 	case OPT_TRANSPORT: return cli_transport(c, v, err, errlen);
 	case OPT_HELP: c->action = CLI_HELP; return 0;
 	case OPT_VERSION: c->action = CLI_VERSION; return 0;

@@ -4,17 +4,15 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "cvmm/arch.h"
 #include "cvmm/irq_routing.h"
 #include "cvmm/log.h"
-
-#define IRQ_PIC_MASTER 0
-#define IRQ_PIC_SLAVE 1
-#define IRQ_IOAPIC 2
 
 void irq_routing_init(struct irq_routing *r, int vm_fd)
 {
 	memset(r, 0, sizeof(*r));
 	r->vm_fd = vm_fd;
+	r->msi_devid = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MSI_DEVID) > 0;
 	pthread_mutex_init(&r->lock, NULL);
 }
 
@@ -39,31 +37,17 @@ int irq_routing_alloc_msi(struct irq_routing *r)
 	return gsi;
 }
 
-static void irq_routing_pin(struct kvm_irq_routing_entry *e, unsigned gsi, unsigned chip, unsigned pin)
-{
-	memset(e, 0, sizeof(*e));
-	e->gsi = gsi;
-	e->type = KVM_IRQ_ROUTING_IRQCHIP;
-	e->u.irqchip.irqchip = chip;
-	e->u.irqchip.pin = pin;
-}
-
 /* Rebuilds and installs the table; called with the lock held. */
 static int irq_routing_commit(struct irq_routing *r)
 {
-	size_t max = 16 * 2 + (IRQ_PIN_GSIS - 16) + IRQ_MSI_GSIS;
+	size_t max = ARCH_IRQ_PIN_ROUTES + IRQ_MSI_GSIS;
 	struct kvm_irq_routing *t = calloc(1, sizeof(*t) + max * sizeof(t->entries[0]));
 	unsigned n = 0;
 	int err = 0;
 
 	if (!t)
 		return -ENOMEM;
-	/* KVM's default: ISA GSIs reach both PICs and the IOAPIC. */
-	for (unsigned gsi = 0; gsi < IRQ_PIN_GSIS; gsi++) {
-		if (gsi < 16)
-			irq_routing_pin(&t->entries[n++], gsi, gsi < 8 ? IRQ_PIC_MASTER : IRQ_PIC_SLAVE, gsi % 8);
-		irq_routing_pin(&t->entries[n++], gsi, IRQ_IOAPIC, gsi);
-	}
+	n = arch_irq_pin_routes(t->entries);
 	for (unsigned i = 0; i < IRQ_MSI_GSIS; i++) {
 		struct kvm_irq_routing_entry *e;
 
@@ -76,6 +60,10 @@ static int irq_routing_commit(struct irq_routing *r)
 		e->u.msi.address_lo = (uint32_t)r->msi[i].addr;
 		e->u.msi.address_hi = (uint32_t)(r->msi[i].addr >> 32);
 		e->u.msi.data = r->msi[i].data;
+		if (r->msi_devid) {
+			e->flags = KVM_MSI_VALID_DEVID;
+			e->u.msi.devid = r->msi[i].devid;
+		}
 	}
 	t->nr = n;
 	if (ioctl(r->vm_fd, KVM_SET_GSI_ROUTING, t) < 0) {
@@ -86,7 +74,8 @@ static int irq_routing_commit(struct irq_routing *r)
 	return err;
 }
 
-int irq_routing_set_msi(struct irq_routing *r, unsigned gsi, bool active, uint64_t addr, uint32_t data)
+int irq_routing_set_msi(struct irq_routing *r, unsigned gsi, bool active, uint64_t addr, uint32_t data,
+			uint32_t devid)
 {
 	struct irq_msi_route *m;
 	int err = 0;
@@ -97,10 +86,11 @@ int irq_routing_set_msi(struct irq_routing *r, unsigned gsi, bool active, uint64
 	m = &r->msi[gsi - IRQ_MSI_GSI_BASE];
 	if (!m->allocated) {
 		err = -EINVAL;
-	} else if (m->active != active || m->addr != addr || m->data != data) {
+	} else if (m->active != active || m->addr != addr || m->data != data || m->devid != devid) {
 		m->active = active;
 		m->addr = addr;
 		m->data = data;
+		m->devid = devid;
 		err = irq_routing_commit(r);
 	}
 	pthread_mutex_unlock(&r->lock);

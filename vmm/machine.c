@@ -11,18 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvmm/arch.h"
 #include "cvmm/console.h"
-#include "cvmm/legacy.h"
 #include "cvmm/log.h"
 #include "cvmm/machine.h"
 #include "cvmm/machine_virtio.h"
 #include "cvmm/serial.h"
-#include "cvmm/vcpu.h"
 #include "cvmm/vm.h"
-#include "cvmm/x86_boot.h"
-#include "cvmm/x86_cpu.h"
-#include "cvmm/x86_layout.h"
-#include "cvmm/x86_tables.h"
 
 #define MACHINE_EXIT_BAD_INPUT 2
 
@@ -33,15 +28,12 @@ struct machine_file {
 
 struct machine {
 	struct vm vm;
-	struct serial uart;
-	struct i8042 kbd;
-	struct boot_timer timer;
-	struct acpi_pm pm;
+	struct arch_machine *arch;  /* boot plan and the arch's devices (UART, ...) */
 	struct console con;       /* --serial: the UART's host side */
 	struct console vcon;      /* --console: the virtio-console's host side */
 	struct machine_virtio virtio;
 	char *cmdline;       /* --cmdline plus what the virtio devices need */
-	bool have_uart, have_kbd, have_pm, have_virtio;
+	bool have_virtio;
 };
 
 /* Maps a whole file read-only; logs what is wrong and returns -errno. */
@@ -78,59 +70,6 @@ static void machine_unmap_file(struct machine_file *f)
 	if (f->data)
 		munmap((void *)f->data, f->size);
 	f->data = NULL;
-}
-
-static int machine_tables(struct vm *vm)
-{
-	uint8_t *bios = gmem_ptr(&vm->mem, X86_BIOS_ADDR, X86_MPTABLE_ADDR - X86_BIOS_ADDR);
-	uint8_t *fp = gmem_ptr(&vm->mem, X86_EBDA_ADDR, 16);
-	uint8_t *mp = gmem_ptr(&vm->mem, X86_MPTABLE_ADDR, X86_BIOS_END - X86_MPTABLE_ADDR);
-
-	if (!bios || !fp || !mp)
-		return -EFAULT;
-	if (x86_acpi_build(bios, X86_MPTABLE_ADDR - X86_BIOS_ADDR, X86_BIOS_ADDR, vm->cfg.ncpus) < 0 ||
-	    x86_mptable_build(fp, mp, X86_BIOS_END - X86_MPTABLE_ADDR, X86_MPTABLE_ADDR, vm->cfg.ncpus) < 0)
-		return -ENOSPC;
-	return 0;
-}
-
-static int machine_vcpus(struct vm *vm, uint64_t entry)
-{
-	struct kvm_cpuid2 *cpuid = NULL;
-	int err = x86_cpuid_get_supported(vm->kvm_fd, &cpuid);
-
-	for (unsigned i = 0; i < vm->cfg.ncpus && !err; i++) {
-		int fd = vm->vcpus[i].fd;
-
-		err = x86_cpuid_set(fd, cpuid, i, vm->cfg.ncpus);
-		if (!err)
-			err = x86_vcpu_setup_common(fd, i == 0);
-		if (!err)
-			err = i == 0 ? x86_vcpu_setup_bsp(fd, entry, X86_ZERO_PAGE_ADDR) : x86_vcpu_setup_ap(fd);
-	}
-	free(cpuid);
-	return err;
-}
-
-static int machine_devices(struct machine *m, const struct cli_config *cfg)
-{
-	int err;
-
-	if (cfg->serial != CLI_SERIAL_OFF) {
-		err = serial_init(&m->uart, &m->vm, SERIAL_COM1_PORT, SERIAL_COM1_IRQ, m->con.out_fd);
-		if (err)
-			return err;
-		m->have_uart = true;
-	}
-	err = i8042_init(&m->kbd, &m->vm);
-	if (err)
-		return err;
-	m->have_kbd = true;
-	err = acpi_pm_init(&m->pm, &m->vm);
-	if (err)
-		return err;
-	m->have_pm = true;
-	return boot_timer_init(&m->timer, &m->vm);
 }
 
 /* The UART as a console's device. */
@@ -207,27 +146,27 @@ static void machine_report(struct machine *m)
 }
 
 /* From a set-up machine to its exit status. */
-static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, const struct x86_boot_plan *plan,
-				const struct machine_file *initrd, const struct cli_config *cfg, int sig_fd)
+static int machine_boot_and_run(struct machine *m, const struct machine_file *initrd, const struct cli_config *cfg,
+				int sig_fd)
 {
-	int err;
+	unsigned ndevs = m->virtio.ndisks + m->virtio.nnets + !!m->virtio.rng + !!m->virtio.console;
+	struct arch_virtio_info vi = {
+		.nmmio = m->virtio.kind == VIRTIO_TRANSPORT_MMIO ? ndevs : 0,
+		.npci = m->virtio.kind == VIRTIO_TRANSPORT_PCI ? ndevs : 0,
+	};
+	struct serial *uart;
 
-	err = x86_boot_load(&m->vm.mem, k, plan, initrd->data, m->cmdline, cfg->mem_size, X86_BIOS_ADDR);
-	if (!err)
-		err = x86_boot_tables_write(&m->vm.mem);
-	if (!err)
-		err = machine_tables(&m->vm);
-	if (err) {
-		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
-		return 1;
-	}
-	if (machine_vcpus(&m->vm, plan->entry) || machine_devices(m, cfg) ||
+	if (arch_machine_load(m->arch, &m->vm, cfg, initrd->data, initrd->size, m->cmdline, &vi, m->con.out_fd) ||
 	    machine_virtio_attach(&m->virtio, &m->vm))
 		return 1;
-	if (m->have_uart) {
+	/* --dump-dtb: the device tree is written, the guest does not run. */
+	if (cfg->dump_dtb)
+		return 0;
+	uart = arch_machine_uart(m->arch);
+	if (uart) {
 		struct console_sink sink = {
-			.dev = &m->uart, .input = machine_serial_input, .room = machine_serial_room,
-			.set_output = machine_serial_output, .room_fd = m->uart.room_fd,
+			.dev = uart, .input = machine_serial_input, .room = machine_serial_room,
+			.set_output = machine_serial_output, .room_fd = uart->room_fd,
 		};
 
 		console_attach(&m->con, &sink, &m->vm);
@@ -255,12 +194,9 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	struct vm_config vc = { .ncpus = cfg->cpus, .ram_size = cfg->mem_size, .shared = cfg->mem_shared,
 				.hugepages = cfg->mem_hugepages, .start = *start };
 	struct machine_file kf = { 0 }, initrd = { 0 };
-	struct x86_boot_plan plan;
-	struct x86_kernel k;
 	struct machine *m;
-	char why[256];
 	sigset_t sigs;
-	int sig_fd = -1, status = MACHINE_EXIT_BAD_INPUT;
+	int sig_fd = -1, status = MACHINE_EXIT_BAD_INPUT, err;
 
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -270,10 +206,6 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	if (machine_map_file(cfg->kernel, "kernel", &kf) ||
 	    (cfg->initramfs && machine_map_file(cfg->initramfs, "initramfs", &initrd)))
 		goto out_files;
-	if (x86_kernel_parse(&k, kf.data, kf.size, why, sizeof(why))) {
-		log_err("kernel '%s': %s", cfg->kernel, why);
-		goto out_files;
-	}
 	if (machine_virtio_open(&m->virtio, cfg))
 		goto out_files;
 	m->have_virtio = true;
@@ -281,8 +213,10 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 		m->cmdline = NULL;
 		goto out_files;
 	}
-	if (x86_boot_plan(&k, cfg->mem_size, initrd.size, strlen(m->cmdline), &plan, why, sizeof(why))) {
-		log_err("%s", why);
+	err = arch_machine_prepare(&m->arch, cfg, kf.data, kf.size, initrd.size, strlen(m->cmdline));
+	if (err) {
+		if (err != -EINVAL)
+			status = 1;
 		goto out_files;
 	}
 	/* Signals become events of the main loop; vCPU threads inherit the mask. */
@@ -303,20 +237,17 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 		goto out_files;
 	if (!console_open(&m->con, cfg->serial, cfg->serial_path, "--serial") &&
 	    !console_open(&m->vcon, cfg->console, cfg->console_path, "--console"))
-		status = machine_boot_and_run(m, &k, &plan, &initrd, cfg, sig_fd);
+		status = machine_boot_and_run(m, &initrd, cfg, sig_fd);
 	vm_stop(&m->vm, VM_EXIT_ERROR);
-	if (m->have_uart)
-		serial_destroy(&m->uart);
-	if (m->have_kbd)
-		i8042_destroy(&m->kbd);
-	if (m->have_pm)
-		acpi_pm_destroy(&m->pm);
+	arch_machine_destroy(m->arch);
+	m->arch = NULL;
 	machine_virtio_destroy(&m->virtio);
 	m->have_virtio = false;
 	vm_destroy(&m->vm);
 	console_close(&m->con);
 	console_close(&m->vcon);
 out_files:
+	arch_machine_destroy(m->arch);
 	if (m->have_virtio)
 		machine_virtio_destroy(&m->virtio);
 	free(m->cmdline);

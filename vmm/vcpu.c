@@ -10,7 +10,6 @@
 #include "cvmm/log.h"
 #include "cvmm/vcpu.h"
 #include "cvmm/vm.h"
-#include "cvmm/x86_cpu.h"
 
 static void vcpu_kick_handler(int sig)
 {
@@ -92,7 +91,7 @@ static void vcpu_fatal(struct vcpu *v, enum vm_exit reason, const char *what)
 {
 	if (vm_exit_reason(v->vm) != VM_RUNNING)
 		return;
-	x86_vcpu_dump(v->fd, v->id, &v->vm->mem, LOG_ERR);
+	arch_vcpu_dump(v, LOG_ERR);
 	vm_request_exit(v->vm, reason, "vCPU %u: %s", v->id, what);
 }
 
@@ -134,7 +133,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-		    x86_emulation_assist(v->fd, &v->vm->mem))
+		    arch_vcpu_emulation_assist(v))
 			return true;
 		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
 			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
@@ -203,7 +202,7 @@ static void *vcpu_thread(void *arg)
 	}
 	/* Where a guest was when the user stopped it: for hung guests. */
 	if (vm_exit_reason(v->vm) == VM_EXIT_SIGNAL && log_get_level() >= LOG_DEBUG)
-		x86_vcpu_dump(v->fd, v->id, &v->vm->mem, LOG_DEBUG);
+		arch_vcpu_dump(v, LOG_DEBUG);
 	return NULL;
 }
 

@@ -9,9 +9,8 @@
 #include "cvmm/log.h"
 #include "cvmm/virtio_host.h"
 
-/* ISA lines free on cvmm's machine (4 is the UART, 9 the ACPI SCI; 0/1/2/8
- * are the PIT, keyboard controller, cascade and RTC). */
-static const unsigned virtio_host_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
+/* Interrupt lines the arch leaves free for virtio-mmio (arch.h). */
+static const unsigned virtio_host_mmio_irqs[] = ARCH_VIRTIO_MMIO_IRQS;
 
 /* The MMIO notify register is shared by all queues: KVM tells them apart by
  * the value written (the queue index). */
@@ -81,8 +80,7 @@ static void virtio_host_mmio_access(void *opaque, uint64_t off, uint8_t *data, u
 	virtio_host_access(&virtio_host_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
 }
 
-/* Where the i-th MMIO device goes. */
-static int virtio_host_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
+int virtio_host_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
 {
 	if (i >= sizeof(virtio_host_mmio_irqs) / sizeof(virtio_host_mmio_irqs[0]))
 		return -ENOSPC;
@@ -96,6 +94,8 @@ int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len)
 	size_t used = 0;
 
 	buf[0] = 0;
+	if (!ARCH_VIRTIO_MMIO_ON_CMDLINE)
+		return n <= sizeof(virtio_host_mmio_irqs) / sizeof(virtio_host_mmio_irqs[0]) ? 0 : -ENOSPC;
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t base;
 		unsigned irq;
@@ -209,7 +209,7 @@ static void virtio_host_pci_msix_changed(void *ctx, struct vpci *p)
 		bool active = vpci_msi_message(p, i, &addr, &data);
 		bool was_active = d->route_active[i];
 
-		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data))
+		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data, d->devid))
 			continue;
 		d->route_active[i] = active;
 		if (active && !was_active)
@@ -263,7 +263,7 @@ static int virtio_host_pci_bus(struct virtio_host *h)
 {
 	int err;
 
-	err = vm_pio_register(h->vm, PCI_CONFIG_ADDRESS_PORT, 8, virtio_host_pci_config, h);
+	err = ARCH_HAS_PIO ? vm_pio_register(h->vm, PCI_CONFIG_ADDRESS_PORT, 8, virtio_host_pci_config, h) : 0;
 	if (!err)
 		err = vm_mmio_register(h->vm, VIRTIO_HOST_ECAM_BASE, PCI_ECAM_BUS_SIZE, virtio_host_pci_ecam, h);
 	if (err) {
@@ -305,6 +305,7 @@ static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
 		return slot;
 	}
 	h->npci++;
+	d->devid = (uint32_t)slot << 3;
 	log_info("%s (%s): virtio-pci at 00:%02x.0, BAR0 0x%x", d->id, dev->ops->name, slot, bar);
 	return 0;
 }

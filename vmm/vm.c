@@ -13,26 +13,13 @@
 #include "cvmm/log.h"
 #include "cvmm/vcpu.h"
 #include "cvmm/vm.h"
-#include "cvmm/x86_layout.h"
 
 #define VM_MIB (1024 * 1024ULL)
 
-/* What cvmm relies on from KVM. */
-static const struct vm_cap {
-	int cap;
-	const char *name;
-} vm_caps[] = {
-	{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
-	{ KVM_CAP_PIT2, "in-kernel PIT" },
-	{ KVM_CAP_USER_MEMORY, "user memory" },
-	{ KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
-	{ KVM_CAP_IRQFD, "irqfd" },
-	{ KVM_CAP_IOEVENTFD, "ioeventfd" },
-	{ KVM_CAP_SET_TSS_ADDR, "TSS address" },
-};
-
 static int vm_open_kvm(struct vm *vm)
 {
+	const struct arch_kvm_cap *caps;
+	size_t ncaps;
 	int ver;
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -53,10 +40,11 @@ static int vm_open_kvm(struct vm *vm)
 		log_err("/dev/kvm speaks KVM API %d, cvmm needs %d: use a newer kernel", ver, KVM_API_VERSION);
 		return -ENOTSUP;
 	}
-	for (size_t i = 0; i < sizeof(vm_caps) / sizeof(vm_caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, vm_caps[i].cap) <= 0) {
+	caps = arch_kvm_caps(&ncaps);
+	for (size_t i = 0; i < ncaps; i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0) {
 			log_err("this KVM lacks %s (capability %d), which cvmm needs: use a newer kernel",
-				vm_caps[i].name, vm_caps[i].cap);
+				caps[i].name, caps[i].cap);
 			return -ENOTSUP;
 		}
 	}
@@ -121,22 +109,9 @@ fail:
 	return err;
 }
 
-static int vm_vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const char *what)
-{
-	if (ioctl(vm->vm_fd, req, arg) < 0) {
-		int err = -errno;
-
-		log_err("%s failed: %s", what, strerror(-err));
-		return err;
-	}
-	return 0;
-}
-
 static int vm_create_machine(struct vm *vm)
 {
-	struct kvm_pit_config pit = { .flags = 0 };
-	uint64_t idmap = X86_IDENTITY_MAP_ADDR;
-	struct x86_ram_range r[2];
+	struct arch_ram_range r[2];
 	unsigned n;
 	int err;
 
@@ -146,16 +121,10 @@ static int vm_create_machine(struct vm *vm)
 		log_err("KVM_CREATE_VM failed: %s", strerror(-err));
 		return err;
 	}
-	err = vm_vm_ioctl(vm, KVM_SET_TSS_ADDR, X86_TSS_ADDR, "KVM_SET_TSS_ADDR");
-	if (!err)
-		err = vm_vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&idmap, "KVM_SET_IDENTITY_MAP_ADDR");
-	if (!err)
-		err = vm_vm_ioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
-	if (!err)
-		err = vm_vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2");
+	err = arch_vm_setup(vm);
 	if (err)
 		return err;
-	n = x86_ram_ranges(vm->cfg.ram_size, r);
+	n = arch_ram_ranges(vm->cfg.ram_size, r);
 	for (unsigned i = 0; i < n && !err; i++)
 		err = vm_add_ram(vm, i, r[i].gpa, r[i].size);
 	return err;
@@ -187,7 +156,7 @@ static int vm_create_vcpus(struct vm *vm)
 		if (err)
 			return err;
 	}
-	return 0;
+	return arch_vm_vcpus_created(vm);
 }
 
 int vm_init(struct vm *vm, const struct vm_config *cfg)
@@ -196,6 +165,7 @@ int vm_init(struct vm *vm, const struct vm_config *cfg)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->arch.gic_fd = vm->arch.its_fd = -1;
 	vm->cfg = *cfg;
 	gmem_init(&vm->mem);
 	iobus_init(&vm->pio, "port");
@@ -229,6 +199,7 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	arch_vm_destroy(vm);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	gmem_destroy(&vm->mem);
@@ -335,7 +306,7 @@ int vm_mmio_register(struct vm *vm, uint64_t addr, uint64_t len, iobus_fn fn, vo
 
 int vm_irq_line(struct vm *vm, unsigned gsi, bool level)
 {
-	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	struct kvm_irq_level irq = { .irq = arch_irq_line(gsi), .level = level };
 
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
 }

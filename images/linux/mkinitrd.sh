@@ -6,6 +6,8 @@
 # OUT.gz), the common /init (images/linux/init-prelude.sh) and TEST_SCRIPT as
 # /test.sh, which /init runs after loading the modules; then /init resets
 # the machine. Each extra SRC is copied to DEST (default /basename of SRC).
+# BUSYBOX names another static busybox (default /bin/busybox; the arm64 one
+# from images/linux/build.sh OUTDIR arm64 for arm64 guests).
 set -euo pipefail
 
 out=${1:?usage: mkinitrd.sh OUT.gz TEST_SCRIPT [SRC[:DEST]]...}
@@ -13,7 +15,7 @@ script=${2:?usage: mkinitrd.sh OUT.gz TEST_SCRIPT [SRC[:DEST]]...}
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 linux=${LINUX_DIR:-$(dirname "$out")}
-busybox=/bin/busybox
+busybox=${BUSYBOX:-/bin/busybox}
 
 die() { echo "images/linux/mkinitrd: $*" >&2; exit 1; }
 [ -f "$linux/modules/order" ] || die "no modules in $linux: run images/linux/build.sh $linux first"

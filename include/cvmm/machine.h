@@ -1,7 +1,9 @@
 /*
- * cvmm's x86 machine: a VM with its legacy devices (COM1, i8042, ACPI PM,
- * boot timer), firmware tables and a directly booted kernel, run until it
- * stops. What main() does once the command line is understood.
+ * cvmm's machine: a VM with the arch's devices and boot data (x86: COM1,
+ * i8042, ACPI PM, boot timer, firmware tables; arm64: a UART and a device
+ * tree; include/cvmm/arch.h), the virtio devices and a directly booted
+ * kernel, run until it stops. What main() does once the command line is
+ * understood.
  */
 #ifndef CVMM_MACHINE_H
 #define CVMM_MACHINE_H

@@ -1,6 +1,7 @@
 /*
  * 8250/16550A UART (what Linux's 8250 driver and simple guests expect at
- * COM1: 0x3f8, IRQ 4). Transmitted bytes go straight to an output fd; received
+ * COM1: 0x3f8, IRQ 4; on arm64 the same registers on MMIO, found by Linux
+ * through the device tree's "ns16550a" node). Transmitted bytes go straight to an output fd; received
  * bytes are pushed in by the VMM's console (serial_input) into a 16-byte
  * FIFO, and room_fd tells the console when the guest made room again.
  *
@@ -24,7 +25,7 @@ struct vm;
 struct serial {
 	struct vm *vm;
 	pthread_mutex_t lock;
-	uint16_t port;
+	uint16_t port;     /* 0 on MMIO */
 	unsigned irq;
 	int out_fd;        /* where transmitted bytes go; -1 discards them */
 	int room_fd;       /* eventfd: written when a full FIFO gets room */
@@ -37,6 +38,8 @@ struct serial {
 
 /* Registers the UART's eight ports on vm. 0 or -errno. */
 int serial_init(struct serial *s, struct vm *vm, uint16_t port, unsigned irq, int out_fd);
+/* The same UART as eight byte-wide MMIO registers at addr (arm64). */
+int serial_init_mmio(struct serial *s, struct vm *vm, uint64_t addr, unsigned irq, int out_fd);
 void serial_destroy(struct serial *s);
 /* Queues up to len received bytes; returns how many fit. */
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);

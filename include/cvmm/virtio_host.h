@@ -4,10 +4,11 @@
  * queue notifications are ioeventfds and interrupts are irqfds (MSI routes
  * for PCI, an IOAPIC line for MMIO) and neither takes a vCPU thread's time.
  *
- * Guest physical layout in the hole below 4 GiB (arch/x86 layout):
- *   0xc0000000  PCI BARs (VPCI_BAR_SIZE each, in X86_PCI_MMIO_START's window)
- *   0xd0000000  virtio-mmio windows (VMMIO_WINDOW_SIZE each)
- *   0xe0000000  PCI ECAM, bus 0
+ * Guest physical layout (the arch's, include/cvmm/arch.h; on x86 in the hole
+ * below 4 GiB):
+ *   ARCH_PCI_MMIO_START    PCI BARs (VPCI_BAR_SIZE each; x86 0xc0000000)
+ *   ARCH_VIRTIO_MMIO_BASE  virtio-mmio windows (VMMIO_WINDOW_SIZE each; x86 0xd0000000)
+ *   ARCH_PCI_ECAM_BASE     PCI ECAM, bus 0 (x86 0xe0000000)
  */
 #ifndef CVMM_VIRTIO_HOST_H
 #define CVMM_VIRTIO_HOST_H
@@ -19,11 +20,11 @@
 #include "cvmm/virtio_mmio.h"
 #include "cvmm/virtio_pci.h"
 #include "cvmm/vm.h"
-#include "cvmm/x86_layout.h"
+#include "cvmm/arch.h"
 
-#define VIRTIO_HOST_PCI_BAR_BASE X86_PCI_MMIO_START /* the window the DSDT gives PCI */
-#define VIRTIO_HOST_MMIO_BASE 0xd0000000ULL
-#define VIRTIO_HOST_ECAM_BASE 0xe0000000ULL
+#define VIRTIO_HOST_PCI_BAR_BASE ARCH_PCI_MMIO_START /* the window firmware tables give PCI */
+#define VIRTIO_HOST_MMIO_BASE ARCH_VIRTIO_MMIO_BASE
+#define VIRTIO_HOST_ECAM_BASE ARCH_PCI_ECAM_BASE
 #define VIRTIO_HOST_MAX_DEVS 16
 
 enum virtio_transport_kind {
@@ -46,6 +47,7 @@ struct virtio_host_dev {
 	unsigned *gsi;        /* PCI: per queue, then config; MMIO: gsi[0] is the line */
 	bool *route_active;   /* PCI: whether gsi[i] has an MSI route */
 	uint32_t bar;         /* PCI: BAR0 address registered now, 0 when none */
+	uint32_t devid;       /* PCI: requester ID (bus 0, slot << 3) */
 };
 
 struct virtio_host {
@@ -57,8 +59,8 @@ struct virtio_host {
 	unsigned ndevs, nmmio, npci;
 };
 
-/* Also puts the PCI host bridge (00:00.0) on vm's 0xcf8 ports and ECAM
- * window. 0 or -errno, logged. */
+/* Also puts the PCI host bridge (00:00.0) on vm's ECAM window (and the
+ * 0xcf8 ports where the arch has port I/O). 0 or -errno, logged. */
 int virtio_host_init(struct virtio_host *h, struct vm *vm);
 /* Stops every device's queues and unwires them; the models stay the caller's. */
 void virtio_host_destroy(struct virtio_host *h);
@@ -67,7 +69,11 @@ void virtio_host_destroy(struct virtio_host *h);
 int virtio_host_add(struct virtio_host *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind);
 /* The kernel command-line arguments announcing the first n MMIO devices
  * (they are placed in the order they are added), so the command line can be
- * planned before the VM exists. 0 or -ENOSPC. */
+ * planned before the VM exists; empty where the device tree describes them
+ * (arm64). 0 or -ENOSPC. */
 int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len);
+/* Where the i-th MMIO device goes: its window and interrupt line (GSI).
+ * 0 or -ENOSPC past the last slot. */
+int virtio_host_mmio_slot(unsigned i, uint64_t *base, unsigned *irq);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * A KVM virtual machine: guest RAM (struct gmem, memfd-backed), in-kernel
- * irqchip and PIT, vCPUs, the port-I/O and MMIO buses devices register on,
+ * A KVM virtual machine: guest RAM (struct gmem, memfd-backed), the in-kernel
+ * interrupt controller (arch_vm_setup: IOAPIC, PIC and PIT on x86, the GICv3
+ * on arm64), vCPUs, the port-I/O and MMIO buses devices register on,
  * interrupt injection, and the one decision every VM ends with: why it
  * stopped.
  *
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "cvmm/arch.h"
 #include "cvmm/gmem.h"
 #include "cvmm/iobus.h"
 
@@ -44,6 +46,7 @@ struct vm {
 	struct gmem mem;
 	struct iobus pio, mmio;
 	struct vcpu *vcpus;      /* cfg.ncpus of them */
+	struct arch_vm arch;
 	int stop_fd;             /* eventfd: readable once the VM is stopping */
 	pthread_mutex_t exit_lock;
 	enum vm_exit exit;       /* set once, by the first stop request */

@@ -5,7 +5,7 @@
  * nested KVMs (the PVM one this project is developed on) run guest user mode
  * natively and deliver SYSCALL to the entry point while still at CPL 3, so no
  * Linux user space works there under any VMM. The probe guest
- * (vmm/hostcheck_probe.S) tests exactly that in one tiny VM: one 64 KiB memory
+ * (arch/x86/hostcheck_probe.S) tests exactly that in one tiny VM: one 64 KiB memory
  * slot, one vCPU, long mode set up from the VMM side.
  */
 #include <errno.h>

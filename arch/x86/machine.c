@@ -1,0 +1,150 @@
+/* The x86 machine (include/cvmm/arch.h): a bzImage or ELF kernel booted
+ * directly, ACPI and MP tables, COM1, the i8042, ACPI PM and the boot timer. */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cvmm/arch.h"
+#include "cvmm/cli.h"
+#include "cvmm/legacy.h"
+#include "cvmm/log.h"
+#include "cvmm/serial.h"
+#include "cvmm/vcpu.h"
+#include "cvmm/vm.h"
+#include "cvmm/x86_boot.h"
+#include "cvmm/x86_cpu.h"
+#include "cvmm/x86_layout.h"
+#include "cvmm/x86_tables.h"
+
+struct arch_machine {
+	struct x86_kernel kernel;
+	struct x86_boot_plan plan;
+	struct serial uart;
+	struct i8042 kbd;
+	struct boot_timer timer;
+	struct acpi_pm pm;
+	bool have_uart, have_kbd, have_pm;
+};
+
+int arch_machine_prepare(struct arch_machine **out, const struct cli_config *cfg, const uint8_t *kernel,
+			 size_t kernel_size, size_t initrd_size, size_t cmdline_len)
+{
+	struct arch_machine *am;
+	char why[256];
+
+	*out = NULL;
+	if (cfg->dump_dtb) {
+		log_err("--dump-dtb: the x86 machine has no device tree (it boots with ACPI tables)");
+		return -EINVAL;
+	}
+	am = calloc(1, sizeof(*am));
+	if (!am)
+		return -ENOMEM;
+	if (x86_kernel_parse(&am->kernel, kernel, kernel_size, why, sizeof(why))) {
+		log_err("kernel '%s': %s", cfg->kernel, why);
+		free(am);
+		return -EINVAL;
+	}
+	if (x86_boot_plan(&am->kernel, cfg->mem_size, initrd_size, cmdline_len, &am->plan, why, sizeof(why))) {
+		log_err("%s", why);
+		free(am);
+		return -EINVAL;
+	}
+	*out = am;
+	return 0;
+}
+
+static int x86_machine_tables(struct vm *vm)
+{
+	uint8_t *bios = gmem_ptr(&vm->mem, X86_BIOS_ADDR, X86_MPTABLE_ADDR - X86_BIOS_ADDR);
+	uint8_t *fp = gmem_ptr(&vm->mem, X86_EBDA_ADDR, 16);
+	uint8_t *mp = gmem_ptr(&vm->mem, X86_MPTABLE_ADDR, X86_BIOS_END - X86_MPTABLE_ADDR);
+
+	if (!bios || !fp || !mp)
+		return -EFAULT;
+	if (x86_acpi_build(bios, X86_MPTABLE_ADDR - X86_BIOS_ADDR, X86_BIOS_ADDR, vm->cfg.ncpus) < 0 ||
+	    x86_mptable_build(fp, mp, X86_BIOS_END - X86_MPTABLE_ADDR, X86_MPTABLE_ADDR, vm->cfg.ncpus) < 0)
+		return -ENOSPC;
+	return 0;
+}
+
+static int x86_machine_vcpus(struct vm *vm, uint64_t entry)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	int err = x86_cpuid_get_supported(vm->kvm_fd, &cpuid);
+
+	for (unsigned i = 0; i < vm->cfg.ncpus && !err; i++) {
+		int fd = vm->vcpus[i].fd;
+
+		err = x86_cpuid_set(fd, cpuid, i, vm->cfg.ncpus);
+		if (!err)
+			err = x86_vcpu_setup_common(fd, i == 0);
+		if (!err)
+			err = i == 0 ? x86_vcpu_setup_bsp(fd, entry, X86_ZERO_PAGE_ADDR) : x86_vcpu_setup_ap(fd);
+	}
+	free(cpuid);
+	return err;
+}
+
+static int x86_machine_devices(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg, int serial_fd)
+{
+	int err;
+
+	if (cfg->serial != CLI_SERIAL_OFF) {
+		err = serial_init(&am->uart, vm, SERIAL_COM1_PORT, SERIAL_COM1_IRQ, serial_fd);
+		if (err)
+			return err;
+		am->have_uart = true;
+	}
+	err = i8042_init(&am->kbd, vm);
+	if (err)
+		return err;
+	am->have_kbd = true;
+	err = acpi_pm_init(&am->pm, vm);
+	if (err)
+		return err;
+	am->have_pm = true;
+	return boot_timer_init(&am->timer, vm);
+}
+
+int arch_machine_load(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg,
+		      const uint8_t *initrd, size_t initrd_size, const char *cmdline,
+		      const struct arch_virtio_info *virtio, int serial_fd)
+{
+	int err;
+
+	(void)initrd_size;  /* planned in arch_machine_prepare */
+	(void)virtio;       /* the DSDT and the command line describe them */
+	err = x86_boot_load(&vm->mem, &am->kernel, &am->plan, initrd, cmdline, cfg->mem_size, X86_BIOS_ADDR);
+	if (!err)
+		err = x86_boot_tables_write(&vm->mem);
+	if (!err)
+		err = x86_machine_tables(vm);
+	if (err) {
+		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
+		return err;
+	}
+	err = x86_machine_vcpus(vm, am->plan.entry);
+	if (!err)
+		err = x86_machine_devices(am, vm, cfg, serial_fd);
+	return err;
+}
+
+struct serial *arch_machine_uart(struct arch_machine *am)
+{
+	return am->have_uart ? &am->uart : NULL;
+}
+
+void arch_machine_destroy(struct arch_machine *am)
+{
+	if (!am)
+		return;
+	if (am->have_uart)
+		serial_destroy(&am->uart);
+	if (am->have_kbd)
+		i8042_destroy(&am->kbd);
+	if (am->have_pm)
+		acpi_pm_destroy(&am->pm);
+	free(am);
+}

@@ -1,0 +1,81 @@
+#!/bin/busybox sh
+# shellcheck shell=dash
+# /init of the arm64 machine arm64_linux.sh boots in QEMU (TCG, EL2, KVM in
+# the kernel): it runs the aarch64 cvmm with the arm64 guest (/guest.gz,
+# /test.sh = arm64_guest.sh) in each scenario and reports for the x86 side,
+# in lines starting with "A64H:", then powers the machine off. Each
+# scenario's cvmm output is passed on with the prefix "A64H: <name>| ".
+/bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+exec </dev/console >/dev/console 2>&1
+insmod /lib/modules/tun.ko || echo "A64H: insmod tun failed"
+echo "A64H: up $(uname -r) kvm=$([ -c /dev/kvm ] && echo yes || echo no)"
+
+# run NAME CVMM-ARGS...: one cvmm run, its output passed on, its status reported.
+run() {
+    name=$1
+    shift
+    timeout 900 /cvmm "$@" >"/tmp/$name.out" 2>"/tmp/$name.err" </dev/null
+    rc=$?
+    report "$name" "$rc"
+}
+
+report() {
+    tr -d '\r' <"/tmp/$1.out" | sed "s/^/A64H: $1| /"
+    tail -n 5 "/tmp/$1.err" | sed "s/^/A64H: $1 stderr| /"
+    echo "A64H: $1 rc=$2"
+}
+
+guest="--initramfs /guest.gz --memory size=256M"
+base="console=ttyS0 panic=-1"
+
+run reboot1 --kernel /vmlinuz $guest --cpus boot=1 --cmdline "$base a64.mode=reboot"
+run poweroff2 --kernel /vmlinuz.gz $guest --cpus boot=2 --cmdline "$base a64.mode=poweroff"
+
+# A line typed on the console: sent once the guest asks for it.
+mkfifo /tmp/echo.in
+timeout 900 /cvmm --kernel /vmlinuz $guest --cmdline "$base a64.mode=echo" \
+    </tmp/echo.in >/tmp/echo.out 2>/tmp/echo.err &
+pid=$!
+exec 3>/tmp/echo.in
+i=0
+while ! grep -q 'A64G: ready for a line' /tmp/echo.out && kill -0 $pid 2>/dev/null && [ $i -lt 900 ]; do
+    sleep 1
+    i=$((i + 1))
+done
+echo "hello from the host console" >&3
+wait $pid
+rc=$?
+exec 3>&-
+report echo $rc
+
+for transport in mmio pci; do
+    dd if=/dev/zero of=/tmp/disk-$transport.img bs=1M count=8 2>/dev/null
+    nc -l -p 5678 >/tmp/tcp-$transport &
+    nc=$!
+    run devices-$transport --kernel /vmlinuz $guest --cpus boot=2 --transport $transport \
+        --disk path=/tmp/disk-$transport.img --rng --console file=/tmp/hvc-$transport \
+        --net tap=a64tap0,ip=10.79.0.1,mask=255.255.255.0 \
+        --cmdline "$base a64.mode=devices vl.host=10.79.0.1"
+    kill $nc 2>/dev/null
+    echo "A64H: devices-$transport image=$(head -c 1048576 /tmp/disk-$transport.img | md5sum | cut -d' ' -f1)"
+    echo "A64H: devices-$transport tcp=$(md5sum </tmp/tcp-$transport | cut -d' ' -f1) bytes=$(wc -c </tmp/tcp-$transport)"
+    sed "s/^/A64H: devices-$transport hvc| /" /tmp/hvc-$transport
+done
+
+# The device tree, as hex for the x86 side to decode with dtc.
+run dtb --kernel /vmlinuz $guest --cpus boot=2 --disk path=/tmp/disk-mmio.img --transport mmio \
+    --dump-dtb /tmp/cvmm.dtb --cmdline "$base a64.mode=dtb"
+od -An -tx1 -v /tmp/cvmm.dtb | sed 's/^/A64H: dtb-hex /'
+
+# Kernels cvmm must refuse before touching KVM: exit 2, one line.
+for bad in /bad/*; do
+    run "bad-$(basename "$bad")" --kernel "$bad" $guest
+done
+
+echo "A64H: done"
+poweroff -f
