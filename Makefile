@@ -1,5 +1,5 @@
-# cvmm — plain GNU make. Sources are picked up by directory, so adding a file
-# needs no Makefile change:
+# cvmm — plain GNU make. Sources are found recursively under the source
+# folders, so adding a file (or a device folder) needs no Makefile change:
 #   vmm/ arch/$(ARCH)/ devices/ vhost/  -> the cvmm binary (vmm/main.c holds main)
 #   tests/unit/test_*.c             -> one Check binary each, linked with everything but main
 #   tests/integration/*.sh          -> run by tests/run-integration.sh
@@ -39,21 +39,22 @@ FDT_LIBS   := $(shell $(PKG_CONFIG) --libs libfdt 2>/dev/null || \
 WARN      := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
              -Wsign-compare -Wshadow -Wformat=2 -Wvla
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -Iinclude \
+# -I.: arch/ implements vmm/'s interface and includes its headers as vmm/*.h.
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -Iinclude -I. \
              -MMD -MP $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(FDT_CFLAGS)
 LDLIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS)) $(FDT_LIBS) -lz -lpthread
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 
 SRC_DIRS  := vmm arch/$(ARCH) devices vhost
-SRCS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+SRCS      := $(sort $(shell find $(SRC_DIRS) -name '*.c'))
 # The arm64 device tree and Image code needs no KVM: unit tests check it on
 # every build machine.
 ifneq ($(ARCH),arm64)
 PORTABLE_SRCS := arch/arm64/fdt.c arch/arm64/image.c
 endif
 # Assembly that is part of cvmm itself (e.g. the host-check probe guest).
-ASRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.S))
+ASRCS     := $(sort $(shell find $(SRC_DIRS) -name '*.S'))
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(ASRCS:%.S=$(BUILD)/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/vmm/main.o,$(OBJS))
 
@@ -84,7 +85,7 @@ $(BUILD)/%.o: %.S
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -I. -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB_OBJS) $(UNIT_HELPER_OBJS) $(PORTABLE_SRCS:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "cvmm/arch.h"
-#include "cvmm/console.h"
 #include "cvmm/log.h"
-#include "cvmm/machine.h"
-#include "cvmm/machine_virtio.h"
+#include "machine.h"
+#include "machine_virtio.h"
 #include "cvmm/serial.h"
 #include "cvmm/vm.h"
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/vcpu.h"
+#include "vcpu.h"
 #include "cvmm/vm.h"
 
 #define VM_MIB (1024 * 1024ULL)

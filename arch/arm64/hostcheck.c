@@ -2,7 +2,7 @@
  * exists for x86 only, so this says so rather than guess. */
 #include <stdio.h>
 
-#include "cvmm/hostcheck.h"
+#include "vmm/hostcheck.h"
 
 int hostcheck_main(void)
 {

@@ -9,11 +9,11 @@
 #include "cvmm/arch.h"
 #include "cvmm/arm64_boot.h"
 #include "cvmm/arm64_cpu.h"
-#include "cvmm/cli.h"
+#include "vmm/cli.h"
 #include "cvmm/log.h"
 #include "cvmm/serial.h"
-#include "cvmm/vcpu.h"
-#include "cvmm/virtio_host.h"
+#include "vmm/vcpu.h"
+#include "cvmm/virtio_vm.h"
 #include "cvmm/vm.h"
 
 struct arch_machine {
@@ -104,7 +104,7 @@ static int arm64_machine_fdt(struct arch_machine *am, struct vm *vm, const struc
 		mpidr[i] &= ARM64_MPIDR_AFFINITY;
 	}
 	for (unsigned i = 0; i < virtio->nmmio && !err; i++)
-		err = i < ARM64_FDT_MAX_MMIO ? virtio_host_mmio_slot(i, &fc.mmio_addr[i], &fc.mmio_spi[i]) : -ENOSPC;
+		err = i < ARM64_FDT_MAX_MMIO ? virtio_vm_mmio_slot(i, &fc.mmio_addr[i], &fc.mmio_spi[i]) : -ENOSPC;
 	fc.mpidr = mpidr;
 	if (!err) {
 		len = arm64_fdt_build(fdt, ARM64_FDT_MAX_SIZE, &fc, why, sizeof(why));

@@ -12,7 +12,7 @@
 #include "cvmm/arm64_cpu.h"
 #include "cvmm/irq_routing.h"
 #include "cvmm/log.h"
-#include "cvmm/vcpu.h"
+#include "vmm/vcpu.h"
 #include "cvmm/vm.h"
 
 #define ARM64_GIC_PRIVATE_IRQS 32   /* SGIs and PPIs come before the SPIs */

@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "cvmm/arch.h"
-#include "cvmm/cli.h"
+#include "vmm/cli.h"
 #include "cvmm/legacy.h"
 #include "cvmm/log.h"
 #include "cvmm/serial.h"
-#include "cvmm/vcpu.h"
+#include "vmm/vcpu.h"
 #include "cvmm/vm.h"
 #include "cvmm/x86_boot.h"
 #include "cvmm/x86_cpu.h"

@@ -7,7 +7,7 @@
 #include "cvmm/arch.h"
 #include "cvmm/irq_routing.h"
 #include "cvmm/log.h"
-#include "cvmm/vcpu.h"
+#include "vmm/vcpu.h"
 #include "cvmm/vm.h"
 #include "cvmm/x86_cpu.h"
 

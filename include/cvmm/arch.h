@@ -1,6 +1,6 @@
 /*
  * What the shared VMM (vmm/vm.c, vcpu.c, machine.c, irq_routing.c,
- * virtio_host.c) asks of the architecture it is built for. Each arch
+ * devices/virtio/virtio_vm.c) asks of the architecture it is built for. Each arch
  * implements it under arch/<arch>/: arch/x86/ for x86-64, arch/arm64/ for
  * aarch64. The build picks the directory (Makefile ARCH=); the compiler's
  * target picks the layout below.
@@ -17,7 +17,7 @@
 #if defined(__x86_64__)
 #include "cvmm/x86_layout.h"
 #include "cvmm/x86_tables.h"
-/* Guest-physical places the shared virtio host uses (virtio_host.h). */
+/* Guest-physical places the shared virtio wiring uses (virtio_vm.h). */
 #define ARCH_PCI_MMIO_START	X86_PCI_MMIO_START
 #define ARCH_PCI_MMIO_SIZE	X86_PCI_MMIO_SIZE
 #define ARCH_VIRTIO_MMIO_BASE	0xd0000000ULL
@@ -110,7 +110,7 @@ struct arch_machine;
 
 /* What the shared machine tells the arch about the virtio devices. */
 struct arch_virtio_info {
-	unsigned nmmio;   /* virtio-mmio devices, in slots 0..nmmio-1 (virtio_host_mmio_slot) */
+	unsigned nmmio;   /* virtio-mmio devices, in slots 0..nmmio-1 (virtio_vm_mmio_slot) */
 	unsigned npci;    /* virtio-pci devices */
 };
 
