@@ -73,6 +73,7 @@ START_TEST(identity_registers)
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x100, 2), 0x2211);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x106, 2), 0x8877);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x107, 2), 0); /* crosses the end of config */
+#if ARCH_VIRTIO_MMIO_ON_CMDLINE
 	ck_assert_int_eq(virtio_vm_mmio_cmdline(2, arg, sizeof(arg)), 0);
 	ck_assert_str_eq(arg, "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6");
 	ck_assert_int_eq(virtio_vm_mmio_cmdline(2, arg, 40), -ENOSPC);
@@ -82,6 +83,23 @@ START_TEST(identity_registers)
 		ck_assert_int_eq(virtio_vm_mmio_cmdline(9, big, sizeof(big)), 0);
 		ck_assert_int_eq(virtio_vm_mmio_cmdline(10, big, sizeof(big)), -ENOSPC); /* no free line */
 	}
+#else
+	/* arm64: the device tree names the devices, the command line does not;
+	 * the interrupt lines still run out. */
+	{
+		uint64_t base;
+		unsigned spi;
+
+		ck_assert_int_eq(virtio_vm_mmio_cmdline(2, arg, sizeof(arg)), 0);
+		ck_assert_str_eq(arg, "");
+		ck_assert_int_eq(virtio_vm_mmio_cmdline(11, arg, sizeof(arg)), 0);
+		ck_assert_int_eq(virtio_vm_mmio_cmdline(12, arg, sizeof(arg)), -ENOSPC);
+		ck_assert_int_eq(virtio_vm_mmio_slot(1, &base, &spi), 0);
+		ck_assert_uint_eq(base, ARM64_VIRTIO_MMIO_BASE + 0x1000);
+		ck_assert_uint_eq(spi, 6);
+		ck_assert_int_eq(virtio_vm_mmio_slot(11, &base, &spi), -ENOSPC);
+	}
+#endif
 	tm_free(t);
 }
 END_TEST

@@ -154,6 +154,26 @@ START_TEST(capabilities_describe_bar0)
 }
 END_TEST
 
+/* A device without configuration space (virtio-rng) lists no device
+ * capability; the chain still reaches the others. */
+START_TEST(no_device_capability_without_config)
+{
+	struct tp *t = calloc(1, sizeof(*t));
+
+	t->f = fake_vdev_new(4);
+	t->f->dev.config_size = 0;
+	pci_bus_init(&t->bus);
+	ck_assert_int_eq(vpci_init(&t->p, &t->f->dev, TP_BAR0, &tp_host, t), 0);
+	ck_assert_int_eq(pci_bus_add(&t->bus, &vpci_func_ops, &t->p), 1);
+	ck_assert_uint_eq(tp_find_cap(t, 4), 0);
+	for (uint8_t type = 1; type <= 3; type++)
+		ck_assert_uint_ne(tp_find_cap(t, type), 0);
+	ck_assert_uint_ne(tp_find_cap(t, 5), 0);
+	ck_assert_uint_ne(tp_find_cap(t, 0), 0);
+	tp_free(t);
+}
+END_TEST
+
 START_TEST(common_config_drives_the_device)
 {
 	struct tp *t = tp_new();
@@ -227,6 +247,6 @@ END_TEST
 CHECK_MAIN("virtio_pci",
 	   config_space_through_both_mechanisms,
 	   bar_sizing_and_moving,
-	   capabilities_describe_bar0,
+	   capabilities_describe_bar0, no_device_capability_without_config,
 	   common_config_drives_the_device,
 	   msix_routes_follow_the_driver)

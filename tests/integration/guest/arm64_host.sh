@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # shellcheck shell=dash
 # /init of the arm64 machine arm64_linux.sh boots in QEMU (TCG, EL2, KVM in
-# the kernel): it runs the aarch64 cvmm with the arm64 guest (/guest.gz,
+# the kernel): it runs cvmm's aarch64 unit tests (/tests), then the aarch64 cvmm with the arm64 guest (/guest.gz,
 # /test.sh = arm64_guest.sh) in each scenario and reports for the x86 side,
 # in lines starting with "A64H:", then powers the machine off. Each
 # scenario's cvmm output is passed on with the prefix "A64H: <name>| ".
@@ -30,6 +30,15 @@ report() {
     echo "A64H: $1 rc=$2"
 }
 
+# cvmm's unit tests, built for aarch64, on an arm64 kernel.
+for t in /tests/test_*; do
+    name=$(basename "$t")
+    "$t" >"/tmp/$name.out" 2>&1
+    rc=$?
+    tail -n 3 "/tmp/$name.out" | sed "s/^/A64H: $name| /"
+    echo "A64H: unit $name rc=$rc"
+done
+
 guest="--initramfs /guest.gz --memory size=256M"
 base="console=ttyS0 panic=-1"
 
@@ -55,7 +64,10 @@ report echo $rc
 
 for transport in mmio pci; do
     dd if=/dev/zero of=/tmp/disk-$transport.img bs=1M count=8 2>/dev/null
-    nc -l -p 5678 >/tmp/tcp-$transport &
+    # The listener's stdin is a FIFO held open read-write: busybox nc ends
+    # the connection at EOF on its stdin.
+    mkfifo /tmp/nc-$transport
+    nc -l -p 5678 <>/tmp/nc-$transport >/tmp/tcp-$transport &
     nc=$!
     run devices-$transport --kernel /vmlinuz $guest --cpus boot=2 --transport $transport \
         --disk path=/tmp/disk-$transport.img --rng --console file=/tmp/hvc-$transport \
