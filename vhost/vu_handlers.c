@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -389,16 +390,44 @@ static void vu_replace_fd(int *slot, int fd)
 	*slot = fd;
 }
 
+/* A kick, call or error fd must be an eventfd: a pipe or socket could block
+ * the worker that writes it, or report EOF for ever to the one that waits on
+ * it. It is made non-blocking (its counter may saturate; a write then fails
+ * instead of waiting). Sets *fd to the fd taken, or -1 with NOFD. */
+static int vu_take_eventfd(struct vu_msg *m, int *fd)
+{
+	char path[32], target[32];
+	ssize_t n;
+	int flags;
+
+	*fd = -1;
+	if (m->nfds == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fds[0]);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	if (strcmp(target, "anon_inode:[eventfd]"))
+		return -EINVAL;
+	flags = fcntl(m->fds[0], F_GETFL);
+	if (flags < 0 || fcntl(m->fds[0], F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	*fd = vu_msg_take_fd(m, 0);
+	return 0;
+}
+
 static int vu_set_vring_kick(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
 {
 	struct vu_queue *q;
 	unsigned idx;
+	int fd;
 
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
 	vu_queue_stop(s, idx);
-	vu_replace_fd(&q->kick_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(&q->kick_fd, fd);
 	/* Without a kick fd the front-end asks for polling, which this
 	 * back-end does not do: the ring stays stopped. */
 	if (q->kick_fd < 0)
@@ -411,14 +440,15 @@ static int vu_set_vring_call(struct vu_server *s, struct vu_msg *m, struct vu_re
 	struct vu_queue *q;
 	unsigned idx;
 	bool was_started;
+	int fd;
 
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
 	/* The model's worker signals call_fd: swap it only while stopped. */
 	was_started = q->started;
 	vu_queue_stop(s, idx);
-	vu_replace_fd(&q->call_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(&q->call_fd, fd);
 	return was_started ? vu_queue_try_start(s, idx) : 0;
 }
 
@@ -426,11 +456,12 @@ static int vu_set_vring_err(struct vu_server *s, struct vu_msg *m, struct vu_rep
 {
 	struct vu_queue *q;
 	unsigned idx;
+	int fd;
 
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
-	vu_replace_fd(&q->err_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(&q->err_fd, fd);
 	return 0;
 }
 

@@ -644,6 +644,37 @@ START_TEST(call_fd_swapped_while_stopped)
 }
 END_TEST
 
+START_TEST(ring_fds_must_be_eventfds)
+{
+	int pipefd[2], sv[2];
+	int blocking = eventfd(0, EFD_CLOEXEC);
+	int before;
+
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, true);
+	before = vu_peer_count_fds();
+	/* A pipe as call fd would block the worker once full; a socket whose
+	 * peer closed as kick fd would report EOF for ever. */
+	fails(VHOST_USER_SET_VRING_CALL, &(uint64_t){ 0 }, 8, &pipefd[1], 1);
+	fails(VHOST_USER_SET_VRING_KICK, &(uint64_t){ 0 }, 8, &sv[0], 1);
+	fails(VHOST_USER_SET_VRING_ERR, &(uint64_t){ 0 }, 8, &pipefd[1], 1);
+	ck_assert_int_eq(vu_peer_count_fds(), before);
+	/* The ring kept its eventfds and still runs. */
+	ck_assert(srv.queues[0].started);
+	/* A blocking eventfd is accepted and made non-blocking. */
+	ok(VHOST_USER_SET_VRING_CALL, &(uint64_t){ 0 }, 8, &blocking, 1);
+	ck_assert(fcntl(blocking, F_GETFL) & O_NONBLOCK);
+	close(blocking);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(queue_start_failure_reported)
 {
 	negotiate(TFEAT | PFEAT, ALL_PF);
@@ -1289,6 +1320,7 @@ int main(void)
 	tcase_add_test(tc, mem_table_bad_regions);
 	tcase_add_test(tc, mem_table_change_restarts_rings);
 	tcase_add_test(tc, call_fd_swapped_while_stopped);
+	tcase_add_test(tc, ring_fds_must_be_eventfds);
 	tcase_add_test(tc, queue_start_failure_reported);
 	tcase_add_test(tc, add_and_remove_regions);
 	tcase_add_test(tc, inflight_get_set_and_attach);
