@@ -419,11 +419,10 @@ static int vu_epoll_add(int epfd, int fd)
  * while a front-end is served: one at a time). */
 static int vu_session_begin(struct vu_server *s, int epfd)
 {
-	struct timeval tv = { .tv_sec = VU_MSG_TIMEOUT_MS / 1000 };
 	int r;
 
-	/* A front-end that stops reading must not block the server forever. */
-	setsockopt(s->conn_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* (A front-end that stops reading costs a reply at most VU_MSG_TIMEOUT_MS:
+	 * the codec's sends have a deadline.) */
 	r = vu_epoll_add(epfd, s->conn_fd);
 	if (r)
 		return r;
