@@ -32,8 +32,8 @@ static void virtio_host_signal(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
-/* Register blocks take accesses of 1, 2 or 4 bytes under a lock; wider
- * ones read as absent (fill) and are dropped. */
+/* Register blocks take accesses of 1, 2 or 4 bytes under lock (NULL: the
+ * block locks itself); wider ones read as absent (fill) and are dropped. */
 struct virtio_host_regs {
 	uint32_t (*read)(void *obj, uint64_t off, unsigned len);
 	void (*write)(void *obj, uint64_t off, unsigned len, uint32_t val);
@@ -49,7 +49,8 @@ static void virtio_host_access(const struct virtio_host_regs *regs, void *obj, p
 			memset(data, fill, len);
 		return;
 	}
-	pthread_mutex_lock(lock);
+	if (lock)
+		pthread_mutex_lock(lock);
 	if (is_write) {
 		memcpy(&val, data, len);
 		regs->write(obj, off, len, val);
@@ -57,7 +58,8 @@ static void virtio_host_access(const struct virtio_host_regs *regs, void *obj, p
 		val = regs->read(obj, off, len);
 		memcpy(data, &val, len);
 	}
-	pthread_mutex_unlock(lock);
+	if (lock)
+		pthread_mutex_unlock(lock);
 }
 
 /* ---- virtio-mmio ---- */
@@ -162,7 +164,8 @@ static void virtio_host_pci_bar_access(void *opaque, uint64_t off, uint8_t *data
 {
 	struct virtio_host_dev *d = opaque;
 
-	virtio_host_access(&virtio_host_bar_regs, &d->pci, &d->lock, off, data, len, is_write, 0);
+	/* vpci takes its own lock, the one its config-space path takes too. */
+	virtio_host_access(&virtio_host_bar_regs, &d->pci, NULL, off, data, len, is_write, 0);
 }
 
 /* Moves the BAR's MMIO handler and the queues' notify ioeventfds to where
