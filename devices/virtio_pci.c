@@ -234,7 +234,7 @@ static uint32_t vpci_common_read(struct vpci *p, uint32_t off, unsigned size)
 	case VPCI_STATUS | 1 << 8:
 		return p->tr.status;
 	case VPCI_CFG_GENERATION | 1 << 8:
-		return (uint8_t)p->tr.config_generation;
+		return (uint8_t)vtr_config_generation(&p->tr);
 	case VPCI_Q_SELECT | 2 << 8:
 		return p->queue_sel;
 	case VPCI_Q_SIZE | 2 << 8:

@@ -104,7 +104,7 @@ static void vsock_hc_set_events(struct vsock_dev *d, struct vsock_hc *hc, uint32
 	if (epoll_ctl(d->ep_fd, EPOLL_CTL_MOD, hc->fd, &ev) == 0)
 		hc->events = want;
 	else
-		log_warn("virtio-vsock: epoll_ctl: %s", strerror(errno));
+		log_warn_ratelimited("virtio-vsock: epoll_ctl: %s", strerror(errno));
 }
 
 void vsock_hc_kill(struct vsock_dev *d, struct vsock_hc *hc)
@@ -151,7 +151,7 @@ static struct vsock_hc *vsock_hc_new(struct vsock_dev *d, int fd, uint32_t event
 	hc->events = events;
 	ev.data.ptr = hc;
 	if (epoll_ctl(d->ep_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		log_warn("virtio-vsock: epoll_ctl: %s", strerror(errno));
+		log_warn_ratelimited("virtio-vsock: epoll_ctl: %s", strerror(errno));
 		free(hc);
 		return NULL;
 	}
@@ -441,11 +441,11 @@ static void vsock_accept(struct vsock_dev *d)
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("virtio-vsock: accept on %s: %s", d->uds_path, strerror(errno));
+				log_warn_ratelimited("virtio-vsock: accept on %s: %s", d->uds_path, strerror(errno));
 			return;
 		}
 		if (d->nconns >= VSOCK_MAX_CONNS) {
-			log_warn("virtio-vsock: %u connections open: refusing a host client", d->nconns);
+			log_warn_ratelimited("virtio-vsock: %u connections open: refusing a host client", d->nconns);
 			close(fd);
 			continue;
 		}

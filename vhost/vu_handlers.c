@@ -689,7 +689,7 @@ static const struct vu_handler *vu_handler_of(uint32_t request)
 static int vu_answer_error(struct vu_server *s, const struct vu_msg *m,
 			   const struct vu_handler *h, int err)
 {
-	log_warn("vhost-user: %s (%u) failed: %s", vu_msg_request_name(m->hdr.request),
+	log_warn_ratelimited("vhost-user: %s (%u) failed: %s", vu_msg_request_name(m->hdr.request),
 		 m->hdr.request, strerror(-err));
 	if (h && h->empty_reply_on_error)
 		return vu_msg_reply(s->conn_fd, m, NULL, 0, NULL, 0);

@@ -44,14 +44,14 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 		return 0;
 	r = vu_ring_gpas(s, q, q->num, &d, &a, &u);
 	if (r) {
-		log_warn("vhost-user: ring %u: addresses outside guest memory", qi);
+		log_warn_ratelimited("vhost-user: ring %u: addresses outside guest memory", qi);
 		return r;
 	}
 	virtq_destroy(vq);
 	virtq_init(vq);
 	r = virtq_setup(vq, &s->mem, q->num, d, a, u);
 	if (r) {
-		log_warn("vhost-user: ring %u: invalid ring layout", qi);
+		log_warn_ratelimited("vhost-user: ring %u: invalid ring layout", qi);
 		return r;
 	}
 	vq->last_avail_idx = q->base;
@@ -62,20 +62,20 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 	if (s->inflight && qi < s->inflight_nq) {
 		/* The region was sized for inflight_qsize entries per queue. */
 		if (q->num > s->inflight_qsize) {
-			log_warn("vhost-user: ring %u: size %u exceeds the inflight region's %u",
+			log_warn_ratelimited("vhost-user: ring %u: size %u exceeds the inflight region's %u",
 				 qi, q->num, s->inflight_qsize);
 			return -EINVAL;
 		}
 		r = virtq_inflight_restore(vq, (struct virtq_inflight *)(void *)
 					   (s->inflight + qi * virtq_inflight_size(s->inflight_qsize)));
 		if (r) {
-			log_warn("vhost-user: ring %u: inflight region inconsistent with the ring", qi);
+			log_warn_ratelimited("vhost-user: ring %u: inflight region inconsistent with the ring", qi);
 			return r;
 		}
 	}
 	r = dev->ops->queue_start(dev, qi);
 	if (r) {
-		log_warn("vhost-user: ring %u: %s cannot start it: %s", qi, dev->ops->name,
+		log_warn_ratelimited("vhost-user: ring %u: %s cannot start it: %s", qi, dev->ops->name,
 			 strerror(-r));
 		return r;
 	}
@@ -203,7 +203,7 @@ static void vu_server_config_changed(void *host)
 				   NULL, 0, ack, VU_SERVER_BACKEND_TIMEOUT_MS);
 	pthread_mutex_unlock(&s->backend_lock);
 	if (r)
-		log_warn("vhost-user: sending CONFIG_CHANGE_MSG: %s", strerror(-r));
+		log_warn_ratelimited("vhost-user: sending CONFIG_CHANGE_MSG: %s", strerror(-r));
 }
 
 /* ---- socket ---- */
@@ -401,7 +401,7 @@ static int vu_serve_one(struct vu_server *s)
 		if (r == -ECONNRESET)
 			log_info("vhost-user: front-end disconnected");
 		else
-			log_warn("vhost-user: dropping the front-end: %s", strerror(-r));
+			log_warn_ratelimited("vhost-user: dropping the front-end: %s", strerror(-r));
 		return r;
 	}
 	log_debug("vhost-user: %s", vu_msg_request_name(m->hdr.request));
@@ -500,7 +500,7 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 					r = vu_session_begin(s, epfd);
 				else if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
 					/* Out of fds, most likely: wait instead of spinning. */
-					log_warn("vhost-user: accept: %s", strerror(errno));
+					log_warn_ratelimited("vhost-user: accept: %s", strerror(errno));
 					usleep(VU_SERVER_RECONNECT_MS * 1000);
 				}
 			} else if (fd == s->conn_fd && vu_serve_one(s) < 0) {

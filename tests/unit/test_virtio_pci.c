@@ -272,10 +272,54 @@ START_TEST(bar_and_cfg_window_share_one_lock)
 }
 END_TEST
 
+/* The device's thread reports config changes while a vCPU reads (and so
+ * clears) the ISR: no change may be lost between the two. */
+struct tp_changer {
+	struct tp *t;
+	atomic_bool seen, done;
+	int lost;
+};
+
+static void *tp_change_config(void *arg)
+{
+	struct tp_changer *c = arg;
+
+	for (int i = 0; i < 3000 && !c->lost; i++) {
+		atomic_store(&c->seen, false);
+		vdev_config_changed(&c->t->f->dev);
+		for (int spin = 0; !atomic_load(&c->seen); spin++) {
+			if (spin == 2000) { /* ~100 ms: the change was lost */
+				c->lost++;
+				break;
+			}
+			nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 }, NULL);
+		}
+	}
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+START_TEST(config_change_never_lost_to_isr_read)
+{
+	struct tp_changer c = { .t = tp_new() };
+	pthread_t changer;
+
+	ck_assert_int_eq(pthread_create(&changer, NULL, tp_change_config, &c), 0);
+	while (!atomic_load(&c.done))
+		if (vpci_bar_read(&c.t->p, VPCI_ISR_OFF, 1) & VIRTIO_ISR_CONFIG)
+			atomic_store(&c.seen, true);
+	pthread_join(changer, NULL);
+	ck_assert_msg(!c.lost, "a config change was lost to a concurrent ISR read");
+	ck_assert_uint_eq(vpci_bar_read(&c.t->p, 21, 1), 3000 % 256); /* config generation */
+	tp_free(c.t);
+}
+END_TEST
+
 CHECK_MAIN("virtio_pci",
 	   config_space_through_both_mechanisms,
 	   bar_sizing_and_moving,
 	   capabilities_describe_bar0,
 	   common_config_drives_the_device,
 	   msix_routes_follow_the_driver,
-	   bar_and_cfg_window_share_one_lock)
+	   bar_and_cfg_window_share_one_lock,
+	   config_change_never_lost_to_isr_read)
