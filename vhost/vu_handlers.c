@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/memguard.h"
 #include "vu_internal.h"
 
 /* A reply body for requests that have one. */
@@ -168,13 +169,17 @@ static int vu_get_status(struct vu_server *s, struct vu_msg *m, struct vu_reply 
 /* ---- guest memory ---- */
 
 /* Maps one region from fd. The mapping covers [mmap_offset, +size) of the
- * file, which must lie inside it (a mapping past EOF would fault later). */
-static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_region *out)
+ * file, which must lie inside it (a mapping past EOF would fault later). The
+ * front-end may still shrink the file afterwards: the mapping is guarded
+ * (memguard), a fault there signals fault_fd and the session ends. */
+static int vu_map_region(const struct vu_mem_region *mr, int fd, int fault_fd,
+			 struct gmem_region *out)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t end, aligned, delta, len;
 	struct stat st;
 	void *p;
+	int r;
 
 	if (mr->memory_size == 0 ||
 	    __builtin_add_overflow(mr->mmap_offset, mr->memory_size, &end))
@@ -192,7 +197,13 @@ static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_reg
 		 (off_t)aligned);
 	if (p == MAP_FAILED)
 		return -errno;
+	r = memguard_add(p, (size_t)len, fault_fd);
+	if (r) {
+		munmap(p, (size_t)len);
+		return r;
+	}
 	*out = (struct gmem_region){
+		.guarded = true,
 		.gpa = mr->guest_phys_addr,
 		.size = mr->memory_size,
 		.uaddr = mr->userspace_addr,
@@ -205,16 +216,18 @@ static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_reg
 }
 
 /* Maps the region and adds it to mem; on failure nothing is left mapped. */
-static int vu_add_region(struct gmem *mem, const struct vu_mem_region *mr, int fd)
+static int vu_add_region(struct gmem *mem, const struct vu_mem_region *mr, int fd, int fault_fd)
 {
 	struct gmem_region gr;
-	int r = vu_map_region(mr, fd, &gr);
+	int r = vu_map_region(mr, fd, fault_fd, &gr);
 
 	if (r)
 		return r;
 	r = gmem_add(mem, &gr);
-	if (r)
+	if (r) {
+		memguard_remove(gr.map_base);
 		munmap(gr.map_base, gr.map_size);
+	}
 	return r;
 }
 
@@ -227,7 +240,7 @@ static int vu_set_mem_table(struct vu_server *s, struct vu_msg *m, struct vu_rep
 	(void)rep;
 	gmem_init(&next);
 	for (uint32_t i = 0; i < t->nregions; i++) {
-		r = vu_add_region(&next, &t->regions[i], m->fds[i]);
+		r = vu_add_region(&next, &t->regions[i], m->fds[i], s->fault_fd);
 		if (r) {
 			gmem_destroy(&next);
 			return r;
@@ -264,7 +277,7 @@ static int vu_add_mem_reg(struct vu_server *s, struct vu_msg *m, struct vu_reply
 	}
 	/* Workers translate through the table: keep them out while it changes. */
 	vu_queues_stop_all(s);
-	r = vu_add_region(&s->mem, mr, m->fds[0]);
+	r = vu_add_region(&s->mem, mr, m->fds[0], s->fault_fd);
 	vu_queues_start_all(s);
 	return r;
 }
@@ -637,6 +650,12 @@ static int vu_set_inflight_fd(struct vu_server *s, struct vu_msg *m, struct vu_r
 	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], (off_t)aligned);
 	if (p == MAP_FAILED)
 		return -errno;
+	/* The front-end's file: it may shrink it later (see vu_map_region). */
+	r = memguard_add(p, (size_t)len, s->fault_fd);
+	if (r) {
+		munmap(p, (size_t)len);
+		return r;
+	}
 	vu_inflight_attach(s, p, (size_t)len, (size_t)delta, in);
 	return 0;
 }

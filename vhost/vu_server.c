@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/memguard.h"
 #include "vu_internal.h"
 
 /* ---- rings ---- */
@@ -137,8 +139,10 @@ static void vu_queue_clear(struct vu_server *s, unsigned qi)
 
 void vu_inflight_release(struct vu_server *s)
 {
-	if (s->inflight_map)
+	if (s->inflight_map) {
+		memguard_remove(s->inflight_map);
 		munmap(s->inflight_map, s->inflight_map_size);
+	}
 	s->inflight_map = NULL;
 	s->inflight_map_size = 0;
 	s->inflight = NULL;
@@ -316,7 +320,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	int r;
 
 	memset(s, 0, sizeof(*s));
-	s->listen_fd = s->conn_fd = s->backend_fd = -1;
+	s->listen_fd = s->conn_fd = s->backend_fd = s->fault_fd = -1;
 	r = vu_validate_dev(dev);
 	if (r) {
 		log_err("vhost-user: device model is not usable as a back-end "
@@ -342,8 +346,16 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	s->queues = calloc(dev->num_queues, sizeof(*s->queues));
 	if (!s->queues)
 		return -ENOMEM;
+	s->fault_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->fault_fd < 0) {
+		r = errno;
+		free(s->queues);
+		s->queues = NULL;
+		return -r;
+	}
 	r = pthread_mutex_init(&s->backend_lock, NULL);
 	if (r) {
+		vu_close(&s->fault_fd);
 		free(s->queues);
 		s->queues = NULL;
 		return -r;
@@ -355,6 +367,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	if (!s->client && cfg->socket_path) {
 		r = vu_listen(s);
 		if (r) {
+			vu_close(&s->fault_fd);
 			pthread_mutex_destroy(&s->backend_lock);
 			free(s->queues);
 			s->queues = NULL;
@@ -383,6 +396,7 @@ void vu_server_destroy(struct vu_server *s)
 	s->dev->host = NULL;
 	s->dev->mem = NULL;
 	pthread_mutex_destroy(&s->backend_lock);
+	vu_close(&s->fault_fd);
 	free(s->queues);
 	s->queues = NULL;
 }
@@ -452,6 +466,8 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 	if (epfd < 0)
 		return -errno;
 	r = vu_epoll_add(epfd, stop_fd);
+	if (!r)
+		r = vu_epoll_add(epfd, s->fault_fd);
 	if (!r && single)
 		r = vu_session_begin(s, epfd);
 	else if (!r && s->listen_fd >= 0)
@@ -494,6 +510,16 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 
 			if (fd == stop_fd) {
 				stop = true;
+			} else if (fd == s->fault_fd) {
+				uint64_t faults;
+
+				(void)!read(s->fault_fd, &faults, sizeof(faults));
+				if (s->conn_fd < 0)
+					continue;
+				log_warn_ratelimited("vhost-user: the front-end shrank a file shared with "
+						     "the back-end (guest memory or inflight region) "
+						     "while in use: dropping it");
+				r = vu_session_drop(s, epfd);
 			} else if (fd == s->listen_fd && s->conn_fd < 0) {
 				s->conn_fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 				if (s->conn_fd >= 0)

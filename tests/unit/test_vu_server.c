@@ -824,6 +824,52 @@ END_TEST
 
 /* ---- malformed input and session life cycle ---- */
 
+/* A front-end that shrinks the file behind guest memory, then the inflight
+ * region, while the back-end uses them: each time the session is dropped and
+ * the server (the whole test process, without the fix: SIGBUS) serves the
+ * next front-end. */
+START_TEST(shrunk_shared_files_drop_the_session)
+{
+	struct vu_vring_state off = { 0, 0 }, on = { 0, 1 };
+	struct vu_inflight in = { .num_queues = TQ, .queue_size = 256,
+				  .mmap_size = TQ * virtq_inflight_size(256) };
+	int inflight_fd;
+
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, true);
+	ck_assert(srv.queues[0].started);
+	ck_assert_int_eq(ftruncate(memfd, 0), 0);
+	/* Restarting the ring reads its used index from guest memory. */
+	ok(VHOST_USER_SET_VRING_ENABLE, &off, 8, NULL, 0);
+	vu_peer_call(fe, VHOST_USER_SET_VRING_ENABLE, &on, 8, NULL, 0);
+	ck_assert(vu_peer_closed(fe, 5000));
+	stop_serving();
+	ck_assert_uint_eq(srv.mem.nregions, 0);
+
+	/* The next front-end, with good memory and its own inflight region. */
+	memfd = -1;
+	start_serving();
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	inflight_fd = vu_peer_memfd(in.mmap_size); /* zeros: a fresh region */
+	ok(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &inflight_fd, 1);
+	ck_assert_int_eq(ftruncate(inflight_fd, 0), 0);
+	/* Starting the ring restores from the inflight region. */
+	ring_setup(0, 256, 0, true);
+	ck_assert(vu_peer_closed(fe, 5000));
+	stop_serving();
+	close(inflight_fd);
+
+	/* And one more, served normally. */
+	start_serving();
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, true);
+	ck_assert(srv.queues[0].started);
+}
+END_TEST
+
 START_TEST(unknown_requests_answered)
 {
 	uint8_t junk[64] = { 0 };
@@ -1325,6 +1371,7 @@ int main(void)
 	tcase_add_test(tc, add_and_remove_regions);
 	tcase_add_test(tc, inflight_get_set_and_attach);
 	tcase_add_test(tc, inflight_sizes_checked);
+	tcase_add_test(tc, shrunk_shared_files_drop_the_session);
 	tcase_add_test(tc, unknown_requests_answered);
 	tcase_add_test(tc, wrong_payload_size_answered);
 	tcase_add_test(tc, bad_header_drops_then_next_served);
