@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cvmm/log.h"
@@ -1002,6 +1003,33 @@ START_TEST(config_change_on_backend_channel)
 }
 END_TEST
 
+/* A device thread waits for the ack of a config change the front-end never
+ * answers; the front-end then disconnects. Ending the session must not wait
+ * out the ack's deadline behind the back-end channel's lock. */
+START_TEST(session_end_wakes_a_pending_backend_request)
+{
+	struct timespec a, b;
+	struct vu_peer_reply rep;
+	pthread_t t;
+	int bk[2];
+	double took;
+
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	ck_assert_int_eq(vu_peer_socketpair(bk), 0);
+	ok(VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &bk[0], 1);
+	close(bk[0]);
+	pthread_create(&t, NULL, config_changed_thread, &td.vdev);
+	ck_assert_int_eq(vu_peer_read(bk[1], &rep, 5000), 0); /* sent; never acked */
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	stop_serving();
+	pthread_join(t, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	took = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+	ck_assert_msg(took < 2.0, "session end took %.1f s", took);
+	close(bk[1]);
+}
+END_TEST
+
 
 /* ---- random input ---- */
 
@@ -1377,6 +1405,7 @@ int main(void)
 	tcase_add_test(tc, bad_header_drops_then_next_served);
 	tcase_add_test(tc, reset_device_forgets_rings);
 	tcase_add_test(tc, config_change_on_backend_channel);
+	tcase_add_test(tc, session_end_wakes_a_pending_backend_request);
 	tcase_add_test(tc, random_messages_never_break_the_server);
 	suite_add_tcase(s, tc);
 

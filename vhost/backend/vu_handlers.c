@@ -410,6 +410,7 @@ static void vu_replace_fd(int *slot, int fd)
 static int vu_take_eventfd(struct vu_msg *m, int *fd)
 {
 	char path[32], target[32];
+	struct stat st;
 	ssize_t n;
 	int flags;
 
@@ -418,11 +419,15 @@ static int vu_take_eventfd(struct vu_msg *m, int *fd)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fds[0]);
 	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return -errno;
-	target[n] = '\0';
-	if (strcmp(target, "anon_inode:[eventfd]"))
+	if (n >= 0) {
+		target[n] = '\0';
+		if (strcmp(target, "anon_inode:[eventfd]"))
+			return -EINVAL;
+	} else if (fstat(m->fds[0], &st) < 0 || (st.st_mode & S_IFMT)) {
+		/* No /proc: at least an anonymous inode (no file type), which
+		 * rules out pipes, sockets, files and devices. */
 		return -EINVAL;
+	}
 	flags = fcntl(m->fds[0], F_GETFL);
 	if (flags < 0 || fcntl(m->fds[0], F_SETFL, flags | O_NONBLOCK) < 0)
 		return -errno;

@@ -169,6 +169,11 @@ void vu_device_reset(struct vu_server *s)
 /* The front-end is gone (or broke the protocol): back to a fresh state. */
 static void vu_session_end(struct vu_server *s)
 {
+	/* A device thread may be sending on the back-end channel under
+	 * backend_lock, waiting for an ack: wake it now rather than wait out
+	 * its deadline. (Only this thread changes backend_fd.) */
+	if (s->backend_fd >= 0)
+		shutdown(s->backend_fd, SHUT_RDWR);
 	vu_device_reset(s);
 	gmem_destroy(&s->mem);
 	gmem_init(&s->mem);
