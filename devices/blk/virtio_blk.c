@@ -108,7 +108,7 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		}
 		if (r < 0) {
 			log_warn_ratelimited("blk: queue %u: the driver put a malformed chain on the ring; "
-				 "queue stopped until reset", qi);
+					     "queue stopped until reset", qi);
 			break;
 		}
 		if (n >= BLK_BUDGET) {

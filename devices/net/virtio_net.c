@@ -418,8 +418,8 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 		if (r == -ENOSPC) {
 			if (!p->rx_oversize++)
 				log_warn_ratelimited("virtio-net: pair %u: a %u-byte frame is larger than the driver's "
-					 "receive buffers: dropped (counted; warned once)", pi,
-					 p->frame_len - n->hdr_len);
+						     "receive buffers: dropped (counted; warned once)", pi,
+						     p->frame_len - n->hdr_len);
 		}
 		p->frame_len = 0;
 		done++;
@@ -467,7 +467,7 @@ static void net_on_tx_kick(void *arg, uint32_t events)
 	net_drain_eventfd(p->tx_kick_fd);
 	if (net_dev_tx_process(p->net, p->index) == -EIO && p->tx_kick_fd >= 0) {
 		log_warn_ratelimited("virtio-net: pair %u: the driver put a malformed chain on the TX ring; "
-			 "queue stopped until reset", p->index);
+				     "queue stopped until reset", p->index);
 		worker_unwatch(&p->worker, p->tx_kick_fd);
 		p->tx_kick_fd = -1;
 	}
@@ -478,7 +478,7 @@ static void net_rx_serve(struct net_pair *p)
 	if (net_dev_rx_process(p->net, p->index) != -EIO || p->rx_kick_fd < 0)
 		return;
 	log_warn_ratelimited("virtio-net: pair %u: the driver put a malformed chain on the RX ring; "
-		 "queue stopped until reset", p->index);
+			     "queue stopped until reset", p->index);
 	worker_unwatch(&p->worker, p->rx_kick_fd);
 	p->rx_kick_fd = -1;
 }

@@ -714,7 +714,7 @@ static int vu_answer_error(struct vu_server *s, const struct vu_msg *m,
 			   const struct vu_handler *h, int err)
 {
 	log_warn_ratelimited("vhost-user: %s (%u) failed: %s", vu_msg_request_name(m->hdr.request),
-		 m->hdr.request, strerror(-err));
+			     m->hdr.request, strerror(-err));
 	if (h && h->empty_reply_on_error)
 		return vu_msg_reply(s->conn_fd, m, NULL, 0, NULL, 0);
 	if (h && h->has_reply)

@@ -65,7 +65,7 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 		/* The region was sized for inflight_qsize entries per queue. */
 		if (q->num > s->inflight_qsize) {
 			log_warn_ratelimited("vhost-user: ring %u: size %u exceeds the inflight region's %u",
-				 qi, q->num, s->inflight_qsize);
+					     qi, q->num, s->inflight_qsize);
 			return -EINVAL;
 		}
 		r = virtq_inflight_restore(vq, (struct virtq_inflight *)(void *)
@@ -78,7 +78,7 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 	r = dev->ops->queue_start(dev, qi);
 	if (r) {
 		log_warn_ratelimited("vhost-user: ring %u: %s cannot start it: %s", qi, dev->ops->name,
-			 strerror(-r));
+				     strerror(-r));
 		return r;
 	}
 	q->started = true;
