@@ -187,15 +187,16 @@ static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 	if (!bar)
 		return;
 	if (iobus_register(&vm->mmio, bar, VPCI_BAR_SIZE, virtio_vm_pci_bar_access, d)) {
-		log_warn("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
-			 dev->ops->name, bar);
+		log_warn_ratelimited("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
+				     dev->ops->name, bar);
 		return;
 	}
 	d->bar = bar;
 	for (unsigned q = 0; q < dev->num_queues; q++)
 		if (vm_ioeventfd(vm, bar + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULTIPLIER, 2, false,
 				 dev->vqs[q].kick_fd, true))
-			log_warn("%s: queue %u notifications will exit to the VMM", dev->ops->name, q);
+			log_warn_ratelimited("%s: queue %u notifications will exit to the VMM",
+					     dev->ops->name, q);
 }
 
 /* Points each queue's (and the config) interrupt at the MSI-X message the
