@@ -285,10 +285,14 @@ static void *tp_change_config(void *arg)
 	struct tp_changer *c = arg;
 
 	for (int i = 0; i < 3000 && !c->lost; i++) {
+		struct timespec start, now;
+
 		atomic_store(&c->seen, false);
 		vdev_config_changed(&c->t->f->dev);
-		for (int spin = 0; !atomic_load(&c->seen); spin++) {
-			if (spin == 2000) { /* ~100 ms: the change was lost */
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		while (!atomic_load(&c->seen)) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec - start.tv_sec >= 3) { /* the change was lost */
 				c->lost++;
 				break;
 			}

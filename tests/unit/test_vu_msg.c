@@ -390,7 +390,8 @@ START_TEST(slow_message_has_one_deadline)
 	pthread_join(t, NULL);
 	ck_assert_int_eq(r, -ETIMEDOUT);
 	ck_assert_double_ge(took, VU_MSG_TIMEOUT_MS / 1000.0 - 0.5);
-	ck_assert_double_le(took, VU_MSG_TIMEOUT_MS / 1000.0 + 2);
+	/* (Without one deadline it would take the 16 s of dribbling.) */
+	ck_assert_double_le(took, VU_MSG_TIMEOUT_MS / 1000.0 + 5);
 }
 END_TEST
 
@@ -404,7 +405,7 @@ START_TEST(bad_header_refused_before_payload)
 	ck_assert_int_eq(vu_peer_send_raw(sv[1], &h, sizeof(h), NULL, 0), 0);
 	start = now_s();
 	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), -EPROTO);
-	ck_assert_double_lt(now_s() - start, 1.0);
+	ck_assert_double_lt(now_s() - start, VU_MSG_TIMEOUT_MS / 2000.0);
 }
 END_TEST
 
@@ -433,9 +434,9 @@ START_TEST(send_to_stalled_peer_is_bounded)
 	while (send(sv[0], junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
 		;
 	pthread_create(&t, NULL, stalled_send_thread, &ss);
-	for (int i = 0; i < 300 && !atomic_load(&ss.done); i++)
+	for (int i = 0; i < 1000 && !atomic_load(&ss.done); i++)
 		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
-	ck_assert_msg(atomic_load(&ss.done), "send blocked for 3 s on a peer that does not read");
+	ck_assert_msg(atomic_load(&ss.done), "send blocked for 10 s on a peer that does not read");
 	pthread_join(t, NULL);
 	ck_assert_int_eq(ss.result, -ETIMEDOUT);
 }

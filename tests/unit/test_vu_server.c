@@ -1025,7 +1025,7 @@ START_TEST(session_end_wakes_a_pending_backend_request)
 	pthread_join(t, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	took = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
-	ck_assert_msg(took < 2.0, "session end took %.1f s", took);
+	ck_assert_msg(took < 3.5, "session end took %.1f s", took); /* the ack's deadline is 5 s */
 	close(bk[1]);
 }
 END_TEST
