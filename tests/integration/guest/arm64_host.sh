@@ -30,7 +30,9 @@ report() {
     echo "A64H: $1 rc=$2"
 }
 
-# cvmm's unit tests, built for aarch64, on an arm64 kernel.
+# cvmm's unit tests, built for aarch64, on an arm64 kernel. QEMU emulates the
+# CPU (TCG): Check's per-test timeouts are scaled for it.
+export CK_TIMEOUT_MULTIPLIER=10
 for t in /tests/test_*; do
     name=$(basename "$t")
     "$t" >"/tmp/$name.out" 2>&1
