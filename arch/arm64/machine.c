@@ -65,9 +65,12 @@ static int arm64_copy(struct vm *vm, uint64_t gpa, const void *src, size_t len, 
 static int arm64_dump_dtb(const char *path, const void *fdt, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), err = 0;
+	ssize_t n;
 
-	if (fd < 0 || write(fd, fdt, len) != (ssize_t)len)
-		err = errno ? -errno : -EIO;
+	if (fd < 0)
+		err = -errno;
+	else if ((n = write(fd, fdt, len)) != (ssize_t)len)
+		err = n < 0 ? -errno : -EIO;
 	if (fd >= 0 && close(fd) < 0 && !err)
 		err = -errno;
 	if (err)

@@ -91,6 +91,27 @@ int net_hdr_check_tx(const struct virtio_net_hdr *h, uint64_t f, uint32_t frame_
 	return le16toh(h->gso_size) ? 0 : -EINVAL;
 }
 
+/* Writes batched frame i with write(): for a kernel whose tap takes no
+ * RWF_NOWAIT writes through io_uring. */
+static void net_tx_write_slot(struct net_pair *p, uint64_t i)
+{
+	ssize_t w;
+
+	if (i >= NET_TX_BATCH) {
+		p->tx_errors++;
+		return;
+	}
+	do
+		w = write(p->tap_fd, p->tx_slots + i * NET_TX_SLOT, p->tx_len[i]);
+	while (w < 0 && errno == EINTR);
+	if (w < 0) {
+		p->tx_errors++;
+		return;
+	}
+	p->tx_packets++;
+	p->tx_bytes += p->tx_len[i] - p->net->hdr_len;
+}
+
 /* Writes the batched frames and accounts for them. */
 static void net_tx_flush(struct net_pair *p)
 {
@@ -125,14 +146,16 @@ static void net_tx_flush(struct net_pair *p)
 			continue;
 		if (r < 0)
 			break;
-		if (cqe->res < 0) {
-			p->tx_errors++;
-			/* A kernel whose tap cannot do RWF_NOWAIT: use writev. */
-			if (cqe->res == -EOPNOTSUPP && !p->ring_broken) {
+		if (cqe->res == -EOPNOTSUPP) {
+			/* A kernel whose tap cannot do RWF_NOWAIT (Linux 6.1): this
+			 * batch goes out by write(), later frames by writev. */
+			if (!p->ring_broken)
 				log_warn("virtio-net: pair %u: tap writes through io_uring not supported; using writev",
 					 p->index);
-				p->ring_broken = true;
-			}
+			p->ring_broken = true;
+			net_tx_write_slot(p, cqe->user_data);
+		} else if (cqe->res < 0) {
+			p->tx_errors++;
 		} else {
 			p->tx_packets++;
 			p->tx_bytes += (unsigned)cqe->res - p->net->hdr_len;
@@ -164,6 +187,8 @@ static void net_tx_queue(struct net_pair *p, const struct iovec *iov, unsigned n
 	} else {
 		io_uring_prep_write(sqe, p->tap_fd, slot, total, 0);
 	}
+	sqe->user_data = p->tx_batched;
+	p->tx_len[p->tx_batched] = total;
 	/* A write that cannot go through now fails with EAGAIN (the frame is
 	 * lost, as on a full NIC queue) instead of waiting in the ring, which
 	 * would stall the worker in net_tx_flush. */

@@ -130,6 +130,7 @@ struct net_pair {
 	bool ring_fixed_fd;             /* the tap fd is registered as file 0 */
 	bool ring_broken;               /* a submission failed: give the ring up */
 	uint8_t *tx_slots;              /* NET_TX_BATCH slots of NET_TX_SLOT bytes */
+	uint32_t tx_len[NET_TX_BATCH];  /* each batched frame's length (to write it again) */
 	unsigned tx_batched;
 
 	uint8_t *frame;                 /* the pending RX frame, header included */

@@ -5,7 +5,7 @@
 # /test.sh = arm64_guest.sh) in each scenario and reports for the x86 side,
 # in lines starting with "A64H:", then powers the machine off. Each
 # scenario's cvmm output is passed on with the prefix "A64H: <name>| ".
-/bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
+/bin/busybox mkdir -p /proc /sys /dev /tmp /var/tmp /usr/bin /usr/sbin /sbin
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
