@@ -105,9 +105,16 @@ static void vpci_build_cfg(struct vpci *p, uint32_t bar0)
 	vpci_add_cap(p, VPCI_CAP_NOTIFY_AT, VPCI_CAP_ISR_AT, 20, VPCI_CAP_NOTIFY,
 		     VPCI_NOTIFY_OFF, dev->num_queues * VPCI_NOTIFY_MULTIPLIER);
 	pci_cfg_set(c, VPCI_CAP_NOTIFY_AT + 16, 4, VPCI_NOTIFY_MULTIPLIER);
-	vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_DEVICE_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
-	vpci_add_cap(p, VPCI_CAP_DEVICE_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_DEVICE,
-		     VPCI_DEVICE_OFF, dev->config_size);
+	/* A device without device-specific configuration (virtio-rng) gets no
+	 * device-config capability: virtio 1.2 4.1.4.6 asks for one only when
+	 * there is a configuration, and Linux refuses a zero-length one. */
+	if (dev->config_size) {
+		vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_DEVICE_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
+		vpci_add_cap(p, VPCI_CAP_DEVICE_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_DEVICE,
+			     VPCI_DEVICE_OFF, dev->config_size);
+	} else {
+		vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
+	}
 	/* The PCI configuration access capability: bar, offset, length and
 	 * data are the driver's to write. */
 	vpci_add_cap(p, VPCI_CAP_PCI_CFG_AT, VPCI_CAP_MSIX_AT, 20, VPCI_CAP_PCI_CFG, 0, 0);

@@ -154,6 +154,31 @@ START_TEST(capabilities_describe_bar0)
 }
 END_TEST
 
+/* virtio-rng has no device-specific configuration: Linux's virtio_pci
+ * refuses a device-config capability of length 0 ("bad capability len 0"),
+ * so there must be none, and the rest of the list must still be walkable. */
+START_TEST(no_device_config_capability_without_config)
+{
+	struct tp *t = calloc(1, sizeof(*t));
+	uint32_t at;
+
+	t->f = fake_vdev_new(4);
+	t->f->dev.config_size = 0;
+	pci_bus_init(&t->bus);
+	ck_assert_int_eq(vpci_init(&t->p, &t->f->dev, TP_BAR0, &tp_host, t), 0);
+	ck_assert_int_eq(pci_bus_add(&t->bus, &vpci_func_ops, &t->p), 1);
+	ck_assert_uint_eq(tp_find_cap(t, 4), 0);
+	for (uint8_t type = 1; type <= 3; type++) {
+		at = tp_find_cap(t, type);
+		ck_assert_uint_ne(at, 0);
+		ck_assert_uint_ne(tp_cfg_read(t, 1, at + 12, 4), 0); /* length */
+	}
+	ck_assert_uint_ne(tp_find_cap(t, 5), 0);
+	ck_assert_uint_ne(tp_find_cap(t, 0), 0);
+	tp_free(t);
+}
+END_TEST
+
 START_TEST(common_config_drives_the_device)
 {
 	struct tp *t = tp_new();
@@ -228,5 +253,6 @@ CHECK_MAIN("virtio_pci",
 	   config_space_through_both_mechanisms,
 	   bar_sizing_and_moving,
 	   capabilities_describe_bar0,
+	   no_device_config_capability_without_config,
 	   common_config_drives_the_device,
 	   msix_routes_follow_the_driver)
