@@ -202,6 +202,17 @@ bool vpci_msi_message(const struct vpci *p, unsigned q, uint64_t *addr, uint32_t
 	return true;
 }
 
+bool vpci_config_route(struct vpci *p, bool active)
+{
+	uint32_t gen = __atomic_load_n(&p->tr.config_generation, __ATOMIC_ACQUIRE);
+
+	if (!active) {
+		p->config_gen_unrouted = gen;
+		return false;
+	}
+	return gen != p->config_gen_unrouted;
+}
+
 static void vpci_msix_changed(struct vpci *p)
 {
 	if (p->host && p->host->msix_changed)

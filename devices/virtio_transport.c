@@ -19,7 +19,7 @@ static void vtr_config_changed(void *host)
 {
 	struct vtr *t = host;
 
-	t->config_generation++;
+	__atomic_add_fetch(&t->config_generation, 1, __ATOMIC_RELEASE);
 	t->isr |= VIRTIO_ISR_CONFIG;
 	vtr_signal(t->config_fd);
 }

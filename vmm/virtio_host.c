@@ -196,8 +196,10 @@ static void virtio_host_pci_bar_changed(void *ctx, struct vpci *p)
 }
 
 /* Points each queue's (and the config) interrupt at the MSI-X message the
- * driver programmed. A vector that becomes usable is signalled once, since
- * an interrupt raised while it was masked has no route and was lost. */
+ * driver programmed. An interrupt raised while a vector had no route was
+ * lost: a queue vector that becomes usable is signalled once (a spurious
+ * queue interrupt only makes the driver look at its ring), the config
+ * vector only when the configuration changed meanwhile. */
 static void virtio_host_pci_msix_changed(void *ctx, struct vpci *p)
 {
 	struct virtio_host_dev *d = ctx;
@@ -212,8 +214,14 @@ static void virtio_host_pci_msix_changed(void *ctx, struct vpci *p)
 		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data))
 			continue;
 		d->route_active[i] = active;
-		if (active && !was_active)
-			virtio_host_signal(i < dev->num_queues ? dev->vqs[i].call_fd : p->tr.config_fd);
+		if (active == was_active)
+			continue;
+		if (i < dev->num_queues) {
+			if (active)
+				virtio_host_signal(dev->vqs[i].call_fd);
+		} else if (vpci_config_route(p, active)) {
+			virtio_host_signal(p->tr.config_fd);
+		}
 	}
 }
 
