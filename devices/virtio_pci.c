@@ -95,7 +95,9 @@ static void vpci_build_cfg(struct vpci *p, uint32_t bar0)
 	pci_cfg_set(c, PCI_SUBSYSTEM_VENDOR_ID, 2, VPCI_VENDOR);
 	pci_cfg_set(c, PCI_SUBSYSTEM_ID, 2, 0x40 + dev->device_id);
 	pci_cfg_set(c, PCI_CAPABILITY_LIST, 1, VPCI_CAP_COMMON_AT);
-	pci_cfg_set(c, PCI_INTERRUPT_PIN, 1, 1);
+	/* Interrupt Pin 0: no INTx. Interrupts are MSI-X only (the DSDT has
+	 * no _PRT, and nothing drives a pin). */
+	pci_cfg_set(c, PCI_INTERRUPT_PIN, 1, 0);
 	pci_cfg_set_wmask(c, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
 	pci_cfg_set_wmask(c, PCI_BAR0, 4, ~(uint32_t)(VPCI_BAR_SIZE - 1));
 	pci_cfg_set_wmask(c, PCI_INTERRUPT_LINE, 1, 0xff);

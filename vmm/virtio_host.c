@@ -11,6 +11,8 @@
 
 /* ISA lines free on cvmm's machine (4 is the UART, 9 the ACPI SCI; 0/1/2/8
  * are the PIT, keyboard controller, cascade and RTC). */
+_Static_assert(PCI_ECAM_BUS_SIZE == X86_PCI_ECAM_SIZE, "the MCFG announces one bus of ECAM");
+
 static const unsigned virtio_host_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
 
 /* The MMIO notify register is shared by all queues: KVM tells them apart by
@@ -81,8 +83,7 @@ static void virtio_host_mmio_access(void *opaque, uint64_t off, uint8_t *data, u
 	virtio_host_access(&virtio_host_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
 }
 
-/* Where the i-th MMIO device goes. */
-static int virtio_host_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
+int virtio_host_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
 {
 	if (i >= sizeof(virtio_host_mmio_irqs) / sizeof(virtio_host_mmio_irqs[0]))
 		return -ENOSPC;

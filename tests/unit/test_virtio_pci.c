@@ -75,6 +75,8 @@ START_TEST(config_space_through_both_mechanisms)
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_VENDOR_ID, 2), 0x1af4);
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_DEVICE_ID, 2), 0x1042);
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_REVISION_ID, 1), 1);
+	/* No INTx (MSI-X only): Linux asks ACPI for a route only for pin 1-4. */
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_INTERRUPT_PIN, 1), 0);
 	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 4), 0xffffffff);
 	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 2), 0xffff);
 	ck_assert_uint_eq(pci_ecam_read(&t->bus, 1 << 15, 4), 0x10421af4);
