@@ -8,6 +8,7 @@ with an AF_PACKET socket and answers to the guest's MAC with
 
 usage: net_peer.py TAP SEED CVMM-ARGS...   (run inside the test's namespace)
 """
+import errno
 import os
 import socket
 import subprocess
@@ -32,17 +33,26 @@ try:
             frame = s.recv(2048)
         except socket.timeout:
             continue
+        except OSError as e:
+            # Bound before cvmm brought the tap up (it sets MTU and address
+            # first): the kernel reports ENETDOWN once, then delivers frames
+            # from the moment the tap is up, before the guest can send.
+            if e.errno == errno.ENETDOWN:
+                continue
+            raise
         if frame[14:14 + len(want)] != want:
             continue
         guest_mac = frame[6:12]
-        reply = guest_mac + bytes.fromhex('0200000000fe') + ETHERTYPE.to_bytes(2, 'big')
-        reply += b'cvmm-host seed=%d' % seed
-        s.send(reply.ljust(60, b'\0'))
-        answered = True
+        # Read the tap's settings before answering: once answered, the guest
+        # ends, cvmm exits and the tap is gone.
         with open('/sys/class/net/%s/mtu' % tap) as f:
             print('net peer: tap mtu %s' % f.read().strip())
         addr = subprocess.run(['ip', '-4', '-o', 'addr', 'show', 'dev', tap], capture_output=True, text=True)
         print('net peer: tap addr %s' % ' '.join(addr.stdout.split()[3:4]))
+        reply = guest_mac + bytes.fromhex('0200000000fe') + ETHERTYPE.to_bytes(2, 'big')
+        reply += b'cvmm-host seed=%d' % seed
+        s.send(reply.ljust(60, b'\0'))
+        answered = True
         break
 except OSError as e:
     print('net peer: %s' % e)
