@@ -90,6 +90,8 @@ if ip netns add "$ns"; then
             tr -d '\r' <"$tmp/$name.out" | grep -E '^TG: (virtio|FAIL)' | sed 's/^/    guest: /'
         elif ! grep -q "tap mtu 1400" "$tmp/$name.peer" || ! grep -q "tap addr 10.77.0.1/24" "$tmp/$name.peer"; then
             fail "$name: the tap did not get mtu 1400 and 10.77.0.1/24"
+        elif grep -q "cannot switch to" "$tmp/$name.peer"; then
+            fail "$name: cvmm could not switch the tap's queues (see above)"
         else
             echo "ok $name (seed $seed)"
         fi
