@@ -317,6 +317,14 @@ uint16_t vio_offer(struct vio_queue *q, const struct vio_buf *bufs, unsigned n)
 	return head;
 }
 
+void vio_reoffer(struct vio_queue *q, uint16_t head)
+{
+	q->avail[2 + q->avail_idx % q->size] = head;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	q->avail[1] = ++q->avail_idx;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 void vio_kick(struct vio_dev *d, struct vio_queue *q)
 {
 	if (d->kind == VIO_PCI)

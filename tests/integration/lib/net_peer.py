@@ -30,13 +30,20 @@ def tap_is_up():
 
 
 deadline = time.time() + 20
-while not os.path.exists('/sys/class/net/' + tap) and time.time() < deadline and proc.poll() is None:
-    time.sleep(0.005)
 answered = False
 guest_mac = b''
 try:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETHERTYPE))
-    s.bind((tap, 0))
+    # Bind as soon as cvmm has created the tap. The tap shows in sysfs a
+    # moment before it can be bound to (ENODEV until then).
+    while True:
+        try:
+            s.bind((tap, 0))
+            break
+        except OSError as e:
+            if e.errno != errno.ENODEV or time.time() >= deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.005)
     s.settimeout(1)
     # cvmm sets the tap's MTU and address, then brings it up: once it is up,
     # they are final. Read them now, while the guest cannot have sent yet
