@@ -11,6 +11,8 @@
 #include "cvmm/log.h"
 #include "cvmm/serial.h"
 #include "vmm/vcpu.h"
+#include "cvmm/virtio_mmio.h"
+#include "cvmm/virtio_vm.h"
 #include "cvmm/vm.h"
 #include "cvmm/x86_boot.h"
 #include "cvmm/x86_cpu.h"
@@ -55,15 +57,29 @@ int arch_machine_prepare(struct arch_machine **out, const struct cli_config *cfg
 	return 0;
 }
 
-static int x86_machine_tables(struct vm *vm)
+/* The virtio-mmio devices the shared code places (virtio_vm_mmio_slot), for
+ * the DSDT. Returns how many, at most X86_MAX_MMIO_DEVS. */
+static unsigned x86_machine_mmio_devs(unsigned total, struct x86_mmio_dev *out)
 {
+	uint64_t base;
+	unsigned n = 0, irq;
+
+	for (; n < total && n < X86_MAX_MMIO_DEVS && !virtio_vm_mmio_slot(n, &base, &irq); n++)
+		out[n] = (struct x86_mmio_dev){ .base = base, .size = VMMIO_WINDOW_SIZE, .irq = irq };
+	return n;
+}
+
+static int x86_machine_tables(struct vm *vm, const struct arch_virtio_info *virtio)
+{
+	struct x86_mmio_dev mmio[X86_MAX_MMIO_DEVS];
+	unsigned nmmio = x86_machine_mmio_devs(virtio->nmmio, mmio);
 	uint8_t *bios = gmem_ptr(&vm->mem, X86_BIOS_ADDR, X86_MPTABLE_ADDR - X86_BIOS_ADDR);
 	uint8_t *fp = gmem_ptr(&vm->mem, X86_EBDA_ADDR, 16);
 	uint8_t *mp = gmem_ptr(&vm->mem, X86_MPTABLE_ADDR, X86_BIOS_END - X86_MPTABLE_ADDR);
 
 	if (!bios || !fp || !mp)
 		return -EFAULT;
-	if (x86_acpi_build(bios, X86_MPTABLE_ADDR - X86_BIOS_ADDR, X86_BIOS_ADDR, vm->cfg.ncpus) < 0 ||
+	if (x86_acpi_build(bios, X86_MPTABLE_ADDR - X86_BIOS_ADDR, X86_BIOS_ADDR, vm->cfg.ncpus, mmio, nmmio) < 0 ||
 	    x86_mptable_build(fp, mp, X86_BIOS_END - X86_MPTABLE_ADDR, X86_MPTABLE_ADDR, vm->cfg.ncpus) < 0)
 		return -ENOSPC;
 	return 0;
@@ -115,12 +131,11 @@ int arch_machine_load(struct arch_machine *am, struct vm *vm, const struct cli_c
 	int err;
 
 	(void)initrd_size;  /* planned in arch_machine_prepare */
-	(void)virtio;       /* the DSDT and the command line describe them */
 	err = x86_boot_load(&vm->mem, &am->kernel, &am->plan, initrd, cmdline, cfg->mem_size, X86_BIOS_ADDR);
 	if (!err)
 		err = x86_boot_tables_write(&vm->mem);
 	if (!err)
-		err = x86_machine_tables(vm);
+		err = x86_machine_tables(vm, virtio);
 	if (err) {
 		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
 		return err;

@@ -12,6 +12,9 @@
 /* Interrupt lines the arch leaves free for virtio-mmio (arch.h). */
 static const unsigned virtio_vm_mmio_irqs[] = ARCH_VIRTIO_MMIO_IRQS;
 
+/* The firmware tables (x86 MCFG, arm64 device tree) announce one bus of ECAM. */
+_Static_assert(PCI_ECAM_BUS_SIZE == ARCH_PCI_ECAM_SIZE, "the firmware tables announce one bus of ECAM");
+
 /* The MMIO notify register is shared by all queues: KVM tells them apart by
  * the value written (the queue index). */
 static int virtio_vm_ioeventfd_match(struct vm *vm, uint64_t addr, uint32_t value, int fd, bool add)
@@ -200,8 +203,10 @@ static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 }
 
 /* Points each queue's (and the config) interrupt at the MSI-X message the
- * driver programmed. A vector that becomes usable is signalled once, since
- * an interrupt raised while it was masked has no route and was lost. */
+ * driver programmed. An interrupt raised while a vector had no route was
+ * lost: a queue vector that becomes usable is signalled once (a spurious
+ * queue interrupt only makes the driver look at its ring), the config
+ * vector only when the configuration changed meanwhile. */
 static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 {
 	struct virtio_vm_dev *d = ctx;
@@ -216,8 +221,14 @@ static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data, d->devid))
 			continue;
 		d->route_active[i] = active;
-		if (active && !was_active)
-			virtio_vm_signal(i < dev->num_queues ? dev->vqs[i].call_fd : p->tr.config_fd);
+		if (active == was_active)
+			continue;
+		if (i < dev->num_queues) {
+			if (active)
+				virtio_vm_signal(dev->vqs[i].call_fd);
+		} else if (vpci_config_route(p, active)) {
+			virtio_vm_signal(p->tr.config_fd);
+		}
 	}
 }
 

@@ -21,24 +21,28 @@
 #define ARCH_PCI_MMIO_START	X86_PCI_MMIO_START
 #define ARCH_PCI_MMIO_SIZE	X86_PCI_MMIO_SIZE
 #define ARCH_VIRTIO_MMIO_BASE	0xd0000000ULL
-#define ARCH_PCI_ECAM_BASE	0xe0000000ULL
+#define ARCH_PCI_ECAM_BASE	X86_PCI_ECAM_ADDR
+#define ARCH_PCI_ECAM_SIZE	X86_PCI_ECAM_SIZE
 /* ISA lines free on the x86 machine (4 is the UART, 9 the ACPI SCI; 0/1/2/8
  * are the PIT, keyboard controller, cascade and RTC). */
 #define ARCH_VIRTIO_MMIO_IRQS	{ 5, 6, 7, 10, 11, 12, 13, 14, 15 }
-/* The guest finds virtio-mmio devices on its command line (no device tree). */
+/* The guest finds virtio-mmio devices in the DSDT and, for kernels without
+ * ACPI, on its command line. */
 #define ARCH_VIRTIO_MMIO_ON_CMDLINE 1
 /* Port I/O exists: the PCI host bridge also answers at 0xcf8. */
 #define ARCH_HAS_PIO		1
 #define ARCH_MAX_CPUS		X86_MAX_CPUS
 #define ARCH_KERNEL_HELP	"x86_64 bzImage (boot protocol 2.12+) or 64-bit ELF"
 #define ARCH_SERIAL_HELP	"COM1 (0x3f8)"
-#define ARCH_VIRTIO_MMIO_HELP	"announced on the kernel command line (virtio_mmio.device=)"
+#define ARCH_VIRTIO_MMIO_HELP	"announced in the ACPI DSDT and on the kernel command line\n" \
+				"                       (virtio_mmio.device=)"
 #elif defined(__aarch64__)
 #include "cvmm/arm64_layout.h"
 #define ARCH_PCI_MMIO_START	ARM64_PCI_MMIO_START
 #define ARCH_PCI_MMIO_SIZE	ARM64_PCI_MMIO_SIZE
 #define ARCH_VIRTIO_MMIO_BASE	ARM64_VIRTIO_MMIO_BASE
 #define ARCH_PCI_ECAM_BASE	ARM64_PCI_ECAM_BASE
+#define ARCH_PCI_ECAM_SIZE	ARM64_PCI_ECAM_SIZE
 #define ARCH_VIRTIO_MMIO_IRQS	ARM64_VIRTIO_MMIO_SPIS
 /* The device tree describes them. */
 #define ARCH_VIRTIO_MMIO_ON_CMDLINE 0

@@ -42,6 +42,7 @@
 #define ARM64_PCI_MMIO_START	0x10000000ULL
 #define ARM64_PCI_MMIO_SIZE	0x10000000ULL
 #define ARM64_PCI_ECAM_BASE	0x30000000ULL
+#define ARM64_PCI_ECAM_SIZE	0x100000ULL
 
 #define ARM64_RAM_BASE		0x40000000ULL
 /* The device tree sits in RAM's last 2 MiB (Linux maps at most 2 MiB of it). */

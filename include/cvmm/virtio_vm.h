@@ -72,8 +72,8 @@ int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum vi
  * planned before the VM exists; empty where the device tree describes them
  * (arm64). 0 or -ENOSPC. */
 int virtio_vm_mmio_cmdline(unsigned n, char *buf, size_t len);
-/* Where the i-th MMIO device goes: its window and interrupt line (GSI).
- * 0 or -ENOSPC past the last slot. */
+/* Where the i-th MMIO device goes: its window and interrupt line (GSI: an
+ * IOAPIC line on x86, an SPI on arm64). 0, or -ENOSPC past the last slot. */
 int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq);
 
 #endif
