@@ -1,11 +1,11 @@
 #!/bin/busybox sh
 # shellcheck shell=dash
 # /init of the arm64 machine arm64_linux.sh boots in QEMU (TCG, EL2, KVM in
-# the kernel): it runs cvmm's aarch64 unit tests (/tests), then the aarch64 cvmm with the arm64 guest (/guest.gz,
+# the kernel): it runs the aarch64 cvmm with the arm64 guest (/guest.gz,
 # /test.sh = arm64_guest.sh) in each scenario and reports for the x86 side,
 # in lines starting with "A64H:", then powers the machine off. Each
 # scenario's cvmm output is passed on with the prefix "A64H: <name>| ".
-/bin/busybox mkdir -p /proc /sys /dev /tmp /var/tmp /usr/bin /usr/sbin /sbin
+/bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -29,17 +29,6 @@ report() {
     tail -n 5 "/tmp/$1.err" | sed "s/^/A64H: $1 stderr| /"
     echo "A64H: $1 rc=$2"
 }
-
-# cvmm's unit tests, built for aarch64, on an arm64 kernel. QEMU emulates the
-# CPU (TCG): Check's per-test timeouts are scaled for it.
-export CK_TIMEOUT_MULTIPLIER=10
-for t in /tests/test_*; do
-    name=$(basename "$t")
-    "$t" >"/tmp/$name.out" 2>&1
-    rc=$?
-    tail -n 3 "/tmp/$name.out" | sed "s/^/A64H: $name| /"
-    echo "A64H: unit $name rc=$rc"
-done
 
 guest="--initramfs /guest.gz --memory size=256M"
 base="console=ttyS0 panic=-1"
