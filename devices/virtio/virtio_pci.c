@@ -230,9 +230,9 @@ static uint32_t vpci_common_read(struct vpci *p, uint32_t off, unsigned size)
 	case VPCI_NUM_QUEUES | 2 << 8:
 		return p->tr.dev->num_queues;
 	case VPCI_STATUS | 1 << 8:
-		return p->tr.status;
+		return vtr_status(&p->tr);
 	case VPCI_CFG_GENERATION | 1 << 8:
-		return (uint8_t)p->tr.config_generation;
+		return (uint8_t)__atomic_load_n(&p->tr.config_generation, __ATOMIC_SEQ_CST);
 	case VPCI_Q_SELECT | 2 << 8:
 		return p->queue_sel;
 	case VPCI_Q_SIZE | 2 << 8:

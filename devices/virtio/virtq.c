@@ -66,6 +66,8 @@ int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
 
 static int virtq_fail(struct virtq *vq)
 {
+	if (!vq->broken && vq->on_broken)
+		vq->on_broken(vq, vq->on_broken_arg);
 	vq->broken = true;
 	return -EIO;
 }

@@ -20,7 +20,7 @@
 
 static struct vsock_dev *vsock_from_vdev(struct vdev *dev)
 {
-	return (struct vsock_dev *)dev;
+	return container_of(dev, struct vsock_dev, vdev);
 }
 
 static size_t vsock_iov_to(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
@@ -133,7 +133,7 @@ void vsock_rx_flush(struct vsock_dev *d)
 	unsigned n = 0;
 	uint64_t one = 1;
 
-	if (!(d->started & (1u << VSOCK_Q_RX)) || vq->broken)
+	if (!vdev_queue_started(&d->vdev, VSOCK_Q_RX) || vq->broken)
 		return;
 	while (n < VSOCK_RX_BUDGET) {
 		struct vsock_hc *hc = NULL;
@@ -150,10 +150,8 @@ void vsock_rx_flush(struct vsock_dev *d)
 			}
 		}
 		r = virtq_pop(vq, c);
-		if (r < 0) {
-			log_warn("virtio-vsock: the driver put a malformed chain on the rx queue; stopped until reset");
+		if (r < 0)
 			break;
-		}
 		if (r == 0) {
 			if (virtq_enable_notify(vq))
 				continue;
@@ -297,7 +295,7 @@ static void vsock_tx_process(struct vsock_dev *d)
 	struct virtq *vq = &d->vqs[VSOCK_Q_TX];
 	unsigned budget = VSOCK_REPLY_MAX - d->reply_count;
 
-	if (!(d->started & (1u << VSOCK_Q_TX)) || vq->broken)
+	if (!vdev_queue_started(&d->vdev, VSOCK_Q_TX) || vq->broken)
 		return;
 	if (budget > VSOCK_TX_BUDGET)
 		budget = VSOCK_TX_BUDGET;
@@ -306,8 +304,7 @@ static void vsock_tx_process(struct vsock_dev *d)
 		d->tx_stalled = true;
 		return;
 	}
-	if (virtq_serve(vq, d->tx_chain, budget, vsock_tx_handle, d) < 0)
-		log_warn("virtio-vsock: the driver put a malformed chain on the tx queue; stopped until reset");
+	virtq_serve(vq, d->tx_chain, budget, vsock_tx_handle, d);
 }
 
 static void vsock_event_send(struct vsock_dev *d)
@@ -316,7 +313,7 @@ static void vsock_event_send(struct vsock_dev *d)
 	struct virtq_chain *c = d->ev_chain;
 	uint8_t ev[4] = { VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0 };
 
-	while (d->reset_owed && (d->started & (1u << VSOCK_Q_EVENT)) && !vq->broken) {
+	while (d->reset_owed && vdev_queue_started(&d->vdev, VSOCK_Q_EVENT) && !vq->broken) {
 		int r = virtq_pop(vq, c);
 
 		if (r < 0)
@@ -337,92 +334,36 @@ static void vsock_event_send(struct vsock_dev *d)
 	}
 }
 
-static void vsock_rx_kick(void *arg, uint32_t events)
-{
-	struct vsock_dev *d = arg;
-
-	(void)events;
-	virtq_kick_consume(&d->vqs[VSOCK_Q_RX]);
-	vsock_rx_flush(d);
-	vsock_reap(d);
-}
-
-static void vsock_tx_kick(void *arg, uint32_t events)
-{
-	struct vsock_dev *d = arg;
-
-	(void)events;
-	virtq_kick_consume(&d->vqs[VSOCK_Q_TX]);
-	vsock_tx_process(d);
-	vsock_rx_flush(d);
-	vsock_reap(d);
-}
-
-static void vsock_event_kick(void *arg, uint32_t events)
-{
-	struct vsock_dev *d = arg;
-
-	(void)events;
-	virtq_kick_consume(&d->vqs[VSOCK_Q_EVENT]);
-	vsock_event_send(d);
-}
-
-/* The worker serves the host side even while no queue runs (host clients
- * are answered or timed out), so queue changes pause it briefly. */
-static int vsock_worker_restart(struct vsock_dev *d)
-{
-	int err = worker_start(&d->worker);
-
-	if (err)
-		log_err("virtio-vsock: cannot restart the worker thread: %s", strerror(-err));
-	return err;
-}
-
-static int vsock_queue_start(struct vdev *dev, unsigned q)
+static void vsock_handle_queue(struct vdev *dev, unsigned q)
 {
 	struct vsock_dev *d = vsock_from_vdev(dev);
-	uint64_t one = 1;
-	int err;
 
-	if (q >= VSOCK_NUM_QUEUES || (d->started & (1u << q)) || d->vqs[q].kick_fd < 0)
-		return -EINVAL;
-	worker_stop(&d->worker);
-	err = worker_watch(&d->worker, d->vqs[q].kick_fd, EPOLLIN, &d->kick_watch[q]);
-	if (!err)
-		d->started |= 1u << q;
-	if (vsock_worker_restart(d) && !err) {
-		worker_unwatch(&d->worker, d->vqs[q].kick_fd);
-		d->started &= ~(1u << q);
-		return -EAGAIN;
+	switch (q) {
+	case VSOCK_Q_RX:
+		vsock_rx_flush(d);
+		vsock_reap(d);
+		break;
+	case VSOCK_Q_TX:
+		vsock_tx_process(d);
+		vsock_rx_flush(d);
+		vsock_reap(d);
+		break;
+	default:
+		vsock_event_send(d);
+		break;
 	}
-	if (err)
-		return err;
-	/* Serve what the driver queued before it could kick us. */
-	(void)!write(d->vqs[q].kick_fd, &one, sizeof(one));
-	return 0;
-}
-
-static void vsock_queue_stop(struct vdev *dev, unsigned q)
-{
-	struct vsock_dev *d = vsock_from_vdev(dev);
-
-	if (q >= VSOCK_NUM_QUEUES || !(d->started & (1u << q)))
-		return;
-	worker_stop(&d->worker);
-	worker_unwatch(&d->worker, d->vqs[q].kick_fd);
-	d->started &= ~(1u << q);
-	vsock_worker_restart(d);
 }
 
 static void vsock_reset(struct vdev *dev)
 {
 	struct vsock_dev *d = vsock_from_vdev(dev);
 
-	/* The next driver starts without connections and is told so. */
-	worker_stop(&d->worker);
+	/* The next driver starts without connections and is told so. The
+	 * worker serves the host side even while no queue runs: pause it. */
+	vdev_worker_pause(dev, 0);
 	vsock_close_all(d);
 	d->reset_owed = true;
-	vsock_worker_restart(d);
+	vdev_worker_resume(dev, 0);
 }
 
 static void vsock_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
@@ -436,18 +377,11 @@ static void vsock_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_
 		memcpy(buf, cfg + off, len > sizeof(cfg) - off ? sizeof(cfg) - off : len);
 }
 
-static void vsock_vdev_destroy(struct vdev *dev)
-{
-	vsock_dev_destroy(vsock_from_vdev(dev));
-}
-
 static const struct vdev_ops vsock_vdev_ops = {
 	.name = "virtio-vsock",
 	.read_config = vsock_read_config,
-	.queue_start = vsock_queue_start,
-	.queue_stop = vsock_queue_stop,
+	.handle_queue = vsock_handle_queue,
 	.reset = vsock_reset,
-	.destroy = vsock_vdev_destroy,
 };
 
 int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
@@ -480,20 +414,6 @@ int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 	err = vsock_host_open(d);
 	if (err)
 		goto fail;
-	err = worker_init(&d->worker, "virtio-vsock");
-	if (err)
-		goto fail_host;
-	d->host_watch = (struct worker_watch){ .fn = vsock_host_ready, .arg = d };
-	d->kick_watch[VSOCK_Q_RX] = (struct worker_watch){ .fn = vsock_rx_kick, .arg = d };
-	d->kick_watch[VSOCK_Q_TX] = (struct worker_watch){ .fn = vsock_tx_kick, .arg = d };
-	d->kick_watch[VSOCK_Q_EVENT] = (struct worker_watch){ .fn = vsock_event_kick, .arg = d };
-	err = worker_watch(&d->worker, d->ep_fd, EPOLLIN, &d->host_watch);
-	if (!err)
-		err = worker_start(&d->worker);
-	if (err) {
-		worker_destroy(&d->worker);
-		goto fail_host;
-	}
 	d->vdev = (struct vdev){
 		.ops = &vsock_vdev_ops,
 		.device_id = VIRTIO_ID_VSOCK,
@@ -504,6 +424,19 @@ int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 		.vqs = d->vqs,
 		.config_size = 8,
 	};
+	/* One worker serves the queues and the host sockets, even while no
+	 * queue runs (host clients are answered or timed out). */
+	err = vdev_init(&d->vdev, 1, "virtio-vsock");
+	if (err)
+		goto fail_host;
+	d->host_watch = (struct worker_watch){ .fn = vsock_host_ready, .arg = d };
+	err = vdev_watch(&d->vdev, 0, d->ep_fd, EPOLLIN, &d->host_watch);
+	if (!err)
+		err = vdev_worker_keep_running(&d->vdev, 0);
+	if (err) {
+		vdev_destroy(&d->vdev);
+		goto fail_host;
+	}
 	return 0;
 fail_host:
 	vsock_host_close(d);
@@ -523,9 +456,7 @@ void vsock_dev_destroy(struct vsock_dev *d)
 {
 	if (!d->buckets)
 		return;
-	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
-		vsock_queue_stop(&d->vdev, q);
-	worker_destroy(&d->worker);
+	vdev_destroy(&d->vdev);
 	vsock_host_close(d);
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
 		virtq_destroy(&d->vqs[q]);

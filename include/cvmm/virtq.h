@@ -105,6 +105,10 @@ struct virtq {
 	uint16_t signalled_used;
 	bool signalled_used_valid;
 	bool broken;      /* the driver broke the ring: stop using it until reset */
+	/* Called once, on the thread using the ring, when the driver breaks
+	 * it (the queue runtime sets it when the queue starts). */
+	void (*on_broken)(struct virtq *vq, void *arg);
+	void *on_broken_arg;
 	uint64_t inflight_counter;
 	uint16_t *resubmit; /* heads to hand out again before the avail ring, oldest first */
 	uint16_t nresubmit, resubmit_pos;
@@ -125,7 +129,8 @@ int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
 
 /* Takes the next available chain. Returns 1 with *c filled, 0 when the ring
  * is empty, -EIO when the driver put a malformed chain on it (vq->broken is
- * set, and every later call returns -EIO until virtq_setup again). */
+ * set, on_broken called the first time, and every later call returns -EIO
+ * until virtq_setup again). */
 int virtq_pop(struct virtq *vq, struct virtq_chain *c);
 /* Returns a chain to the driver with len bytes written into its buffers. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);

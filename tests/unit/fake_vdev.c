@@ -6,7 +6,7 @@
 
 static struct fake_vdev *fake_of(struct vdev *dev)
 {
-	return (struct fake_vdev *)dev;
+	return container_of(dev, struct fake_vdev, dev);
 }
 
 static void fake_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
@@ -56,11 +56,13 @@ struct fake_vdev *fake_vdev_new(uint32_t device_id)
 	memcpy(f->config, "\x11\x22\x33\x44\x55\x66\x77\x88", sizeof(f->config));
 	for (unsigned q = 0; q < FAKE_QUEUES; q++)
 		virtq_init(&f->vqs[q]);
+	ck_assert_int_eq(vdev_init(&f->dev, 0, "fake"), 0);
 	return f;
 }
 
 void fake_vdev_free(struct fake_vdev *f)
 {
+	vdev_destroy(&f->dev);
 	for (unsigned q = 0; q < FAKE_QUEUES; q++)
 		virtq_destroy(&f->vqs[q]);
 	gmem_destroy(&f->mem);

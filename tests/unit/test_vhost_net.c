@@ -257,7 +257,7 @@ START_TEST(session_end_resets)
 	close(fe);
 	pthread_join(srv_thread, NULL);
 	ck_assert_uint_eq(net.vdev.features, 0);
-	ck_assert(!net.pairs[0].rx_started && !net.pairs[0].tx_started);
+	ck_assert(!vdev_queue_started(&net.vdev, 0) && !vdev_queue_started(&net.vdev, 1));
 	/* The fixture's teardown closes fe and joins again: give it a live pair. */
 	{
 		int sv[2];

@@ -68,7 +68,7 @@ static void t_open(bool readonly, bool create, bool direct)
 	env->blk.vdev.mem = &env->mem;
 	env->blk.vdev.host = env;
 	env->blk.vdev.host_config_changed = t_config_changed;
-	ck_assert_int_eq(env->blk.vdev.ops->set_features(&env->blk.vdev, env->blk.vdev.host_features), 0);
+	ck_assert_int_eq(vdev_set_features(&env->blk.vdev, env->blk.vdev.host_features), 0);
 	vq = &env->blk.vqs[0];
 	ck_assert_int_eq(virtq_setup(vq, &env->mem, T_QSIZE, T_DESC, T_AVAIL, T_USED), 0);
 	vq->event_idx = true;
@@ -559,7 +559,7 @@ START_TEST(worker_serves_kicks)
 
 	vq->kick_fd = eventfd(0, EFD_CLOEXEC);
 	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ck_assert_int_eq(env->blk.vdev.ops->queue_start(&env->blk.vdev, 0), 0);
+	ck_assert_int_eq(vdev_queue_start(&env->blk.vdev, 0), 0);
 	t_fill(T_DATA, 4096, 11);
 	t_hdr(VIRTIO_BLK_T_OUT, 40);
 	t_submit(bufs, 3);
@@ -570,7 +570,7 @@ START_TEST(worker_serves_kicks)
 	ck_assert_uint_eq(used->idx, 1);
 	ck_assert_int_eq(read(vq->call_fd, &cnt, sizeof(cnt)), sizeof(cnt));
 	ck_assert_uint_eq(t_status(), VIRTIO_BLK_S_OK);
-	env->blk.vdev.ops->queue_stop(&env->blk.vdev, 0);
+	vdev_queue_stop(&env->blk.vdev, 0);
 	close(vq->kick_fd);
 	close(vq->call_fd);
 	vq->kick_fd = vq->call_fd = -1;

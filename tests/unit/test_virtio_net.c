@@ -71,7 +71,7 @@ static void t_open(uint64_t drop, uint16_t qsize)
 	cfg.mtu = 1500;
 	ck_assert_int_eq(net_dev_init(&env->net, &cfg), 0);
 	env->net.vdev.mem = &env->mem;
-	ck_assert_int_eq(env->net.vdev.ops->set_features(&env->net.vdev,
+	ck_assert_int_eq(vdev_set_features(&env->net.vdev,
 							 env->net.vdev.host_features & ~drop), 0);
 	env->rx = (struct t_ring){ T_RX_DESC, T_RX_AVAIL, T_RX_USED, 0, 0, 0 };
 	env->tx = (struct t_ring){ T_TX_DESC, T_TX_AVAIL, T_TX_USED, 0, 0, 0 };
@@ -263,7 +263,7 @@ START_TEST(config_space)
 	ck_assert_uint_eq(c.max_virtqueue_pairs, 1);
 	ck_assert_uint_eq(c.mtu, 1500);
 	/* A feature not offered is refused. */
-	ck_assert_int_eq(env->net.vdev.ops->set_features(&env->net.vdev,
+	ck_assert_int_eq(vdev_set_features(&env->net.vdev,
 							 VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ)), -EINVAL);
 }
 END_TEST
@@ -306,8 +306,8 @@ START_TEST(two_pairs)
 	n.vdev.ops->read_config(&n.vdev, 0, &c, sizeof(c));
 	ck_assert_uint_eq(c.max_virtqueue_pairs, 2);
 	/* Queue 3 is pair 1's TX queue; not set up, it cannot start. */
-	ck_assert_int_eq(n.vdev.ops->queue_start(&n.vdev, 3), -EINVAL);
-	ck_assert_int_eq(n.vdev.ops->queue_start(&n.vdev, 4), -EINVAL);
+	ck_assert_int_eq(vdev_queue_start(&n.vdev, 3), -EINVAL);
+	ck_assert_int_eq(vdev_queue_start(&n.vdev, 4), -EINVAL);
 	net_dev_destroy(&n);
 	close(a[1]);
 	close(b[1]);
@@ -552,8 +552,8 @@ START_TEST(worker_serves_both_ways)
 	rxq->call_fd = eventfd(0, EFD_NONBLOCK);
 	txq->kick_fd = eventfd(0, EFD_NONBLOCK);
 	txq->call_fd = eventfd(0, EFD_NONBLOCK);
-	ck_assert_int_eq(dev->ops->queue_start(dev, 0), 0);
-	ck_assert_int_eq(dev->ops->queue_start(dev, 1), 0);
+	ck_assert_int_eq(vdev_queue_start(dev, 0), 0);
+	ck_assert_int_eq(vdev_queue_start(dev, 1), 0);
 
 	/* A frame arrives with no buffers: it waits for the RX kick. */
 	t_host_send(300, 9);
@@ -576,9 +576,9 @@ START_TEST(worker_serves_both_ways)
 	t_post_rx(2, 1, 256, T_QSIZE);
 	t_host_send(400, 3);
 	usleep(50000);
-	dev->ops->queue_stop(dev, 0);
+	vdev_queue_stop(dev, 0);
 	ck_assert_uint_eq(rxq->last_avail_idx, 2);
-	dev->ops->queue_stop(dev, 1);
+	vdev_queue_stop(dev, 1);
 	for (unsigned i = 0; i < 2; i++) {
 		close(env->net.vqs[i].kick_fd);
 		close(env->net.vqs[i].call_fd);
@@ -602,13 +602,13 @@ START_TEST(rx_stash_returned_after_gap)
 	 * straight back: A is no longer the last chain popped. */
 	t_post(&env->rx, T_QSIZE, &a, 1);
 	t_post(&env->rx, T_QSIZE, &b, 1);
-	ck_assert_int_eq(dev->ops->queue_start(dev, 0), 0);
+	ck_assert_int_eq(vdev_queue_start(dev, 0), 0);
 	t_host_send(600, 1);
 	for (int i = 0; i < 200 && t_used_idx(&env->rx) < 1; i++)
 		usleep(5000);
 	usleep(20000);
 	ck_assert_uint_eq(t_used_idx(&env->rx), 1);
-	dev->ops->queue_stop(dev, 0);
+	vdev_queue_stop(dev, 0);
 	/* Stepping back would hand B out twice: A is returned unused instead. */
 	ck_assert_uint_eq(rxq->last_avail_idx, 2);
 	ck_assert_uint_eq(t_used_idx(&env->rx), 2);
@@ -653,12 +653,12 @@ START_TEST(control_queue_switches_pairs)
 	ck_assert(env->net.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MQ));
 	ck_assert_uint_eq(env->net.active_pairs, 1);
 	env->net.vdev.mem = &env->mem;
-	ck_assert_int_eq(env->net.vdev.ops->set_features(&env->net.vdev, env->net.vdev.host_features), 0);
+	ck_assert_int_eq(vdev_set_features(&env->net.vdev, env->net.vdev.host_features), 0);
 	vq = &env->net.vqs[4];
 	ck_assert_int_eq(virtq_setup(vq, &env->mem, T_QSIZE, ctl.desc, ctl.avail, ctl.used), 0);
 	vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ck_assert_int_eq(env->net.vdev.ops->queue_start(&env->net.vdev, 4), 0);
+	ck_assert_int_eq(vdev_queue_start(&env->net.vdev, 4), 0);
 	for (unsigned i = 0; i < sizeof(want); i++) {
 		struct virtq_used *used = t_ptr(ctl.used);
 
@@ -676,9 +676,9 @@ START_TEST(control_queue_switches_pairs)
 		(void)!read(vq->call_fd, &cnt, sizeof(cnt));
 	}
 	ck_assert_uint_eq(env->net.active_pairs, 2);
-	env->net.vdev.ops->reset(&env->net.vdev);
+	vdev_reset(&env->net.vdev);
 	ck_assert_uint_eq(env->net.active_pairs, 1);
-	env->net.vdev.ops->queue_stop(&env->net.vdev, 4);
+	vdev_queue_stop(&env->net.vdev, 4);
 	close(vq->kick_fd);
 	close(vq->call_fd);
 	close(sv[0][1]);

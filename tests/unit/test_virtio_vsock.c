@@ -195,7 +195,7 @@ static void t_start(void)
 					     T_QBASE(q) + 0x2000), 0);
 		vq->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		vq->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		ck_assert_int_eq(d->vdev.ops->queue_start(&d->vdev, q), 0);
+		ck_assert_int_eq(vdev_queue_start(&d->vdev, q), 0);
 	}
 }
 
@@ -205,7 +205,7 @@ static void t_teardown(void)
 	int fds[2 * VSOCK_NUM_QUEUES];
 
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++) {
-		d->vdev.ops->queue_stop(&d->vdev, q);
+		vdev_queue_stop(&d->vdev, q);
 		fds[2 * q] = d->vqs[q].kick_fd;
 		fds[2 * q + 1] = d->vqs[q].call_fd;
 	}
@@ -539,8 +539,8 @@ START_TEST(reset_closes_connections_and_owes_a_new_transport_reset)
 	t_recv(&r, NULL);
 	ck_assert_uint_eq(r.op, VSOCK_OP_REQUEST);
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
-		env->d.vdev.ops->queue_stop(&env->d.vdev, q);
-	env->d.vdev.ops->reset(&env->d.vdev);
+		vdev_queue_stop(&env->d.vdev, q);
+	vdev_reset(&env->d.vdev);
 	ck_assert(env->d.reset_owed);
 	ck_assert_uint_eq(vsock_dev_nconns(&env->d), 0);
 	p = (struct pollfd){ .fd = c, .events = POLLIN };

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,7 @@ struct tdev {
 
 static struct tdev *tdev_of(struct vdev *d)
 {
-	return (struct tdev *)d;
+	return container_of(d, struct tdev, vdev);
 }
 
 static int tdev_set_features(struct vdev *d, uint64_t f)
@@ -131,6 +132,7 @@ static void tdev_init(struct tdev *t)
 	t->vdev.config_size = TCFG;
 	for (int i = 0; i < TCFG; i++)
 		t->config[i] = (uint8_t)(0xa0 + i);
+	ck_assert_int_eq(vdev_init(&t->vdev, 0, "test"), 0);
 }
 
 /* ---- fixture: server on a socketpair, serving in a thread ---- */
@@ -189,6 +191,7 @@ static void teardown(void)
 {
 	stop_serving();
 	vu_server_destroy(&srv);
+	vdev_destroy(&td.vdev);
 	close(stop_fd);
 }
 
@@ -640,6 +643,40 @@ START_TEST(call_fd_swapped_while_stopped)
 	/* A kick without fd asks for polling, which is refused. */
 	fails(VHOST_USER_SET_VRING_KICK, &(uint64_t){ VU_VRING_NOFD_MASK }, 8, NULL, 0);
 	ck_assert_int_eq(srv.queues[0].started, false);
+	close(e);
+}
+END_TEST
+
+/* A ring the driver broke is reported on the error fd the front-end gave
+ * (SET_VRING_ERR). The model's thread is played by this one: it pops the
+ * malformed chain (a descriptor chained to itself). */
+START_TEST(broken_ring_signals_error_fd)
+{
+	uint64_t gpa = ring_ua(0) - UA;
+	struct virtq_desc *desc;
+	struct virtq_avail *avail;
+	struct virtq_chain *c = malloc(sizeof(*c));
+	struct pollfd p;
+	uint64_t n;
+	int e = vu_peer_eventfd();
+
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, false);
+	ok(VHOST_USER_SET_VRING_ERR, &(uint64_t){ 0 }, 8, &e, 1);
+	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
+	ck_assert(srv.queues[0].started);
+	desc = (struct virtq_desc *)(void *)(guest + gpa);
+	avail = (struct virtq_avail *)(void *)(guest + gpa + 0x10000);
+	desc[0] = (struct virtq_desc){ .addr = 0x1000, .len = 16, .flags = VIRTQ_DESC_F_NEXT, .next = 0 };
+	avail->ring[0] = 0;
+	avail->idx = 1;
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(virtq_pop(&td.vqs[0], c), -EIO);
+	p = (struct pollfd){ .fd = e, .events = POLLIN };
+	ck_assert_int_eq(poll(&p, 1, 0), 1);
+	ck_assert_int_eq(read(e, &n, sizeof(n)), sizeof(n));
+	free(c);
 	close(e);
 }
 END_TEST
@@ -1135,6 +1172,7 @@ static void lsetup(void)
 
 static void lteardown(void)
 {
+	vdev_destroy(&ltd.vdev);
 	close(lstop);
 	unlink(sock_path);
 }
@@ -1290,6 +1328,7 @@ int main(void)
 	tcase_add_test(tc, mem_table_change_restarts_rings);
 	tcase_add_test(tc, call_fd_swapped_while_stopped);
 	tcase_add_test(tc, queue_start_failure_reported);
+	tcase_add_test(tc, broken_ring_signals_error_fd);
 	tcase_add_test(tc, add_and_remove_regions);
 	tcase_add_test(tc, inflight_get_set_and_attach);
 	tcase_add_test(tc, inflight_sizes_checked);

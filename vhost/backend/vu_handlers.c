@@ -82,10 +82,7 @@ static int vu_set_features(struct vu_server *s, struct vu_msg *m, struct vu_repl
 	 * running queue. */
 	if (!s->features_set || vf != dev->features) {
 		vu_queues_stop_all(s);
-		if (dev->ops->set_features)
-			r = dev->ops->set_features(dev, vf);
-		if (r == 0)
-			dev->features = vf;
+		r = vdev_set_features(dev, vf);
 	}
 	if (r == 0) {
 		s->acked_features = f;
@@ -426,12 +423,17 @@ static int vu_set_vring_err(struct vu_server *s, struct vu_msg *m, struct vu_rep
 {
 	struct vu_queue *q;
 	unsigned idx;
+	bool was_started;
 
 	(void)rep;
 	if (vu_vring_fd_arg(s, m, &idx, &q))
 		return -EINVAL;
+	/* The ring's worker signals err_fd when the ring breaks: swap it only
+	 * while stopped. */
+	was_started = q->started;
+	vu_queue_stop(s, idx);
 	vu_replace_fd(&q->err_fd, vu_msg_take_fd(m, 0));
-	return 0;
+	return was_started ? vu_queue_try_start(s, idx) : 0;
 }
 
 static int vu_set_vring_enable(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
