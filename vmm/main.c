@@ -43,14 +43,8 @@ int main(int argc, char **argv)
 	case CLI_CHECK_HOST:
 		ret = hostcheck_main();
 		break;
-	case CLI_BLOCK_BACKEND:
-		ret = blk_backend_main(cfg.backend_opts);
-		break;
-	case CLI_NET_BACKEND:
-		ret = net_backend_main(cfg.backend_opts);
-		break;
-	case CLI_VSOCK_BACKEND:
-		ret = vsock_backend_main(cfg.backend_opts);
+	case CLI_BACKEND:
+		ret = vu_backend_main(cfg.backend, cfg.backend_opts);
 		break;
 	default:
 		ret = machine_run(&cfg, &start);

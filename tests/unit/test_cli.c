@@ -165,7 +165,8 @@ START_TEST(cli_actions)
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--check-host", "-v", NULL), 0);
 	ck_assert_int_eq(c.action, CLI_CHECK_HOST);
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--block-backend", "path=a,socket=b", NULL), 0);
-	ck_assert_int_eq(c.action, CLI_BLOCK_BACKEND);
+	ck_assert_int_eq(c.action, CLI_BACKEND);
+	ck_assert_str_eq(c.backend->backend_option, "--block-backend");
 	ck_assert_str_eq(c.backend_opts, "path=a,socket=b");
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--check-host", "--memory", "size=1G", NULL), -EINVAL);
 	ck_assert_str_eq(err, "--check-host cannot be combined with --memory");

@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cvmm/backends.h"
 #include "cvmm/log.h"
 #include "vu_backend.h"
 
@@ -100,4 +101,28 @@ void vu_backend_destroy(struct vu_backend *b)
 	if (b->stop_fd >= 0)
 		close(b->stop_fd);
 	b->sig_fd = b->stop_fd = -1;
+}
+
+int vu_backend_main(const struct devtype *t, const char *opts)
+{
+	struct vu_server_config vcfg = {
+		.protocol_features = t->vu_protocol_features & VU_SERVER_PROTOCOL_FEATURES,
+	};
+	struct devtype_dev d;
+	struct vu_backend be;
+	int ret = 1;
+
+	/* Before the device model starts its threads: they inherit the mask. */
+	if (vu_backend_init(&be, t->backend_option))
+		return 1;
+	if (devtype_create(&d, t, opts, DEVTYPE_BACKEND, 0) == 0) {
+		be.on_hup = d.on_hup;
+		be.hup_arg = d.model;
+		vcfg.socket_path = d.socket;
+		vcfg.client = d.client;
+		ret = vu_backend_run(&be, d.vdev, &vcfg, d.ready ? d.ready : t->backend_option) ? 1 : 0;
+		devtype_destroy(&d);
+	}
+	vu_backend_destroy(&be);
+	return ret;
 }
