@@ -50,8 +50,10 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] && ns=cvmm-netcli-$$ && ip netns ad
     ip -n "$ns" link show t2 >/dev/null 2>&1 && { echo "FAIL: tap t2 left behind"; fails=$((fails + 1)); }
 else
     ns=
-    echo "note: not root or no namespaces: tap checks skipped"
+    skipped="not root or no network namespaces: the tap checks did not run"
 fi
 
 [ $fails -eq 0 ] || { echo "FAIL: $fails checks"; exit 1; }
+# Half the checks did not run: that is not a pass.
+[ -z "${skipped:-}" ] || { echo "SKIP: $skipped (the option checks passed)"; exit 77; }
 echo "PASS"

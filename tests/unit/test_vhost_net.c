@@ -233,20 +233,42 @@ START_TEST(pending_frame_survives_ring_stop)
 {
 	struct vu_vring_state st = { 0, 0 };
 	struct vu_peer_reply rep;
+	struct virtq_used *used = (struct virtq_used *)(guest + ring_gpa(0) + 0x2000);
+	struct virtio_net_hdr h;
 	uint8_t frame[12 + 600] = { 0 };
+	uint64_t v = 0;
 
+	memset(frame + 12, 0x3c, 600);
 	bring_up(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
 	/* One 256-byte buffer cannot hold the frame: it waits, the chain is
 	 * held back... */
 	post(0, RX_BUF, 256, true);
 	ck_assert_int_eq(send(host, frame, sizeof(frame), 0), (ssize_t)sizeof(frame));
-	usleep(100000);
+	for (int i = 0; i < 400 && __atomic_load_n(&net.pairs[0].nslots, __ATOMIC_ACQUIRE) != 1; i++)
+		usleep(5000);
+	ck_assert_uint_eq(__atomic_load_n(&net.pairs[0].nslots, __ATOMIC_ACQUIRE), 1);
 	ck_assert_uint_eq(used_idx(0), 0);
 	/* ...and given back when the front-end stops the ring: the base it is
 	 * told lets a restarted ring offer that buffer again. */
 	ck_assert_int_eq(vu_peer_get(fe, VHOST_USER_GET_VRING_BASE, &st, 8, &rep), 0);
 	memcpy(&st, rep.payload, 8);
 	ck_assert_uint_eq(st.num, 0);
+	/* The frame survived the stop: restarted at that base, with one more
+	 * buffer, the ring gets it whole, in the returned buffer first. */
+	ok(VHOST_USER_SET_VRING_BASE, &st, 8, NULL, 0);
+	ok(VHOST_USER_SET_VRING_KICK, &v, 8, &kick[0], 1);
+	post(0, RX_BUF + 0x1000, 1526, true);
+	ck_assert(wait_used(0, 2));
+	ck_assert_uint_eq(used->ring[0].id, 0);
+	ck_assert_uint_eq(used->ring[0].len, 256);
+	ck_assert_uint_eq(used->ring[1].id, 1);
+	ck_assert_uint_eq(used->ring[1].len, sizeof(frame) - 256);
+	memcpy(&h, guest + RX_BUF, sizeof(h));
+	ck_assert_uint_eq(h.num_buffers, 2);
+	for (unsigned i = 12; i < 256; i++)
+		ck_assert_uint_eq(guest[RX_BUF + i], 0x3c);
+	for (unsigned i = 0; i < sizeof(frame) - 256; i++)
+		ck_assert_uint_eq(guest[RX_BUF + 0x1000 + i], 0x3c);
 }
 END_TEST
 

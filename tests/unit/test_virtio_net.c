@@ -572,12 +572,19 @@ START_TEST(worker_serves_both_ways)
 	ck_assert(t_wait_fd(env->peer, 2000));
 	ck_assert_int_eq(recv(env->peer, got, sizeof(got), 0), 76);
 
-	/* A buffer stashed while waiting goes back to the ring on stop. */
+	/* A buffer stashed while waiting goes back to the ring on stop. The
+	 * worker must have taken it first (it is held, not used), or there
+	 * would be nothing to give back. */
 	t_post_rx(2, 1, 256, T_QSIZE);
 	t_host_send(400, 3);
-	usleep(50000);
+	for (int i = 0; i < 400 && __atomic_load_n(&env->net.pairs[0].nslots, __ATOMIC_ACQUIRE) != 1; i++)
+		usleep(5000);
+	ck_assert_uint_eq(__atomic_load_n(&env->net.pairs[0].nslots, __ATOMIC_ACQUIRE), 1);
+	ck_assert_uint_eq(t_used_idx(&env->rx), 2);
 	vdev_queue_stop(dev, 0);
 	ck_assert_uint_eq(rxq->last_avail_idx, 2);
+	ck_assert_uint_eq(env->net.pairs[0].nslots, 0);
+	ck_assert_uint_eq(t_used_idx(&env->rx), 2);
 	vdev_queue_stop(dev, 1);
 	for (unsigned i = 0; i < 2; i++) {
 		close(env->net.vqs[i].kick_fd);
