@@ -76,14 +76,10 @@ static void vcon_rx_flush(struct vcon_dev *con)
 	pthread_mutex_lock(&con->lock);
 	was_full = con->input_len == VCON_INPUT_BUF;
 	while (con->input_len) {
-		r = virtq_pop(vq, con->chain);
-		if (r < 0)
-			break;
 		/* No buffer now: the driver's next kick brings us back. */
-		if (r == 0 && !virtq_enable_notify(vq))
+		r = virtq_pop_or_notify(vq, con->chain);
+		if (r <= 0)
 			break;
-		if (r == 0)
-			continue;
 		virtq_push(vq, con->chain->head, vcon_fill(con, con->chain));
 		pushed = true;
 	}

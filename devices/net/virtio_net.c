@@ -345,7 +345,7 @@ static int net_rx_place(struct net_pair *p, struct virtq *vq)
 	for (unsigned i = 0; i < k; i++) {
 		struct net_rx_slot *s = &p->slots[i];
 
-		s->used_len = (uint32_t)iov_from_buf(&p->slot_iov[s->iov_off], s->niov,
+		s->used_len = (uint32_t)iov_from_buf(&p->slot_iov[s->iov_off], s->niov, 0,
 						       p->frame + off, need - off);
 		off += s->used_len;
 	}

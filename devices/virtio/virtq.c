@@ -302,6 +302,16 @@ bool virtq_enable_notify(struct virtq *vq)
 	return virtq_has_avail(vq);
 }
 
+int virtq_pop_or_notify(struct virtq *vq, struct virtq_chain *c)
+{
+	for (;;) {
+		int r = virtq_pop(vq, c);
+
+		if (r != 0 || !virtq_enable_notify(vq))
+			return r;
+	}
+}
+
 int virtq_serve(struct virtq *vq, struct virtq_chain *c, unsigned budget,
 		virtq_handler_fn handle, void *arg)
 {

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cvmm/iov.h"
 #include "cvmm/log.h"
 #include "vsock_internal.h"
 
@@ -23,74 +24,6 @@ static struct vsock_dev *vsock_from_vdev(struct vdev *dev)
 	return container_of(dev, struct vsock_dev, vdev);
 }
 
-static size_t vsock_iov_to(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
-{
-	const uint8_t *s = src;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len - done)
-			l = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, s + done, l);
-		done += l;
-		off = 0;
-	}
-	return done;
-}
-
-static size_t vsock_iov_from(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
-{
-	uint8_t *t = dst;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len - done)
-			l = len - done;
-		memcpy(t + done, (const uint8_t *)iov[i].iov_base + off, l);
-		done += l;
-		off = 0;
-	}
-	return done;
-}
-
-/* The iovecs covering [off, off+len) of iov, into out (at most max). */
-static unsigned vsock_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
-				struct iovec *out, unsigned max)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len && k < max; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len)
-			l = len;
-		out[k].iov_base = (uint8_t *)iov[i].iov_base + off;
-		out[k++].iov_len = l;
-		len -= l;
-		off = 0;
-	}
-	return k;
-}
-
 /* Fills one RX chain from connection hc; returns the bytes written. */
 static uint32_t vsock_rx_fill_conn(struct vsock_dev *d, struct vsock_hc *hc, struct virtq_chain *c)
 {
@@ -100,7 +33,7 @@ static uint32_t vsock_rx_fill_conn(struct vsock_dev *d, struct vsock_hc *hc, str
 	uint32_t len;
 
 	if (vsock_conn_next_ctrl(&hc->c, &h)) {
-		vsock_iov_to(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
+		iov_from_buf(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
 		if (h.op == VSOCK_OP_RST)
 			vsock_hc_kill(d, hc);
 		return VSOCK_HDR_SIZE;
@@ -115,8 +48,8 @@ static uint32_t vsock_rx_fill_conn(struct vsock_dev *d, struct vsock_hc *hc, str
 	if (!len)
 		return 0;
 	vsock_conn_data_hdr(&hc->c, &h, len);
-	vsock_iov_to(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
-	vsock_iov_to(in, c->nin, VSOCK_HDR_SIZE, hc->hbuf + hc->hoff, len);
+	iov_from_buf(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
+	iov_from_buf(in, c->nin, VSOCK_HDR_SIZE, hc->hbuf + hc->hoff, len);
 	hc->hoff += len;
 	hc->hlen -= len;
 	if (!hc->hlen)
@@ -149,14 +82,9 @@ void vsock_rx_flush(struct vsock_dev *d)
 				continue;
 			}
 		}
-		r = virtq_pop(vq, c);
-		if (r < 0)
+		r = virtq_pop_or_notify(vq, c);
+		if (r <= 0)
 			break;
-		if (r == 0) {
-			if (virtq_enable_notify(vq))
-				continue;
-			break;
-		}
 		n++;
 		if (c->in_len < VSOCK_HDR_SIZE) {
 			/* Too small for a header: give it back empty. */
@@ -164,7 +92,7 @@ void vsock_rx_flush(struct vsock_dev *d)
 			continue;
 		}
 		if (!hc) {
-			vsock_iov_to(&c->iov[c->nout], c->nin, 0, &d->replies[d->reply_head],
+			iov_from_buf(&c->iov[c->nout], c->nin, 0, &d->replies[d->reply_head],
 				     VSOCK_HDR_SIZE);
 			d->reply_head = (d->reply_head + 1) % VSOCK_REPLY_MAX;
 			d->reply_count--;
@@ -217,7 +145,7 @@ static void vsock_tx_data(struct vsock_dev *d, struct vsock_hc *hc, const struct
 	uint32_t cap = hc->c.buf_alloc;
 
 	if (!hc->glen && hc->fd >= 0) {
-		k = vsock_iov_slice(c->iov, c->nout, VSOCK_HDR_SIZE, len, d->scratch_iov, VIRTQ_MAX_IOV);
+		k = iov_slice(c->iov, c->nout, VSOCK_HDR_SIZE, len, d->scratch_iov, VIRTQ_MAX_IOV);
 		sent = vsock_hc_send(hc, d->scratch_iov, k);
 		if (sent < 0) {
 			vsock_hc_abort(d, hc);
@@ -240,7 +168,7 @@ static void vsock_tx_data(struct vsock_dev *d, struct vsock_hc *hc, const struct
 		uint32_t tail = (hc->ghead + hc->glen) % cap;
 		uint32_t chunk = cap - tail < len - off ? cap - tail : len - off;
 
-		vsock_iov_from(c->iov, c->nout, VSOCK_HDR_SIZE + off, hc->gbuf + tail, chunk);
+		iov_to_buf(c->iov, c->nout, VSOCK_HDR_SIZE + off, hc->gbuf + tail, chunk);
 		hc->glen += chunk;
 		off += chunk;
 	}
@@ -255,7 +183,7 @@ static void vsock_tx_packet(struct vsock_dev *d, const struct virtq_chain *c)
 
 	/* A chain without a whole header has no addresses to answer. */
 	if (c->out_len < VSOCK_HDR_SIZE ||
-	    vsock_iov_from(c->iov, c->nout, 0, &h, VSOCK_HDR_SIZE) != VSOCK_HDR_SIZE)
+	    iov_to_buf(c->iov, c->nout, 0, &h, VSOCK_HDR_SIZE) != VSOCK_HDR_SIZE)
 		return;
 	if (vsock_hdr_check(&h, d->guest_cid, c->out_len - VSOCK_HDR_SIZE) < 0) {
 		log_debug("virtio-vsock: malformed packet (op %u type %u len %u): RST", h.op, h.type, h.len);
@@ -314,20 +242,13 @@ static void vsock_event_send(struct vsock_dev *d)
 	uint8_t ev[4] = { VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0 };
 
 	while (d->reset_owed && vdev_queue_started(&d->vdev, VSOCK_Q_EVENT) && !vq->broken) {
-		int r = virtq_pop(vq, c);
-
-		if (r < 0)
+		if (virtq_pop_or_notify(vq, c) <= 0)
 			return;
-		if (r == 0) {
-			if (virtq_enable_notify(vq))
-				continue;
-			return;
-		}
 		if (c->in_len < sizeof(ev)) {
 			virtq_push(vq, c->head, 0);
 			continue;
 		}
-		vsock_iov_to(&c->iov[c->nout], c->nin, 0, ev, sizeof(ev));
+		iov_from_buf(&c->iov[c->nout], c->nin, 0, ev, sizeof(ev));
 		virtq_push(vq, c->head, sizeof(ev));
 		virtq_notify(vq);
 		d->reset_owed = false;
@@ -383,6 +304,18 @@ static const struct vdev_ops vsock_vdev_ops = {
 	.handle_queue = vsock_handle_queue,
 	.reset = vsock_reset,
 };
+
+static void vsock_dev_free_buffers(struct vsock_dev *d)
+{
+	free(d->buckets);
+	free(d->rx_chain);
+	free(d->tx_chain);
+	free(d->ev_chain);
+	free(d->scratch_iov);
+	d->buckets = NULL;
+	d->rx_chain = d->tx_chain = d->ev_chain = NULL;
+	d->scratch_iov = NULL;
+}
 
 int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 {
@@ -441,14 +374,7 @@ int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 fail_host:
 	vsock_host_close(d);
 fail:
-	free(d->buckets);
-	free(d->rx_chain);
-	free(d->tx_chain);
-	free(d->ev_chain);
-	free(d->scratch_iov);
-	d->buckets = NULL;
-	d->rx_chain = d->tx_chain = d->ev_chain = NULL;
-	d->scratch_iov = NULL;
+	vsock_dev_free_buffers(d);
 	return err;
 }
 
@@ -460,12 +386,7 @@ void vsock_dev_destroy(struct vsock_dev *d)
 	vsock_host_close(d);
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
 		virtq_destroy(&d->vqs[q]);
-	free(d->buckets);
-	free(d->rx_chain);
-	free(d->tx_chain);
-	free(d->ev_chain);
-	free(d->scratch_iov);
-	d->buckets = NULL;
+	vsock_dev_free_buffers(d);
 }
 
 unsigned vsock_dev_nconns(const struct vsock_dev *d)

@@ -132,6 +132,9 @@ int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
  * set, on_broken called the first time, and every later call returns -EIO
  * until virtq_setup again). */
 int virtq_pop(struct virtq *vq, struct virtq_chain *c);
+/* virtq_pop for a device that waits for buffers: when the ring is empty it
+ * asks the driver for a kick (rechecking, so none is missed) and returns 0. */
+int virtq_pop_or_notify(struct virtq *vq, struct virtq_chain *c);
 /* Returns a chain to the driver with len bytes written into its buffers. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 /* The same for several chains the driver must see together (a frame over
