@@ -10,6 +10,7 @@
 
 #include "cvmm/virtio_mmio.h"
 #include "check_run.h"
+#include "guest_ring.h"
 
 #define TV_MEM 0x100000
 #define TV_RING 0x10000     /* desc; avail +0x1000, used +0x2000 */
@@ -24,6 +25,7 @@ struct tv_dev {
 	struct virtq_chain *chain;
 	uint8_t *mem_buf;
 	struct gmem mem;
+	struct guest_ring ring;   /* the driver's side of the queue */
 	int broken_calls;      /* host_queue_broken, when no transport is the host */
 	unsigned broken_q;
 };
@@ -66,6 +68,7 @@ static struct tv_dev *tv_new(void)
 	r.hva = t->mem_buf;
 	gmem_init(&t->mem);
 	ck_assert_int_eq(gmem_add(&t->mem, &r), 0);
+	guest_ring_init(&t->ring, t->mem_buf, TV_QSIZE, TV_RING, TV_RING + 0x1000, TV_RING + 0x2000);
 	virtq_init(&t->vq);
 	t->vdev = (struct vdev){
 		.ops = &tv_ops, .device_id = 4, .num_queues = 1, .queue_size_max = TV_QSIZE,
@@ -86,45 +89,23 @@ static void tv_free(struct tv_dev *t)
 	free(t);
 }
 
-static struct virtq_desc *tv_desc(struct tv_dev *t)
-{
-	return (struct virtq_desc *)(t->mem_buf + TV_RING);
-}
-
-static struct virtq_avail *tv_avail(struct tv_dev *t)
-{
-	return (struct virtq_avail *)(t->mem_buf + TV_RING + 0x1000);
-}
-
-static struct virtq_used *tv_used(struct tv_dev *t)
-{
-	return (struct virtq_used *)(t->mem_buf + TV_RING + 0x2000);
-}
-
-static uint16_t tv_used_idx(struct tv_dev *t)
-{
-	return __atomic_load_n(&tv_used(t)->idx, __ATOMIC_ACQUIRE);
-}
-
-/* Puts a one-descriptor chain (or, with loop, one that points at itself)
- * at descriptor 0 and offers it. */
+/* Offers a one-descriptor chain at descriptor 0, or with loop one that
+ * points at itself (the ring core refuses it). */
 static void tv_offer(struct tv_dev *t, bool loop)
 {
-	struct virtq_avail *a = tv_avail(t);
+	struct guest_buf b = { TV_BUF, 64, true };
 
-	tv_desc(t)[0] = (struct virtq_desc){
-		.addr = TV_BUF, .len = 64, .flags = VIRTQ_DESC_F_WRITE | (loop ? VIRTQ_DESC_F_NEXT : 0),
-		.next = 0,
-	};
-	a->ring[a->idx % TV_QSIZE] = 0;
-	__atomic_store_n(&a->idx, (uint16_t)(a->idx + 1), __ATOMIC_RELEASE);
+	guest_ring_write_chain(&t->ring, 0, &b, 1);
+	if (loop) {
+		guest_ring_desc(&t->ring)[0].flags |= VIRTQ_DESC_F_NEXT;
+		guest_ring_desc(&t->ring)[0].next = 0;
+	}
+	guest_ring_publish(&t->ring, 0);
 }
 
 static void tv_wait_used(struct tv_dev *t, uint16_t idx)
 {
-	for (int i = 0; i < TV_WAIT_MS / 10 && tv_used_idx(t) != idx; i++)
-		usleep(10000);
-	ck_assert_uint_eq(tv_used_idx(t), idx);
+	ck_assert(guest_ring_wait_used(&t->ring, idx, TV_WAIT_MS));
 }
 
 /* True when fd (an eventfd) becomes readable within the wait; consumes it. */
@@ -176,7 +157,7 @@ START_TEST(first_kick_serves_queued_chains)
 	tv_offer(t, false);
 	ck_assert_int_eq(eventfd_write(kick, 1), 0);
 	usleep(100000);
-	ck_assert_uint_eq(tv_used_idx(t), 2);
+	ck_assert_uint_eq(guest_ring_used_idx(&t->ring), 2);
 	tv_free(t);
 	close(kick);
 	close(call);
@@ -207,7 +188,7 @@ START_TEST(broken_ring_tells_the_host_once)
 	usleep(100000);
 	vdev_queue_stop(&t->vdev, 0);
 	ck_assert_int_eq(t->broken_calls, 1);
-	ck_assert_uint_eq(tv_used_idx(t), 0);
+	ck_assert_uint_eq(guest_ring_used_idx(&t->ring), 0);
 	tv_free(t);
 	close(kick);
 	close(call);
@@ -258,6 +239,7 @@ START_TEST(broken_ring_needs_reset_over_mmio)
 	vmmio_write(&m, 0x070, 4, 0);
 	ck_assert_uint_eq(vmmio_read(&m, 0x070, 4), 0);
 	memset(t->mem_buf + TV_RING, 0, 0x3000);
+	guest_ring_init(&t->ring, t->mem_buf, TV_QSIZE, TV_RING, TV_RING + 0x1000, TV_RING + 0x2000);
 	tv_offer(t, false);
 	tv_mmio_bring_up(&m);
 	tv_wait_used(t, 1);

@@ -18,6 +18,7 @@
 #include "cvmm/log.h"
 #include "cvmm/virtio_net.h"
 #include "vhost/backend/vu_server.h"
+#include "guest_ring.h"
 #include "vu_peer.h"
 
 #define MEM_SIZE (1u << 20)
@@ -38,7 +39,7 @@ static pthread_t srv_thread;
 static int fe = -1, stop_fd = -1, host = -1, memfd = -1;
 static int kick[2], call[2];
 static uint8_t *guest;
-static uint16_t avail_idx[2], next_desc[2];
+static struct guest_ring ring[2];
 
 static void *serve(void *arg)
 {
@@ -75,7 +76,7 @@ static void setup(void)
 	for (unsigned q = 0; q < 2; q++) {
 		kick[q] = vu_peer_eventfd();
 		call[q] = vu_peer_eventfd();
-		avail_idx[q] = next_desc[q] = 0;
+		guest_ring_init(&ring[q], guest, QSIZE, ring_gpa(q), ring_gpa(q) + 0x1000, ring_gpa(q) + 0x2000);
 	}
 }
 
@@ -144,32 +145,21 @@ static void bring_up(uint64_t features)
 /* One single-buffer chain on ring q, then a kick. */
 static void post(unsigned q, uint64_t gpa, uint32_t len, bool writable)
 {
-	struct virtq_desc *desc = (struct virtq_desc *)(guest + ring_gpa(q));
-	struct virtq_avail *avail = (struct virtq_avail *)(guest + ring_gpa(q) + 0x1000);
-	uint16_t d = next_desc[q]++ % QSIZE;
+	struct guest_buf b = { gpa, len, writable };
 	uint64_t one = 1;
 
-	desc[d] = (struct virtq_desc){ gpa, len, writable ? VIRTQ_DESC_F_WRITE : 0, 0 };
-	avail->ring[avail_idx[q] % QSIZE] = d;
-	__atomic_store_n(&avail->idx, ++avail_idx[q], __ATOMIC_RELEASE);
+	guest_ring_post(&ring[q], &b, 1);
 	ck_assert_int_eq(write(kick[q], &one, 8), 8);
 }
 
 static uint16_t used_idx(unsigned q)
 {
-	struct virtq_used *u = (struct virtq_used *)(guest + ring_gpa(q) + 0x2000);
-
-	return __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
+	return guest_ring_used_idx(&ring[q]);
 }
 
 static bool wait_used(unsigned q, uint16_t want)
 {
-	for (int i = 0; i < 400; i++) {
-		if (used_idx(q) == want)
-			return true;
-		usleep(5000);
-	}
-	return false;
+	return guest_ring_wait_used(&ring[q], want, 2000);
 }
 
 START_TEST(features_and_config)
