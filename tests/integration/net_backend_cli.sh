@@ -4,16 +4,10 @@
 # As root (in a network namespace): a tap that exists with other settings and
 # a socket path that cannot be bound are refused the same way.
 set -u
-: "${BUILD:?BUILD must be set}"
-CVMM=${CVMM:-$BUILD/cvmm}
-[ -x "$CVMM" ] || { echo "FAIL: $CVMM not built"; exit 1; }
-tmp=$(mktemp -d /tmp/cvmm-netcli.XXXXXX)
+. "$(dirname "$0")/lib/common.sh"
+it_setup netcli
+tmp=$IT_TMP
 ns=
-cleanup() {
-    [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 fails=0
 sock=$tmp/net.sock
 
@@ -37,6 +31,7 @@ expect_error "tap=a-very-long-tap-name,socket=$sock" "at most 15"
 [ -e "$sock" ] && { echo "FAIL: a socket was created by a failed start"; fails=$((fails + 1)); }
 
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] && ns=cvmm-netcli-$$ && ip netns add "$ns" 2>/dev/null; then
+    it_on_exit "ip netns del $ns 2>/dev/null"
     # A single-queue tap exists: a two-pair back-end cannot attach to it.
     ip -n "$ns" tuntap add dev t1 mode tap vnet_hdr
     expect_error "tap=t1,socket=$sock,num_queues=4" "t1 exists with other settings" ip netns exec "$ns"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cvmm/virtio_mmio.h"
+#include "cvmm/virtio_pci.h"
 #include "check_run.h"
 #include "guest_ring.h"
 
@@ -249,7 +250,71 @@ START_TEST(broken_ring_needs_reset_over_mmio)
 }
 END_TEST
 
+/* ---- behind virtio-pci (the common configuration structure in BAR0) ---- */
+
+static void tv_pci_bring_up(struct vpci *p)
+{
+	vpci_bar_write(p, 20, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	vpci_bar_write(p, 8, 4, 1);
+	vpci_bar_write(p, 12, 4, 1); /* VERSION_1 */
+	vpci_bar_write(p, 20, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+		       VIRTIO_STATUS_FEATURES_OK);
+	vpci_bar_write(p, 22, 2, 0);
+	vpci_bar_write(p, 24, 2, TV_QSIZE);
+	vpci_bar_write(p, 32, 4, TV_RING);
+	vpci_bar_write(p, 40, 4, TV_RING + 0x1000);
+	vpci_bar_write(p, 48, 4, TV_RING + 0x2000);
+	vpci_bar_write(p, 28, 2, 1);
+	vpci_bar_write(p, 20, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+		       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void tv_msix_changed(void *ctx, struct vpci *p)
+{
+	(void)ctx;
+	(void)p;
+}
+
+static void tv_bar_changed(void *ctx, struct vpci *p)
+{
+	(void)ctx;
+	(void)p;
+}
+
+static const struct vpci_host tv_pci_host = {
+	.msix_changed = tv_msix_changed,
+	.bar_changed = tv_bar_changed,
+};
+
+START_TEST(broken_ring_needs_reset_over_pci)
+{
+	struct tv_dev *t = tv_new();
+	struct vpci p;
+
+	ck_assert_int_eq(vpci_init(&p, &t->vdev, 0xc0000000u, &tv_pci_host, t), 0);
+	tv_pci_bring_up(&p);
+	ck_assert(vdev_queue_started(&t->vdev, 0));
+	tv_offer(t, true);
+	vpci_bar_write(&p, VPCI_NOTIFY_OFF, 2, 0);
+	ck_assert_msg(tv_fired(p.tr.config_fd), "no configuration change interrupt");
+	ck_assert(vpci_bar_read(&p, 20, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	ck_assert(vpci_bar_read(&p, VPCI_ISR_OFF, 1) & VIRTIO_ISR_CONFIG);
+
+	vpci_bar_write(&p, 20, 1, 0);
+	ck_assert_uint_eq(vpci_bar_read(&p, 20, 1), 0);
+	memset(t->mem_buf + TV_RING, 0, 0x3000);
+	guest_ring_init(&t->ring, t->mem_buf, TV_QSIZE, TV_RING, TV_RING + 0x1000, TV_RING + 0x2000);
+	tv_offer(t, false);
+	tv_pci_bring_up(&p);
+	tv_wait_used(t, 1);
+	ck_assert(!(vpci_bar_read(&p, 20, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET));
+	vpci_destroy(&p);
+	tv_free(t);
+}
+END_TEST
+
 CHECK_MAIN("vdev",
 	   first_kick_serves_queued_chains,
 	   broken_ring_tells_the_host_once,
-	   broken_ring_needs_reset_over_mmio)
+	   broken_ring_needs_reset_over_mmio,
+	   broken_ring_needs_reset_over_pci)
