@@ -392,7 +392,7 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 				/* End of file (a socket standing in for the tap
 				 * closed) or a tap error: stop watching it. */
 				if (len < 0)
-					log_warn("virtio-net: pair %u: tap read: %s", pi, strerror(errno));
+					log_warn_ratelimited("virtio-net: pair %u: tap read: %s", pi, strerror(errno));
 				watch = false;
 				break;
 			}
@@ -419,9 +419,9 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 		}
 		if (r == -ENOSPC) {
 			if (!p->rx_oversize++)
-				log_warn("virtio-net: pair %u: a %u-byte frame is larger than the driver's "
-					 "receive buffers: dropped (counted; warned once)", pi,
-					 p->frame_len - n->hdr_len);
+				log_warn_ratelimited("virtio-net: pair %u: a %u-byte frame is larger than the driver's "
+						     "receive buffers: dropped (counted; warned once)", pi,
+						     p->frame_len - n->hdr_len);
 		}
 		p->frame_len = 0;
 		done++;
