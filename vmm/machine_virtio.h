@@ -22,7 +22,7 @@ struct machine_virtio {
 	/* --console: the virtio-console, whose host side is the VMM's console
 	 * (vmm/console.c, shared with --serial), so it is not a table row. */
 	struct vcon_dev *console;
-	struct virtio_vm host;
+	struct virtio_vm virtio;   /* the devices on the VM (transports wired to KVM) */
 	bool attached;
 	char cmdline[512];  /* kernel arguments the devices need ("" for PCI) */
 };
