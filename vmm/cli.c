@@ -9,7 +9,7 @@
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
 	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_BLOCK_BACKEND, OPT_NET_BACKEND,
-	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_COUNT,
+	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_SECCOMP, OPT_COUNT,
 };
 
 static const struct cli_option {
@@ -17,6 +17,7 @@ static const struct cli_option {
 	bool has_arg;
 	bool optional_arg;  /* the value may be left out (then it is "") */
 	bool repeatable;
+	bool checked_by_main;  /* main checks the value (its exit status depends on the action) */
 } cli_options[OPT_COUNT] = {
 	[OPT_KERNEL] = { "--kernel", true },
 	[OPT_INITRAMFS] = { "--initramfs", true },
@@ -37,6 +38,7 @@ static const struct cli_option {
 	[OPT_TRANSPORT] = { "--transport", true },
 	[OPT_CONSOLE] = { "--console", true },
 	[OPT_NET] = { "--net", true, false, true },
+	[OPT_SECCOMP] = { "--seccomp", true, false, false, true },
 };
 
 void cli_usage(FILE *out)
@@ -68,6 +70,12 @@ void cli_usage(FILE *out)
 		"                       a virtio-console (hvc0) with this host side (default off)\n"
 		"  --transport pci|mmio how virtio devices attach (default pci); mmio devices are\n"
 		"                       announced on the kernel command line (virtio_mmio.device=)\n"
+		"  --seccomp true|false|log\n"
+		"                       after setup every thread runs under a seccomp allow-list for\n"
+		"                       its role (default true: a forbidden syscall ends cvmm, naming\n"
+		"                       it); log: allowed but logged by the kernel; false: no filter.\n"
+		"                       Capabilities are dropped either way (docs/security.md).\n"
+		"                       Also for the back-ends: cvmm --seccomp log --block-backend ...\n"
 		"  --log-file PATH      write cvmm's log there instead of stderr\n"
 		"  -v                   more log output (-v info, -v -v debug)\n"
 		"  --help, --version\n"
@@ -212,7 +220,7 @@ static int cli_transport(struct cli_config *c, const char *v, char *err, size_t 
 /* Stores one option's value; 0 or -EINVAL with err set. */
 static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, size_t errlen)
 {
-	if (cli_options[opt].has_arg && !cli_options[opt].optional_arg && !*v) {
+	if (cli_options[opt].has_arg && !cli_options[opt].optional_arg && !cli_options[opt].checked_by_main && !*v) {
 		snprintf(err, errlen, "%s needs a non-empty value", cli_options[opt].name);
 		return -EINVAL;
 	}
@@ -221,6 +229,7 @@ static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, si
 	case OPT_INITRAMFS: c->initramfs = v; return 0;
 	case OPT_CMDLINE: c->cmdline = v; return 0;
 	case OPT_LOG_FILE: c->log_file = v; return 0;
+	case OPT_SECCOMP: c->seccomp = v; return 0;
 	case OPT_VERBOSE: c->verbose++; return 0;
 	case OPT_CPUS: return cli_cpus(c, v, err, errlen);
 	case OPT_MEMORY: return cli_memory(c, v, err, errlen);
@@ -260,6 +269,7 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 	c->mem_size = CLI_DEFAULT_MEMORY;
 	c->serial = CLI_SERIAL_TTY;
 	c->console = CLI_SERIAL_OFF;
+	c->seccomp = "true";
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int opt = cli_find(argv[i], &v);
@@ -295,7 +305,7 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 				return -EINVAL;
 			}
 			action_opt = opt;
-		} else if (opt != OPT_VERBOSE && opt != OPT_LOG_FILE) {
+		} else if (opt != OPT_VERBOSE && opt != OPT_LOG_FILE && opt != OPT_SECCOMP) {
 			vm_opt = opt;
 		}
 		if (cli_apply(c, opt, v, err, errlen))

@@ -4,16 +4,24 @@
 
 #include "cvmm/backends.h"
 #include "cvmm/cli.h"
+#include "cvmm/confine.h"
 #include "cvmm/hostcheck.h"
 #include "cvmm/log.h"
 #include "cvmm/machine.h"
 
 #define CVMM_VERSION "0.1.0"
 #define MAIN_EXIT_USAGE 2
+#define MAIN_EXIT_BACKEND_USAGE 1   /* the back-ends' convention for bad options */
+
+static bool main_is_backend(enum cli_action action)
+{
+	return action == CLI_BLOCK_BACKEND || action == CLI_NET_BACKEND || action == CLI_VSOCK_BACKEND;
+}
 
 int main(int argc, char **argv)
 {
 	struct cli_config cfg;
+	enum confine_mode seccomp;
 	struct timespec start;
 	char err[512];
 	int ret;
@@ -31,6 +39,10 @@ int main(int argc, char **argv)
 		printf("cvmm " CVMM_VERSION "\n");
 		return 0;
 	}
+	if (confine_parse_mode(cfg.seccomp, &seccomp)) {
+		fprintf(stderr, "cvmm: --seccomp '%s': expected true, false or log\n", cfg.seccomp);
+		return main_is_backend(cfg.action) ? MAIN_EXIT_BACKEND_USAGE : MAIN_EXIT_USAGE;
+	}
 	log_set_level(cfg.verbose >= 2 ? LOG_DEBUG : cfg.verbose ? LOG_INFO : LOG_WARN);
 	if (cfg.log_file) {
 		ret = log_set_file(cfg.log_file);
@@ -38,6 +50,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cvmm: --log-file %s: %s\n", cfg.log_file, strerror(-ret));
 			return MAIN_EXIT_USAGE;
 		}
+	}
+	/* Filters are built before any thread starts; threads confine
+	 * themselves once setup is over (the host check runs a probe VM and
+	 * exits: nothing to confine). */
+	if (cfg.action != CLI_CHECK_HOST && confine_configure(seccomp)) {
+		log_close();
+		return 1;
 	}
 	switch (cfg.action) {
 	case CLI_CHECK_HOST:
