@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -109,25 +110,32 @@ START_TEST(every_role_builds)
 }
 END_TEST
 
-/* No role may open files, change its memory to executable or make a process. */
+/* No role may open files (glibc's malloc tries, and copes with the
+ * refusal: it fails with EACCES instead of trapping), map executable
+ * memory or make a process. */
 static int confine_body_openat(void *arg)
 {
 	int err = confine_as(CONFINE_SECCOMP_ON, *(enum confine_role *)arg);
 
 	if (err)
 		return err;
-	open("/dev/null", O_RDONLY | O_CLOEXEC);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
+	/* (Sanitizer runtimes open files to report: their builds allow it.) */
+	if (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0 || errno != EACCES)
+		return 4;
+#endif
+	mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return 0;
 }
 
-START_TEST(no_role_opens_files)
+START_TEST(no_role_opens_files_or_maps_code)
 {
 	for (int r = 0; r < CONFINE_ROLE_COUNT; r++) {
 		enum confine_role role = (enum confine_role)r;
 		struct confine_child c;
 
 		confine_run_child(confine_body_openat, &role, &c);
-		confine_expect_trap(&c, confine_role_name(role), "openat");
+		confine_expect_trap(&c, confine_role_name(role), "mmap");
 	}
 }
 END_TEST
@@ -191,7 +199,7 @@ static int confine_body_log(void *arg)
 	(void)arg;
 	if (err)
 		return err;
-	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	return fd >= 0 ? 0 : 5;
 }
 
@@ -338,7 +346,7 @@ END_TEST
 CHECK_MAIN("confine",
 	   modes_parse,
 	   every_role_builds,
-	   no_role_opens_files,
+	   no_role_opens_files_or_maps_code,
 	   argument_rules_bite,
 	   log_mode_lets_calls_through,
 	   off_still_drops_privileges,

@@ -35,14 +35,16 @@ try:
         if frame[14:14 + len(want)] != want:
             continue
         guest_mac = frame[6:12]
-        reply = guest_mac + bytes.fromhex('0200000000fe') + ETHERTYPE.to_bytes(2, 'big')
-        reply += b'cvmm-host seed=%d' % seed
-        s.send(reply.ljust(60, b'\0'))
-        answered = True
+        # Read the tap's settings before answering: the answer lets the
+        # guest reset, and the tap goes away with cvmm.
         with open('/sys/class/net/%s/mtu' % tap) as f:
             print('net peer: tap mtu %s' % f.read().strip())
         addr = subprocess.run(['ip', '-4', '-o', 'addr', 'show', 'dev', tap], capture_output=True, text=True)
         print('net peer: tap addr %s' % ' '.join(addr.stdout.split()[3:4]))
+        reply = guest_mac + bytes.fromhex('0200000000fe') + ETHERTYPE.to_bytes(2, 'big')
+        reply += b'cvmm-host seed=%d' % seed
+        s.send(reply.ljust(60, b'\0'))
+        answered = True
         break
 except OSError as e:
     print('net peer: %s' % e)
