@@ -67,6 +67,10 @@ static const struct confine_rule confine_base[] = {
 	ALLOW(close),
 	ALLOW(exit),
 	ALLOW(exit_group),
+	/* memguard.c: its SIGBUS handler is installed when a front-end's
+	 * memory is first mapped, and resets itself in whichever thread
+	 * faulted on memory that is not guarded. */
+	ALLOW_ARG(rt_sigaction, 0, SIGBUS),
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
 	/* glibc's malloc opens /proc/sys/vm/overcommit_memory the first time
 	 * a thread's heap shrinks, and /sys/devices/system/cpu/online when it
@@ -187,6 +191,9 @@ static const struct confine_rule confine_backend[] = {
 	ALLOW(ftruncate),
 	ALLOW_ARG(fcntl, 1, F_ADD_SEALS),
 	ALLOW_ARG(fcntl, 1, F_GET_SEALS),
+	ALLOW_ARG(fcntl, 1, F_GETFL),           /* kick/call fds made non-blocking */
+	ALLOW_ARG(fcntl, 1, F_SETFL),
+	ALLOW(readlink),                        /* /proc/self/fd/N: is it an eventfd? */
 	ALLOW_ARG(setsockopt, 2, SO_SNDTIMEO),   /* on each accepted front-end */
 	ALLOW(unlink),
 };

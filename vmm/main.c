@@ -1,13 +1,15 @@
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "cvmm/backends.h"
-#include "cvmm/cli.h"
+#include "cli.h"
 #include "cvmm/confine.h"
-#include "cvmm/hostcheck.h"
+#include "hostcheck.h"
 #include "cvmm/log.h"
-#include "cvmm/machine.h"
+#include "machine.h"
 
 #define CVMM_VERSION "0.1.0"
 #define MAIN_EXIT_USAGE 2
@@ -16,6 +18,19 @@
 static bool main_is_backend(enum cli_action action)
 {
 	return action == CLI_BLOCK_BACKEND || action == CLI_NET_BACKEND || action == CLI_VSOCK_BACKEND;
+}
+
+/* Host sockets (vsock connections), images and vhost-user regions are fds:
+ * the default soft limit (often 1024) is far below what the host allows. */
+static void main_raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_info("cannot raise the open-file limit: %s", strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -51,6 +66,7 @@ int main(int argc, char **argv)
 			return MAIN_EXIT_USAGE;
 		}
 	}
+	main_raise_fd_limit();
 	/* Filters are built before any thread starts; threads confine
 	 * themselves once setup is over (the host check runs a probe VM and
 	 * exits: nothing to confine). */

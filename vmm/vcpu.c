@@ -9,7 +9,7 @@
 
 #include "cvmm/confine.h"
 #include "cvmm/log.h"
-#include "cvmm/vcpu.h"
+#include "vcpu.h"
 #include "cvmm/vm.h"
 #include "cvmm/x86_cpu.h"
 

@@ -1,0 +1,491 @@
+/*
+ * virtio-blk device model: the image (open, lock, size watch), config space
+ * and features, and the queues (a worker per queue that takes chains off
+ * the ring in batches). Requests themselves: virtio_blk_req.c.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cvmm/log.h"
+#include "cvmm/virtio_blk.h"
+#include "virtio_blk_req.h"
+
+/* Chains served per pass before the worker yields (Linux vhost's weight). */
+#define BLK_BUDGET 256
+/* 4 KiB: the granularity hole punching works in on common filesystems. */
+#define BLK_DISCARD_ALIGN 8
+/* Largest data segment the driver may use; the chain bound does the rest. */
+#define BLK_SIZE_MAX (1u << 20)
+/* Coalesces inotify events (our own writes cause them too). */
+#define BLK_RESIZE_SETTLE_US 20000
+
+static struct blk_dev *blk_from_vdev(struct vdev *dev)
+{
+	return (struct blk_dev *)dev;
+}
+
+/* ---- image ---- */
+
+static int blk_image_bytes(const struct blk_dev *b, uint64_t *bytes)
+{
+	struct stat st;
+
+	if (b->is_blockdev)
+		return ioctl(b->fd, BLKGETSIZE64, bytes) < 0 ? -errno : 0;
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	*bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
+bool blk_dev_check_size(struct blk_dev *b)
+{
+	uint64_t bytes, sectors;
+
+	if (blk_image_bytes(b, &bytes) < 0)
+		return false;
+	sectors = bytes / VIRTIO_BLK_SECTOR_SIZE;
+	if (sectors == blk_capacity(b))
+		return false;
+	log_info("blk: %s capacity now %llu sectors", b->serial, (unsigned long long)sectors);
+	__atomic_store_n(&b->capacity, sectors, __ATOMIC_RELAXED);
+	vdev_config_changed(&b->vdev);
+	return true;
+}
+
+void blk_dev_rescan(struct blk_dev *b)
+{
+	uint64_t one = 1;
+
+	if (write(b->rescan_fd, &one, sizeof(one)) < 0) {
+		/* Only EAGAIN (counter saturated) is possible: a check is pending. */
+	}
+}
+
+/* ---- queues ---- */
+
+unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
+{
+	struct virtq *vq = &b->vqs[qi];
+	struct blk_queue *q = &b->queues[qi];
+	unsigned n = 0;
+	int r = 0;
+
+	if (vq->broken)
+		return 0;
+	for (;;) {
+		virtq_disable_notify(vq);
+		/* Take chains while request slots last; their reads and writes
+		 * go to io_uring together, in one submission. */
+		while (n < BLK_BUDGET && (!q->uring || q->nfree) && (r = virtq_pop(vq, q->chain)) > 0) {
+			uint32_t len = blk_req_handle_chain(b, q, q->chain);
+
+			if (len != BLK_PENDING)
+				virtq_push(vq, q->chain->head, len);
+			n++;
+		}
+		if (blk_req_in_flight(q)) {
+			/* Keep the image busy: as soon as some requests complete,
+			 * tell the driver and take what it queued meanwhile. A
+			 * pass ends only with nothing in flight. */
+			if (r >= 0 && n < BLK_BUDGET && blk_req_wait(b, q) == 0) {
+				virtq_notify(vq);
+				continue;
+			}
+			blk_req_complete_all(b, q);
+		}
+		if (r < 0) {
+			log_warn_ratelimited("blk: queue %u: the driver put a malformed chain on the ring; "
+					     "queue stopped until reset", qi);
+			break;
+		}
+		if (n >= BLK_BUDGET) {
+			/* Yield to the worker loop (and a pending stop); a kick to
+			 * ourselves brings us back for the rest. */
+			uint64_t one = 1;
+
+			if (q->watched_fd >= 0 && write(q->watched_fd, &one, sizeof(one)) < 0)
+				log_warn_ratelimited("blk: queue %u: cannot requeue: %s", qi, strerror(errno));
+			break;
+		}
+		if (!virtq_enable_notify(vq))
+			break;
+	}
+	virtq_notify(vq);
+	return n;
+}
+
+static void blk_queue_kick(void *arg, uint32_t events)
+{
+	struct blk_queue *q = arg;
+
+	(void)events;
+	virtq_kick_consume(&q->blk->vqs[q->index]);
+	blk_dev_process_queue(q->blk, q->index);
+}
+
+static int blk_queue_start(struct vdev *dev, unsigned qi)
+{
+	struct blk_dev *b = blk_from_vdev(dev);
+	struct blk_queue *q;
+	struct virtq *vq;
+	uint64_t one = 1;
+	int err;
+
+	if (qi >= dev->num_queues)
+		return -EINVAL;
+	q = &b->queues[qi];
+	vq = &b->vqs[qi];
+	if (vq->kick_fd < 0 || !vq->desc)
+		return -EINVAL;
+	if (q->watched_fd >= 0)
+		return -EBUSY;
+	vq->event_idx = vdev_has_feature(dev, VIRTIO_F_EVENT_IDX);
+	vq->indirect = vdev_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
+	if (vq->nresubmit > vq->resubmit_pos)
+		log_info("blk: queue %u: completing %u requests the previous back-end left in flight",
+			 qi, vq->nresubmit - vq->resubmit_pos);
+	err = worker_watch(&q->worker, vq->kick_fd, EPOLLIN, &q->kick_watch);
+	if (err)
+		return err;
+	q->watched_fd = vq->kick_fd;
+	err = worker_start(&q->worker);
+	if (err) {
+		worker_unwatch(&q->worker, q->watched_fd);
+		q->watched_fd = -1;
+		return err;
+	}
+	/* Buffers may be waiting already (a reconnecting front-end, resubmitted
+	 * inflight requests): serve them without waiting for a kick. */
+	if (write(q->watched_fd, &one, sizeof(one)) < 0)
+		log_warn("blk: queue %u: initial kick: %s", qi, strerror(errno));
+	return 0;
+}
+
+static void blk_queue_stop(struct vdev *dev, unsigned qi)
+{
+	struct blk_dev *b = blk_from_vdev(dev);
+	struct blk_queue *q;
+
+	if (qi >= dev->num_queues)
+		return;
+	q = &b->queues[qi];
+	/* Every request completes within the pass that took it: joining
+	 * the worker leaves none in progress. */
+	worker_stop(&q->worker);
+	if (q->watched_fd >= 0) {
+		worker_unwatch(&q->worker, q->watched_fd);
+		q->watched_fd = -1;
+	}
+}
+
+/* ---- config and features ---- */
+
+static void blk_fill_config(struct blk_dev *b, struct virtio_blk_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->capacity = htole64(blk_capacity(b));
+	cfg->size_max = htole32(b->size_max);
+	cfg->seg_max = htole32(b->seg_max);
+	cfg->blk_size = htole32(VIRTIO_BLK_SECTOR_SIZE);
+	cfg->min_io_size = htole16(1);
+	cfg->writeback = __atomic_load_n(&b->writeback, __ATOMIC_RELAXED);
+	cfg->num_queues = htole16((uint16_t)b->vdev.num_queues);
+	cfg->max_discard_sectors = htole32(BLK_MAX_DZ_SECTORS);
+	cfg->max_discard_seg = htole32(BLK_MAX_DZ_SEG);
+	cfg->discard_sector_alignment = htole32(BLK_DISCARD_ALIGN);
+	cfg->max_write_zeroes_sectors = htole32(BLK_MAX_DZ_SECTORS);
+	cfg->max_write_zeroes_seg = htole32(BLK_MAX_DZ_SEG);
+	cfg->write_zeroes_may_unmap = 1;
+}
+
+static void blk_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
+{
+	struct virtio_blk_config cfg;
+
+	blk_fill_config(blk_from_vdev(dev), &cfg);
+	if (off >= sizeof(cfg))
+		return;
+	memcpy(buf, (uint8_t *)&cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
+}
+
+static int blk_write_config(struct vdev *dev, uint32_t off, const void *buf, uint32_t len)
+{
+	struct blk_dev *b = blk_from_vdev(dev);
+	uint8_t wb;
+
+	/* Only the writeback byte is writable, and only with CONFIG_WCE. */
+	if (off != offsetof(struct virtio_blk_config, writeback) || len != 1 ||
+	    !vdev_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE))
+		return -EINVAL;
+	wb = *(const uint8_t *)buf;
+	if (wb > 1)
+		return -EINVAL;
+	__atomic_store_n(&b->writeback, wb, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int blk_set_features(struct vdev *dev, uint64_t features)
+{
+	struct blk_dev *b = blk_from_vdev(dev);
+
+	if (features & ~dev->host_features)
+		return -EINVAL;
+	dev->features = features;
+	/* Without FLUSH the driver cannot ask for durability: write through. */
+	__atomic_store_n(&b->writeback, (uint8_t)!!(features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH)),
+			 __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void blk_reset(struct vdev *dev)
+{
+	struct blk_dev *b = blk_from_vdev(dev);
+
+	dev->features = 0;
+	__atomic_store_n(&b->writeback, 1, __ATOMIC_RELAXED);
+}
+
+static void blk_vdev_destroy(struct vdev *dev)
+{
+	blk_dev_destroy(blk_from_vdev(dev));
+}
+
+static const struct vdev_ops blk_vdev_ops = {
+	.name = "virtio-blk",
+	.set_features = blk_set_features,
+	.read_config = blk_read_config,
+	.write_config = blk_write_config,
+	.queue_start = blk_queue_start,
+	.queue_stop = blk_queue_stop,
+	.reset = blk_reset,
+	.destroy = blk_vdev_destroy,
+};
+
+/* ---- size watch ---- */
+
+static void blk_ctl_inotify(void *arg, uint32_t events)
+{
+	struct blk_dev *b = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	(void)events;
+	/* Let a burst of writes settle, then drain their events at once. */
+	usleep(BLK_RESIZE_SETTLE_US);
+	while (read(b->inotify_fd, buf, sizeof(buf)) > 0)
+		;
+	blk_dev_check_size(b);
+}
+
+static void blk_ctl_rescan(void *arg, uint32_t events)
+{
+	struct blk_dev *b = arg;
+	uint64_t cnt;
+
+	(void)events;
+	if (read(b->rescan_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("blk: rescan read: %s", strerror(errno));
+	blk_dev_check_size(b);
+}
+
+static int blk_ctl_init(struct blk_dev *b, const char *path)
+{
+	int err;
+
+	err = worker_init(&b->ctl, "blk-ctl");
+	if (err)
+		return err;
+	b->ctl_ready = true;
+	b->rescan_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->rescan_fd < 0)
+		return -errno;
+	b->rescan_watch = (struct worker_watch){ .fn = blk_ctl_rescan, .arg = b };
+	err = worker_watch(&b->ctl, b->rescan_fd, EPOLLIN, &b->rescan_watch);
+	if (err)
+		return err;
+	/* Block devices do not report resizes through inotify; SIGHUP does. */
+	if (!b->is_blockdev) {
+		b->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (b->inotify_fd < 0)
+			return -errno;
+		if (inotify_add_watch(b->inotify_fd, path, IN_MODIFY | IN_ATTRIB) < 0)
+			return -errno;
+		b->inotify_watch = (struct worker_watch){ .fn = blk_ctl_inotify, .arg = b };
+		err = worker_watch(&b->ctl, b->inotify_fd, EPOLLIN, &b->inotify_watch);
+		if (err)
+			return err;
+	}
+	return worker_start(&b->ctl);
+}
+
+/* ---- lifecycle ---- */
+static int blk_open_image(struct blk_dev *b, const struct blk_dev_config *cfg)
+{
+	struct flock lk = { .l_type = cfg->readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+	struct stat st;
+	int flags = (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (cfg->direct ? O_DIRECT : 0);
+
+	b->fd = open(cfg->path, flags);
+	if (b->fd < 0)
+		return -errno;
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	if (S_ISBLK(st.st_mode))
+		b->is_blockdev = true;
+	else if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	/* An OFD lock: released when the image closes or the process dies,
+	 * and it conflicts with other opens in this process too. */
+	if (fcntl(b->fd, F_OFD_SETLK, &lk) < 0)
+		return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+	if (cfg->direct) {
+		b->fd_buffered = open(cfg->path, flags & ~O_DIRECT);
+		if (b->fd_buffered < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
+{
+	unsigned nq = cfg->num_queues ? cfg->num_queues : 1;
+	unsigned qs = cfg->queue_size ? cfg->queue_size : BLK_DEV_DEFAULT_QUEUE_SIZE;
+	uint64_t bytes;
+	int err;
+
+	memset(b, 0, sizeof(*b));
+	b->fd = b->fd_buffered = b->inotify_fd = b->rescan_fd = -1;
+	if (!cfg->path || nq > BLK_DEV_MAX_QUEUES || qs > VIRTQ_MAX_SIZE || (qs & (qs - 1)))
+		return -EINVAL;
+	b->readonly = cfg->readonly;
+	b->direct = cfg->direct;
+	if (cfg->serial) {
+		memcpy(b->serial, cfg->serial, strnlen(cfg->serial, sizeof(b->serial)));
+	} else {
+		char *tmp = strdup(cfg->path);
+		const char *base;
+
+		if (!tmp)
+			return -ENOMEM;
+		base = basename(tmp);
+		memcpy(b->serial, base, strnlen(base, sizeof(b->serial)));
+		free(tmp);
+	}
+	err = blk_open_image(b, cfg);
+	if (err)
+		goto fail;
+	err = blk_image_bytes(b, &bytes);
+	if (err)
+		goto fail;
+	b->capacity = bytes / VIRTIO_BLK_SECTOR_SIZE;
+	b->writeback = 1;
+	/* Room for header and status, and slack for buffers that cross
+	 * guest memory regions (each such buffer takes two iovecs). */
+	b->seg_max = (qs < VIRTQ_MAX_IOV / 2 ? qs : VIRTQ_MAX_IOV / 2) - 2;
+	b->size_max = BLK_SIZE_MAX;
+
+	b->vdev.num_queues = nq;
+	b->vqs = calloc(nq, sizeof(*b->vqs));
+	b->queues = calloc(nq, sizeof(*b->queues));
+	if (!b->vqs || !b->queues) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < nq; i++) {
+		struct blk_queue *q = &b->queues[i];
+		char name[16];
+
+		virtq_init(&b->vqs[i]);
+		q->blk = b;
+		q->index = i;
+		q->watched_fd = -1;
+		q->kick_watch = (struct worker_watch){ .fn = blk_queue_kick, .arg = q };
+		q->chain = malloc(sizeof(*q->chain));
+		q->data_iov = calloc(VIRTQ_MAX_IOV, sizeof(*q->data_iov));
+		if (!q->chain || !q->data_iov) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		snprintf(name, sizeof(name), "blk-q%u", i);
+		err = worker_init(&q->worker, name);
+		if (err)
+			goto fail;
+		q->worker_ready = true;
+		blk_req_uring_init(q);
+	}
+
+	b->vdev.ops = &blk_vdev_ops;
+	b->vdev.device_id = VIRTIO_ID_BLOCK;
+	b->vdev.queue_size_max = (uint16_t)(qs > UINT16_MAX ? UINT16_MAX : qs);
+	b->vdev.vqs = b->vqs;
+	b->vdev.config_size = sizeof(struct virtio_blk_config);
+	b->vdev.host_features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
+		VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) |
+		VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
+		VIRTIO_BIT(VIRTIO_BLK_F_TOPOLOGY) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) |
+		VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE) | VIRTIO_BIT(VIRTIO_BLK_F_MQ);
+	if (b->readonly)
+		b->vdev.host_features |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
+	else
+		b->vdev.host_features |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) |
+					 VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+
+	err = blk_ctl_init(b, cfg->path);
+	if (err)
+		goto fail;
+	return 0;
+fail:
+	blk_dev_destroy(b);
+	return err;
+}
+
+void blk_dev_destroy(struct blk_dev *b)
+{
+	if (b->queues) {
+		for (unsigned i = 0; i < b->vdev.num_queues; i++) {
+			struct blk_queue *q = &b->queues[i];
+
+			if (q->worker_ready) {
+				blk_queue_stop(&b->vdev, i);
+				worker_destroy(&q->worker);
+				q->worker_ready = false;
+			}
+			blk_req_uring_destroy(q);
+			free(q->chain);
+			free(q->data_iov);
+		}
+		free(b->queues);
+		b->queues = NULL;
+	}
+	if (b->vqs) {
+		for (unsigned i = 0; i < b->vdev.num_queues; i++)
+			virtq_destroy(&b->vqs[i]);
+		free(b->vqs);
+		b->vqs = NULL;
+	}
+	if (b->ctl_ready) {
+		worker_destroy(&b->ctl);
+		b->ctl_ready = false;
+	}
+	if (b->inotify_fd >= 0)
+		close(b->inotify_fd);
+	if (b->rescan_fd >= 0)
+		close(b->rescan_fd);
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->fd_buffered >= 0)
+		close(b->fd_buffered);
+	b->fd = b->fd_buffered = b->inotify_fd = b->rescan_fd = -1;
+}

@@ -1,0 +1,40 @@
+/*
+ * Inside the virtio-blk model: what devices/blk/virtio_blk.c (device, queues,
+ * config) and devices/blk/virtio_blk_req.c (requests, I/O) share.
+ */
+#ifndef CVMM_VIRTIO_BLK_REQ_H
+#define CVMM_VIRTIO_BLK_REQ_H
+
+#include <stdint.h>
+
+#include "cvmm/virtio_blk.h"
+
+/* Limits advertised for DISCARD / WRITE_ZEROES. */
+#define BLK_MAX_DZ_SECTORS (1u << 22)
+#define BLK_MAX_DZ_SEG 32
+/* "Not completed yet": the request went to io_uring. */
+#define BLK_PENDING UINT32_MAX
+
+/* Disk size in sectors; changes under the queues when the image is resized. */
+static inline uint64_t blk_capacity(const struct blk_dev *b)
+{
+	return __atomic_load_n(&b->capacity, __ATOMIC_RELAXED);
+}
+
+/* Serves one popped chain: returns the used length to push, or BLK_PENDING
+ * when its read or write went to the queue's io_uring. */
+uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c);
+/* Reads and writes of queue q in io_uring, not completed yet. */
+unsigned blk_req_in_flight(const struct blk_queue *q);
+/* Submits the queue's prepared requests and completes at least one of
+ * those in flight (pushed to the used ring; the caller notifies). 0 or
+ * -errno when io_uring fails. */
+int blk_req_wait(struct blk_dev *b, struct blk_queue *q);
+/* Submits the queue's prepared requests and completes them all. */
+void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q);
+/* Gives queue q an io_uring; without one (old kernel, seccomp, memory) it
+ * stays synchronous. */
+void blk_req_uring_init(struct blk_queue *q);
+void blk_req_uring_destroy(struct blk_queue *q);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * In-process virtio devices on a VM: puts a device model (struct vdev)
+ * behind virtio-mmio or virtio-pci and wires the transport to KVM, so that
+ * queue notifications are ioeventfds and interrupts are irqfds (MSI routes
+ * for PCI, an IOAPIC line for MMIO) and neither takes a vCPU thread's time.
+ *
+ * Guest physical layout in the hole below 4 GiB (arch/x86 layout):
+ *   0xc0000000  PCI BARs (VPCI_BAR_SIZE each, in X86_PCI_MMIO_START's window)
+ *   0xd0000000  virtio-mmio windows (VMMIO_WINDOW_SIZE each)
+ *   0xe0000000  PCI ECAM, bus 0
+ */
+#ifndef CVMM_VIRTIO_VM_H
+#define CVMM_VIRTIO_VM_H
+
+#include <pthread.h>
+
+#include "cvmm/irq_routing.h"
+#include "cvmm/pci.h"
+#include "cvmm/virtio_mmio.h"
+#include "cvmm/virtio_pci.h"
+#include "cvmm/vm.h"
+#include "cvmm/x86_layout.h"
+
+#define VIRTIO_VM_PCI_BAR_BASE X86_PCI_MMIO_START /* the window the DSDT gives PCI */
+#define VIRTIO_VM_MMIO_BASE 0xd0000000ULL
+#define VIRTIO_VM_ECAM_BASE 0xe0000000ULL
+#define VIRTIO_VM_MAX_DEVS 16
+
+enum virtio_transport_kind {
+	VIRTIO_TRANSPORT_PCI,
+	VIRTIO_TRANSPORT_MMIO,
+};
+
+struct virtio_vm;
+
+struct virtio_vm_dev {
+	struct virtio_vm *host;
+	struct vdev *dev;
+	char id[32];          /* the user's name for it (--disk id=...), for log lines */
+	enum virtio_transport_kind kind;
+	pthread_mutex_t lock; /* MMIO: serialises the guest's register accesses (vpci has its own) */
+	union {
+		struct vmmio mmio;
+		struct vpci pci;
+	};
+	unsigned *gsi;        /* PCI: per queue, then config; MMIO: gsi[0] is the line */
+	bool *route_active;   /* PCI: whether gsi[i] has an MSI route */
+	uint32_t bar;         /* PCI: BAR0 address registered now, 0 when none */
+};
+
+struct virtio_vm {
+	struct vm *vm;
+	struct irq_routing routing;
+	struct pci_bus pci;
+	pthread_mutex_t pci_lock;
+	struct virtio_vm_dev *devs[VIRTIO_VM_MAX_DEVS];
+	unsigned ndevs, nmmio, npci;
+};
+
+/* Also puts the PCI host bridge (00:00.0) on vm's 0xcf8 ports and ECAM
+ * window. 0 or -errno, logged. */
+int virtio_vm_init(struct virtio_vm *h, struct vm *vm);
+/* Stops every device's queues and unwires them; the models stay the caller's. */
+void virtio_vm_destroy(struct virtio_vm *h);
+/* Adds dev (its ops set up, not yet started) behind the given transport,
+ * named id in log lines. Sets dev->mem to the VM's memory. 0 or -errno, logged. */
+int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind);
+/* The kernel command-line arguments announcing the first n MMIO devices
+ * (they are placed in the order they are added), so the command line can be
+ * planned before the VM exists. 0 or -ENOSPC. */
+int virtio_vm_mmio_cmdline(unsigned n, char *buf, size_t len);
+
+#endif

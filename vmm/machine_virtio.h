@@ -1,0 +1,42 @@
+/*
+ * The machine's in-process virtio devices, from the command line (--disk,
+ * --net, --rng, --console, --transport): opened before the VM exists (so bad options and
+ * unusable images are reported before anything is created), attached to the
+ * VM once it does.
+ */
+#ifndef CVMM_MACHINE_VIRTIO_H
+#define CVMM_MACHINE_VIRTIO_H
+
+#include <stdbool.h>
+
+#include "cli.h"
+#include "cvmm/virtio_blk.h"
+#include "cvmm/virtio_console.h"
+#include "cvmm/virtio_net.h"
+#include "cvmm/virtio_vm.h"
+#include "cvmm/virtio_rng.h"
+
+struct machine_virtio {
+	enum virtio_transport_kind kind;
+	struct blk_dev *disks;
+	unsigned ndisks;
+	char (*disk_ids)[32];      /* id= of each disk, "disk<N>" by default */
+	struct net_dev *nets;
+	unsigned nnets;
+	char (*net_ids)[32];
+	struct rng_dev *rng;
+	struct vcon_dev *console;  /* with --console other than off */
+	struct virtio_vm host;
+	bool attached;
+	char cmdline[512];  /* kernel arguments the devices need ("" for PCI) */
+};
+
+/* Creates the device models. Logs one line and returns -errno (-EINVAL for
+ * a malformed option). */
+int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg);
+/* Puts them on vm behind the chosen transport. 0 or -errno, logged. */
+int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm);
+/* Call with the vCPUs stopped. */
+void machine_virtio_destroy(struct machine_virtio *mv);
+
+#endif
