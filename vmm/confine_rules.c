@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 
 #include "confine_internal.h"
-#include "cvmm/vcpu.h"
+#include "vcpu.h"
 
 #define ALLOW(sys) { SCMP_SYS(sys), #sys, CONFINE_ANY_ARGS, 0, 0, 0, 0, NULL }
 #define ALLOW_MASKED(sys, a, m, v) { SCMP_SYS(sys), #sys, CONFINE_ARG_MASKED_EQ, a, m, v, 0, NULL }
