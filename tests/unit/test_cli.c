@@ -186,7 +186,8 @@ START_TEST(cli_seccomp)
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", NULL), 0);
 	ck_assert_str_eq(c.seccomp, "true");
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--seccomp", "log", "--block-backend", "x=y", NULL), 0);
-	ck_assert_int_eq(c.action, CLI_BLOCK_BACKEND);
+	ck_assert_int_eq(c.action, CLI_BACKEND);
+	ck_assert_str_eq(c.backend->backend_option, "--block-backend");
 	ck_assert_str_eq(c.seccomp, "log");
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--vsock-backend", "x=y", "--seccomp=", NULL), 0);
 	ck_assert_str_eq(c.seccomp, "");
