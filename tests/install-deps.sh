@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(gcc make pkg-config libc6-dev libfdt-dev libseccomp-dev libcap-dev liburing-dev zlib1g-dev check
       busybox-static cpio gzip xz-utils zstd kmod iproute2 util-linux
-      qemu-system-x86 qemu-utils strace
+      qemu-system-x86 qemu-utils strace gdb
       dpdk-dev librte-net-vhost23 librte-net-virtio23 librte-mempool-ring23
       # The aarch64 build (make ARCH=arm64) and its test (tests/integration/arm64_linux.sh,
       # in qemu-system-aarch64). libfdt-dev and busybox-static are not multiarch: their
@@ -28,4 +28,6 @@ $foreign_arch || dpkg --add-architecture arm64
 echo "cvmm: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# --no-remove: never let an :arm64 package push out one of this machine's (e.g. a
+# non-multiarch -dev package); fail instead.
+apt-get install -y -qq --no-install-recommends --no-remove "${missing[@]}" >/dev/null

@@ -13,6 +13,7 @@
 
 #include "console.h"
 #include "cvmm/arch.h"
+#include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "machine.h"
 #include "machine_virtio.h"
@@ -149,7 +150,7 @@ static void machine_report(struct machine *m)
 static int machine_boot_and_run(struct machine *m, const struct machine_file *initrd, const struct cli_config *cfg,
 				int sig_fd)
 {
-	unsigned ndevs = m->virtio.ndisks + m->virtio.nnets + !!m->virtio.rng + !!m->virtio.console;
+	unsigned ndevs = m->virtio.ndevs + !!m->virtio.console;
 	struct arch_virtio_info vi = {
 		.nmmio = m->virtio.kind == VIRTIO_TRANSPORT_MMIO ? ndevs : 0,
 		.npci = m->virtio.kind == VIRTIO_TRANSPORT_PCI ? ndevs : 0,
@@ -183,6 +184,12 @@ static int machine_boot_and_run(struct machine *m, const struct machine_file *in
 	}
 	if (vm_start(&m->vm))
 		return 1;
+	/* Setup is over: the vCPUs and workers confined themselves as they
+	 * started, now this thread. */
+	if (confine_thread(CONFINE_ROLE_VMM)) {
+		vm_stop(&m->vm, VM_EXIT_ERROR);
+		return 1;
+	}
 	machine_loop(m, sig_fd);
 	vm_stop(&m->vm, VM_EXIT_ERROR);
 	machine_report(m);
