@@ -22,6 +22,16 @@
 #include "confine_internal.h"
 #include "cvmm/log.h"
 
+/* The arch whose syscall numbers SCMP_SYS() compiled in: the filters must
+ * be built for it, and libseccomp builds them for its native arch. */
+#if defined(__x86_64__)
+#define CONFINE_ARCH SCMP_ARCH_X86_64
+#elif defined(__aarch64__)
+#define CONFINE_ARCH SCMP_ARCH_AARCH64
+#else
+#error "confine.c: no seccomp arch for this target"
+#endif
+
 #define CONFINE_NAMES 512     /* syscall numbers whose names a violation can print */
 #define CONFINE_NAME_LEN 32
 
@@ -118,8 +128,10 @@ static int confine_add_rule(scmp_filter_ctx ctx, const struct confine_rule *r)
 	uint32_t action = r->refuse_errno ? SCMP_ACT_ERRNO((uint32_t)r->refuse_errno) : SCMP_ACT_ALLOW;
 	struct scmp_arg_cmp cmp;
 
+	/* SCMP_SYS() gives a negative pseudo-number for a syscall this arch
+	 * does not have: nothing can make it, so there is nothing to allow. */
 	if (r->nr < 0)
-		return -ENOSYS;
+		return 0;
 	if (r->check == CONFINE_ANY_ARGS)
 		return seccomp_rule_add(ctx, action, r->nr, 0);
 	cmp = (struct scmp_arg_cmp){ .arg = r->arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = r->mask,
@@ -188,7 +200,7 @@ static int confine_build(enum confine_role role, uint32_t default_action, struct
 static void confine_name_syscalls(void)
 {
 	for (int nr = 0; nr < CONFINE_NAMES; nr++) {
-		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+		char *name = seccomp_syscall_resolve_num_arch(CONFINE_ARCH, nr);
 
 		if (name) {
 			strncpy(confine_state.names[nr], name, CONFINE_NAME_LEN - 1);
@@ -212,6 +224,11 @@ int confine_configure(enum confine_mode mode)
 
 	confine_reset();
 	confine_state.mode = mode;
+	if (mode != CONFINE_SECCOMP_OFF && seccomp_arch_native() != CONFINE_ARCH) {
+		log_err("seccomp: libseccomp's native arch (%#x) is not the one cvmm was built for (%#x)",
+			seccomp_arch_native(), (unsigned)CONFINE_ARCH);
+		return -ENOEXEC;
+	}
 	if (mode != CONFINE_SECCOMP_OFF) {
 		for (int r = 0; r < CONFINE_ROLE_COUNT; r++) {
 			err = confine_build((enum confine_role)r, action, &confine_state.progs[r]);

@@ -15,7 +15,7 @@ enum confine_check {
 
 /* One allowed (or refused with an errno) syscall. */
 struct confine_rule {
-	int nr;                 /* SCMP_SYS(name): negative when this libseccomp does not know it */
+	int nr;                 /* SCMP_SYS(name): negative when this arch has no such syscall */
 	const char *name;
 	enum confine_check check;
 	unsigned arg;
