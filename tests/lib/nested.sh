@@ -11,7 +11,9 @@
 #       /init reports as "NESTED-EXIT: <status>"; 124 when the machine did
 #       not finish in NESTED_TIMEOUT seconds (default 900), 125 when it
 #       ended without reporting. The console stays in $BUILD/nested/NAME.log.
-#   nested_qemu_args INITRD   the outer machine's QEMU command line (for demo)
+#   nested_initrd NAME SCRIPT [SRC[:DEST]]...   the outer initramfs nested_run boots
+#   nested_qemu_args INITRD   the outer machine's QEMU arguments, one a line
+#       (NESTED_APPEND adds to its kernel command line)
 
 NESTED_QEMU=${NESTED_QEMU:-qemu-system-x86_64}
 
@@ -30,14 +32,17 @@ nested_qemu_args() {
     printf '%s\n' -accel tcg,thread=multi -cpu max -smp 2 -m "${NESTED_MEM_MIB:-2048}" \
         -nodefaults -no-user-config -display none -no-reboot \
         -kernel "$BUILD/nested/vmlinuz" -initrd "$1" \
-        -append "console=ttyS0 panic=-1 quiet mitigations=off"
+        -append "console=ttyS0 panic=-1 quiet mitigations=off ${NESTED_APPEND:-}"
 }
 
-nested_run() {
+# nested_initrd NAME SCRIPT [SRC[:DEST]]...: prints the path of an outer
+# initramfs (base.cpio.gz and an archive with SCRIPT and the files) in a new
+# directory the caller removes.
+nested_initrd() {
     local name=$1 script=$2
     shift 2
-    local out=$BUILD/nested dir spec src dest log rc
-    dir=$(mktemp -d "$out/run-$name.XXXXXX")
+    local dir spec src dest
+    dir=$(mktemp -d "$BUILD/nested/run-$name.XXXXXX")
     mkdir -p "$dir/root/run"
     install -m 0755 "$script" "$dir/root/run/test.sh"
     for spec in "$@"; do
@@ -48,14 +53,20 @@ nested_run() {
         cp -a "$src" "$dir/root/run/$dest"
     done
     (cd "$dir/root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$dir/run.cpio.gz"
-    cat "$out/base.cpio.gz" "$dir/run.cpio.gz" >"$dir/initrd.gz"
-    log=$out/$name.log
-    local args
-    mapfile -t args < <(nested_qemu_args "$dir/initrd.gz")
+    cat "$BUILD/nested/base.cpio.gz" "$dir/run.cpio.gz" >"$dir/initrd.gz"
+    rm -rf "$dir/root" "$dir/run.cpio.gz"
+    echo "$dir/initrd.gz"
+}
+
+nested_run() {
+    local name=$1 initrd log rc args
+    initrd=$(nested_initrd "$@") || return 1
+    log=$BUILD/nested/$name.log
+    mapfile -t args < <(nested_qemu_args "$initrd")
     timeout "${NESTED_TIMEOUT:-900}" "$NESTED_QEMU" "${args[@]}" -serial stdio </dev/null 2>&1 |
-        tr -d '\r' | tee "$log" | grep -v '^NESTED-EXIT: '
+        sed -u 's/\r$//' | tee "$log" | grep --line-buffered -v '^NESTED-EXIT: '
     rc=${PIPESTATUS[0]}
-    rm -rf "$dir"
+    rm -rf "$(dirname "$initrd")"
     [ "$rc" -eq 124 ] && { echo "nested: the outer machine did not finish in ${NESTED_TIMEOUT:-900} s"; return 124; }
     rc=$(sed -n 's/^NESTED-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -n 1)
     [ -n "$rc" ] || { echo "nested: the outer machine ended without a result (console in $log)"; return 125; }

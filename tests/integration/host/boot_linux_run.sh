@@ -16,11 +16,13 @@ no() { echo "FAIL $1"; fails=$((fails + 1)); }
 check() { name=$1; shift; if "$@"; then ok "$name"; else no "$name"; fi; }
 has() { tr -d '\r' <"$1" | grep -q "$2"; }
 
-# wait_for FILE REGEX SECS
+# wait_for FILE REGEX SECS: until FILE has a line matching REGEX; gives up
+# after SECS or when cvmm ($pid) has ended.
 wait_for() {
     i=0
-    while ! tr -d '\r' <"$1" | grep -q "$2"; do
+    while ! has "$1" "$2"; do
         i=$((i + 1)); [ $i -gt $(($3 * 5)) ] && return 1
+        kill -0 "$pid" 2>/dev/null || { has "$1" "$2"; return; }
         sleep 0.2
     done
 }
