@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cvmm/console.h"
+#include "vmm/console.h"
 #include "check_run.h"
 
 static void tc_set_output(void *dev, int fd)
