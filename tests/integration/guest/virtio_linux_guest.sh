@@ -16,7 +16,6 @@ wait_for() {   # PATH: up to 20 s
     [ -e "$1" ]
 }
 md5() { md5sum | cut -d' ' -f1; }
-mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 
 # Console: say when hvc0 is open, read the host's line, answer on hvc0.
 if wait_for /dev/hvc0; then
