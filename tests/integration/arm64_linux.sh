@@ -30,7 +30,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The guest's initramfs: busybox, virtio modules, the test script.
 BUSYBOX=$linux/busybox LINUX_DIR=$linux "$root/images/linux/mkinitrd.sh" "$tmp/guest.gz" \
-    "$here/guest/arm64_guest.sh" "$here/guest/virtio_linux_guest.sh:/virtio.sh" ||
+    "$here/guest/arm64_guest.sh" "$here/guest/arm64_virtio.sh:/virtio.sh" ||
     { echo "FAIL: mkinitrd"; exit 1; }
 
 # The QEMU machine's: cvmm and the shared libraries it names (recursively).

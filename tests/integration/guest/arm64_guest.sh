@@ -1,7 +1,7 @@
 #!/bin/sh
 # /test.sh of the arm64 guest that arm64_linux.sh boots under the aarch64
 # cvmm (inside QEMU). What it does comes from the command line (a64.mode=):
-#   mmio  the virtio device checks of virtio_linux_guest.sh (/virtio.sh),
+#   mmio  the virtio device checks of arm64_virtio.sh (/virtio.sh),
 #         then ask the host for a line on the console and print it back,
 #         then return: /init reboots (PSCI SYSTEM_RESET)
 #   pci   the device checks, then power off (PSCI SYSTEM_OFF)
