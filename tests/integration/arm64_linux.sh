@@ -21,7 +21,10 @@ for tool in qemu-system-aarch64 aarch64-linux-gnu-gcc dtc readelf cpio; do
 done
 
 a64=$BUILD/arm64
-make -s -C "$root" ARCH=arm64 BUILD="$a64" "$a64/cvmm" >/dev/null ||
+# The path as make check spells it (build/arm64): the header dependencies in
+# the .d files are keyed by that spelling, and an absolute one would miss them.
+a64_make=$(realpath -m --relative-to="$root" "$a64")
+make -s -C "$root" ARCH=arm64 BUILD="$a64_make" "$a64_make/cvmm" >/dev/null ||
     { echo "FAIL: cross-build (make ARCH=arm64)"; exit 1; }
 linux=$BUILD/linux-arm64
 timeout 600 "$root/images/linux/build.sh" "$linux" arm64 || { echo "FAIL: images/linux/build.sh arm64"; exit 1; }
