@@ -5,7 +5,12 @@
  * so the back-end never has to signal). Prints IOPS and MiB/s.
  *
  *   vu_blk_load --socket PATH [--mode randread|randwrite|seqread|seqwrite]
- *               [--bs BYTES] [--qd N] [--seconds S]
+ *               [--bs BYTES] [--qd N] [--seconds S] [--no-flush]
+ *
+ * VIRTIO_BLK_F_FLUSH is negotiated when the back-end offers it (a
+ * writeback cache, as Linux's driver does); --no-flush leaves it out, so a
+ * back-end that follows virtio 1.2 5.2.6.2 must make every write durable
+ * before completing it (write-through).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +40,7 @@ struct load {
 	unsigned qd;
 	uint32_t bs;
 	bool write, random;
+	bool no_flush;           /* leave VIRTIO_BLK_F_FLUSH out: write-through */
 	uint64_t capacity;       /* bytes */
 	uint64_t next_seq;       /* next sequential offset */
 	uint64_t rng;
@@ -132,7 +138,7 @@ static int load_setup(struct load *l)
 		goto out;
 	err = load_u64(l, VHOST_USER_SET_FEATURES,
 		       VU_BIT(VIRTIO_F_VERSION_1) | VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
-		       (features & VU_BIT(VIRTIO_BLK_F_FLUSH)));
+		       (l->no_flush ? 0 : features & VU_BIT(VIRTIO_BLK_F_FLUSH)));
 	if (err)
 		goto out;
 
@@ -271,7 +277,8 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' }, { "mode", required_argument, NULL, 'm' },
 		{ "bs", required_argument, NULL, 'b' },     { "qd", required_argument, NULL, 'q' },
-		{ "seconds", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 },
+		{ "seconds", required_argument, NULL, 't' }, { "no-flush", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct load l = { .sock = -1, .bs = 4096, .qd = 32, .random = true, .rng = 0x9e3779b97f4a7c15ULL };
 	const char *sock = NULL, *mode = "randread";
@@ -286,12 +293,13 @@ int main(int argc, char **argv)
 		case 'b': l.bs = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'q': l.qd = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 't': secs = strtod(optarg, NULL); break;
+		case 'n': l.no_flush = true; break;
 		default: return 2;
 		}
 	}
 	if (!sock || !l.bs || l.bs % VIRTIO_BLK_SECTOR_SIZE || !l.qd || l.qd > 256 || secs <= 0) {
 		fprintf(stderr, "usage: vu_blk_load --socket PATH [--mode randread|randwrite|seqread|seqwrite]"
-				" [--bs BYTES (multiple of 512)] [--qd 1..256] [--seconds S]\n");
+				" [--bs BYTES (multiple of 512)] [--qd 1..256] [--seconds S] [--no-flush]\n");
 		return 2;
 	}
 	if (!strcmp(mode, "randread") || !strcmp(mode, "randwrite")) {
@@ -330,8 +338,8 @@ int main(int argc, char **argv)
 	t0 = load_now();
 	done = load_run(&l, secs);
 	t1 = load_now();
-	printf("mode=%s bs=%u qd=%u seconds=%.2f requests=%llu errors=%llu iops=%.0f mibps=%.1f\n",
-	       mode, l.bs, l.qd, t1 - t0, (unsigned long long)done, (unsigned long long)l.errors,
+	printf("mode=%s%s bs=%u qd=%u seconds=%.2f requests=%llu errors=%llu iops=%.0f mibps=%.1f\n",
+	       mode, l.no_flush ? " flush=no" : "", l.bs, l.qd, t1 - t0, (unsigned long long)done, (unsigned long long)l.errors,
 	       (double)done / (t1 - t0), (double)done * l.bs / (t1 - t0) / (1 << 20));
 	close(l.sock);
 	return l.errors ? 1 : 0;

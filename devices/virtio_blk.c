@@ -89,7 +89,7 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		virtq_disable_notify(vq);
 		/* Take chains while request slots last; their reads and writes
 		 * go to io_uring together, in one submission. */
-		while (n < BLK_BUDGET && (!q->uring || q->nfree) && (r = virtq_pop(vq, q->chain)) > 0) {
+		while (n < BLK_BUDGET && q->nfree && (r = virtq_pop(vq, q->chain)) > 0) {
 			uint32_t len = blk_req_handle_chain(b, q, q->chain);
 
 			if (len != BLK_PENDING)
@@ -423,7 +423,9 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 		if (err)
 			goto fail;
 		q->worker_ready = true;
-		blk_req_uring_init(q);
+		err = blk_req_queue_init(q, !cfg->no_uring);
+		if (err)
+			goto fail;
 	}
 
 	b->vdev.ops = &blk_vdev_ops;
@@ -462,7 +464,7 @@ void blk_dev_destroy(struct blk_dev *b)
 				worker_destroy(&q->worker);
 				q->worker_ready = false;
 			}
-			blk_req_uring_destroy(q);
+			blk_req_queue_destroy(q);
 			free(q->chain);
 			free(q->data_iov);
 		}

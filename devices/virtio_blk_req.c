@@ -4,6 +4,16 @@
  * is the last writable byte) and executing it on the image. Reads and
  * writes go between the image and the chain's own iovecs, through the
  * queue's io_uring or with preadv/pwritev; everything else is synchronous.
+ *
+ * Write-through writes (see virtio_blk.h) keep their request slot after
+ * their data is written, first waiting for a sync to start (wt_waiting),
+ * then for it to complete (wt_syncing); only then are they pushed. One
+ * sync covers all the writes completed before it starts, so at queue depth
+ * N about N writes share one fdatasync. That beats RWF_DSYNC on each write:
+ * a buffered DSYNC write cannot complete inline, so io_uring hands each to a
+ * kernel worker thread that writes back and waits for its own page, N
+ * device round trips and N context switches where a batched fdatasync
+ * writes the N pages back together and waits once.
  */
 #include <endian.h>
 #include <errno.h>
@@ -20,15 +30,17 @@
 #include "cvmm/virtio_blk.h"
 #include "virtio_blk_req.h"
 
-/* Reads and writes in flight per queue through io_uring. */
-#define BLK_URING_DEPTH 128
+/* Requests a queue has in progress: reads and writes in io_uring, and
+ * write-through writes waiting for their sync. Also the ring's size. */
+#define BLK_REQ_SLOTS 128
 /* Iovecs a request keeps in its slot; longer chains get a heap copy. */
 #define BLK_REQ_INLINE_IOV 8
 
-/* A read or write handed to io_uring. */
+/* A read or write handed to io_uring, or written and waiting for a sync. */
 struct blk_req {
 	uint16_t head;
 	bool write;
+	bool sync;                     /* write-through: durable before completion */
 	uint8_t *status;
 	uint64_t off;
 	size_t len;
@@ -143,10 +155,15 @@ static uint8_t blk_rw_sync(struct blk_dev *b, struct iovec *iov, unsigned n, uin
 		off += (uint64_t)r;
 		blk_iov_advance(&iov, &n, (size_t)r);
 	}
-	/* Write-through: the driver turned the cache off (CONFIG_WCE). */
-	if (write && !blk_writeback(b) && fdatasync(b->fd) < 0)
-		return VIRTIO_BLK_S_IOERR;
 	return VIRTIO_BLK_S_OK;
+}
+
+/* Makes what was written to the image durable, now: 0 or -errno. */
+static int blk_sync_now(struct blk_dev *b)
+{
+	if (b->sync_ops)
+		return b->sync_ops->sync(b, b->sync_arg);
+	return fdatasync(b->fd) < 0 ? -errno : 0;
 }
 
 static int blk_write_zero_bytes(struct blk_dev *b, uint64_t off, uint64_t len)
@@ -255,8 +272,7 @@ static bool blk_submit(struct blk_dev *b, struct blk_queue *q, uint16_t head, ui
 	struct io_uring_sqe *sqe;
 	struct blk_req *r;
 
-	/* Write-through writes need an fdatasync after each: keep them synchronous. */
-	if (!q->uring || !q->nfree || (write && !blk_writeback(b)))
+	if (!q->uring || !q->nfree)
 		return false;
 	r = &q->reqs[q->free_reqs[q->nfree - 1]];
 	r->iov = n <= BLK_REQ_INLINE_IOV ? r->inl : malloc(n * sizeof(*iov));
@@ -276,12 +292,27 @@ static bool blk_submit(struct blk_dev *b, struct blk_queue *q, uint16_t head, ui
 	r->off = off;
 	r->len = len;
 	r->write = write;
+	r->sync = write && !blk_writeback(b);
 	if (write)
 		io_uring_prep_writev(sqe, b->fd, r->iov, n, off);
 	else
 		io_uring_prep_readv(sqe, b->fd, r->iov, n, off);
 	io_uring_sqe_set_data(sqe, r);
 	q->unsubmitted++;
+	return true;
+}
+
+/* Takes a slot for a write-through write whose data is on the image: it
+ * waits for the next sync. False when no slot is free. */
+static bool blk_wt_defer(struct blk_queue *q, uint16_t head, uint8_t *status)
+{
+	struct blk_req *r;
+
+	if (!q->nfree)
+		return false;
+	r = &q->reqs[q->free_reqs[--q->nfree]];
+	*r = (struct blk_req){ .head = head, .write = true, .sync = true, .status = status };
+	q->wt_waiting[q->nwt_waiting++] = (uint16_t)(r - q->reqs);
 	return true;
 }
 
@@ -301,6 +332,11 @@ static uint32_t blk_handle_rw(struct blk_dev *b, struct blk_queue *q, struct vir
 			       sector * VIRTIO_BLK_SECTOR_SIZE, len, write))
 			return BLK_PENDING;
 		st = blk_rw_sync(b, q->data_iov, n, sector * VIRTIO_BLK_SECTOR_SIZE, len, write);
+		if (st == VIRTIO_BLK_S_OK && write && !blk_writeback(b)) {
+			if (blk_wt_defer(q, c->head, status))
+				return BLK_PENDING;
+			st = blk_sync_now(b) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+		}
 	}
 	*status = st;
 	return st == VIRTIO_BLK_S_OK && !write ? (uint32_t)len + 1 : 1;
@@ -338,7 +374,7 @@ uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 		if (!vdev_has_feature(&b->vdev, VIRTIO_BLK_F_FLUSH))
 			st = VIRTIO_BLK_S_UNSUPP;
 		else
-			st = fdatasync(b->fd) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+			st = blk_sync_now(b) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 		break;
 	case VIRTIO_BLK_T_GET_ID: {
 		size_t len = in_data < VIRTIO_BLK_ID_BYTES ? in_data : VIRTIO_BLK_ID_BYTES;
@@ -353,6 +389,9 @@ uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		st = blk_discard_wz(b, c, false);
+		/* Zeroes are written data too: durable first in write-through. */
+		if (st == VIRTIO_BLK_S_OK && !blk_writeback(b) && blk_sync_now(b) < 0)
+			st = VIRTIO_BLK_S_IOERR;
 		break;
 	default:
 		st = VIRTIO_BLK_S_UNSUPP;
@@ -362,10 +401,40 @@ uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 	return used;
 }
 
+/* Gives request r back to the driver with status st and frees its slot. */
+static void blk_finish(struct blk_dev *b, struct blk_queue *q, struct blk_req *r, uint8_t st)
+{
+	*r->status = st;
+	virtq_push(&b->vqs[q->index], r->head, st == VIRTIO_BLK_S_OK && !r->write ? (uint32_t)r->len + 1 : 1);
+	q->free_reqs[q->nfree++] = (uint16_t)(r - q->reqs);
+}
+
+/* Completes the n write-through writes in slots, whose sync ended with res. */
+static void blk_wt_publish(struct blk_dev *b, struct blk_queue *q, const uint16_t *slots, unsigned n,
+			   int res)
+{
+	uint8_t st = res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+
+	if (res < 0)
+		log_debug("blk: queue %u: sync for %u writes: %s", q->index, n, strerror(-res));
+	for (unsigned i = 0; i < n; i++)
+		blk_finish(b, q, &q->reqs[slots[i]], st);
+}
+
+/* Syncs on this thread for the writes waiting (no io_uring, or it failed). */
+static void blk_wt_sync_now(struct blk_dev *b, struct blk_queue *q)
+{
+	unsigned n = q->nwt_waiting;
+
+	if (!n)
+		return;
+	q->nwt_waiting = 0;
+	blk_wt_publish(b, q, q->wt_waiting, n, blk_sync_now(b));
+}
+
 /* Finishes a request io_uring completed with result res. */
 static void blk_complete(struct blk_dev *b, struct blk_queue *q, struct blk_req *r, int res)
 {
-	struct virtq *vq = &b->vqs[q->index];
 	uint8_t st = VIRTIO_BLK_S_OK;
 
 	if (res == -EINVAL && b->fd_buffered >= 0) {
@@ -383,22 +452,31 @@ static void blk_complete(struct blk_dev *b, struct blk_queue *q, struct blk_req 
 		blk_iov_advance(&iov, &n, (size_t)res);
 		st = blk_rw_sync(b, iov, n, r->off + (uint64_t)res, r->len - (size_t)res, r->write);
 	}
-	*r->status = st;
-	virtq_push(vq, r->head, st == VIRTIO_BLK_S_OK && !r->write ? (uint32_t)r->len + 1 : 1);
 	if (r->iov != r->inl)
 		free(r->iov);
 	r->iov = NULL;
-	q->free_reqs[q->nfree++] = (uint16_t)(r - q->reqs);
+	if (st == VIRTIO_BLK_S_OK && r->sync)
+		q->wt_waiting[q->nwt_waiting++] = (uint16_t)(r - q->reqs);
+	else
+		blk_finish(b, q, r, st);
 }
 
+/* A completion: the queue's sync (its user data is the queue) or a request. */
 static void blk_cqe(struct blk_dev *b, struct blk_queue *q, struct io_uring_cqe *cqe)
 {
-	struct blk_req *r = io_uring_cqe_get_data(cqe);
+	void *data = io_uring_cqe_get_data(cqe);
 	int res = cqe->res;
 
 	io_uring_cqe_seen(q->uring, cqe);
-	if (r)
-		blk_complete(b, q, r, res);
+	if (data == q) {
+		unsigned n = q->nwt_syncing;
+
+		q->sync_in_flight = false;
+		q->nwt_syncing = 0;
+		blk_wt_publish(b, q, q->wt_syncing, n, res);
+	} else if (data) {
+		blk_complete(b, q, data, res);
+	}
 }
 
 /* Completes what io_uring has finished; returns how many. */
@@ -434,7 +512,35 @@ static int blk_flush_submissions(struct blk_queue *q)
 
 unsigned blk_req_in_flight(const struct blk_queue *q)
 {
-	return q->uring ? BLK_URING_DEPTH - q->nfree : 0;
+	return BLK_REQ_SLOTS - q->nfree;
+}
+
+/* Starts a sync for the writes waiting, unless one is in flight: that one's
+ * completion starts the next, for the writes completed meanwhile. */
+static int blk_wt_start_sync(struct blk_dev *b, struct blk_queue *q)
+{
+	struct io_uring_sqe *sqe;
+	uint16_t *batch = q->wt_waiting;
+
+	if (!q->nwt_waiting || q->sync_in_flight)
+		return 0;
+	sqe = io_uring_get_sqe(q->uring);
+	if (!sqe) {
+		blk_wt_sync_now(b, q);
+		return 0;
+	}
+	if (b->sync_ops)
+		b->sync_ops->prep(b, b->sync_arg, sqe);
+	else
+		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data(sqe, q);
+	q->unsubmitted++;
+	q->wt_waiting = q->wt_syncing;
+	q->wt_syncing = batch;
+	q->nwt_syncing = q->nwt_waiting;
+	q->nwt_waiting = 0;
+	q->sync_in_flight = true;
+	return blk_flush_submissions(q);
 }
 
 /* Waits for one completion of queue q's io_uring and handles it. Waiting
@@ -458,66 +564,80 @@ static int blk_wait_one(struct blk_dev *b, struct blk_queue *q)
 
 int blk_req_wait(struct blk_dev *b, struct blk_queue *q)
 {
-	int err = blk_flush_submissions(q);
+	int err;
 
+	/* Synchronous: only write-through writes wait, for one sync. */
+	if (!q->uring) {
+		blk_wt_sync_now(b, q);
+		return 0;
+	}
+	err = blk_flush_submissions(q);
 	/* Waiting for requests the kernel never took would hang the queue. */
 	if (err)
 		return err;
 	if (blk_reap(b, q))
-		return 0;
-	err = blk_wait_one(b, q);
+		return blk_wt_start_sync(b, q);
+	/* The writes waiting may be all there is: their sync first. */
+	err = blk_wt_start_sync(b, q);
+	if (!err)
+		err = blk_wait_one(b, q);
+	if (err)
+		return err;
 	blk_reap(b, q);
-	return err;
+	return blk_wt_start_sync(b, q);
 }
 
 void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q)
 {
-	if (blk_flush_submissions(q) < 0) {
-		blk_reap(b, q);
-		return;
+	while (blk_req_in_flight(q)) {
+		if (blk_req_wait(b, q) < 0) {
+			/* io_uring failed: keep what it completed; the writes
+			 * waiting for a sync get one here. */
+			blk_reap(b, q);
+			blk_wt_sync_now(b, q);
+			return;
+		}
 	}
-	blk_reap(b, q);
-	while (blk_req_in_flight(q) && blk_wait_one(b, q) == 0)
-		blk_reap(b, q);
 }
 
-/* Sets up queue q's io_uring; on failure the queue stays synchronous. */
-void blk_req_uring_init(struct blk_queue *q)
+int blk_req_queue_init(struct blk_queue *q, bool use_uring)
 {
 	int err;
 
+	q->reqs = calloc(BLK_REQ_SLOTS, sizeof(*q->reqs));
+	q->free_reqs = calloc(BLK_REQ_SLOTS, sizeof(*q->free_reqs));
+	q->wt_waiting = calloc(BLK_REQ_SLOTS, sizeof(*q->wt_waiting));
+	q->wt_syncing = calloc(BLK_REQ_SLOTS, sizeof(*q->wt_syncing));
+	if (!q->reqs || !q->free_reqs || !q->wt_waiting || !q->wt_syncing)
+		return -ENOMEM;
+	for (unsigned i = 0; i < BLK_REQ_SLOTS; i++)
+		q->free_reqs[i] = (uint16_t)(BLK_REQ_SLOTS - 1 - i);
+	q->nfree = BLK_REQ_SLOTS;
+	if (!use_uring)
+		return 0;
 	q->uring = calloc(1, sizeof(*q->uring));
-	q->reqs = calloc(BLK_URING_DEPTH, sizeof(*q->reqs));
-	q->free_reqs = calloc(BLK_URING_DEPTH, sizeof(*q->free_reqs));
-	if (!q->uring || !q->reqs || !q->free_reqs) {
-		err = -ENOMEM;
-		goto fail;
+	err = q->uring ? io_uring_queue_init(BLK_REQ_SLOTS, q->uring, 0) : -ENOMEM;
+	if (err) {
+		log_info("blk: queue %u: io_uring unavailable (%s); using preadv/pwritev",
+			 q->index, strerror(-err));
+		free(q->uring);
+		q->uring = NULL;
 	}
-	err = io_uring_queue_init(BLK_URING_DEPTH, q->uring, 0);
-	if (err)
-		goto fail;
-	for (unsigned i = 0; i < BLK_URING_DEPTH; i++)
-		q->free_reqs[i] = (uint16_t)(BLK_URING_DEPTH - 1 - i);
-	q->nfree = BLK_URING_DEPTH;
-	return;
-fail:
-	log_info("blk: queue %u: io_uring unavailable (%s); using preadv/pwritev",
-		 q->index, strerror(-err));
-	free(q->uring);
-	free(q->reqs);
-	free(q->free_reqs);
-	q->uring = NULL;
-	q->reqs = NULL;
-	q->free_reqs = NULL;
+	return 0;
 }
 
-void blk_req_uring_destroy(struct blk_queue *q)
+void blk_req_queue_destroy(struct blk_queue *q)
 {
-	if (!q->uring)
-		return;
-	io_uring_queue_exit(q->uring);
-	free(q->uring);
+	if (q->uring) {
+		io_uring_queue_exit(q->uring);
+		free(q->uring);
+		q->uring = NULL;
+	}
 	free(q->reqs);
 	free(q->free_reqs);
-	q->uring = NULL;
+	free(q->wt_waiting);
+	free(q->wt_syncing);
+	q->reqs = NULL;
+	q->free_reqs = NULL;
+	q->wt_waiting = q->wt_syncing = NULL;
 }
