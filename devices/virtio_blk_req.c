@@ -6,14 +6,15 @@
  * queue's io_uring or with preadv/pwritev; everything else is synchronous.
  *
  * Write-through writes (see virtio_blk.h) keep their request slot after
- * their data is written, first waiting for a sync to start (wt_waiting),
- * then for it to complete (wt_syncing); only then are they pushed. One
- * sync covers all the writes completed before it starts, so at queue depth
- * N about N writes share one fdatasync. That beats RWF_DSYNC on each write:
- * a buffered DSYNC write cannot complete inline, so io_uring hands each to a
- * kernel worker thread that writes back and waits for its own page, N
- * device round trips and N context switches where a batched fdatasync
- * writes the N pages back together and waits once.
+ * their data is written, first waiting for a sync to start, then for it to
+ * complete; only then are they pushed. A sync covers all the writes
+ * completed before it starts, and up to BLK_SYNCS_MAX run at once (the
+ * device serves them in parallel; each new one takes the writes completed
+ * since the last). That beats RWF_DSYNC on each write: a buffered DSYNC
+ * write cannot complete inline, so io_uring hands every write to a kernel
+ * worker thread that writes back and waits for its own page, one device
+ * round trip and a context switch each, where a batched fdatasync writes
+ * many pages back together and waits once.
  */
 #include <endian.h>
 #include <errno.h>
@@ -35,6 +36,10 @@
 #define BLK_REQ_SLOTS 128
 /* Iovecs a request keeps in its slot; longer chains get a heap copy. */
 #define BLK_REQ_INLINE_IOV 8
+/* Syncs in flight per queue (write-through). */
+#ifndef BLK_SYNCS_MAX
+#define BLK_SYNCS_MAX 4
+#endif
 
 /* A read or write handed to io_uring, or written and waiting for a sync. */
 struct blk_req {
@@ -47,6 +52,19 @@ struct blk_req {
 	unsigned niov;
 	struct iovec *iov;             /* inl or a heap copy */
 	struct iovec inl[BLK_REQ_INLINE_IOV];
+};
+
+/* Write-through writes with their data on the image, not yet durable. */
+struct blk_wt_batch {
+	uint16_t slots[BLK_REQ_SLOTS];
+	unsigned n;
+	bool in_flight;                /* a sync covering them is in io_uring */
+};
+
+struct blk_wt {
+	struct blk_wt_batch waiting;   /* for a sync to start */
+	struct blk_wt_batch syncs[BLK_SYNCS_MAX];
+	unsigned nsyncs;               /* in flight */
 };
 
 #define BLK_ZERO_CHUNK 4096
@@ -312,7 +330,7 @@ static bool blk_wt_defer(struct blk_queue *q, uint16_t head, uint8_t *status)
 		return false;
 	r = &q->reqs[q->free_reqs[--q->nfree]];
 	*r = (struct blk_req){ .head = head, .write = true, .sync = true, .status = status };
-	q->wt_waiting[q->nwt_waiting++] = (uint16_t)(r - q->reqs);
+	q->wt->waiting.slots[q->wt->waiting.n++] = (uint16_t)(r - q->reqs);
 	return true;
 }
 
@@ -409,27 +427,23 @@ static void blk_finish(struct blk_dev *b, struct blk_queue *q, struct blk_req *r
 	q->free_reqs[q->nfree++] = (uint16_t)(r - q->reqs);
 }
 
-/* Completes the n write-through writes in slots, whose sync ended with res. */
-static void blk_wt_publish(struct blk_dev *b, struct blk_queue *q, const uint16_t *slots, unsigned n,
-			   int res)
+/* Completes the writes of batch w, whose sync ended with res. */
+static void blk_wt_publish(struct blk_dev *b, struct blk_queue *q, struct blk_wt_batch *w, int res)
 {
 	uint8_t st = res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 
 	if (res < 0)
-		log_debug("blk: queue %u: sync for %u writes: %s", q->index, n, strerror(-res));
-	for (unsigned i = 0; i < n; i++)
-		blk_finish(b, q, &q->reqs[slots[i]], st);
+		log_debug("blk: queue %u: sync for %u writes: %s", q->index, w->n, strerror(-res));
+	for (unsigned i = 0; i < w->n; i++)
+		blk_finish(b, q, &q->reqs[w->slots[i]], st);
+	w->n = 0;
 }
 
 /* Syncs on this thread for the writes waiting (no io_uring, or it failed). */
 static void blk_wt_sync_now(struct blk_dev *b, struct blk_queue *q)
 {
-	unsigned n = q->nwt_waiting;
-
-	if (!n)
-		return;
-	q->nwt_waiting = 0;
-	blk_wt_publish(b, q, q->wt_waiting, n, blk_sync_now(b));
+	if (q->wt->waiting.n)
+		blk_wt_publish(b, q, &q->wt->waiting, blk_sync_now(b));
 }
 
 /* Finishes a request io_uring completed with result res. */
@@ -456,24 +470,25 @@ static void blk_complete(struct blk_dev *b, struct blk_queue *q, struct blk_req 
 		free(r->iov);
 	r->iov = NULL;
 	if (st == VIRTIO_BLK_S_OK && r->sync)
-		q->wt_waiting[q->nwt_waiting++] = (uint16_t)(r - q->reqs);
+		q->wt->waiting.slots[q->wt->waiting.n++] = (uint16_t)(r - q->reqs);
 	else
 		blk_finish(b, q, r, st);
 }
 
-/* A completion: the queue's sync (its user data is the queue) or a request. */
+/* A completion: a sync (its user data is its batch) or a request. */
 static void blk_cqe(struct blk_dev *b, struct blk_queue *q, struct io_uring_cqe *cqe)
 {
+	struct blk_wt *wt = q->wt;
 	void *data = io_uring_cqe_get_data(cqe);
 	int res = cqe->res;
 
 	io_uring_cqe_seen(q->uring, cqe);
-	if (data == q) {
-		unsigned n = q->nwt_syncing;
+	if (data >= (void *)wt->syncs && data < (void *)(wt->syncs + BLK_SYNCS_MAX)) {
+		struct blk_wt_batch *w = data;
 
-		q->sync_in_flight = false;
-		q->nwt_syncing = 0;
-		blk_wt_publish(b, q, q->wt_syncing, n, res);
+		w->in_flight = false;
+		wt->nsyncs--;
+		blk_wt_publish(b, q, w, res);
 	} else if (data) {
 		blk_complete(b, q, data, res);
 	}
@@ -515,31 +530,34 @@ unsigned blk_req_in_flight(const struct blk_queue *q)
 	return BLK_REQ_SLOTS - q->nfree;
 }
 
-/* Starts a sync for the writes waiting, unless one is in flight: that one's
- * completion starts the next, for the writes completed meanwhile. */
+/* Starts a sync for the writes waiting, unless BLK_SYNCS_MAX are in
+ * flight: the first of them to complete starts the next. */
 static int blk_wt_start_sync(struct blk_dev *b, struct blk_queue *q)
 {
+	struct blk_wt *wt = q->wt;
 	struct io_uring_sqe *sqe;
-	uint16_t *batch = q->wt_waiting;
+	struct blk_wt_batch *w = wt->syncs;
 
-	if (!q->nwt_waiting || q->sync_in_flight)
+	if (!wt->waiting.n || wt->nsyncs == BLK_SYNCS_MAX)
 		return 0;
 	sqe = io_uring_get_sqe(q->uring);
 	if (!sqe) {
 		blk_wt_sync_now(b, q);
 		return 0;
 	}
+	while (w->in_flight)
+		w++;
 	if (b->sync_ops)
 		b->sync_ops->prep(b, b->sync_arg, sqe);
 	else
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
-	io_uring_sqe_set_data(sqe, q);
+	io_uring_sqe_set_data(sqe, w);
 	q->unsubmitted++;
-	q->wt_waiting = q->wt_syncing;
-	q->wt_syncing = batch;
-	q->nwt_syncing = q->nwt_waiting;
-	q->nwt_waiting = 0;
-	q->sync_in_flight = true;
+	memcpy(w->slots, wt->waiting.slots, wt->waiting.n * sizeof(w->slots[0]));
+	w->n = wt->waiting.n;
+	w->in_flight = true;
+	wt->waiting.n = 0;
+	wt->nsyncs++;
 	return blk_flush_submissions(q);
 }
 
@@ -606,9 +624,8 @@ int blk_req_queue_init(struct blk_queue *q, bool use_uring)
 
 	q->reqs = calloc(BLK_REQ_SLOTS, sizeof(*q->reqs));
 	q->free_reqs = calloc(BLK_REQ_SLOTS, sizeof(*q->free_reqs));
-	q->wt_waiting = calloc(BLK_REQ_SLOTS, sizeof(*q->wt_waiting));
-	q->wt_syncing = calloc(BLK_REQ_SLOTS, sizeof(*q->wt_syncing));
-	if (!q->reqs || !q->free_reqs || !q->wt_waiting || !q->wt_syncing)
+	q->wt = calloc(1, sizeof(*q->wt));
+	if (!q->reqs || !q->free_reqs || !q->wt)
 		return -ENOMEM;
 	for (unsigned i = 0; i < BLK_REQ_SLOTS; i++)
 		q->free_reqs[i] = (uint16_t)(BLK_REQ_SLOTS - 1 - i);
@@ -635,9 +652,8 @@ void blk_req_queue_destroy(struct blk_queue *q)
 	}
 	free(q->reqs);
 	free(q->free_reqs);
-	free(q->wt_waiting);
-	free(q->wt_syncing);
+	free(q->wt);
 	q->reqs = NULL;
 	q->free_reqs = NULL;
-	q->wt_waiting = q->wt_syncing = NULL;
+	q->wt = NULL;
 }

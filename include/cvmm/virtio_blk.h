@@ -16,8 +16,8 @@
  * off with CONFIG_WCE): a write's completion reaches the used ring only
  * after a sync of the image that started once its data was written. Writes
  * stay pipelined: their data goes to io_uring as in writeback mode, the
- * completed ones wait for a sync, and one fdatasync (itself in io_uring,
- * one at a time per queue) covers every write completed before it started;
+ * completed ones wait for a sync, and one fdatasync (itself in io_uring, a
+ * few at a time per queue) covers every write completed before it started;
  * writes completing meanwhile wait for the next. Without io_uring, one
  * fdatasync covers the writes of a pass.
  */
@@ -118,6 +118,7 @@ struct blk_dev_config {
 
 struct blk_dev;
 struct blk_req;
+struct blk_wt;
 struct io_uring;
 struct io_uring_sqe;
 
@@ -154,12 +155,7 @@ struct blk_queue {
 	unsigned nfree;
 	unsigned unsubmitted;          /* prepared SQEs not yet submitted */
 
-	/* Write-through: slots of written requests not yet durable. */
-	uint16_t *wt_waiting;          /* for a sync to start */
-	unsigned nwt_waiting;
-	uint16_t *wt_syncing;          /* covered by the sync in flight */
-	unsigned nwt_syncing;
-	bool sync_in_flight;
+	struct blk_wt *wt;             /* write-through writes not yet durable */
 };
 
 struct blk_dev {
