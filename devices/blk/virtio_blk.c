@@ -98,11 +98,22 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		}
 		if (blk_req_in_flight(q)) {
 			/* Keep the image busy: as soon as some requests complete,
-			 * tell the driver and take what it queued meanwhile. A
-			 * pass ends only with nothing in flight. */
-			if (r >= 0 && n < BLK_BUDGET && blk_req_wait(b, q) == 0) {
-				virtq_notify(vq);
-				continue;
+			 * tell the driver and take what it queued meanwhile; with
+			 * slots free, a kick (notifications on while we wait)
+			 * wakes us for new requests too. A pass ends only with
+			 * nothing in flight. */
+			if (r >= 0 && n < BLK_BUDGET) {
+				int kick = -1;
+
+				if (q->nfree && vq->kick_fd >= 0) {
+					if (virtq_enable_notify(vq))
+						continue;
+					kick = vq->kick_fd;
+				}
+				if (blk_req_wait(b, q, kick) == 0) {
+					virtq_notify(vq);
+					continue;
+				}
 			}
 			blk_req_complete_all(b, q);
 		}
@@ -123,6 +134,7 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		if (!virtq_enable_notify(vq))
 			break;
 	}
+	blk_req_unwatch_kicks(b, q);
 	virtq_notify(vq);
 	return n;
 }

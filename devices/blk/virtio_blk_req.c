@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -61,10 +62,14 @@ struct blk_wt_batch {
 	bool in_flight;                /* a sync covering them is in io_uring */
 };
 
-struct blk_wt {
+struct blk_io {
 	struct blk_wt_batch waiting;   /* for a sync to start */
 	struct blk_wt_batch syncs[BLK_SYNCS_MAX];
 	unsigned nsyncs;               /* in flight */
+	/* A multishot poll on the kick fd is in io_uring: while the worker
+	 * waits for I/O, the driver's kicks wake it too. Its address is the
+	 * poll's user data. */
+	bool kick_polled;
 };
 
 #define BLK_ZERO_CHUNK 4096
@@ -330,7 +335,7 @@ static bool blk_wt_defer(struct blk_queue *q, uint16_t head, uint8_t *status)
 		return false;
 	r = &q->reqs[q->free_reqs[--q->nfree]];
 	*r = (struct blk_req){ .head = head, .write = true, .sync = true, .status = status };
-	q->wt->waiting.slots[q->wt->waiting.n++] = (uint16_t)(r - q->reqs);
+	q->io->waiting.slots[q->io->waiting.n++] = (uint16_t)(r - q->reqs);
 	return true;
 }
 
@@ -442,8 +447,8 @@ static void blk_wt_publish(struct blk_dev *b, struct blk_queue *q, struct blk_wt
 /* Syncs on this thread for the writes waiting (no io_uring, or it failed). */
 static void blk_wt_sync_now(struct blk_dev *b, struct blk_queue *q)
 {
-	if (q->wt->waiting.n)
-		blk_wt_publish(b, q, &q->wt->waiting, blk_sync_now(b));
+	if (q->io->waiting.n)
+		blk_wt_publish(b, q, &q->io->waiting, blk_sync_now(b));
 }
 
 /* Finishes a request io_uring completed with result res. */
@@ -470,25 +475,29 @@ static void blk_complete(struct blk_dev *b, struct blk_queue *q, struct blk_req 
 		free(r->iov);
 	r->iov = NULL;
 	if (st == VIRTIO_BLK_S_OK && r->sync)
-		q->wt->waiting.slots[q->wt->waiting.n++] = (uint16_t)(r - q->reqs);
+		q->io->waiting.slots[q->io->waiting.n++] = (uint16_t)(r - q->reqs);
 	else
 		blk_finish(b, q, r, st);
 }
 
-/* A completion: a sync (its user data is its batch) or a request. */
+/* A completion: a sync (its user data is its batch), a kick, or a request. */
 static void blk_cqe(struct blk_dev *b, struct blk_queue *q, struct io_uring_cqe *cqe)
 {
-	struct blk_wt *wt = q->wt;
+	struct blk_io *io = q->io;
 	void *data = io_uring_cqe_get_data(cqe);
 	int res = cqe->res;
+	bool more = cqe->flags & IORING_CQE_F_MORE;
 
 	io_uring_cqe_seen(q->uring, cqe);
-	if (data >= (void *)wt->syncs && data < (void *)(wt->syncs + BLK_SYNCS_MAX)) {
+	if (data >= (void *)io->syncs && data < (void *)(io->syncs + BLK_SYNCS_MAX)) {
 		struct blk_wt_batch *w = data;
 
 		w->in_flight = false;
-		wt->nsyncs--;
+		io->nsyncs--;
 		blk_wt_publish(b, q, w, res);
+	} else if (data == &io->kick_polled) {
+		/* The kick itself is the worker's to consume, as always. */
+		io->kick_polled = more;
 	} else if (data) {
 		blk_complete(b, q, data, res);
 	}
@@ -534,7 +543,7 @@ unsigned blk_req_in_flight(const struct blk_queue *q)
  * flight: the first of them to complete starts the next. */
 static int blk_wt_start_sync(struct blk_dev *b, struct blk_queue *q)
 {
-	struct blk_wt *wt = q->wt;
+	struct blk_io *wt = q->io;
 	struct io_uring_sqe *sqe;
 	struct blk_wt_batch *w = wt->syncs;
 
@@ -580,7 +589,44 @@ static int blk_wait_one(struct blk_dev *b, struct blk_queue *q)
 	return 0;
 }
 
-int blk_req_wait(struct blk_dev *b, struct blk_queue *q)
+/* Lets a kick on kick_fd end the wait for I/O. */
+static int blk_watch_kicks(struct blk_queue *q, int kick_fd)
+{
+	struct io_uring_sqe *sqe;
+
+	if (kick_fd < 0 || q->io->kick_polled)
+		return 0;
+	sqe = io_uring_get_sqe(q->uring);
+	if (!sqe)
+		return 0;
+	io_uring_prep_poll_multishot(sqe, kick_fd, POLLIN);
+	io_uring_sqe_set_data(sqe, &q->io->kick_polled);
+	q->unsubmitted++;
+	q->io->kick_polled = true;
+	return blk_flush_submissions(q);
+}
+
+void blk_req_unwatch_kicks(struct blk_dev *b, struct blk_queue *q)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!q->uring || !q->io->kick_polled)
+		return;
+	sqe = io_uring_get_sqe(q->uring);
+	if (sqe) {
+		io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&q->io->kick_polled);
+		io_uring_sqe_set_data(sqe, NULL);
+		q->unsubmitted++;
+	}
+	/* The poll's last completion (cancelled, or a kick just before)
+	 * must be in before the kick fd can change. */
+	if (!sqe || blk_flush_submissions(q) < 0)
+		return;
+	while (q->io->kick_polled && blk_wait_one(b, q) == 0)
+		;
+}
+
+int blk_req_wait(struct blk_dev *b, struct blk_queue *q, int kick_fd)
 {
 	int err;
 
@@ -598,6 +644,8 @@ int blk_req_wait(struct blk_dev *b, struct blk_queue *q)
 	/* The writes waiting may be all there is: their sync first. */
 	err = blk_wt_start_sync(b, q);
 	if (!err)
+		err = blk_watch_kicks(q, kick_fd);
+	if (!err)
 		err = blk_wait_one(b, q);
 	if (err)
 		return err;
@@ -608,7 +656,7 @@ int blk_req_wait(struct blk_dev *b, struct blk_queue *q)
 void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q)
 {
 	while (blk_req_in_flight(q)) {
-		if (blk_req_wait(b, q) < 0) {
+		if (blk_req_wait(b, q, -1) < 0) {
 			/* io_uring failed: keep what it completed; the writes
 			 * waiting for a sync get one here. */
 			blk_reap(b, q);
@@ -624,8 +672,8 @@ int blk_req_queue_init(struct blk_queue *q, bool use_uring)
 
 	q->reqs = calloc(BLK_REQ_SLOTS, sizeof(*q->reqs));
 	q->free_reqs = calloc(BLK_REQ_SLOTS, sizeof(*q->free_reqs));
-	q->wt = calloc(1, sizeof(*q->wt));
-	if (!q->reqs || !q->free_reqs || !q->wt)
+	q->io = calloc(1, sizeof(*q->io));
+	if (!q->reqs || !q->free_reqs || !q->io)
 		return -ENOMEM;
 	for (unsigned i = 0; i < BLK_REQ_SLOTS; i++)
 		q->free_reqs[i] = (uint16_t)(BLK_REQ_SLOTS - 1 - i);
@@ -652,8 +700,8 @@ void blk_req_queue_destroy(struct blk_queue *q)
 	}
 	free(q->reqs);
 	free(q->free_reqs);
-	free(q->wt);
+	free(q->io);
 	q->reqs = NULL;
 	q->free_reqs = NULL;
-	q->wt = NULL;
+	q->io = NULL;
 }

@@ -30,8 +30,12 @@ uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 unsigned blk_req_in_flight(const struct blk_queue *q);
 /* Submits the queue's prepared requests and waits until some of those in
  * flight progress (completed ones are pushed to the used ring; the caller
- * notifies). 0 or -errno when io_uring fails. */
-int blk_req_wait(struct blk_dev *b, struct blk_queue *q);
+ * notifies) or, with kick_fd >= 0, the driver kicks. 0 or -errno when
+ * io_uring fails. */
+int blk_req_wait(struct blk_dev *b, struct blk_queue *q, int kick_fd);
+/* Ends what blk_req_wait set up to watch kicks; at the end of every pass,
+ * before the kick fd may change. */
+void blk_req_unwatch_kicks(struct blk_dev *b, struct blk_queue *q);
 /* Submits the queue's prepared requests and completes them all. */
 void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q);
 /* Gives queue q its request slots and, with use_uring, an io_uring; without

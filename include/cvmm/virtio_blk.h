@@ -118,7 +118,7 @@ struct blk_dev_config {
 
 struct blk_dev;
 struct blk_req;
-struct blk_wt;
+struct blk_io;
 struct io_uring;
 struct io_uring_sqe;
 
@@ -155,7 +155,7 @@ struct blk_queue {
 	unsigned nfree;
 	unsigned unsubmitted;          /* prepared SQEs not yet submitted */
 
-	struct blk_wt *wt;             /* write-through writes not yet durable */
+	struct blk_io *io;             /* the request engine's own state */
 };
 
 struct blk_dev {
