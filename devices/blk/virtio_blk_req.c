@@ -68,8 +68,9 @@ struct blk_io {
 	unsigned nsyncs;               /* in flight */
 	/* A multishot poll on the kick fd is in io_uring: while the worker
 	 * waits for I/O, the driver's kicks wake it too. Its address is the
-	 * poll's user data. */
+	 * poll's user data; kick_removing's, that of a removal of it. */
 	bool kick_polled;
+	bool kick_removing;
 };
 
 #define BLK_ZERO_CHUNK 4096
@@ -498,6 +499,9 @@ static void blk_cqe(struct blk_dev *b, struct blk_queue *q, struct io_uring_cqe 
 	} else if (data == &io->kick_polled) {
 		/* The kick itself is the worker's to consume, as always. */
 		io->kick_polled = more;
+	} else if (data == &io->kick_removing) {
+		/* -EALREADY: the poll was busy posting a kick and stays armed. */
+		io->kick_removing = false;
 	} else if (data) {
 		blk_complete(b, q, data, res);
 	}
@@ -608,22 +612,28 @@ static int blk_watch_kicks(struct blk_queue *q, int kick_fd)
 
 void blk_req_unwatch_kicks(struct blk_dev *b, struct blk_queue *q)
 {
-	struct io_uring_sqe *sqe;
+	struct blk_io *io = q->io;
 
-	if (!q->uring || !q->io->kick_polled)
+	if (!q->uring)
 		return;
-	sqe = io_uring_get_sqe(q->uring);
-	if (sqe) {
-		io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&q->io->kick_polled);
-		io_uring_sqe_set_data(sqe, NULL);
-		q->unsubmitted++;
+	/* The poll's last completion must be in before the kick fd can
+	 * change: remove it (again, if it was busy) until it ends. */
+	while (io->kick_polled) {
+		if (!io->kick_removing) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(q->uring);
+
+			if (!sqe)
+				return;
+			io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&io->kick_polled);
+			io_uring_sqe_set_data(sqe, &io->kick_removing);
+			q->unsubmitted++;
+			io->kick_removing = true;
+			if (blk_flush_submissions(q) < 0)
+				return;
+		}
+		if (blk_wait_one(b, q) < 0)
+			return;
 	}
-	/* The poll's last completion (cancelled, or a kick just before)
-	 * must be in before the kick fd can change. */
-	if (!sqe || blk_flush_submissions(q) < 0)
-		return;
-	while (q->io->kick_polled && blk_wait_one(b, q) == 0)
-		;
 }
 
 int blk_req_wait(struct blk_dev *b, struct blk_queue *q, int kick_fd)
