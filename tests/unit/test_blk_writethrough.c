@@ -225,9 +225,10 @@ static bool t_wait(const struct timespec *deadline)
 /* Opens a fresh image and model with the instrumented sync, and starts
  * queue 0 on its worker with features f (and writeback wb written to
  * config space when CONFIG_WCE is among them). */
-static void t_start(uint64_t f, bool no_uring, bool write_wce_off)
+static void t_start(uint64_t f, bool no_uring, bool write_wce_off, bool direct)
 {
-	struct blk_dev_config cfg = { .path = t->path, .queue_size = T_QSIZE, .no_uring = no_uring };
+	struct blk_dev_config cfg = { .path = t->path, .queue_size = T_QSIZE, .no_uring = no_uring,
+				      .direct = direct };
 	struct virtq *vq = &t->blk.vqs[0];
 	int fd;
 
@@ -380,7 +381,7 @@ START_TEST(writethrough_no_flush)
 	const unsigned depth = t_depths[_i / 2];
 	unsigned total = 4 * depth < 64 ? 64 : 4 * depth, syncs;
 
-	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1), false, false);
+	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1), false, false, false);
 	syncs = t_drive(depth, total, policy);
 	ck_assert_uint_ge(syncs, 1);
 	if (policy == T_HOLD && depth >= 7)
@@ -390,11 +391,23 @@ START_TEST(writethrough_no_flush)
 }
 END_TEST
 
+/* With O_DIRECT, writes go through io_uring (completed there, or redone
+ * when O_DIRECT refuses the buffer): the same ordering. */
+START_TEST(writethrough_direct)
+{
+	const unsigned depth = t_depths[_i];
+
+	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1), false, false, true);
+	ck_assert_uint_ge(t_drive(depth, 4 * depth < 64 ? 64 : 4 * depth, T_HOLD), 1);
+	t_stop();
+}
+END_TEST
+
 /* The driver turns the cache off through CONFIG_WCE (FLUSH negotiated). */
 START_TEST(writethrough_wce_off)
 {
 	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) |
-		VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE), false, true);
+		VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE), false, true, false);
 	ck_assert_uint_ge(t_drive(32, 128, T_HOLD), 1);
 	t_stop();
 }
@@ -407,7 +420,7 @@ START_TEST(writethrough_sync_path)
 	const unsigned depth = t_depths[_i];
 	unsigned total = 4 * depth < 64 ? 64 : 4 * depth;
 
-	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1), true, false);
+	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1), true, false, false);
 	ck_assert_uint_eq(t_drive(depth, total, T_PROMPT), 0);
 	ck_assert_uint_ge(t->sync_now_calls, 1);
 	ck_assert_uint_le(t->sync_now_calls, total);
@@ -418,7 +431,7 @@ END_TEST
 /* Writeback (FLUSH negotiated, cache on): completions need no sync. */
 START_TEST(writeback_needs_no_sync)
 {
-	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH), false, false);
+	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH), false, false, false);
 	t->writeback = true;
 	t_drive(32, 128, T_PROMPT);
 	ck_assert_uint_eq(t->nsyncs, 0);
@@ -436,6 +449,7 @@ static Suite *wt_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_add_loop_test(tc, writethrough_no_flush, 0, (int)(2 * nd));
+	tcase_add_loop_test(tc, writethrough_direct, 0, (int)nd);
 	tcase_add_test(tc, writethrough_wce_off);
 	tcase_add_loop_test(tc, writethrough_sync_path, 0, (int)nd);
 	tcase_add_test(tc, writeback_needs_no_sync);
