@@ -9,7 +9,11 @@
 #    per sendmmsg); the rate is what a virtio_user rxonly front-end receives.
 #
 #   bench/net.sh [BUILD_DIR]      env: SECS=5 (per window) WARMUP=2 ROUNDS=3
-#                                      DIRS="tx rx" LENS="64 1500"
+#                                      DIRS="tx rx" LENS="64 1500" PAIRS=1
+#
+# PAIRS=2: two queue pairs everywhere (front-end, cvmm num_queues=4 with a
+# thread per pair, DPDK queues=2), guest -> tap only (the injector sends one
+# flow, which the tap steers to one queue).
 #
 # Each round runs, one after the other: (guest -> tap only) the machine's
 # ceiling, bench/tap_flood: one thread writing the same frames into a tap
@@ -34,6 +38,8 @@ WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 DIRS=${DIRS:-tx rx}
 LENS=${LENS:-64 1500}
+PAIRS=${PAIRS:-1}
+[ "$PAIRS" = 1 ] || DIRS=tx
 INJECT=$BUILD/bench/net_inject
 FLOOD=$BUILD/bench/tap_flood
 TCK=$(getconf CLK_TCK)
@@ -45,7 +51,7 @@ vn_setup benchnet
 frontend() {   # frontend LEN LOG [MODE]
     timeout -s INT -k 5 $(( WARMUP + SECS + 3 )) dpdk-testpmd -l 0-1 --main-lcore 0 --no-pci --no-huge -m 512 \
         --file-prefix="cvmm-bnfe-$$" --single-file-segments \
-        --vdev "net_virtio_user0,path=$VN_SOCK,queues=1,mac=$VN_GUEST_MAC" -- \
+        --vdev "net_virtio_user0,path=$VN_SOCK,queues=$PAIRS,mac=$VN_GUEST_MAC" -- --rxq="$PAIRS" --txq="$PAIRS" \
         --no-mlockall --forward-mode="${3:-txonly}" --auto-start --stats-period 1 \
         --total-num-mbufs=8192 --txpkts="$1" </dev/null >"$2" 2>&1 &
     FE_PID=$!
@@ -108,7 +114,7 @@ wait_sock() {
 
 run_cvmm() {   # run_cvmm DIR LEN
     rm -f "$VN_SOCK"
-    ip netns exec "$VN_NS" taskset -c 0 "$CVMM" --net-backend "tap=$VN_TAP,socket=$VN_SOCK" \
+    ip netns exec "$VN_NS" taskset -c 0 "$CVMM" --net-backend "tap=$VN_TAP,socket=$VN_SOCK,num_queues=$((2 * PAIRS))" \
         >>"$VN_TMP/cvmm.log" 2>&1 &
     local be=$!
     VN_PIDS+=("$be")
@@ -129,7 +135,7 @@ run_dpdk() {   # run_dpdk DIR LEN
     rm -f "$VN_SOCK"
     ip netns exec "$VN_NS" timeout -s INT -k 5 $(( WARMUP + SECS + 8 )) dpdk-testpmd -l 0-1 --main-lcore 1 \
         --no-pci --no-huge -m 512 --file-prefix="cvmm-bnbe-$$" \
-        --vdev "net_vhost0,iface=$VN_SOCK,queues=1" --vdev "net_tap0,iface=$VN_TAP" -- \
+        --vdev "net_vhost0,iface=$VN_SOCK,queues=$PAIRS" --vdev "net_tap0,iface=$VN_TAP" -- --rxq="$PAIRS" --txq="$PAIRS" \
         --no-mlockall --forward-mode=io --auto-start --stats-period 1 \
         --total-num-mbufs=8192 </dev/null >"$VN_TMP/be-dpdk-$1-$2.log" 2>&1 &
     local be=$! tp
@@ -155,7 +161,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 
 [ -x "$INJECT" ] || DIRS=${DIRS//rx/}
 [ -x "$FLOOD" ] || { echo "net.sh: $FLOOD not built (make BUILD=... bench)" >&2; exit 1; }
-echo "vhost-user-net -> tap, $ROUNDS rounds, ${SECS} s windows after ${WARMUP} s warm-up; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "vhost-user-net <-> tap, $PAIRS queue pair(s), $ROUNDS rounds, ${SECS} s windows after ${WARMUP} s warm-up; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 SUMMARY=()
 for dir in $DIRS; do
     name="guest->tap"
