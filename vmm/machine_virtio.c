@@ -177,6 +177,19 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 	return 0;
 }
 
+unsigned machine_virtio_mmio_devs(const struct machine_virtio *mv, struct x86_mmio_dev *out)
+{
+	unsigned n = 0, total = mv->ndisks + mv->nnets + !!mv->rng + !!mv->console;
+	uint64_t base;
+	unsigned irq;
+
+	if (mv->kind != VIRTIO_TRANSPORT_MMIO)
+		return 0;
+	for (; n < total && n < X86_MAX_MMIO_DEVS && !virtio_vm_mmio_slot(n, &base, &irq); n++)
+		out[n] = (struct x86_mmio_dev){ .base = base, .size = VMMIO_WINDOW_SIZE, .irq = irq };
+	return n;
+}
+
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 {
 	int err = virtio_vm_init(&mv->host, vm);
