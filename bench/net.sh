@@ -156,7 +156,7 @@ run_dpdk() {   # run_dpdk DIR LEN
     for i in $(seq 50); do vn_ns test -e "/sys/class/net/$VN_TAP" || break; sleep 0.1; done
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 
 [ -x "$INJECT" ] || DIRS=${DIRS//rx/}
