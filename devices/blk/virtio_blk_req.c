@@ -39,9 +39,7 @@
 /* Iovecs a request keeps in its slot; longer chains get a heap copy. */
 #define BLK_REQ_INLINE_IOV 8
 /* Syncs in flight per queue (write-through). */
-#ifndef BLK_SYNCS_MAX
 #define BLK_SYNCS_MAX 4
-#endif
 
 /* A read or write handed to io_uring, or written and waiting for a sync. */
 struct blk_req {
