@@ -95,15 +95,23 @@ measure() {
     echo "$(( (b - a) / SECS )) $(per_mpkt $((c1 - c0)) $((b - a)))"
 }
 
+# tap_gone: waits until the previous run's tap is gone (a loaded machine
+# can take a while to tear a back-end down).
+tap_gone() {
+    local i
+    for i in $(seq 300); do vn_ns test -e "/sys/class/net/$VN_TAP" || return 0; sleep 0.1; done
+    vn_fail "tap $VN_TAP still there 30 s after its back-end stopped"
+}
+
 run_ceiling() {   # run_ceiling LEN
+    tap_gone
     ip netns exec "$VN_NS" taskset -c 0 "$FLOOD" "$VN_TAP" "$1" $(( WARMUP + SECS + 1 )) \
         >>"$VN_TMP/flood.log" 2>&1 &
     local f=$!
     VN_PIDS+=("$f")
-    for i in $(seq 50); do vn_ns test -e "/sys/class/net/$VN_TAP" && break; sleep 0.1; done
+    for i in $(seq 100); do vn_ns test -e "/sys/class/net/$VN_TAP" && break; sleep 0.1; done
     measure "$f"
     wait "$f" || vn_fail "tap_flood failed"
-    for i in $(seq 50); do vn_ns test -e "/sys/class/net/$VN_TAP" || break; sleep 0.1; done
 }
 
 wait_sock() {
@@ -113,6 +121,7 @@ wait_sock() {
 }
 
 run_cvmm() {   # run_cvmm DIR LEN
+    tap_gone
     rm -f "$VN_SOCK"
     ip netns exec "$VN_NS" taskset -c 0 "$CVMM" --net-backend "tap=$VN_TAP,socket=$VN_SOCK,num_queues=$((2 * PAIRS))" \
         >>"$VN_TMP/cvmm.log" 2>&1 &
@@ -132,8 +141,9 @@ run_cvmm() {   # run_cvmm DIR LEN
 }
 
 run_dpdk() {   # run_dpdk DIR LEN
+    tap_gone
     rm -f "$VN_SOCK"
-    ip netns exec "$VN_NS" timeout -s INT -k 5 $(( WARMUP + SECS + 8 )) dpdk-testpmd -l 0-1 --main-lcore 1 \
+    ip netns exec "$VN_NS" timeout -s INT -k 5 $(( WARMUP + SECS + 30 )) dpdk-testpmd -l 0-1 --main-lcore 1 \
         --no-pci --no-huge -m 512 --file-prefix="cvmm-bnbe-$$" \
         --vdev "net_vhost0,iface=$VN_SOCK,queues=$PAIRS" --vdev "net_tap0,iface=$VN_TAP" -- --rxq="$PAIRS" --txq="$PAIRS" \
         --no-mlockall --forward-mode=io --auto-start --stats-period 1 \
@@ -152,7 +162,7 @@ run_dpdk() {   # run_dpdk DIR LEN
         frontend 64 "$VN_TMP/fe-dpdk-rx-$2.log" rxonly
         measure_rx "$2" "$VN_TMP/fe-dpdk-rx-$2.log" "${tp:-$be}"
     fi
-    kill -INT "$be"; wait "$be"
+    kill -INT "$be" 2>/dev/null; wait "$be"
     for i in $(seq 50); do vn_ns test -e "/sys/class/net/$VN_TAP" || break; sleep 0.1; done
 }
 
