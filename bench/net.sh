@@ -55,7 +55,7 @@ frontend() {   # frontend LEN LOG [MODE]
         --no-mlockall --forward-mode="${3:-txonly}" --auto-start --stats-period 1 \
         --total-num-mbufs=8192 --txpkts="$1" </dev/null >"$2" 2>&1 &
     FE_PID=$!
-    VN_PIDS+=("$FE_PID")
+    it_track "$FE_PID"
 }
 
 # measure_rx LEN LOG PID: injects for the window; "PPS CPU": what the
@@ -65,7 +65,7 @@ measure_rx() {
     sleep "$WARMUP"
     c0=$(cpu_ticks "$3")
     ip netns exec "$VN_NS" taskset -c 0 "$INJECT" "$VN_TAP" "$VN_GUEST_MAC" "$1" "$SECS" >>"$VN_TMP/inject.log" 2>&1 ||
-        vn_fail "net_inject failed"
+        it_fail "net_inject failed"
     c1=$(cpu_ticks "$3")
     wait "$FE_PID"
     rx=$(vn_testpmd_stat "$2" RX-packets)
@@ -100,7 +100,7 @@ measure() {
 tap_gone() {
     local i
     for i in $(seq 300); do vn_ns test -e "/sys/class/net/$VN_TAP" || return 0; sleep 0.1; done
-    vn_fail "tap $VN_TAP still there 30 s after its back-end stopped"
+    it_fail "tap $VN_TAP still there 30 s after its back-end stopped"
 }
 
 run_ceiling() {   # run_ceiling LEN
@@ -108,16 +108,16 @@ run_ceiling() {   # run_ceiling LEN
     ip netns exec "$VN_NS" taskset -c 0 "$FLOOD" "$VN_TAP" "$1" $(( WARMUP + SECS + 1 )) \
         >>"$VN_TMP/flood.log" 2>&1 &
     local f=$!
-    VN_PIDS+=("$f")
+    it_track "$f"
     for i in $(seq 100); do vn_ns test -e "/sys/class/net/$VN_TAP" && break; sleep 0.1; done
     measure "$f"
-    wait "$f" || vn_fail "tap_flood failed"
+    wait "$f" || it_fail "tap_flood failed"
 }
 
 wait_sock() {
     local i
     for i in $(seq 100); do [ -S "$VN_SOCK" ] && return 0; sleep 0.1; done
-    vn_fail "no back-end socket $VN_SOCK"
+    it_fail "no back-end socket $VN_SOCK"
 }
 
 run_cvmm() {   # run_cvmm DIR LEN
@@ -126,7 +126,7 @@ run_cvmm() {   # run_cvmm DIR LEN
     ip netns exec "$VN_NS" taskset -c 0 "$CVMM" --net-backend "tap=$VN_TAP,socket=$VN_SOCK,num_queues=$((2 * PAIRS))" \
         >>"$VN_TMP/cvmm.log" 2>&1 &
     local be=$!
-    VN_PIDS+=("$be")
+    it_track "$be"
     wait_sock
     if [ "$1" = tx ]; then
         frontend "$2" "$VN_TMP/fe-cvmm-$2.log"
@@ -149,7 +149,7 @@ run_dpdk() {   # run_dpdk DIR LEN
         --no-mlockall --forward-mode=io --auto-start --stats-period 1 \
         --total-num-mbufs=8192 </dev/null >"$VN_TMP/be-dpdk-$1-$2.log" 2>&1 &
     local be=$! tp
-    VN_PIDS+=("$be")
+    it_track "$be"
     wait_sock
     sleep 1
     # $be is `timeout`; testpmd is its child.
@@ -186,7 +186,7 @@ for dir in $DIRS; do
             fi
             set -- $(run_cvmm "$dir" "$len"); c=$1 cc=$2
             set -- $(run_dpdk "$dir" "$len"); d=$1 dc=$2
-            [ "$d" -gt 0 ] || vn_fail "DPDK back-end forwarded nothing ($dir, $len B)"
+            [ "$d" -gt 0 ] || it_fail "DPDK back-end forwarded nothing ($dir, $len B)"
             C+=("$c") D+=("$d") CC+=("$cc") DC+=("$dc") F+=("$f")
             R+=("$(ratio "$c" "$d")") CR+=("$(ratio "$cc" "$dc")")
             if [ "$dir" = tx ]; then

@@ -242,7 +242,7 @@ static void t_start(uint64_t f, bool no_uring, bool write_wce_off, bool direct)
 	ck_assert_int_ge(t->img_fd, 0);
 	t->blk.vdev.mem = &t->mem;
 	t->blk.sync_ops = &t_sync_ops;
-	ck_assert_int_eq(t->blk.vdev.ops->set_features(&t->blk.vdev, f & t->blk.vdev.host_features), 0);
+	ck_assert_int_eq(vdev_set_features(&t->blk.vdev, f & t->blk.vdev.host_features), 0);
 	if (write_wce_off) {
 		uint8_t wb = 0;
 
@@ -255,7 +255,7 @@ static void t_start(uint64_t f, bool no_uring, bool write_wce_off, bool direct)
 	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ck_assert_int_ge(vq->kick_fd, 0);
 	ck_assert_int_ge(vq->call_fd, 0);
-	ck_assert_int_eq(t->blk.vdev.ops->queue_start(&t->blk.vdev, 0), 0);
+	ck_assert_int_eq(vdev_queue_start(&t->blk.vdev, 0), 0);
 }
 
 static void t_stop(void)
@@ -263,7 +263,7 @@ static void t_stop(void)
 	struct virtq *vq = &t->blk.vqs[0];
 	int kick = vq->kick_fd, call = vq->call_fd;
 
-	t->blk.vdev.ops->queue_stop(&t->blk.vdev, 0);
+	vdev_queue_stop(&t->blk.vdev, 0);
 	blk_dev_destroy(&t->blk);
 	close(kick);
 	close(call);
