@@ -23,7 +23,7 @@ LDLIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS)) $(FDT_LIBS) -lpthread
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 
-SRC_DIRS  := vmm arch/x86 devices vhost
+SRC_DIRS  := vmm arch/x86 devices vhost vhost/frontend
 SRCS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 # Assembly that is part of cvmm itself (e.g. the host-check probe guest).
 ASRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.S))

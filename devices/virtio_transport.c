@@ -24,6 +24,17 @@ static void vtr_config_changed(void *host)
 	vtr_signal(t->config_fd);
 }
 
+/* The model gave up (any thread): status bits are set atomically, as the
+ * vCPU thread may be writing the status register at the same time. */
+static void vtr_device_needs_reset(void *host)
+{
+	struct vtr *t = host;
+
+	__atomic_or_fetch(&t->status, VIRTIO_STATUS_DEVICE_NEEDS_RESET, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&t->status, __ATOMIC_SEQ_CST) & VIRTIO_STATUS_DRIVER_OK)
+		vtr_config_changed(t);
+}
+
 static void vtr_close_fds(struct vtr *t)
 {
 	struct vdev *dev = t->dev;
@@ -61,6 +72,7 @@ int vtr_init(struct vtr *t, struct vdev *dev)
 	if (t->config_fd < 0)
 		goto fail;
 	dev->host_config_changed = vtr_config_changed;
+	dev->host_needs_reset = vtr_device_needs_reset;
 	dev->host = t;
 	return 0;
 fail:
@@ -84,6 +96,7 @@ void vtr_destroy(struct vtr *t)
 {
 	vtr_stop_queues(t);
 	t->dev->host_config_changed = NULL;
+	t->dev->host_needs_reset = NULL;
 	vtr_close_fds(t);
 	free(t->queues);
 	t->queues = NULL;
@@ -166,7 +179,7 @@ void vtr_set_status(struct vtr *t, uint8_t status)
 		return;
 	}
 	/* Bits are only cleared by a reset; NEEDS_RESET is the device's. */
-	t->status |= status & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	__atomic_or_fetch(&t->status, status & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET, __ATOMIC_SEQ_CST);
 	if ((set & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
 		for (unsigned q = 0; q < t->dev->num_queues; q++)
 			if (t->queues[q].enabled && !t->queues[q].started)

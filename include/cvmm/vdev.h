@@ -56,13 +56,24 @@ struct vdev {
 	/* Set by the host: the model calls vdev_config_changed() when its
 	 * config space changed (capacity, link status, ...). */
 	void (*host_config_changed)(void *host);
+	/* Set by the host (optional): the model calls vdev_needs_reset() when
+	 * it can no longer serve the driver (an external back-end failed); the
+	 * host sets DEVICE_NEEDS_RESET and raises the config interrupt. */
+	void (*host_needs_reset)(void *host);
 	void *host;
 };
 
+/* Both may be called from any thread. */
 static inline void vdev_config_changed(struct vdev *dev)
 {
 	if (dev->host_config_changed)
 		dev->host_config_changed(dev->host);
+}
+
+static inline void vdev_needs_reset(struct vdev *dev)
+{
+	if (dev->host_needs_reset)
+		dev->host_needs_reset(dev->host);
 }
 
 static inline bool vdev_has_feature(const struct vdev *dev, unsigned bit)

@@ -1,0 +1,48 @@
+/*
+ * A virtio device whose queues an external vhost-user back-end serves
+ * (--disk vhost_user=on,socket=...). cvmm keeps the transport and the config
+ * space; the front-end (vu_frontend.h) hands the back-end guest memory and
+ * each ring with its kick fd (the transport's ioeventfd) and call fd (the
+ * irqfd), so no cvmm thread is in the data path.
+ *
+ * The device has no workers and touches no ring: queue_start/queue_stop and
+ * reset become vhost-user messages, config reads come from the back-end's
+ * config (cached, refreshed on CONFIG_CHANGE_MSG).
+ */
+#ifndef CVMM_VU_FE_DEV_H
+#define CVMM_VU_FE_DEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cvmm/vdev.h"
+#include "cvmm/vu_frontend.h"
+
+struct vu_fe_type;
+
+struct vu_fe_dev_config {
+	const char *id;            /* "disk0", for log lines */
+	const char *socket_path;
+	bool server;               /* cvmm listens, the back-end connects */
+	uint32_t device_id;        /* VIRTIO_ID_BLOCK (the only type so far) */
+	unsigned num_queues;
+	uint16_t queue_size;
+	int reply_timeout_ms;      /* 0: the front-end's default */
+};
+
+struct vu_fe_dev {
+	struct vdev vdev;
+	const struct vu_fe_type *type;
+	unsigned num_queues;       /* the guest's (blk: also in its config) */
+	struct virtq *vqs;
+	struct vu_frontend fe;
+};
+
+/* Connects to the back-end and negotiates, so the device's features and
+ * config are known before the guest boots. Logs the cause of a failure;
+ * 0 or -errno. */
+int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg);
+/* Call once the transport is gone. */
+void vu_fe_dev_destroy(struct vu_fe_dev *d);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * vhost-user device model: the vdev interface turned into front-end calls,
+ * with one table entry per device type (what config the back-end gives,
+ * which protocol features the type needs).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cvmm/log.h"
+#include "cvmm/virtio_blk.h"
+#include "cvmm/vu_fe_dev.h"
+
+/* Transport features cvmm's transports and ring layout support; a
+ * back-end's other transport bits (packed ring, notification data, ...)
+ * are not offered to the guest. */
+#define VU_FE_TRANSPORT_FEATURES \
+	(VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1))
+/* Device-specific feature bits are 0..23. */
+#define VU_FE_DEVICE_FEATURES 0xffffffULL
+
+struct vu_fe_type {
+	uint32_t device_id;
+	const char *name;
+	uint32_t config_size;
+	uint64_t protocol_features;  /* wanted */
+	uint64_t required_protocol;  /* the back-end must offer these */
+	/* Adjusts the back-end's config to the guest's device (optional). */
+	void (*fix_config)(const struct vu_fe_dev *d, uint8_t *config);
+};
+
+/* The guest gets the queue count cvmm was given, which may be fewer than
+ * the back-end serves. */
+static void vu_fe_blk_fix_config(const struct vu_fe_dev *d, uint8_t *config)
+{
+	uint16_t nq = (uint16_t)d->num_queues;
+
+	memcpy(config + offsetof(struct virtio_blk_config, num_queues), &nq, sizeof(nq));
+}
+
+static const struct vu_fe_type vu_fe_types[] = {
+	{
+		.device_id = VIRTIO_ID_BLOCK,
+		.name = "vhost-user-blk",
+		.config_size = sizeof(struct virtio_blk_config),
+		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES,
+		.required_protocol = VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG),
+		.fix_config = vu_fe_blk_fix_config,
+	},
+};
+
+static struct vu_fe_dev *vu_fe_of(struct vdev *dev)
+{
+	return (struct vu_fe_dev *)dev;
+}
+
+static void vu_fe_dev_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
+{
+	struct vu_fe_dev *d = vu_fe_of(dev);
+	uint8_t config[VU_MAX_CONFIG_SIZE];
+
+	vu_frontend_read_config(&d->fe, 0, config, dev->config_size);
+	if (d->type->fix_config)
+		d->type->fix_config(d, config);
+	memcpy(buf, config + off, len);
+}
+
+static int vu_fe_dev_write_config(struct vdev *dev, uint32_t off, const void *buf, uint32_t len)
+{
+	return vu_frontend_write_config(&vu_fe_of(dev)->fe, off, buf, len);
+}
+
+static int vu_fe_dev_queue_start(struct vdev *dev, unsigned q)
+{
+	return vu_frontend_ring_start(&vu_fe_of(dev)->fe, dev->mem, dev->features, q, &dev->vqs[q]);
+}
+
+static void vu_fe_dev_queue_stop(struct vdev *dev, unsigned q)
+{
+	vu_frontend_ring_stop(&vu_fe_of(dev)->fe, q);
+}
+
+static void vu_fe_dev_reset(struct vdev *dev)
+{
+	vu_frontend_reset(&vu_fe_of(dev)->fe);
+}
+
+static void vu_fe_dev_vdestroy(struct vdev *dev)
+{
+	vu_fe_dev_destroy(vu_fe_of(dev));
+}
+
+static const struct vdev_ops vu_fe_dev_ops = {
+	.name = "vhost-user",
+	.read_config = vu_fe_dev_read_config,
+	.write_config = vu_fe_dev_write_config,
+	.queue_start = vu_fe_dev_queue_start,
+	.queue_stop = vu_fe_dev_queue_stop,
+	.reset = vu_fe_dev_reset,
+	.destroy = vu_fe_dev_vdestroy,
+};
+
+static void vu_fe_dev_config_changed(void *opaque)
+{
+	vdev_config_changed(opaque);
+}
+
+static void vu_fe_dev_needs_reset(void *opaque)
+{
+	vdev_needs_reset(opaque);
+}
+
+static const struct vu_frontend_ops vu_fe_dev_fe_ops = {
+	.config_changed = vu_fe_dev_config_changed,
+	.needs_reset = vu_fe_dev_needs_reset,
+};
+
+static const struct vu_fe_type *vu_fe_type_of(uint32_t device_id)
+{
+	for (size_t i = 0; i < sizeof(vu_fe_types) / sizeof(vu_fe_types[0]); i++)
+		if (vu_fe_types[i].device_id == device_id)
+			return &vu_fe_types[i];
+	return NULL;
+}
+
+/* Whether the connected back-end can carry this type of device. */
+static int vu_fe_dev_check(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	uint64_t missing = d->type->required_protocol & ~d->fe.protocol_features;
+
+	if (!(vu_frontend_features(&d->fe) & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
+		log_err("%s: the vhost-user back-end on %s does not offer VIRTIO_F_VERSION_1 (legacy only)",
+			cfg->id, cfg->socket_path);
+		return -EINVAL;
+	}
+	if (missing) {
+		log_err("%s: the vhost-user back-end on %s lacks protocol features %s needs (0x%llx)", cfg->id,
+			cfg->socket_path, d->type->name, (unsigned long long)missing);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	struct vu_frontend_config fc = {
+		.name = cfg->id, .socket_path = cfg->socket_path, .server = cfg->server,
+		.num_queues = cfg->num_queues, .queue_size = cfg->queue_size,
+		.reply_timeout_ms = cfg->reply_timeout_ms, .ops = &vu_fe_dev_fe_ops, .opaque = &d->vdev,
+	};
+	int err;
+
+	memset(d, 0, sizeof(*d));
+	d->type = vu_fe_type_of(cfg->device_id);
+	if (!d->type || !cfg->num_queues || cfg->num_queues > VU_FRONTEND_MAX_QUEUES)
+		return -EINVAL;
+	fc.protocol_features = d->type->protocol_features;
+	fc.config_size = d->type->config_size;
+	d->num_queues = cfg->num_queues;
+	d->vqs = calloc(cfg->num_queues, sizeof(*d->vqs));
+	if (!d->vqs)
+		return -ENOMEM;
+	for (unsigned q = 0; q < cfg->num_queues; q++)
+		virtq_init(&d->vqs[q]);
+	/* Before the connection: its service thread may report through vdev. */
+	d->vdev = (struct vdev){
+		.ops = &vu_fe_dev_ops,
+		.device_id = cfg->device_id,
+		.num_queues = cfg->num_queues,
+		.queue_size_max = cfg->queue_size,
+		.vqs = d->vqs,
+		.config_size = d->type->config_size,
+	};
+	err = vu_frontend_init(&d->fe, &fc);
+	if (err) {
+		free(d->vqs);
+		d->vqs = NULL;
+		return err;
+	}
+	err = vu_frontend_connect(&d->fe);
+	if (!err)
+		err = vu_fe_dev_check(d, cfg);
+	if (err) {
+		vu_frontend_destroy(&d->fe);
+		free(d->vqs);
+		d->vqs = NULL;
+		return err;
+	}
+	d->vdev.host_features = vu_frontend_features(&d->fe) & (VU_FE_DEVICE_FEATURES | VU_FE_TRANSPORT_FEATURES);
+	return 0;
+}
+
+void vu_fe_dev_destroy(struct vu_fe_dev *d)
+{
+	if (!d->vqs)
+		return;
+	vu_frontend_destroy(&d->fe);
+	for (unsigned q = 0; q < d->num_queues; q++)
+		virtq_destroy(&d->vqs[q]);
+	free(d->vqs);
+	d->vqs = NULL;
+}
