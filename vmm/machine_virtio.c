@@ -8,15 +8,23 @@
 #include "cvmm/machine_virtio.h"
 #include "cvmm/net_opts.h"
 #include "cvmm/opts.h"
+#include "cvmm/vu_fe_dev.h"
 
 struct machine_disk_opts {
 	struct blk_opts blk;
 	char *id;
+	bool vhost_user;
+	char *socket;
 };
+
+/* Indexes into machine_disk_spec (bits of opts_parse's seen mask). */
+enum { MACHINE_DISK_PATH, MACHINE_DISK_READONLY, MACHINE_DISK_DIRECT, MACHINE_DISK_SERIAL = 5 };
 
 static const struct opt_spec machine_disk_spec[] = {
 	BLK_OPTS_SPECS(struct machine_disk_opts, blk),
 	OPT_SPEC("id", OPT_STRING, struct machine_disk_opts, id),
+	OPT_SPEC("vhost_user", OPT_BOOL, struct machine_disk_opts, vhost_user),
+	OPT_SPEC("socket", OPT_STRING, struct machine_disk_opts, socket),
 	OPT_SPEC_END,
 };
 
@@ -46,6 +54,9 @@ static int machine_virtio_id(struct machine_virtio *mv, const char *opt, const c
 	for (unsigned i = 0; i < mv->nnets; i++)
 		if (mv->net_ids[i] != out && !strcmp(mv->net_ids[i], out))
 			goto taken;
+	for (unsigned i = 0; i < mv->nvus; i++)
+		if (mv->vu_ids[i] != out && !strcmp(mv->vu_ids[i], out))
+			goto taken;
 	return 0;
 taken:
 	log_err("%s: id=%s names another device already", opt, out);
@@ -61,20 +72,72 @@ static const struct opt_spec machine_rng_spec[] = {
 	OPT_SPEC_END,
 };
 
+/* A disk served by a vhost-user back-end (vhost_user=on). */
+static int machine_virtio_vhost_disk(struct machine_virtio *mv, const struct machine_disk_opts *o, uint64_t seen,
+				     const char *dflt)
+{
+	static const unsigned backend_keys[] = { MACHINE_DISK_PATH, MACHINE_DISK_READONLY, MACHINE_DISK_DIRECT,
+						 MACHINE_DISK_SERIAL };
+	struct vu_fe_dev_config c = {
+		.socket_path = o->socket, .device_id = VIRTIO_ID_BLOCK,
+		.num_queues = o->blk.num_queues, .queue_size = (uint16_t)o->blk.queue_size,
+	};
+	unsigned i = mv->nvus;
+	int err;
+
+	for (unsigned k = 0; k < sizeof(backend_keys) / sizeof(backend_keys[0]); k++)
+		if (seen & (1ULL << backend_keys[k])) {
+			log_err("--disk vhost_user=on: %s= is the back-end's to set, not cvmm's",
+				machine_disk_spec[backend_keys[k]].key);
+			return -EINVAL;
+		}
+	if (!o->socket) {
+		log_err("--disk vhost_user=on: socket=PATH (the back-end's socket) is required");
+		return -EINVAL;
+	}
+	if (o->blk.num_queues < 1 || o->blk.num_queues > BLK_DEV_MAX_QUEUES) {
+		log_err("--disk: num_queues=%u: must be 1..%u", o->blk.num_queues, BLK_DEV_MAX_QUEUES);
+		return -EINVAL;
+	}
+	if (o->blk.queue_size < 2 || o->blk.queue_size > VIRTQ_MAX_SIZE || (o->blk.queue_size & (o->blk.queue_size - 1))) {
+		log_err("--disk: queue_size=%u: must be a power of two, 2..%u", o->blk.queue_size, VIRTQ_MAX_SIZE);
+		return -EINVAL;
+	}
+	err = machine_virtio_id(mv, "--disk", o->id, dflt, mv->vu_ids[i]);
+	if (err)
+		return err;
+	c.id = mv->vu_ids[i];
+	err = vu_fe_dev_init(&mv->vus[i], &c);
+	if (err)
+		return err == -EINVAL ? -EINVAL : -EIO;
+	mv->nvus++;
+	return 0;
+}
+
 static int machine_virtio_disk(struct machine_virtio *mv, unsigned i, const char *text)
 {
 	struct machine_disk_opts o = { .blk = BLK_OPTS_DEFAULTS };
 	char why[256], dflt[16];
+	uint64_t seen;
 	int err;
 
-	if (opts_parse(text, machine_disk_spec, &o, NULL, why, sizeof(why))) {
+	if (opts_parse(text, machine_disk_spec, &o, &seen, why, sizeof(why))) {
 		log_err("--disk %s: %s", text, why);
 		return -EINVAL;
 	}
 	snprintf(dflt, sizeof(dflt), "disk%u", i);
-	err = machine_virtio_id(mv, "--disk", o.id, dflt, mv->disk_ids[i]);
-	if (!err)
-		err = blk_opts_open(&mv->disks[i], &o.blk, "--disk");
+	if (o.vhost_user) {
+		err = machine_virtio_vhost_disk(mv, &o, seen, dflt);
+	} else if (o.socket) {
+		log_err("--disk: socket= needs vhost_user=on");
+		err = -EINVAL;
+	} else {
+		err = machine_virtio_id(mv, "--disk", o.id, dflt, mv->disk_ids[mv->ndisks]);
+		if (!err)
+			err = blk_opts_open(&mv->disks[mv->ndisks], &o.blk, "--disk");
+		if (!err)
+			mv->ndisks++;
+	}
 	opts_free(machine_disk_spec, &o);
 	return err;
 }
@@ -133,7 +196,10 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 	mv->disk_ids = calloc(cfg->ndisks, sizeof(*mv->disk_ids));
 	mv->nets = calloc(cfg->nnets, sizeof(*mv->nets));
 	mv->net_ids = calloc(cfg->nnets, sizeof(*mv->net_ids));
-	if ((cfg->ndisks && (!mv->disks || !mv->disk_ids)) || (cfg->nnets && (!mv->nets || !mv->net_ids))) {
+	mv->vus = calloc(cfg->ndisks, sizeof(*mv->vus));
+	mv->vu_ids = calloc(cfg->ndisks, sizeof(*mv->vu_ids));
+	if ((cfg->ndisks && (!mv->disks || !mv->disk_ids || !mv->vus || !mv->vu_ids)) ||
+	    (cfg->nnets && (!mv->nets || !mv->net_ids))) {
 		machine_virtio_destroy(mv);
 		return -ENOMEM;
 	}
@@ -143,7 +209,6 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 			machine_virtio_destroy(mv);
 			return err;
 		}
-		mv->ndisks++;
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
 		err = machine_virtio_net(mv, i, cfg->nets[i]);
@@ -169,7 +234,8 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 		}
 	}
 	if (mv->kind == VIRTIO_TRANSPORT_MMIO &&
-	    virtio_host_mmio_cmdline(mv->ndisks + mv->nnets + !!mv->rng + !!mv->console, mv->cmdline, sizeof(mv->cmdline))) {
+	    virtio_host_mmio_cmdline(mv->ndisks + mv->nvus + mv->nnets + !!mv->rng + !!mv->console, mv->cmdline,
+				     sizeof(mv->cmdline))) {
 		log_err("too many virtio-mmio devices: use --transport pci");
 		machine_virtio_destroy(mv);
 		return -ENOSPC;
@@ -184,6 +250,8 @@ int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 	mv->attached = true;
 	for (unsigned i = 0; i < mv->ndisks && !err; i++)
 		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->disk_ids[i], mv->kind);
+	for (unsigned i = 0; i < mv->nvus && !err; i++)
+		err = virtio_host_add(&mv->host, &mv->vus[i].vdev, mv->vu_ids[i], mv->kind);
 	for (unsigned i = 0; i < mv->nnets && !err; i++)
 		err = virtio_host_add(&mv->host, &mv->nets[i].vdev, mv->net_ids[i], mv->kind);
 	if (!err && mv->rng)
@@ -205,6 +273,13 @@ void machine_virtio_destroy(struct machine_virtio *mv)
 	mv->disks = NULL;
 	mv->disk_ids = NULL;
 	mv->ndisks = 0;
+	for (unsigned i = 0; i < mv->nvus; i++)
+		vu_fe_dev_destroy(&mv->vus[i]);
+	free(mv->vus);
+	free(mv->vu_ids);
+	mv->vus = NULL;
+	mv->vu_ids = NULL;
+	mv->nvus = 0;
 	for (unsigned i = 0; i < mv->nnets; i++)
 		net_dev_destroy(&mv->nets[i]);
 	free(mv->nets);

@@ -15,6 +15,7 @@
 #include "cvmm/virtio_net.h"
 #include "cvmm/virtio_host.h"
 #include "cvmm/virtio_rng.h"
+#include "cvmm/vu_fe_dev.h"
 
 struct machine_virtio {
 	enum virtio_transport_kind kind;
@@ -24,6 +25,9 @@ struct machine_virtio {
 	struct net_dev *nets;
 	unsigned nnets;
 	char (*net_ids)[32];
+	struct vu_fe_dev *vus;     /* devices served by vhost-user back-ends */
+	unsigned nvus;
+	char (*vu_ids)[32];
 	struct rng_dev *rng;
 	struct vcon_dev *console;  /* with --console other than off */
 	struct virtio_host host;
@@ -31,9 +35,14 @@ struct machine_virtio {
 	char cmdline[512];  /* kernel arguments the devices need ("" for PCI) */
 };
 
-/* Creates the device models. Logs one line and returns -errno (-EINVAL for
- * a malformed option). */
+/* Creates the device models (and connects to vhost-user back-ends). Logs
+ * one line and returns -errno (-EINVAL for a malformed option). */
 int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg);
+/* True when a vhost-user back-end must map guest memory (MAP_SHARED RAM). */
+static inline bool machine_virtio_shares_memory(const struct machine_virtio *mv)
+{
+	return mv->nvus > 0;
+}
 /* Puts them on vm behind the chosen transport. 0 or -errno, logged. */
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm);
 /* Call with the vCPUs stopped. */

@@ -58,6 +58,10 @@ struct vu_frontend_ops {
 	/* The device cannot serve the driver any more: DEVICE_NEEDS_RESET.
 	 * Called on any thread, with the front-end's lock held. */
 	void (*needs_reset)(void *opaque);
+	/* Optional: how many config bytes a back-end offering these virtio
+	 * features has (a layout grows with features, and back-ends refuse
+	 * reads past their end); at most config_size. Lock held. */
+	uint32_t (*config_size)(void *opaque, uint64_t features);
 };
 
 struct vu_frontend_config {
@@ -67,7 +71,7 @@ struct vu_frontend_config {
 	unsigned num_queues;        /* 1..VU_FRONTEND_MAX_QUEUES */
 	uint16_t queue_size;        /* largest ring the driver may set (inflight geometry) */
 	uint64_t protocol_features; /* wanted, a subset of VU_FRONTEND_PROTOCOL_FEATURES */
-	uint32_t config_size;       /* device config bytes fetched with GET_CONFIG (<= 256) */
+	uint32_t config_size;       /* most device config bytes fetched with GET_CONFIG (<= 256) */
 	int reply_timeout_ms;       /* 0: VU_FRONTEND_REPLY_TIMEOUT_MS */
 	const struct vu_frontend_ops *ops;
 	void *opaque;
@@ -112,6 +116,7 @@ struct vu_frontend {
 
 	pthread_mutex_t config_lock;
 	uint8_t config[VU_MAX_CONFIG_SIZE];
+	uint32_t config_len;        /* bytes the connected back-end has */
 	bool have_config;
 
 	int wake_fd;                /* eventfd: service thread re-checks its fds */

@@ -23,7 +23,9 @@
 struct vu_fe_type {
 	uint32_t device_id;
 	const char *name;
-	uint32_t config_size;
+	uint32_t config_size;        /* the most the guest sees */
+	/* The back-end's config bytes for its features (optional). */
+	uint32_t (*config_size_for)(uint64_t features);
 	uint64_t protocol_features;  /* wanted */
 	uint64_t required_protocol;  /* the back-end must offer these */
 	/* Adjusts the back-end's config to the guest's device (optional). */
@@ -39,11 +41,32 @@ static void vu_fe_blk_fix_config(const struct vu_fe_dev *d, uint8_t *config)
 	memcpy(config + offsetof(struct virtio_blk_config, num_queues), &nq, sizeof(nq));
 }
 
+/* The virtio-blk config layout ends after the last field a feature uses
+ * (as QEMU computes it): back-ends refuse reads past their end. */
+static uint32_t vu_fe_blk_config_size(uint64_t features)
+{
+	static const struct {
+		unsigned bit;
+		uint32_t end;
+	} ends[] = {
+		{ VIRTIO_BLK_F_DISCARD, offsetof(struct virtio_blk_config, discard_sector_alignment) + 4 },
+		{ VIRTIO_BLK_F_WRITE_ZEROES, offsetof(struct virtio_blk_config, write_zeroes_may_unmap) + 1 },
+		{ VIRTIO_BLK_F_SECURE_ERASE, sizeof(struct virtio_blk_config) },
+	};
+	uint32_t size = offsetof(struct virtio_blk_config, max_discard_sectors);
+
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if ((features & VIRTIO_BIT(ends[i].bit)) && ends[i].end > size)
+			size = ends[i].end;
+	return size;
+}
+
 static const struct vu_fe_type vu_fe_types[] = {
 	{
 		.device_id = VIRTIO_ID_BLOCK,
 		.name = "vhost-user-blk",
 		.config_size = sizeof(struct virtio_blk_config),
+		.config_size_for = vu_fe_blk_config_size,
 		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES,
 		.required_protocol = VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG),
 		.fix_config = vu_fe_blk_fix_config,
@@ -111,9 +134,17 @@ static void vu_fe_dev_needs_reset(void *opaque)
 	vdev_needs_reset(opaque);
 }
 
+static uint32_t vu_fe_dev_config_size(void *opaque, uint64_t features)
+{
+	const struct vu_fe_dev *d = opaque;
+
+	return d->type->config_size_for ? d->type->config_size_for(features) : d->type->config_size;
+}
+
 static const struct vu_frontend_ops vu_fe_dev_fe_ops = {
 	.config_changed = vu_fe_dev_config_changed,
 	.needs_reset = vu_fe_dev_needs_reset,
+	.config_size = vu_fe_dev_config_size,
 };
 
 static const struct vu_fe_type *vu_fe_type_of(uint32_t device_id)

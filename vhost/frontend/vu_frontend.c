@@ -181,7 +181,7 @@ static int vu_fe_barrier(struct vu_frontend *fe)
 /* GET_CONFIG into the cache; *changed tells whether it differs. Lock held. */
 static int vu_fe_fetch_config(struct vu_frontend *fe, bool *changed)
 {
-	struct vu_config c = { .offset = 0, .size = fe->cfg.config_size, .flags = 0 };
+	struct vu_config c = { .offset = 0, .size = fe->config_len, .flags = 0 };
 	struct vu_msg rep;
 	int r;
 
@@ -203,6 +203,7 @@ static int vu_fe_fetch_config(struct vu_frontend *fe, bool *changed)
 	pthread_mutex_lock(&fe->config_lock);
 	*changed = fe->have_config && memcmp(fe->config, rep.payload.config.region, c.size);
 	memcpy(fe->config, rep.payload.config.region, c.size);
+	memset(fe->config + c.size, 0, sizeof(fe->config) - c.size);
 	fe->have_config = true;
 	pthread_mutex_unlock(&fe->config_lock);
 	return 0;
@@ -280,7 +281,13 @@ static int vu_fe_negotiate(struct vu_frontend *fe, bool *config_changed)
 	}
 	if (vu_fe_has(fe, VHOST_USER_PROTOCOL_F_BACKEND_REQ) && (r = vu_fe_backend_channel(fe)))
 		return r;
-	if (vu_fe_has(fe, VHOST_USER_PROTOCOL_F_CONFIG) && fe->cfg.config_size &&
+	fe->config_len = fe->cfg.config_size;
+	if (fe->cfg.ops && fe->cfg.ops->config_size) {
+		uint32_t len = fe->cfg.ops->config_size(fe->cfg.opaque, fe->backend_features);
+
+		fe->config_len = len < fe->config_len ? len : fe->config_len;
+	}
+	if (vu_fe_has(fe, VHOST_USER_PROTOCOL_F_CONFIG) && fe->config_len &&
 	    (r = vu_fe_fetch_config(fe, config_changed)))
 		return r;
 	return 0;
@@ -644,7 +651,7 @@ static void vu_fe_backend_request(struct vu_frontend *fe)
 	if (m.hdr.flags & VU_FLAG_NEED_REPLY)
 		vu_msg_ack(fe->backend_fd, &m, 0);
 	pthread_mutex_lock(&fe->lock);
-	r = fe->cfg.config_size ? vu_fe_fetch_config(fe, &changed) : 0;
+	r = fe->config_len ? vu_fe_fetch_config(fe, &changed) : 0;
 	pthread_mutex_unlock(&fe->lock);
 	if (!r && fe->cfg.ops && fe->cfg.ops->config_changed)
 		fe->cfg.ops->config_changed(fe->cfg.opaque);
@@ -835,10 +842,12 @@ int vu_frontend_write_config(struct vu_frontend *fe, uint32_t off, const void *b
 	bool changed;
 	int r;
 
-	if (off > fe->cfg.config_size || len > fe->cfg.config_size - off)
-		return -EINVAL;
-	memcpy(c.region, buf, len);
 	pthread_mutex_lock(&fe->lock);
+	if (off > fe->config_len || len > fe->config_len - off) {
+		pthread_mutex_unlock(&fe->lock);
+		return -EINVAL;
+	}
+	memcpy(c.region, buf, len);
 	r = vu_fe_has(fe, VHOST_USER_PROTOCOL_F_CONFIG) ? 0 : -EOPNOTSUPP;
 	if (!r)
 		r = vu_fe_set(fe, VHOST_USER_SET_CONFIG, &c, VU_CONFIG_HDR_SIZE + len, NULL, 0);
