@@ -561,17 +561,13 @@ static void vu_fe_close_conn(struct vu_frontend *fe)
 	fe->mem_sent = false;
 }
 
-/* Takes fd as the connection and negotiates. Lock held. */
+/* Takes fd as the connection and negotiates; on failure the caller closes
+ * it. Lock held. */
 static int vu_fe_take(struct vu_frontend *fe, int fd, bool *config_changed)
 {
-	int r;
-
 	fe->sock = fd;
 	fe->dead = false;
-	r = vu_fe_negotiate(fe, config_changed);
-	if (r && !fe->dead)
-		vu_fe_drop(fe, false, "negotiation failed: %s", strerror(r == -ENOTCONN ? EPROTO : -r));
-	return r;
+	return vu_fe_negotiate(fe, config_changed);
 }
 
 /* Sleeps ms, or returns true when stop_fd fired. */
