@@ -1,5 +1,5 @@
-# cvmm — plain GNU make. Sources are picked up by directory, so adding a file
-# needs no Makefile change:
+# cvmm — plain GNU make. Sources are found recursively under the source
+# folders, so adding a file (or a device folder) needs no Makefile change:
 #   vmm/ arch/x86/ devices/ vhost/  -> the cvmm binary (vmm/main.c holds main)
 #   tests/unit/test_*.c             -> one Check binary each, linked with everything but main
 #   tests/integration/*.sh          -> run by tests/run-integration.sh
@@ -23,10 +23,10 @@ LDLIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS)) $(FDT_LIBS) -lpthread
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 
-SRC_DIRS  := vmm arch/x86 devices vhost vhost/frontend
-SRCS      := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+SRC_DIRS  := vmm arch/x86 devices vhost
+SRCS      := $(sort $(shell find $(SRC_DIRS) -name '*.c'))
 # Assembly that is part of cvmm itself (e.g. the host-check probe guest).
-ASRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.S))
+ASRCS     := $(sort $(shell find $(SRC_DIRS) -name '*.S'))
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(ASRCS:%.S=$(BUILD)/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/vmm/main.o,$(OBJS))
 
@@ -57,7 +57,7 @@ $(BUILD)/%.o: %.S
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -I. -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB_OBJS) $(UNIT_HELPER_OBJS)
 	@mkdir -p $(dir $@)

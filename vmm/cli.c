@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cvmm/cli.h"
+#include "cli.h"
 #include "cvmm/opts.h"
 #include "cvmm/x86_tables.h"
 

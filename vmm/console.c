@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cvmm/console.h"
+#include "console.h"
 #include "cvmm/log.h"
 #include "cvmm/vm.h"
 

@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cvmm/hostcheck.h"
+#include "hostcheck.h"
 
 /* From hostcheck_probe.S. */
 extern const uint8_t hostcheck_probe_start[], hostcheck_probe_end[];

@@ -11,13 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cvmm/console.h"
+#include "console.h"
 #include "cvmm/legacy.h"
 #include "cvmm/log.h"
-#include "cvmm/machine.h"
-#include "cvmm/machine_virtio.h"
+#include "machine.h"
+#include "machine_virtio.h"
 #include "cvmm/serial.h"
-#include "cvmm/vcpu.h"
+#include "vcpu.h"
 #include "cvmm/vm.h"
 #include "cvmm/x86_boot.h"
 #include "cvmm/x86_cpu.h"

@@ -5,7 +5,7 @@
 
 #include "cvmm/blk_opts.h"
 #include "cvmm/log.h"
-#include "cvmm/machine_virtio.h"
+#include "machine_virtio.h"
 #include "cvmm/net_opts.h"
 #include "cvmm/opts.h"
 #include "cvmm/vu_fe_dev.h"
@@ -234,8 +234,8 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 		}
 	}
 	if (mv->kind == VIRTIO_TRANSPORT_MMIO &&
-	    virtio_host_mmio_cmdline(mv->ndisks + mv->nvus + mv->nnets + !!mv->rng + !!mv->console, mv->cmdline,
-				     sizeof(mv->cmdline))) {
+	    virtio_vm_mmio_cmdline(mv->ndisks + mv->nvus + mv->nnets + !!mv->rng + !!mv->console, mv->cmdline,
+				   sizeof(mv->cmdline))) {
 		log_err("too many virtio-mmio devices: use --transport pci");
 		machine_virtio_destroy(mv);
 		return -ENOSPC;
@@ -245,26 +245,26 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 {
-	int err = virtio_host_init(&mv->host, vm);
+	int err = virtio_vm_init(&mv->host, vm);
 
 	mv->attached = true;
 	for (unsigned i = 0; i < mv->ndisks && !err; i++)
-		err = virtio_host_add(&mv->host, &mv->disks[i].vdev, mv->disk_ids[i], mv->kind);
+		err = virtio_vm_add(&mv->host, &mv->disks[i].vdev, mv->disk_ids[i], mv->kind);
 	for (unsigned i = 0; i < mv->nvus && !err; i++)
-		err = virtio_host_add(&mv->host, &mv->vus[i].vdev, mv->vu_ids[i], mv->kind);
+		err = virtio_vm_add(&mv->host, &mv->vus[i].vdev, mv->vu_ids[i], mv->kind);
 	for (unsigned i = 0; i < mv->nnets && !err; i++)
-		err = virtio_host_add(&mv->host, &mv->nets[i].vdev, mv->net_ids[i], mv->kind);
+		err = virtio_vm_add(&mv->host, &mv->nets[i].vdev, mv->net_ids[i], mv->kind);
 	if (!err && mv->rng)
-		err = virtio_host_add(&mv->host, &mv->rng->vdev, "rng", mv->kind);
+		err = virtio_vm_add(&mv->host, &mv->rng->vdev, "rng", mv->kind);
 	if (!err && mv->console)
-		err = virtio_host_add(&mv->host, &mv->console->vdev, "console", mv->kind);
+		err = virtio_vm_add(&mv->host, &mv->console->vdev, "console", mv->kind);
 	return err;
 }
 
 void machine_virtio_destroy(struct machine_virtio *mv)
 {
 	if (mv->attached)
-		virtio_host_destroy(&mv->host);
+		virtio_vm_destroy(&mv->host);
 	mv->attached = false;
 	for (unsigned i = 0; i < mv->ndisks; i++)
 		blk_dev_destroy(&mv->disks[i]);

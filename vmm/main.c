@@ -3,10 +3,10 @@
 #include <time.h>
 
 #include "cvmm/backends.h"
-#include "cvmm/cli.h"
-#include "cvmm/hostcheck.h"
+#include "cli.h"
+#include "hostcheck.h"
 #include "cvmm/log.h"
-#include "cvmm/machine.h"
+#include "machine.h"
 
 #define CVMM_VERSION "0.1.0"
 #define MAIN_EXIT_USAGE 2

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/vcpu.h"
+#include "vcpu.h"
 #include "cvmm/vm.h"
 #include "cvmm/x86_layout.h"
 

@@ -2,7 +2,7 @@
  * virtio-mmio, version 2 (modern only), virtio 1.2 section 4.2. One window of
  * VMMIO_WINDOW_SIZE bytes per device and one interrupt line; Linux finds it
  * through "virtio_mmio.device=<size>@<base>:<irq>" on its command line
- * (virtio_host_mmio_cmdline), or a device tree node later.
+ * (virtio_vm_mmio_cmdline), or a device tree node later.
  */
 #ifndef CVMM_VIRTIO_MMIO_H
 #define CVMM_VIRTIO_MMIO_H

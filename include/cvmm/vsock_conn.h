@@ -1,7 +1,7 @@
 /*
  * virtio-vsock packets and the per-connection state machine with credit
  * accounting (virtio 1.2, 5.10.6). Pure logic, no I/O: the device model
- * (devices/virtio_vsock.c) moves the bytes and asks this module what each
+ * (devices/vsock/virtio_vsock.c) moves the bytes and asks this module what each
  * guest packet means and which packets it owes the guest.
  *
  * Naming: the guest is the peer, the host side (a Unix socket) is local.

@@ -16,7 +16,7 @@
  *   0x100000  kernel (bzImage at its pref_address when it fits, ELF at its p_paddr)
  *   RAM continues to 3 GiB; the rest of RAM is placed from 4 GiB on, leaving
  *   [3 GiB, 4 GiB) for devices: 0xc0000000 the PCI memory window (256 MiB,
- *   declared in the DSDT), then virtio-mmio and PCI ECAM (virtio_host.h),
+ *   declared in the DSDT), then virtio-mmio and PCI ECAM (virtio_vm.h),
  *   the IOAPIC, KVM's TSS and the LAPIC.
  */
 #ifndef CVMM_X86_LAYOUT_H

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The ACPI fixed-hardware registers cvmm implements (devices/acpi_pm.c). */
+/* The ACPI fixed-hardware registers cvmm implements (devices/legacy/acpi_pm.c). */
 #define X86_ACPI_PM1A_EVT	0x600  /* 4 bytes: PM1 status, PM1 enable */
 #define X86_ACPI_PM1A_CNT	0x604  /* 2 bytes: SCI_EN, SLP_TYP, SLP_EN */
 #define X86_ACPI_PM_TMR		0x608  /* 4 bytes: 3.579545 MHz timer, 32 bits */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cvmm/cli.h"
+#include "vmm/cli.h"
 #include "cvmm/opts.h"
 #include "check_run.h"
 

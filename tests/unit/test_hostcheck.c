@@ -1,7 +1,7 @@
 #include <check.h>
 #include <string.h>
 
-#include "cvmm/hostcheck.h"
+#include "vmm/hostcheck.h"
 #include "check_run.h"
 
 static const char *hostcheck_test_reason(int user_cs, int entry_cs, const char *stop)

@@ -17,14 +17,14 @@
 
 #include "cvmm/log.h"
 #include "cvmm/virtio_net.h"
-#include "cvmm/vu_server.h"
+#include "vhost/backend/vu_server.h"
 #include "vu_peer.h"
 
 #define MEM_SIZE (1u << 20)
 #define UA 0x700000000000ULL   /* the front-end's address of guest address 0 */
 #define QSIZE 16
 #define PFEAT VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)
-/* What cvmm --net-backend offers (vhost/net_backend.c). */
+/* What cvmm --net-backend offers (vhost/backend/net_backend.c). */
 #define NET_PROTO (VU_BIT(VHOST_USER_PROTOCOL_F_MQ) | VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
 		   VU_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) | VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG) | \
 		   VU_BIT(VHOST_USER_PROTOCOL_F_STATUS) | VU_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) | \

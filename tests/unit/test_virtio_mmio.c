@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_host.h"
+#include "cvmm/virtio_vm.h"
 #include "cvmm/virtio_mmio.h"
 #include "fake_vdev.h"
 #include "check_run.h"
@@ -73,14 +73,14 @@ START_TEST(identity_registers)
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x100, 2), 0x2211);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x106, 2), 0x8877);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x107, 2), 0); /* crosses the end of config */
-	ck_assert_int_eq(virtio_host_mmio_cmdline(2, arg, sizeof(arg)), 0);
+	ck_assert_int_eq(virtio_vm_mmio_cmdline(2, arg, sizeof(arg)), 0);
 	ck_assert_str_eq(arg, "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6");
-	ck_assert_int_eq(virtio_host_mmio_cmdline(2, arg, 40), -ENOSPC);
+	ck_assert_int_eq(virtio_vm_mmio_cmdline(2, arg, 40), -ENOSPC);
 	{
 		static char big[4096];
 
-		ck_assert_int_eq(virtio_host_mmio_cmdline(9, big, sizeof(big)), 0);
-		ck_assert_int_eq(virtio_host_mmio_cmdline(10, big, sizeof(big)), -ENOSPC); /* no free line */
+		ck_assert_int_eq(virtio_vm_mmio_cmdline(9, big, sizeof(big)), 0);
+		ck_assert_int_eq(virtio_vm_mmio_cmdline(10, big, sizeof(big)), -ENOSPC); /* no free line */
 	}
 	tm_free(t);
 }

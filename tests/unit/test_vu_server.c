@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/vu_server.h"
+#include "vhost/backend/vu_server.h"
 #include "vu_peer.h"
 #include "check_run.h"
 

@@ -7,15 +7,15 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/virtio_host.h"
+#include "cvmm/virtio_vm.h"
 
 /* ISA lines free on cvmm's machine (4 is the UART, 9 the ACPI SCI; 0/1/2/8
  * are the PIT, keyboard controller, cascade and RTC). */
-static const unsigned virtio_host_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
+static const unsigned virtio_vm_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
 
 /* The MMIO notify register is shared by all queues: KVM tells them apart by
  * the value written (the queue index). */
-static int virtio_host_ioeventfd_match(struct vm *vm, uint64_t addr, uint32_t value, int fd, bool add)
+static int virtio_vm_ioeventfd_match(struct vm *vm, uint64_t addr, uint32_t value, int fd, bool add)
 {
 	struct kvm_ioeventfd io = {
 		.addr = addr, .len = 4, .fd = fd, .datamatch = value,
@@ -25,7 +25,7 @@ static int virtio_host_ioeventfd_match(struct vm *vm, uint64_t addr, uint32_t va
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
-static void virtio_host_signal(int fd)
+static void virtio_vm_signal(int fd)
 {
 	uint64_t one = 1;
 
@@ -34,12 +34,12 @@ static void virtio_host_signal(int fd)
 
 /* Register blocks take accesses of 1, 2 or 4 bytes under a lock; wider
  * ones read as absent (fill) and are dropped. */
-struct virtio_host_regs {
+struct virtio_vm_regs {
 	uint32_t (*read)(void *obj, uint64_t off, unsigned len);
 	void (*write)(void *obj, uint64_t off, unsigned len, uint32_t val);
 };
 
-static void virtio_host_access(const struct virtio_host_regs *regs, void *obj, pthread_mutex_t *lock,
+static void virtio_vm_access(const struct virtio_vm_regs *regs, void *obj, pthread_mutex_t *lock,
 			       uint64_t off, uint8_t *data, unsigned len, bool is_write, uint8_t fill)
 {
 	uint32_t val = 0;
@@ -62,36 +62,36 @@ static void virtio_host_access(const struct virtio_host_regs *regs, void *obj, p
 
 /* ---- virtio-mmio ---- */
 
-static uint32_t virtio_host_mmio_read(void *obj, uint64_t off, unsigned len)
+static uint32_t virtio_vm_mmio_read(void *obj, uint64_t off, unsigned len)
 {
 	return vmmio_read(obj, off, len);
 }
 
-static void virtio_host_mmio_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+static void virtio_vm_mmio_write(void *obj, uint64_t off, unsigned len, uint32_t val)
 {
 	vmmio_write(obj, off, len, val);
 }
 
-static const struct virtio_host_regs virtio_host_mmio_regs = { virtio_host_mmio_read, virtio_host_mmio_write };
+static const struct virtio_vm_regs virtio_vm_mmio_regs = { virtio_vm_mmio_read, virtio_vm_mmio_write };
 
-static void virtio_host_mmio_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+static void virtio_vm_mmio_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
-	struct virtio_host_dev *d = opaque;
+	struct virtio_vm_dev *d = opaque;
 
-	virtio_host_access(&virtio_host_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
+	virtio_vm_access(&virtio_vm_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
 }
 
 /* Where the i-th MMIO device goes. */
-static int virtio_host_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
+static int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
 {
-	if (i >= sizeof(virtio_host_mmio_irqs) / sizeof(virtio_host_mmio_irqs[0]))
+	if (i >= sizeof(virtio_vm_mmio_irqs) / sizeof(virtio_vm_mmio_irqs[0]))
 		return -ENOSPC;
-	*base = VIRTIO_HOST_MMIO_BASE + (uint64_t)i * VMMIO_WINDOW_SIZE;
-	*irq = virtio_host_mmio_irqs[i];
+	*base = VIRTIO_VM_MMIO_BASE + (uint64_t)i * VMMIO_WINDOW_SIZE;
+	*irq = virtio_vm_mmio_irqs[i];
 	return 0;
 }
 
-int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len)
+int virtio_vm_mmio_cmdline(unsigned n, char *buf, size_t len)
 {
 	size_t used = 0;
 
@@ -101,7 +101,7 @@ int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len)
 		unsigned irq;
 		int w;
 
-		if (virtio_host_mmio_slot(i, &base, &irq))
+		if (virtio_vm_mmio_slot(i, &base, &irq))
 			return -ENOSPC;
 		w = snprintf(buf + used, len - used, "%svirtio_mmio.device=%uK@0x%llx:%u", i ? " " : "",
 			     VMMIO_WINDOW_SIZE / 1024, (unsigned long long)base, irq);
@@ -112,11 +112,11 @@ int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len)
 	return 0;
 }
 
-static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d)
+static int virtio_vm_add_mmio(struct virtio_vm *h, struct virtio_vm_dev *d)
 {
 	struct vdev *dev = d->dev;
 	uint64_t base;
-	int err = virtio_host_mmio_slot(h->nmmio, &base, &d->gsi[0]);
+	int err = virtio_vm_mmio_slot(h->nmmio, &base, &d->gsi[0]);
 
 	if (err)
 		return err;
@@ -124,14 +124,14 @@ static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d
 	if (err)
 		return err;
 	for (unsigned q = 0; q < dev->num_queues && !err; q++) {
-		err = virtio_host_ioeventfd_match(h->vm, base + VMMIO_QUEUE_NOTIFY, q, dev->vqs[q].kick_fd, true);
+		err = virtio_vm_ioeventfd_match(h->vm, base + VMMIO_QUEUE_NOTIFY, q, dev->vqs[q].kick_fd, true);
 		if (!err)
 			err = vm_irqfd(h->vm, dev->vqs[q].call_fd, d->gsi[0], -1);
 	}
 	if (!err)
 		err = vm_irqfd(h->vm, d->mmio.tr.config_fd, d->gsi[0], -1);
 	if (!err)
-		err = vm_mmio_register(h->vm, base, VMMIO_WINDOW_SIZE, virtio_host_mmio_access, d);
+		err = vm_mmio_register(h->vm, base, VMMIO_WINDOW_SIZE, virtio_vm_mmio_access, d);
 	if (err) {
 		/* KVM drops the eventfd bindings when the VM goes; the transport
 		 * closes the fds. */
@@ -146,30 +146,30 @@ static int virtio_host_add_mmio(struct virtio_host *h, struct virtio_host_dev *d
 
 /* ---- virtio-pci ---- */
 
-static uint32_t virtio_host_bar_read(void *obj, uint64_t off, unsigned len)
+static uint32_t virtio_vm_bar_read(void *obj, uint64_t off, unsigned len)
 {
 	return vpci_bar_read(obj, (uint32_t)off, len);
 }
 
-static void virtio_host_bar_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+static void virtio_vm_bar_write(void *obj, uint64_t off, unsigned len, uint32_t val)
 {
 	vpci_bar_write(obj, (uint32_t)off, len, val);
 }
 
-static const struct virtio_host_regs virtio_host_bar_regs = { virtio_host_bar_read, virtio_host_bar_write };
+static const struct virtio_vm_regs virtio_vm_bar_regs = { virtio_vm_bar_read, virtio_vm_bar_write };
 
-static void virtio_host_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+static void virtio_vm_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
-	struct virtio_host_dev *d = opaque;
+	struct virtio_vm_dev *d = opaque;
 
-	virtio_host_access(&virtio_host_bar_regs, &d->pci, &d->lock, off, data, len, is_write, 0);
+	virtio_vm_access(&virtio_vm_bar_regs, &d->pci, &d->lock, off, data, len, is_write, 0);
 }
 
 /* Moves the BAR's MMIO handler and the queues' notify ioeventfds to where
  * the guest put BAR0 (nowhere while memory decoding is off). */
-static void virtio_host_pci_bar_changed(void *ctx, struct vpci *p)
+static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 {
-	struct virtio_host_dev *d = ctx;
+	struct virtio_vm_dev *d = ctx;
 	struct vm *vm = d->host->vm;
 	struct vdev *dev = d->dev;
 	uint32_t bar = vpci_bar0(p);
@@ -183,7 +183,7 @@ static void virtio_host_pci_bar_changed(void *ctx, struct vpci *p)
 	d->bar = 0;
 	if (!bar)
 		return;
-	if (iobus_register(&vm->mmio, bar, VPCI_BAR_SIZE, virtio_host_pci_bar_access, d)) {
+	if (iobus_register(&vm->mmio, bar, VPCI_BAR_SIZE, virtio_vm_pci_bar_access, d)) {
 		log_warn("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
 			 dev->ops->name, bar);
 		return;
@@ -198,9 +198,9 @@ static void virtio_host_pci_bar_changed(void *ctx, struct vpci *p)
 /* Points each queue's (and the config) interrupt at the MSI-X message the
  * driver programmed. A vector that becomes usable is signalled once, since
  * an interrupt raised while it was masked has no route and was lost. */
-static void virtio_host_pci_msix_changed(void *ctx, struct vpci *p)
+static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 {
-	struct virtio_host_dev *d = ctx;
+	struct virtio_vm_dev *d = ctx;
 	struct vdev *dev = d->dev;
 
 	for (unsigned i = 0; i <= dev->num_queues; i++) {
@@ -213,59 +213,59 @@ static void virtio_host_pci_msix_changed(void *ctx, struct vpci *p)
 			continue;
 		d->route_active[i] = active;
 		if (active && !was_active)
-			virtio_host_signal(i < dev->num_queues ? dev->vqs[i].call_fd : p->tr.config_fd);
+			virtio_vm_signal(i < dev->num_queues ? dev->vqs[i].call_fd : p->tr.config_fd);
 	}
 }
 
-static const struct vpci_host virtio_host_pci_ops = {
-	.msix_changed = virtio_host_pci_msix_changed,
-	.bar_changed = virtio_host_pci_bar_changed,
+static const struct vpci_host virtio_vm_pci_ops = {
+	.msix_changed = virtio_vm_pci_msix_changed,
+	.bar_changed = virtio_vm_pci_bar_changed,
 };
 
-static uint32_t virtio_host_cf8_read(void *obj, uint64_t off, unsigned len)
+static uint32_t virtio_vm_cf8_read(void *obj, uint64_t off, unsigned len)
 {
 	return pci_pio_read(obj, (uint16_t)(PCI_CONFIG_ADDRESS_PORT + off), len);
 }
 
-static void virtio_host_cf8_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+static void virtio_vm_cf8_write(void *obj, uint64_t off, unsigned len, uint32_t val)
 {
 	pci_pio_write(obj, (uint16_t)(PCI_CONFIG_ADDRESS_PORT + off), len, val);
 }
 
-static uint32_t virtio_host_ecam_read(void *obj, uint64_t off, unsigned len)
+static uint32_t virtio_vm_ecam_read(void *obj, uint64_t off, unsigned len)
 {
 	return pci_ecam_read(obj, off, len);
 }
 
-static void virtio_host_ecam_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+static void virtio_vm_ecam_write(void *obj, uint64_t off, unsigned len, uint32_t val)
 {
 	pci_ecam_write(obj, off, len, val);
 }
 
-static const struct virtio_host_regs virtio_host_cf8_regs = { virtio_host_cf8_read, virtio_host_cf8_write };
-static const struct virtio_host_regs virtio_host_ecam_regs = { virtio_host_ecam_read, virtio_host_ecam_write };
+static const struct virtio_vm_regs virtio_vm_cf8_regs = { virtio_vm_cf8_read, virtio_vm_cf8_write };
+static const struct virtio_vm_regs virtio_vm_ecam_regs = { virtio_vm_ecam_read, virtio_vm_ecam_write };
 
-static void virtio_host_pci_config(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+static void virtio_vm_pci_config(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
-	struct virtio_host *h = opaque;
+	struct virtio_vm *h = opaque;
 
-	virtio_host_access(&virtio_host_cf8_regs, &h->pci, &h->pci_lock, off, data, len, is_write, 0xff);
+	virtio_vm_access(&virtio_vm_cf8_regs, &h->pci, &h->pci_lock, off, data, len, is_write, 0xff);
 }
 
-static void virtio_host_pci_ecam(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+static void virtio_vm_pci_ecam(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
-	struct virtio_host *h = opaque;
+	struct virtio_vm *h = opaque;
 
-	virtio_host_access(&virtio_host_ecam_regs, &h->pci, &h->pci_lock, off, data, len, is_write, 0xff);
+	virtio_vm_access(&virtio_vm_ecam_regs, &h->pci, &h->pci_lock, off, data, len, is_write, 0xff);
 }
 
-static int virtio_host_pci_bus(struct virtio_host *h)
+static int virtio_vm_pci_bus(struct virtio_vm *h)
 {
 	int err;
 
-	err = vm_pio_register(h->vm, PCI_CONFIG_ADDRESS_PORT, 8, virtio_host_pci_config, h);
+	err = vm_pio_register(h->vm, PCI_CONFIG_ADDRESS_PORT, 8, virtio_vm_pci_config, h);
 	if (!err)
-		err = vm_mmio_register(h->vm, VIRTIO_HOST_ECAM_BASE, PCI_ECAM_BUS_SIZE, virtio_host_pci_ecam, h);
+		err = vm_mmio_register(h->vm, VIRTIO_VM_ECAM_BASE, PCI_ECAM_BUS_SIZE, virtio_vm_pci_ecam, h);
 	if (err) {
 		log_err("cannot register the PCI host bridge: %s", strerror(-err));
 		return err;
@@ -273,10 +273,10 @@ static int virtio_host_pci_bus(struct virtio_host *h)
 	return 0;
 }
 
-static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
+static int virtio_vm_add_pci(struct virtio_vm *h, struct virtio_vm_dev *d)
 {
 	struct vdev *dev = d->dev;
-	uint32_t bar = (uint32_t)(VIRTIO_HOST_PCI_BAR_BASE + (uint64_t)h->npci * VPCI_BAR_SIZE);
+	uint32_t bar = (uint32_t)(VIRTIO_VM_PCI_BAR_BASE + (uint64_t)h->npci * VPCI_BAR_SIZE);
 	int err, slot;
 
 	for (unsigned i = 0; i <= dev->num_queues; i++) {
@@ -286,7 +286,7 @@ static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
 			return gsi;
 		d->gsi[i] = (unsigned)gsi;
 	}
-	err = vpci_init(&d->pci, dev, bar, &virtio_host_pci_ops, d);
+	err = vpci_init(&d->pci, dev, bar, &virtio_vm_pci_ops, d);
 	if (err)
 		return err;
 	for (unsigned q = 0; q < dev->num_queues && !err; q++)
@@ -309,7 +309,7 @@ static int virtio_host_add_pci(struct virtio_host *h, struct virtio_host_dev *d)
 	return 0;
 }
 
-int virtio_host_init(struct virtio_host *h, struct vm *vm)
+int virtio_vm_init(struct virtio_vm *h, struct vm *vm)
 {
 	memset(h, 0, sizeof(*h));
 	h->vm = vm;
@@ -318,16 +318,16 @@ int virtio_host_init(struct virtio_host *h, struct vm *vm)
 	pthread_mutex_init(&h->pci_lock, NULL);
 	/* The DSDT declares PCI bus 0 whether or not devices sit on it, and
 	 * Linux trusts the 0xcf8 mechanism only when it finds the host bridge. */
-	return virtio_host_pci_bus(h);
+	return virtio_vm_pci_bus(h);
 }
 
-int virtio_host_add(struct virtio_host *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind)
+int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind)
 {
-	struct virtio_host_dev *d;
+	struct virtio_vm_dev *d;
 	int err;
 
-	if (h->ndevs == VIRTIO_HOST_MAX_DEVS) {
-		log_err("%s: at most %d virtio devices", dev->ops->name, VIRTIO_HOST_MAX_DEVS);
+	if (h->ndevs == VIRTIO_VM_MAX_DEVS) {
+		log_err("%s: at most %d virtio devices", dev->ops->name, VIRTIO_VM_MAX_DEVS);
 		return -ENOSPC;
 	}
 	d = calloc(1, sizeof(*d));
@@ -345,7 +345,7 @@ int virtio_host_add(struct virtio_host *h, struct vdev *dev, const char *id, enu
 	d->kind = kind;
 	pthread_mutex_init(&d->lock, NULL);
 	dev->mem = &h->vm->mem;
-	err = kind == VIRTIO_TRANSPORT_MMIO ? virtio_host_add_mmio(h, d) : virtio_host_add_pci(h, d);
+	err = kind == VIRTIO_TRANSPORT_MMIO ? virtio_vm_add_mmio(h, d) : virtio_vm_add_pci(h, d);
 	if (err) {
 		log_err("%s (%s): cannot attach to the VM: %s", id, dev->ops->name, strerror(-err));
 		pthread_mutex_destroy(&d->lock);
@@ -360,10 +360,10 @@ fail:
 	return err;
 }
 
-void virtio_host_destroy(struct virtio_host *h)
+void virtio_vm_destroy(struct virtio_vm *h)
 {
 	for (unsigned i = 0; i < h->ndevs; i++) {
-		struct virtio_host_dev *d = h->devs[i];
+		struct virtio_vm_dev *d = h->devs[i];
 
 		if (d->kind == VIRTIO_TRANSPORT_MMIO)
 			vmmio_destroy(&d->mmio);

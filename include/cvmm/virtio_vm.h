@@ -9,8 +9,8 @@
  *   0xd0000000  virtio-mmio windows (VMMIO_WINDOW_SIZE each)
  *   0xe0000000  PCI ECAM, bus 0
  */
-#ifndef CVMM_VIRTIO_HOST_H
-#define CVMM_VIRTIO_HOST_H
+#ifndef CVMM_VIRTIO_VM_H
+#define CVMM_VIRTIO_VM_H
 
 #include <pthread.h>
 
@@ -21,20 +21,20 @@
 #include "cvmm/vm.h"
 #include "cvmm/x86_layout.h"
 
-#define VIRTIO_HOST_PCI_BAR_BASE X86_PCI_MMIO_START /* the window the DSDT gives PCI */
-#define VIRTIO_HOST_MMIO_BASE 0xd0000000ULL
-#define VIRTIO_HOST_ECAM_BASE 0xe0000000ULL
-#define VIRTIO_HOST_MAX_DEVS 16
+#define VIRTIO_VM_PCI_BAR_BASE X86_PCI_MMIO_START /* the window the DSDT gives PCI */
+#define VIRTIO_VM_MMIO_BASE 0xd0000000ULL
+#define VIRTIO_VM_ECAM_BASE 0xe0000000ULL
+#define VIRTIO_VM_MAX_DEVS 16
 
 enum virtio_transport_kind {
 	VIRTIO_TRANSPORT_PCI,
 	VIRTIO_TRANSPORT_MMIO,
 };
 
-struct virtio_host;
+struct virtio_vm;
 
-struct virtio_host_dev {
-	struct virtio_host *host;
+struct virtio_vm_dev {
+	struct virtio_vm *host;
 	struct vdev *dev;
 	char id[32];          /* the user's name for it (--disk id=...), for log lines */
 	enum virtio_transport_kind kind;
@@ -48,26 +48,26 @@ struct virtio_host_dev {
 	uint32_t bar;         /* PCI: BAR0 address registered now, 0 when none */
 };
 
-struct virtio_host {
+struct virtio_vm {
 	struct vm *vm;
 	struct irq_routing routing;
 	struct pci_bus pci;
 	pthread_mutex_t pci_lock;
-	struct virtio_host_dev *devs[VIRTIO_HOST_MAX_DEVS];
+	struct virtio_vm_dev *devs[VIRTIO_VM_MAX_DEVS];
 	unsigned ndevs, nmmio, npci;
 };
 
 /* Also puts the PCI host bridge (00:00.0) on vm's 0xcf8 ports and ECAM
  * window. 0 or -errno, logged. */
-int virtio_host_init(struct virtio_host *h, struct vm *vm);
+int virtio_vm_init(struct virtio_vm *h, struct vm *vm);
 /* Stops every device's queues and unwires them; the models stay the caller's. */
-void virtio_host_destroy(struct virtio_host *h);
+void virtio_vm_destroy(struct virtio_vm *h);
 /* Adds dev (its ops set up, not yet started) behind the given transport,
  * named id in log lines. Sets dev->mem to the VM's memory. 0 or -errno, logged. */
-int virtio_host_add(struct virtio_host *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind);
+int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind);
 /* The kernel command-line arguments announcing the first n MMIO devices
  * (they are placed in the order they are added), so the command line can be
  * planned before the VM exists. 0 or -ENOSPC. */
-int virtio_host_mmio_cmdline(unsigned n, char *buf, size_t len);
+int virtio_vm_mmio_cmdline(unsigned n, char *buf, size_t len);
 
 #endif

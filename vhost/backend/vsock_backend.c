@@ -16,7 +16,7 @@
 #include "cvmm/log.h"
 #include "cvmm/opts.h"
 #include "cvmm/virtio_vsock.h"
-#include "cvmm/vu_backend.h"
+#include "vu_backend.h"
 #include "cvmm/vu_proto.h"
 
 /* MQ and inflight tracking mean nothing for vsock (its state lives in the

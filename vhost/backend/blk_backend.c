@@ -12,7 +12,7 @@
 #include "cvmm/log.h"
 #include "cvmm/opts.h"
 #include "cvmm/virtio_blk.h"
-#include "cvmm/vu_backend.h"
+#include "vu_backend.h"
 
 struct blk_backend_opts {
 	struct blk_opts blk;

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 
 #include "cvmm/vdev.h"
-#include "cvmm/vu_server.h"
+#include "vu_server.h"
 #include "cvmm/worker.h"
 
 struct vu_backend {

@@ -13,7 +13,7 @@
 #include "cvmm/net_opts.h"
 #include "cvmm/opts.h"
 #include "cvmm/virtio_net.h"
-#include "cvmm/vu_backend.h"
+#include "vu_backend.h"
 #include "cvmm/vu_proto.h"
 
 /* MTU (VHOST_USER_PROTOCOL_F_NET_MTU) is not among the library's protocol

@@ -2,7 +2,7 @@
 #ifndef CVMM_VHOST_VU_INTERNAL_H
 #define CVMM_VHOST_VU_INTERNAL_H
 
-#include "cvmm/vu_server.h"
+#include "vu_server.h"
 
 /* Translates q's ring user addresses for a ring of num entries into guest
  * addresses, checking that each ring lies in one mapped region and is

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/vu_backend.h"
+#include "vu_backend.h"
 
 static void vu_backend_signal(void *arg, uint32_t events)
 {

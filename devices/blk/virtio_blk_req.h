@@ -1,6 +1,6 @@
 /*
- * Inside the virtio-blk model: what devices/virtio_blk.c (device, queues,
- * config) and devices/virtio_blk_req.c (requests, I/O) share.
+ * Inside the virtio-blk model: what devices/blk/virtio_blk.c (device, queues,
+ * config) and devices/blk/virtio_blk_req.c (requests, I/O) share.
  */
 #ifndef CVMM_VIRTIO_BLK_REQ_H
 #define CVMM_VIRTIO_BLK_REQ_H

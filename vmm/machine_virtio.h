@@ -9,11 +9,11 @@
 
 #include <stdbool.h>
 
-#include "cvmm/cli.h"
+#include "cli.h"
 #include "cvmm/virtio_blk.h"
 #include "cvmm/virtio_console.h"
 #include "cvmm/virtio_net.h"
-#include "cvmm/virtio_host.h"
+#include "cvmm/virtio_vm.h"
 #include "cvmm/virtio_rng.h"
 #include "cvmm/vu_fe_dev.h"
 
@@ -30,7 +30,7 @@ struct machine_virtio {
 	char (*vu_ids)[32];
 	struct rng_dev *rng;
 	struct vcon_dev *console;  /* with --console other than off */
-	struct virtio_host host;
+	struct virtio_vm host;
 	bool attached;
 	char cmdline[512];  /* kernel arguments the devices need ("" for PCI) */
 };

@@ -8,7 +8,7 @@
 
 #include <time.h>
 
-#include "cvmm/cli.h"
+#include "cli.h"
 
 /* Boots cfg's guest and returns the process exit status (vm.h's enum
  * vm_exit; 2 for bad input such as an unusable kernel file). start is when

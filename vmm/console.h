@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <termios.h>
 
-#include "cvmm/cli.h"
+#include "cli.h"
 
 struct vm;
 
