@@ -31,11 +31,19 @@ static const struct opt_spec machine_disk_spec[] = {
 struct machine_net_opts {
 	struct net_opts net;
 	char *id;
+	bool vhost_user;
+	char *socket, *vhost_mode;
 };
+
+/* Indexes into machine_net_spec (bits of opts_parse's seen mask). */
+enum { MACHINE_NET_TAP, MACHINE_NET_IP, MACHINE_NET_MASK, MACHINE_NET_HOST_MAC = 4, MACHINE_NET_MTU };
 
 static const struct opt_spec machine_net_spec[] = {
 	NET_OPTS_SPECS(struct machine_net_opts, net),
 	OPT_SPEC("id", OPT_STRING, struct machine_net_opts, id),
+	OPT_SPEC("vhost_user", OPT_BOOL, struct machine_net_opts, vhost_user),
+	OPT_SPEC("socket", OPT_STRING, struct machine_net_opts, socket),
+	OPT_SPEC("vhost_mode", OPT_STRING, struct machine_net_opts, vhost_mode),
 	OPT_SPEC_END,
 };
 
@@ -63,6 +71,46 @@ taken:
 	return -EINVAL;
 }
 
+/* With vhost_user=on, keys that configure the back-end's side are refused:
+ * the back-end owns the image or the tap. */
+static int machine_virtio_backend_keys(const char *opt, const struct opt_spec *spec, uint64_t seen,
+				       const unsigned *keys, unsigned nkeys)
+{
+	for (unsigned k = 0; k < nkeys; k++)
+		if (seen & (1ULL << keys[k])) {
+			log_err("%s vhost_user=on: %s= is the back-end's to set, not cvmm's", opt, spec[keys[k]].key);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+/* Connects device i of vus[] to its back-end. */
+static int machine_virtio_vhost_dev(struct machine_virtio *mv, const char *opt, const char *id, const char *dflt,
+				   uint32_t queue_size, struct vu_fe_dev_config *c)
+{
+	unsigned i = mv->nvus;
+	int err;
+
+	if (!c->socket_path) {
+		log_err("%s vhost_user=on: socket=PATH (the back-end's socket) is required", opt);
+		return -EINVAL;
+	}
+	if (queue_size < 2 || queue_size > VIRTQ_MAX_SIZE || (queue_size & (queue_size - 1))) {
+		log_err("%s: queue_size=%u: must be a power of two, 2..%u", opt, queue_size, VIRTQ_MAX_SIZE);
+		return -EINVAL;
+	}
+	c->queue_size = (uint16_t)queue_size;
+	err = machine_virtio_id(mv, opt, id, dflt, mv->vu_ids[i]);
+	if (err)
+		return err;
+	c->id = mv->vu_ids[i];
+	err = vu_fe_dev_init(&mv->vus[i], c);
+	if (err)
+		return err == -EINVAL ? -EINVAL : -EIO;
+	mv->nvus++;
+	return 0;
+}
+
 struct machine_rng_opts {
 	char *src;
 };
@@ -80,38 +128,18 @@ static int machine_virtio_vhost_disk(struct machine_virtio *mv, const struct mac
 						 MACHINE_DISK_SERIAL };
 	struct vu_fe_dev_config c = {
 		.socket_path = o->socket, .device_id = VIRTIO_ID_BLOCK,
-		.num_queues = o->blk.num_queues, .queue_size = (uint16_t)o->blk.queue_size,
+		.num_queues = o->blk.num_queues,
 	};
-	unsigned i = mv->nvus;
-	int err;
+	int err = machine_virtio_backend_keys("--disk", machine_disk_spec, seen, backend_keys,
+					      sizeof(backend_keys) / sizeof(backend_keys[0]));
 
-	for (unsigned k = 0; k < sizeof(backend_keys) / sizeof(backend_keys[0]); k++)
-		if (seen & (1ULL << backend_keys[k])) {
-			log_err("--disk vhost_user=on: %s= is the back-end's to set, not cvmm's",
-				machine_disk_spec[backend_keys[k]].key);
-			return -EINVAL;
-		}
-	if (!o->socket) {
-		log_err("--disk vhost_user=on: socket=PATH (the back-end's socket) is required");
-		return -EINVAL;
-	}
+	if (err)
+		return err;
 	if (o->blk.num_queues < 1 || o->blk.num_queues > BLK_DEV_MAX_QUEUES) {
 		log_err("--disk: num_queues=%u: must be 1..%u", o->blk.num_queues, BLK_DEV_MAX_QUEUES);
 		return -EINVAL;
 	}
-	if (o->blk.queue_size < 2 || o->blk.queue_size > VIRTQ_MAX_SIZE || (o->blk.queue_size & (o->blk.queue_size - 1))) {
-		log_err("--disk: queue_size=%u: must be a power of two, 2..%u", o->blk.queue_size, VIRTQ_MAX_SIZE);
-		return -EINVAL;
-	}
-	err = machine_virtio_id(mv, "--disk", o->id, dflt, mv->vu_ids[i]);
-	if (err)
-		return err;
-	c.id = mv->vu_ids[i];
-	err = vu_fe_dev_init(&mv->vus[i], &c);
-	if (err)
-		return err == -EINVAL ? -EINVAL : -EIO;
-	mv->nvus++;
-	return 0;
+	return machine_virtio_vhost_dev(mv, "--disk", o->id, dflt, o->blk.queue_size, &c);
 }
 
 static int machine_virtio_disk(struct machine_virtio *mv, unsigned i, const char *text)
@@ -142,25 +170,74 @@ static int machine_virtio_disk(struct machine_virtio *mv, unsigned i, const char
 	return err;
 }
 
+/* A network device served by a vhost-user back-end (vhost_user=on). */
+static int machine_virtio_vhost_net(struct machine_virtio *mv, const struct machine_net_opts *o, uint64_t seen,
+				    const char *dflt)
+{
+	static const unsigned backend_keys[] = { MACHINE_NET_TAP, MACHINE_NET_IP, MACHINE_NET_MASK,
+						 MACHINE_NET_HOST_MAC, MACHINE_NET_MTU };
+	struct vu_fe_dev_config c = {
+		.socket_path = o->socket, .device_id = VIRTIO_ID_NET,
+		.num_queues = o->net.num_queues,
+	};
+	uint8_t mac[6];
+	int err = machine_virtio_backend_keys("--net", machine_net_spec, seen, backend_keys,
+					      sizeof(backend_keys) / sizeof(backend_keys[0]));
+
+	if (err)
+		return err;
+	if (o->net.num_queues != 2) {
+		log_err("--net vhost_user=on: num_queues=%u: only one queue pair (num_queues=2) is implemented",
+			o->net.num_queues);
+		return -EINVAL;
+	}
+	if (o->vhost_mode && strcmp(o->vhost_mode, "client") && strcmp(o->vhost_mode, "server")) {
+		log_err("--net: vhost_mode=%s: expected client or server", o->vhost_mode);
+		return -EINVAL;
+	}
+	c.server = o->vhost_mode && !strcmp(o->vhost_mode, "server");
+	if (o->net.mac) {
+		if (net_parse_mac(o->net.mac, mac) < 0) {
+			log_err("--net: mac=%s: expected six hex bytes like 52:54:00:12:34:56", o->net.mac);
+			return -EINVAL;
+		}
+		c.mac = mac;
+	}
+	return machine_virtio_vhost_dev(mv, "--net", o->id, dflt, o->net.queue_size, &c);
+}
+
 static int machine_virtio_net(struct machine_virtio *mv, unsigned i, const char *text)
 {
 	struct machine_net_opts o = { .net = NET_OPTS_DEFAULTS };
 	char why[256], dflt[16];
+	uint64_t seen;
 	int err;
 
-	if (opts_parse(text, machine_net_spec, &o, NULL, why, sizeof(why))) {
+	if (opts_parse(text, machine_net_spec, &o, &seen, why, sizeof(why))) {
 		log_err("--net %s: %s", text, why);
 		return -EINVAL;
 	}
 	snprintf(dflt, sizeof(dflt), "net%u", i);
-	err = machine_virtio_id(mv, "--net", o.id, dflt, mv->net_ids[i]);
-	if (!err)
-		err = net_opts_open(&mv->nets[i], &o.net, "--net");
-	/* In-process, the control queue that switches pairs on is ours. */
-	if (!err && o.net.num_queues > 2 && (err = net_dev_enable_ctrl(&mv->nets[i]))) {
-		log_err("--net: cannot set up the control queue: %s", strerror(-err));
-		net_dev_destroy(&mv->nets[i]);
+	if (o.vhost_user) {
+		err = machine_virtio_vhost_net(mv, &o, seen, dflt);
+		goto out;
 	}
+	if (o.socket || o.vhost_mode) {
+		log_err("--net: %s= needs vhost_user=on", o.socket ? "socket" : "vhost_mode");
+		err = -EINVAL;
+		goto out;
+	}
+	err = machine_virtio_id(mv, "--net", o.id, dflt, mv->net_ids[mv->nnets]);
+	if (!err)
+		err = net_opts_open(&mv->nets[mv->nnets], &o.net, "--net");
+	/* In-process, the control queue that switches pairs on is ours. */
+	if (!err && o.net.num_queues > 2 && (err = net_dev_enable_ctrl(&mv->nets[mv->nnets]))) {
+		log_err("--net: cannot set up the control queue: %s", strerror(-err));
+		net_dev_destroy(&mv->nets[mv->nnets]);
+	}
+	if (!err)
+		mv->nnets++;
+out:
 	opts_free(machine_net_spec, &o);
 	return err;
 }
@@ -196,10 +273,10 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 	mv->disk_ids = calloc(cfg->ndisks, sizeof(*mv->disk_ids));
 	mv->nets = calloc(cfg->nnets, sizeof(*mv->nets));
 	mv->net_ids = calloc(cfg->nnets, sizeof(*mv->net_ids));
-	mv->vus = calloc(cfg->ndisks, sizeof(*mv->vus));
-	mv->vu_ids = calloc(cfg->ndisks, sizeof(*mv->vu_ids));
-	if ((cfg->ndisks && (!mv->disks || !mv->disk_ids || !mv->vus || !mv->vu_ids)) ||
-	    (cfg->nnets && (!mv->nets || !mv->net_ids))) {
+	mv->vus = calloc(cfg->ndisks + cfg->nnets, sizeof(*mv->vus));
+	mv->vu_ids = calloc(cfg->ndisks + cfg->nnets, sizeof(*mv->vu_ids));
+	if ((cfg->ndisks && (!mv->disks || !mv->disk_ids)) || (cfg->nnets && (!mv->nets || !mv->net_ids)) ||
+	    (cfg->ndisks + cfg->nnets && (!mv->vus || !mv->vu_ids))) {
 		machine_virtio_destroy(mv);
 		return -ENOMEM;
 	}
@@ -216,7 +293,6 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 			machine_virtio_destroy(mv);
 			return err;
 		}
-		mv->nnets++;
 	}
 	if (cfg->rng && (err = machine_virtio_rng(mv, cfg->rng))) {
 		machine_virtio_destroy(mv);

@@ -1,13 +1,14 @@
 /*
  * A virtio device whose queues an external vhost-user back-end serves
- * (--disk vhost_user=on,socket=...). cvmm keeps the transport and the config
+ * (--disk / --net vhost_user=on,socket=...). cvmm keeps the transport and the config
  * space; the front-end (vu_frontend.h) hands the back-end guest memory and
  * each ring with its kick fd (the transport's ioeventfd) and call fd (the
  * irqfd), so no cvmm thread is in the data path.
  *
  * The device has no workers and touches no ring: queue_start/queue_stop and
- * reset become vhost-user messages, config reads come from the back-end's
- * config (cached, refreshed on CONFIG_CHANGE_MSG).
+ * reset become vhost-user messages. Config reads come from the back-end's
+ * config (blk: cached, refreshed on CONFIG_CHANGE_MSG) or from the one cvmm
+ * builds (net: MAC, link up, one queue pair).
  */
 #ifndef CVMM_VU_FE_DEV_H
 #define CVMM_VU_FE_DEV_H
@@ -24,9 +25,10 @@ struct vu_fe_dev_config {
 	const char *id;            /* "disk0", for log lines */
 	const char *socket_path;
 	bool server;               /* cvmm listens, the back-end connects */
-	uint32_t device_id;        /* VIRTIO_ID_BLOCK (the only type so far) */
+	uint32_t device_id;        /* VIRTIO_ID_BLOCK or VIRTIO_ID_NET */
 	unsigned num_queues;
 	uint16_t queue_size;
+	const uint8_t *mac;        /* net: the guest's MAC; NULL: a random local one */
 	int reply_timeout_ms;      /* 0: the front-end's default */
 };
 
@@ -36,6 +38,8 @@ struct vu_fe_dev {
 	unsigned num_queues;       /* the guest's (blk: also in its config) */
 	struct virtq *vqs;
 	struct vu_frontend fe;
+	uint8_t mac[6];
+	uint8_t config[VU_MAX_CONFIG_SIZE]; /* the config cvmm builds (net) */
 };
 
 /* Connects to the back-end and negotiates, so the device's features and

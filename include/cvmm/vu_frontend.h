@@ -72,6 +72,8 @@ struct vu_frontend_config {
 	uint16_t queue_size;        /* largest ring the driver may set (inflight geometry) */
 	uint64_t protocol_features; /* wanted, a subset of VU_FRONTEND_PROTOCOL_FEATURES */
 	uint32_t config_size;       /* most device config bytes fetched with GET_CONFIG (<= 256) */
+	uint64_t own_features;      /* virtio features the front-end implements itself (net MAC,
+				     * STATUS): not sent to the back-end, not asked of it */
 	int reply_timeout_ms;       /* 0: VU_FRONTEND_REPLY_TIMEOUT_MS */
 	const struct vu_frontend_ops *ops;
 	void *opaque;
@@ -102,7 +104,7 @@ struct vu_frontend {
 
 	/* What the driver set; survives reconnects. */
 	const struct gmem *mem;
-	uint64_t acked_features;    /* the driver's, without bit 30 */
+	uint64_t acked_features;    /* the driver's the back-end implements, without bit 30 */
 	bool driver_ok;             /* the driver started the device (since the last reset) */
 	bool conn_started;          /* this connection has features, memory, inflight */
 	bool needs_reset;           /* reported; rings are not restored until reset */

@@ -8,8 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/random.h>
+
 #include "cvmm/log.h"
 #include "cvmm/virtio_blk.h"
+#include "cvmm/virtio_net.h"
 #include "cvmm/vu_fe_dev.h"
 
 /* Transport features cvmm's transports and ring layout support; a
@@ -28,8 +31,12 @@ struct vu_fe_type {
 	uint32_t (*config_size_for)(uint64_t features);
 	uint64_t protocol_features;  /* wanted */
 	uint64_t required_protocol;  /* the back-end must offer these */
+	uint64_t device_features;    /* device-specific bits of the back-end's the guest may see */
+	uint64_t own_features;       /* bits cvmm implements and offers itself */
 	/* Adjusts the back-end's config to the guest's device (optional). */
 	void (*fix_config)(const struct vu_fe_dev *d, uint8_t *config);
+	/* Builds the whole config when cvmm owns it (no GET_CONFIG). */
+	void (*build_config)(struct vu_fe_dev *d);
 };
 
 /* The guest gets the queue count cvmm was given, which may be fewer than
@@ -61,6 +68,24 @@ static uint32_t vu_fe_blk_config_size(uint64_t features)
 	return size;
 }
 
+/* virtio-net: the back-end moves frames, cvmm owns the config (as QEMU
+ * does; DPDK offers no CONFIG): the MAC, a link that is always up, one pair. */
+static void vu_fe_net_build_config(struct vu_fe_dev *d)
+{
+	struct virtio_net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = 1 };
+
+	memcpy(c.mac, d->mac, sizeof(c.mac));
+	memcpy(d->config, &c, offsetof(struct virtio_net_config, mtu));
+}
+
+#define VU_FE_NET_OFFLOADS                                                                              \
+	(VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) |                            \
+	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) |                      \
+	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |                        \
+	 VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |                        \
+	 VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |                          \
+	 VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF))
+
 static const struct vu_fe_type vu_fe_types[] = {
 	{
 		.device_id = VIRTIO_ID_BLOCK,
@@ -69,7 +94,19 @@ static const struct vu_fe_type vu_fe_types[] = {
 		.config_size_for = vu_fe_blk_config_size,
 		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES,
 		.required_protocol = VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG),
+		.device_features = VU_FE_DEVICE_FEATURES,
 		.fix_config = vu_fe_blk_fix_config,
+	},
+	{
+		.device_id = VIRTIO_ID_NET,
+		.name = "vhost-user-net",
+		.config_size = offsetof(struct virtio_net_config, mtu),
+		/* No INFLIGHT (a frame resent is not a request) and no CONFIG. */
+		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES & ~(VU_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+								       VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG)),
+		.device_features = VU_FE_NET_OFFLOADS,
+		.own_features = VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS),
+		.build_config = vu_fe_net_build_config,
 	},
 };
 
@@ -83,6 +120,10 @@ static void vu_fe_dev_read_config(struct vdev *dev, uint32_t off, void *buf, uin
 	struct vu_fe_dev *d = vu_fe_of(dev);
 	uint8_t config[VU_MAX_CONFIG_SIZE];
 
+	if (d->type->build_config) {
+		memcpy(buf, d->config + off, len);
+		return;
+	}
 	vu_frontend_read_config(&d->fe, 0, config, dev->config_size);
 	if (d->type->fix_config)
 		d->type->fix_config(d, config);
@@ -91,7 +132,10 @@ static void vu_fe_dev_read_config(struct vdev *dev, uint32_t off, void *buf, uin
 
 static int vu_fe_dev_write_config(struct vdev *dev, uint32_t off, const void *buf, uint32_t len)
 {
-	return vu_frontend_write_config(&vu_fe_of(dev)->fe, off, buf, len);
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	/* A config cvmm owns is read-only (MAC writes need CTRL_MAC_ADDR). */
+	return d->type->build_config ? -EINVAL : vu_frontend_write_config(&d->fe, off, buf, len);
 }
 
 static int vu_fe_dev_queue_start(struct vdev *dev, unsigned q)
@@ -187,7 +231,18 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 	if (!d->type || !cfg->num_queues || cfg->num_queues > VU_FRONTEND_MAX_QUEUES)
 		return -EINVAL;
 	fc.protocol_features = d->type->protocol_features;
-	fc.config_size = d->type->config_size;
+	fc.config_size = d->type->build_config ? 0 : d->type->config_size;
+	fc.own_features = d->type->own_features;
+	if (d->type->build_config) {
+		if (cfg->mac)
+			memcpy(d->mac, cfg->mac, sizeof(d->mac));
+		else if (getrandom(d->mac, sizeof(d->mac), 0) != sizeof(d->mac))
+			return -EIO;
+		/* Unicast and locally administered when cvmm picks it. */
+		if (!cfg->mac)
+			d->mac[0] = (uint8_t)((d->mac[0] & 0xfe) | 0x02);
+		d->type->build_config(d);
+	}
 	d->num_queues = cfg->num_queues;
 	d->vqs = calloc(cfg->num_queues, sizeof(*d->vqs));
 	if (!d->vqs)
@@ -218,7 +273,8 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 		d->vqs = NULL;
 		return err;
 	}
-	d->vdev.host_features = vu_frontend_features(&d->fe) & (VU_FE_DEVICE_FEATURES | VU_FE_TRANSPORT_FEATURES);
+	d->vdev.host_features = (vu_frontend_features(&d->fe) & (d->type->device_features | VU_FE_TRANSPORT_FEATURES)) |
+				d->type->own_features;
 	return 0;
 }
 

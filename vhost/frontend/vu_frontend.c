@@ -862,7 +862,7 @@ int vu_frontend_ring_start(struct vu_frontend *fe, const struct gmem *mem, uint6
 		return -EINVAL;
 	pthread_mutex_lock(&fe->lock);
 	fe->mem = mem;
-	fe->acked_features = features & ~VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	fe->acked_features = features & ~(VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES) | fe->cfg.own_features);
 	fe->driver_ok = true;
 	fe->rings[q].vq = vq;
 	fe->rings[q].started = true;
