@@ -9,7 +9,7 @@
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
 	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_BLOCK_BACKEND, OPT_NET_BACKEND,
-	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_COUNT,
+	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_VSOCK, OPT_FS, OPT_COUNT,
 };
 
 static const struct cli_option {
@@ -37,6 +37,8 @@ static const struct cli_option {
 	[OPT_TRANSPORT] = { "--transport", true },
 	[OPT_CONSOLE] = { "--console", true },
 	[OPT_NET] = { "--net", true, false, true },
+	[OPT_VSOCK] = { "--vsock", true },
+	[OPT_FS] = { "--fs", true, false, true },
 };
 
 void cli_usage(FILE *out)
@@ -61,8 +63,13 @@ void cli_usage(FILE *out)
 		"                       socket cvmm listens on\n"
 		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR][,id=ID]\n"
 		"                       a virtio-blk disk on a raw image (repeatable, at most %d)\n"
+		"  --disk vhost_user=on,socket=SOCK[,num_queues=N][,queue_size=N][,id=ID]\n"
+		"                       a virtio-blk disk served by a vhost-user back-end (guest RAM\n"
+		"                       becomes shared, as with --memory shared=on)\n"
 		"  --net tap=NAME[,mac=MAC][,ip=A,mask=M][,host_mac=MAC][,mtu=N][,num_queues=N][,queue_size=N][,id=ID]\n"
 		"                       a virtio-net device on a tap (created if missing; repeatable, at most %d)\n"
+		"  --net vhost_user=on,socket=SOCK[,mac=MAC][,queue_size=N][,vhost_mode=client|server][,id=ID]\n"
+		"                       a virtio-net device (one queue pair) served by a vhost-user back-end\n"
 		"  --rng [src=PATH]     a virtio-rng device fed by getrandom() or by PATH\n"
 		"  --console off|tty|null|file=PATH|socket=PATH\n"
 		"                       a virtio-console (hvc0) with this host side (default off)\n"
@@ -228,6 +235,12 @@ static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, si
 	case OPT_CONSOLE: return cli_console_mode("--console", v, &c->console, &c->console_path, err, errlen);
 	case OPT_DISK: return cli_add_device("--disk", c->disks, &c->ndisks, CLI_MAX_DISKS, v, err, errlen);
 	case OPT_NET: return cli_add_device("--net", c->nets, &c->nnets, CLI_MAX_NETS, v, err, errlen);
+	case OPT_VSOCK:
+	case OPT_FS:
+		/* Accepted by name so the user learns why, instead of "unknown option". */
+		snprintf(err, errlen, "%s: not implemented yet (vhost-user front-end devices: --disk and --net "
+			 "with vhost_user=on)", cli_options[opt].name);
+		return -EINVAL;
 	case OPT_RNG: c->rng = v; return 0;
 	case OPT_TRANSPORT: return cli_transport(c, v, err, errlen);
 	case OPT_HELP: c->action = CLI_HELP; return 0;

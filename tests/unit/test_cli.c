@@ -195,6 +195,13 @@ START_TEST(cli_errors)
 			 -EINVAL);
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--serial", "file=", NULL), -EINVAL);
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--serial", "tty,x", NULL), -EINVAL);
+	/* Front-end devices not implemented yet say so by name. */
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--vsock", "cid=3,vhost_user=on,socket=s",
+					NULL), -EINVAL);
+	ck_assert_str_eq(err, "--vsock: not implemented yet (vhost-user front-end devices: --disk and --net with "
+			      "vhost_user=on)");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--fs", "tag=t,socket=s", NULL), -EINVAL);
+	ck_assert(strstr(err, "--fs: not implemented yet"));
 }
 END_TEST
 
