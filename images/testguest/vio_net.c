@@ -17,7 +17,18 @@
 
 static uint8_t vio_net_tx[VIO_NET_HDR + VIO_NET_FRAME];
 static uint8_t vio_net_rx[VIO_NET_MAX_PAIRS][VIO_NET_RX_BUFS][VIO_NET_BUF];
+/* Which RX buffer went out with each head: a buffer offered again takes the
+ * next descriptors, so heads and buffers part ways. */
+static uint8_t vio_net_rx_buf[VIO_NET_MAX_PAIRS][VIO_QUEUE_SIZE];
 static struct vio_queue vio_net_rxq[VIO_NET_MAX_PAIRS], vio_net_txq[VIO_NET_MAX_PAIRS];
+
+static void vio_net_offer_rx(unsigned pair, unsigned buf)
+{
+	struct vio_buf b = { vio_net_rx[pair][buf], VIO_NET_BUF, true };
+	uint16_t head = vio_offer(&vio_net_rxq[pair], &b, 1);
+
+	vio_net_rx_buf[pair][head % VIO_QUEUE_SIZE] = (uint8_t)buf;
+}
 
 /* Switches pairs on through the control queue at index ctrl. */
 static int vio_net_set_pairs(struct vio_dev *d, uint16_t ctrl, uint16_t pairs)
@@ -38,15 +49,17 @@ static int vio_net_set_pairs(struct vio_dev *d, uint16_t ctrl, uint16_t pairs)
 }
 
 /* Takes the next used RX buffer of any pair: its length, with pair and buffer. */
-static int64_t vio_net_receive(unsigned pairs, unsigned *pair, uint16_t *id)
+static int64_t vio_net_receive(unsigned pairs, unsigned *pair, unsigned *buf)
 {
 	for (unsigned i = 0; i < 2000000; i++) {
 		for (unsigned p = 0; p < pairs; p++) {
-			int64_t len = vio_poll(&vio_net_rxq[p], id);
+			uint16_t id;
+			int64_t len = vio_poll(&vio_net_rxq[p], &id);
 
 			if (len >= 0) {
 				*pair = p;
-				return *id < VIO_NET_RX_BUFS ? len : -1;
+				*buf = vio_net_rx_buf[p][id % VIO_QUEUE_SIZE];
+				return id < VIO_QUEUE_SIZE ? len : -1;
 			}
 		}
 		tg_pause();
@@ -57,9 +70,9 @@ static int64_t vio_net_receive(unsigned pairs, unsigned *pair, uint16_t *id)
 int vio_check_net(struct tg *t, struct vio_dev *d)
 {
 	uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 }, *frame = vio_net_tx + VIO_NET_HDR;
-	uint16_t max_pairs = 1, pairs = 1, id;
+	uint16_t max_pairs = 1, pairs = 1;
 	char want[32];
-	unsigned wlen, pair;
+	unsigned wlen, pair, buf;
 	struct vio_buf b;
 	int64_t len;
 
@@ -81,10 +94,8 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 	}
 	vio_driver_ok(d);
 	for (unsigned p = 0; p < pairs; p++) {
-		for (unsigned i = 0; i < VIO_NET_RX_BUFS; i++) {
-			b = (struct vio_buf){ vio_net_rx[p][i], VIO_NET_BUF, true };
-			vio_offer(&vio_net_rxq[p], &b, 1);
-		}
+		for (unsigned i = 0; i < VIO_NET_RX_BUFS; i++)
+			vio_net_offer_rx(p, i);
 		vio_kick(d, &vio_net_rxq[p]);
 	}
 
@@ -104,12 +115,12 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 	for (unsigned tries = 0; tries < 16; tries++) {
 		const uint8_t *f;
 
-		len = vio_net_receive(pairs, &pair, &id);
+		len = vio_net_receive(pairs, &pair, &buf);
 		if (len < 0) {
 			tg_printf("TG: FAIL virtio-net %s: no answer from the host\n", vio_kind_name(d));
 			return -1;
 		}
-		f = vio_net_rx[pair][id] + VIO_NET_HDR;
+		f = vio_net_rx[pair][buf] + VIO_NET_HDR;
 		if (len >= VIO_NET_HDR + 14 + wlen && !memcmp(f, mac, 6) &&
 		    f[12] == VIO_NET_ETHERTYPE >> 8 && f[13] == (VIO_NET_ETHERTYPE & 0xff) &&
 		    !memcmp(f + 14, want, wlen)) {
@@ -117,8 +128,7 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 				  mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], pairs);
 			return 0;
 		}
-		b = (struct vio_buf){ vio_net_rx[pair][id], VIO_NET_BUF, true };
-		vio_offer(&vio_net_rxq[pair], &b, 1);
+		vio_net_offer_rx(pair, buf);
 		vio_kick(d, &vio_net_rxq[pair]);
 	}
 	tg_printf("TG: FAIL virtio-net %s: the host's answer never came\n", vio_kind_name(d));
