@@ -6,7 +6,8 @@
  * VIO_BLK_LOOP_SECTOR + 8 k holds bytes (seed + 7 k + 31 i) & 0xff, each
  * read back before the next is written. Each request may wait
  * VIO_BLK_LOOP_WAITS times the usual poll limit, so a back-end restarted
- * under the guest has time to come back. */
+ * under the guest has time to come back. The capacity is read again at the
+ * end and printed (a test may resize the disk meanwhile). */
 #include "vio.h"
 
 #define VIO_BLK_F_FLUSH 9
@@ -74,6 +75,8 @@ static int vio_blk_loop_do(struct vio_dev *d, struct vio_queue *q, uint32_t type
 
 static int vio_blk_loop(struct tg *t, struct vio_dev *d, struct vio_queue *q)
 {
+	uint64_t capacity;
+
 	for (unsigned k = 0; k < t->blk_loops; k++) {
 		uint64_t sector = VIO_BLK_LOOP_SECTOR + 8 * (uint64_t)k;
 		int st;
@@ -89,7 +92,9 @@ static int vio_blk_loop(struct tg *t, struct vio_dev *d, struct vio_queue *q)
 			return -1;
 		}
 	}
-	tg_printf("TG: virtio-blk %s loop %u blocks ok\n", vio_kind_name(d), t->blk_loops);
+	/* Read again: a disk resized meanwhile shows its new size here. */
+	vio_config_read(d, 0, &capacity, sizeof(capacity));
+	tg_printf("TG: virtio-blk %s loop %u blocks ok capacity=%lu\n", vio_kind_name(d), t->blk_loops, capacity);
 	return 0;
 }
 

@@ -7,7 +7,8 @@
 # (tg.blkloop), the back-end is killed with SIGKILL in the middle of a
 # request (strace holds each of its I/O syscalls 0.3 s, so one is in flight)
 # and started again: cvmm reconnects, the guest sees no error and the image
-# holds every block. Bad options are one-line errors (exit 2).
+# holds every block. The image grown under a guest reaches it
+# (CONFIG_CHANGE_MSG, GET_CONFIG). Bad options are one-line errors (exit 2).
 set -u
 : "${BUILD:?BUILD is not set}"
 cvmm=$BUILD/cvmm
@@ -164,7 +165,7 @@ for backend in cvmm qsd; do
     echo "--- $name: exit=$rc"
     guest_lines "$tmp/$name.out" | sed 's/^/    /'
     grep -E "gone|reconnected" "$tmp/$name.log" | sed 's/^/    cvmm: /'
-    if [ $rc -ne 0 ] || ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop $loops blocks ok$"; then
+    if [ $rc -ne 0 ] || ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop $loops blocks ok capacity=8192$"; then
         fail "$name: the guest did not finish its blocks (exit $rc): $(tail -n 3 "$tmp/$name.log")"
     elif ! grep -q "vhost-user back-end reconnected" "$tmp/$name.log"; then
         fail "$name: cvmm did not reconnect"
@@ -174,6 +175,39 @@ for backend in cvmm qsd; do
         echo "ok $name: SIGKILL and restart under the guest, $loops blocks intact"
     fi
 done
+
+# A disk resized under the guest: cvmm --block-backend sends CONFIG_CHANGE_MSG,
+# cvmm fetches the config again and the guest reads the new capacity.
+name=resize
+seed=$((RANDOM % 256))
+img=$tmp/$name.img
+sock=$tmp/$name.sock
+truncate -s 4M "$img"
+if start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
+    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
+        --cmdline "tg.virtio=1 tg.seed=$seed tg.blkloop=20" \
+        --disk "vhost_user=on,socket=$sock" >"$tmp/$name.log" 2>&1 </dev/null &
+    vm=$!
+    pids+=("$vm")
+    for _ in $(seq 300); do
+        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q "loop 20 blocks" "$tmp/$name.out" && fail "$name: the guest finished before the resize"
+    truncate -s 8M "$img"
+    wait "$vm"
+    rc=$?
+    kill -TERM "$BE_PID"
+    wait "$BE_PID" 2>/dev/null
+    guest_lines "$tmp/$name.out" | grep loop | sed 's/^/    /'
+    if [ $rc -ne 0 ] || ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop 20 blocks ok capacity=16384$"; then
+        fail "$name: the guest did not see the disk grow to 16384 sectors (exit $rc)"
+    else
+        echo "ok $name: the guest read the new capacity"
+    fi
+else
+    fail "$name: the back-end did not start"
+fi
 
 # Bad options: one line naming the problem, exit 2, no VM.
 check_error() {   # NAME EXPECTED-TEXT ARGS...
