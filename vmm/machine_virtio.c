@@ -186,9 +186,9 @@ static int machine_virtio_vhost_net(struct machine_virtio *mv, const struct mach
 
 	if (err)
 		return err;
-	if (o->net.num_queues != 2) {
-		log_err("--net vhost_user=on: num_queues=%u: only one queue pair (num_queues=2) is implemented",
-			o->net.num_queues);
+	if (o->net.num_queues < 2 || o->net.num_queues % 2 || o->net.num_queues > 2 * NET_DEV_MAX_PAIRS) {
+		log_err("--net: num_queues=%u: must be even, 2..%u (two per queue pair)", o->net.num_queues,
+			2 * NET_DEV_MAX_PAIRS);
 		return -EINVAL;
 	}
 	if (o->vhost_mode && strcmp(o->vhost_mode, "client") && strcmp(o->vhost_mode, "server")) {

@@ -5,10 +5,11 @@
  * each ring with its kick fd (the transport's ioeventfd) and call fd (the
  * irqfd), so no cvmm thread is in the data path.
  *
- * The device has no workers and touches no ring: queue_start/queue_stop and
+ * The device touches no data ring (net's control queue is cvmm's own, on
+ * one worker): queue_start/queue_stop and
  * reset become vhost-user messages. Config reads come from the back-end's
  * config (blk: cached, refreshed on CONFIG_CHANGE_MSG) or from the one cvmm
- * builds (net: MAC, link up, one queue pair).
+ * builds (net: MAC, link up, the pairs; cvmm runs the control queue).
  */
 #ifndef CVMM_VU_FE_DEV_H
 #define CVMM_VU_FE_DEV_H
@@ -18,6 +19,7 @@
 
 #include "cvmm/vdev.h"
 #include "cvmm/vu_frontend.h"
+#include "cvmm/worker.h"
 
 struct vu_fe_type;
 
@@ -26,7 +28,7 @@ struct vu_fe_dev_config {
 	const char *socket_path;
 	bool server;               /* cvmm listens, the back-end connects */
 	uint32_t device_id;        /* VIRTIO_ID_BLOCK or VIRTIO_ID_NET */
-	unsigned num_queues;
+	unsigned num_queues;       /* the back-end's rings (net: 2 per pair) */
 	uint16_t queue_size;
 	const uint8_t *mac;        /* net: the guest's MAC; NULL: a random local one */
 	int reply_timeout_ms;      /* 0: the front-end's default */
@@ -35,11 +37,19 @@ struct vu_fe_dev_config {
 struct vu_fe_dev {
 	struct vdev vdev;
 	const struct vu_fe_type *type;
-	unsigned num_queues;       /* the guest's (blk: also in its config) */
-	struct virtq *vqs;
+	unsigned num_queues;       /* the back-end's rings (blk: also in its config) */
+	struct virtq *vqs;         /* vdev.num_queues: those, then net's control queue */
 	struct vu_frontend fe;
 	uint8_t mac[6];
 	uint8_t config[VU_MAX_CONFIG_SIZE]; /* the config cvmm builds (net) */
+
+	/* net with several pairs: cvmm serves the control queue (VQ_PAIRS_SET
+	 * switches pairs on and off on the back-end). */
+	unsigned pairs;
+	bool has_ctrl, ctrl_started;
+	struct worker ctrl_worker;
+	struct worker_watch ctrl_watch;
+	struct virtq_chain *ctrl_chain;
 };
 
 /* Connects to the back-end and negotiates, so the device's features and

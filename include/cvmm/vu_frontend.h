@@ -68,7 +68,9 @@ struct vu_frontend_config {
 	const char *name;           /* for log lines: "disk0" */
 	const char *socket_path;    /* NULL: only vu_frontend_connect_fd (tests) */
 	bool server;                /* listen on socket_path, the back-end connects */
-	unsigned num_queues;        /* 1..VU_FRONTEND_MAX_QUEUES */
+	unsigned num_queues;        /* rings the back-end serves, 1..VU_FRONTEND_MAX_QUEUES */
+	unsigned min_backend_queues; /* GET_QUEUE_NUM must say at least this (0: num_queues;
+				      * net back-ends count queue pairs there) */
 	uint16_t queue_size;        /* largest ring the driver may set (inflight geometry) */
 	uint64_t protocol_features; /* wanted, a subset of VU_FRONTEND_PROTOCOL_FEATURES */
 	uint32_t config_size;       /* most device config bytes fetched with GET_CONFIG (<= 256) */
@@ -82,6 +84,7 @@ struct vu_frontend_config {
 struct vu_frontend_ring {
 	struct virtq *vq;           /* set while the driver has the ring started */
 	bool started;
+	bool disabled;              /* kept disabled on the back-end (net pairs not switched on) */
 };
 
 struct vu_frontend {
@@ -155,6 +158,11 @@ int vu_frontend_write_config(struct vu_frontend *fe, uint32_t off, const void *b
  * ring is only recorded and started on reconnect. */
 int vu_frontend_ring_start(struct vu_frontend *fe, const struct gmem *mem, uint64_t features, unsigned q,
 			   struct virtq *vq);
+/* Enables or disables ring q on the back-end (SET_VRING_ENABLE, acked),
+ * now if it runs, else when it starts; a guest reset enables every ring
+ * again. Needs VHOST_USER_F_PROTOCOL_FEATURES (without it the back-end
+ * enables rings by itself). 0, or -errno (the device needs a reset). */
+int vu_frontend_ring_enable(struct vu_frontend *fe, unsigned q, bool on);
 /* Disables ring q and takes its position back (GET_VRING_BASE). */
 void vu_frontend_ring_stop(struct vu_frontend *fe, unsigned q);
 /* Guest reset, all rings stopped: SET_STATUS 0 and RESET_DEVICE where

@@ -2,7 +2,8 @@
 # cvmm as a vhost-user front-end for virtio-net (--net vhost_user=on): the
 # test guest sends a frame carrying its seed and waits for the host's answer
 # (tests/integration/lib/net_peer.py, on a tap in a network namespace), over
-# both transports, with the data path in
+# both transports, one queue pair and two (cvmm serves the control queue and
+# switches the second pair on with SET_VRING_ENABLE), with the data path in
 #  - `cvmm --net-backend` on a tap: the tap counts the guest's frame;
 #  - DPDK testpmd with net_vhost forwarding (io) to a net_tap port: testpmd
 #    counts the frames on its vhost port both ways.
@@ -32,9 +33,11 @@ failed=0
 fail() { echo "FAIL $*"; failed=1; }
 in_ns() { ip netns exec "$ns" "$@"; }
 
-# guest NAME TAP SEED NETOPTS TRANSPORT: the guest with net_peer.py on TAP.
+# guest NAME TAP SEED NETOPTS TRANSPORT [PAIRS]: the guest with net_peer.py on
+# TAP; with 2 pairs it switches both on (VQ_PAIRS_SET on the control queue
+# cvmm serves) and sends on the second.
 guest() {
-    local name=$1 tap=$2 seed=$3 netopts=$4 transport=$5
+    local name=$1 tap=$2 seed=$3 netopts=$4 transport=$5 pairs=${6:-1}
     in_ns python3 "$here/lib/net_peer.py" "$tap" "$seed" timeout 60 "$cvmm" -v --kernel "$guest" \
         --memory size=128M --serial "file=$tmp/$name.out" --transport "$transport" \
         --cmdline "tg.virtio=1 tg.seed=$seed" --net "$netopts" >"$tmp/$name.peer" 2>"$tmp/$name.log" </dev/null
@@ -42,7 +45,7 @@ guest() {
     echo "--- $name: exit=$rc"
     sed 's/^/    /' "$tmp/$name.peer"
     tr -d '\r' <"$tmp/$name.out" 2>/dev/null | grep -E '^TG: (virtio-net|FAIL|PASS)' | sed 's/^/    /'
-    [ $rc -eq 0 ] && grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:5$seed pairs=1 tx+rx ok" \
+    [ $rc -eq 0 ] && grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:5$seed pairs=$pairs tx+rx ok" \
         <(tr -d '\r' <"$tmp/$name.out") && grep -q "(vhost-user): virtio-$transport" "$tmp/$name.log"
 }
 
@@ -55,28 +58,33 @@ wait_sock() {   # PATH PID
     return 1
 }
 
-# cvmm --net-backend: the tap counts what the guest sent.
-sock=$tmp/nb.sock
-in_ns "$cvmm" -v --net-backend "tap=vufe0,socket=$sock" >"$tmp/nb.log" 2>&1 &
-nb=$!
-pids+=("$nb")
-if ! wait_sock "$sock" "$nb"; then
-    fail "net-backend did not start: $(tail -n 3 "$tmp/nb.log")"
-else
+# cvmm --net-backend: the tap counts what the guest sent. One pair, then two.
+for queues in 2 4; do
+    sock=$tmp/nb$queues.sock
+    tap=vufe$queues
+    in_ns "$cvmm" -v --net-backend "tap=$tap,socket=$sock,num_queues=$queues" >"$tmp/nb$queues.log" 2>&1 &
+    nb=$!
+    pids+=("$nb")
+    if ! wait_sock "$sock" "$nb"; then
+        fail "net-backend did not start: $(tail -n 3 "$tmp/nb$queues.log")"
+        continue
+    fi
     for transport in pci mmio; do
+        name=nb-$transport-$queues
         seed=$((RANDOM % 10))
-        before=$(in_ns cat /sys/class/net/vufe0/statistics/rx_packets)
-        if ! guest "nb-$transport" vufe0 "$seed" "vhost_user=on,socket=$sock,mac=52:54:00:12:34:5$seed" $transport; then
-            fail "nb-$transport: no frame exchange through cvmm --net-backend"
+        before=$(in_ns cat /sys/class/net/$tap/statistics/rx_packets)
+        if ! guest $name $tap "$seed" "vhost_user=on,socket=$sock,mac=52:54:00:12:34:5$seed,num_queues=$queues" \
+                $transport $((queues / 2)); then
+            fail "$name: no frame exchange through cvmm --net-backend"
             continue
         fi
-        got=$(( $(in_ns cat /sys/class/net/vufe0/statistics/rx_packets) - before ))
-        [ "$got" -ge 1 ] || fail "nb-$transport: the tap counted no frame from the guest"
-        echo "ok nb-$transport (seed $seed): the tap received $got frame(s)"
+        got=$(( $(in_ns cat /sys/class/net/$tap/statistics/rx_packets) - before ))
+        [ "$got" -ge 1 ] || fail "$name: the tap counted no frame from the guest"
+        echo "ok $name (seed $seed): the tap received $got frame(s)"
     done
-fi
-kill -TERM "$nb"
-wait "$nb" 2>/dev/null
+    kill -TERM "$nb"
+    wait "$nb" 2>/dev/null
+done
 
 # vhost_mode=server: cvmm listens, the back-end connects (client=on).
 sock=$tmp/srv.sock
@@ -93,31 +101,35 @@ fi
 kill -TERM "$nbc" 2>/dev/null
 wait "$nbc" 2>/dev/null
 
-# DPDK testpmd: net_vhost (port 0) <-> net_tap (port 1), io forwarding.
-for transport in pci mmio; do
-    sock=$tmp/dpdk-$transport.sock
+# DPDK testpmd: net_vhost (port 0) <-> net_tap (port 1), io forwarding; one
+# pair over both transports, then two pairs.
+for run in "pci 1" "mmio 1" "pci 2"; do
+    read -r transport pairs <<<"$run"
+    name=dpdk-$transport-$pairs
+    sock=$tmp/$name.sock
     seed=$((RANDOM % 10))
     in_ns timeout -s INT -k 10 60 dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 --file-prefix="cvmm-vufe-$$" \
-        --vdev "net_vhost0,iface=$sock,queues=1" --vdev "net_tap0,iface=vufe2" -- \
+        --vdev "net_vhost0,iface=$sock,queues=$pairs" --vdev "net_tap0,iface=vufe9" -- \
         --no-mlockall --forward-mode=io --auto-start --stats-period 1 --total-num-mbufs=8192 \
-        </dev/null >"$tmp/testpmd-$transport.log" 2>&1 &
+        --rxq=$pairs --txq=$pairs </dev/null >"$tmp/testpmd-$name.log" 2>&1 &
     pmd=$!
     pids+=("$pmd")
-    wait_sock "$sock" "$pmd" || { fail "dpdk-$transport: testpmd did not start"; continue; }
-    guest "dpdk-$transport" vufe2 "$seed" "vhost_user=on,socket=$sock,mac=52:54:00:12:34:5$seed" $transport
+    wait_sock "$sock" "$pmd" || { fail "$name: testpmd did not start"; continue; }
+    guest $name vufe9 "$seed" "vhost_user=on,socket=$sock,mac=52:54:00:12:34:5$seed,num_queues=$((2 * pairs))" \
+        $transport $pairs
     ok=$?
     kill -INT "$pmd"
     wait "$pmd" 2>/dev/null
     stats=$(awk '/Forward statistics for port 0/ { on = 1 } on && /RX-packets/ { rx = $2 }
-                 on && /TX-packets/ { print rx, $2; exit }' "$tmp/testpmd-$transport.log")
+                 on && /TX-packets/ { print rx, $2; exit }' "$tmp/testpmd-$name.log")
     read -r rx tx <<<"$stats"
     echo "    testpmd vhost port: RX-packets ${rx:-?} (from the guest), TX-packets ${tx:-?} (to the guest)"
     if [ $ok -ne 0 ]; then
-        fail "dpdk-$transport: no frame exchange through DPDK: $(tail -n 3 "$tmp/dpdk-$transport.log")"
+        fail "$name: no frame exchange through DPDK: $(tail -n 3 "$tmp/$name.log")"
     elif [ "${rx:-0}" -lt 1 ] || [ "${tx:-0}" -lt 1 ]; then
-        fail "dpdk-$transport: testpmd did not count the frames (RX ${rx:-none}, TX ${tx:-none})"
+        fail "$name: testpmd did not count the frames (RX ${rx:-none}, TX ${tx:-none})"
     else
-        echo "ok dpdk-$transport (seed $seed)"
+        echo "ok $name (seed $seed)"
     fi
 done
 
@@ -134,7 +146,7 @@ check_error() {   # NAME EXPECTED-TEXT ARGS...
     fi
 }
 check_error tap "tap= is the back-end's to set" --net "vhost_user=on,socket=$tmp/x.sock,tap=t0"
-check_error pairs "only one queue pair (num_queues=2) is implemented" --net "vhost_user=on,socket=$tmp/x.sock,num_queues=4"
+check_error pairs "num_queues=3: must be even" --net "vhost_user=on,socket=$tmp/x.sock,num_queues=3"
 check_error mode "vhost_mode=both: expected client or server" --net "vhost_user=on,socket=$tmp/x.sock,vhost_mode=both"
 check_error mode-only "vhost_mode= needs vhost_user=on" --net "tap=t0,vhost_mode=client"
 check_error mac "mac=zz: expected six hex bytes" --net "vhost_user=on,socket=$tmp/x.sock,mac=zz"

@@ -664,6 +664,59 @@ START_TEST(enable_barrier_without_reply_ack)
 }
 END_TEST
 
+/* The state of the enable request for ring q last seen from index from: -1 none, else num. */
+static int last_enable(unsigned q, unsigned from)
+{
+	int v = -1;
+
+	for (unsigned j = from; j < fbe_nlog(&fb); j++) {
+		struct vu_vring_state st;
+
+		memcpy(&st, fb.log[j].payload, sizeof(st));
+		if (fb.log[j].request == VHOST_USER_SET_VRING_ENABLE && st.index == q)
+			v = (int)st.num;
+	}
+	return v;
+}
+
+START_TEST(ring_kept_disabled_until_enabled)
+{
+	unsigned from;
+
+	pair_connect();
+	/* A ring the device keeps off (a net pair not switched on) is set up
+	 * but not enabled; enabling it later is acked before the call returns. */
+	ck_assert_int_eq(vu_frontend_ring_enable(&fe, 1, false), 0);
+	from = fbe_nlog(&fb);
+	start_all(FEAT_DEV);
+	ck_assert_int_eq(last_enable(0, from), 1);
+	ck_assert_int_eq(last_enable(1, from), -1);
+	ck_assert_int_ge(fb.kick_fd[1], 0);
+	ck_assert_int_eq(vu_frontend_ring_enable(&fe, 1, true), 0);
+	ck_assert_int_eq(last_enable(1, from), 1);
+	ck_assert(fb.log[fbe_nlog(&fb) - 1].flags & VU_FLAG_NEED_REPLY);
+	ck_assert_int_eq(vu_frontend_ring_enable(&fe, 1, false), 0);
+	ck_assert_int_eq(last_enable(1, from), 0);
+	/* A refusal fails the device's request, not the connection. */
+	fb.refuse_on = VHOST_USER_SET_VRING_ENABLE;
+	ck_assert_int_eq(vu_frontend_ring_enable(&fe, 1, true), -EIO);
+	ck_assert(!fe.dead);
+	ck_assert_int_eq(vu_frontend_ring_enable(&fe, NQ, true), -EINVAL);
+}
+END_TEST
+
+START_TEST(backend_queues_counted_in_pairs)
+{
+	int fd = pair_setup();
+
+	/* A net back-end says 1 (pair) for our two rings: enough. */
+	fb.queues = 1;
+	fe.cfg.min_backend_queues = 1;
+	fbe_start(&fb);
+	ck_assert_int_eq(vu_frontend_connect_fd(&fe, fd), 0);
+}
+END_TEST
+
 START_TEST(stop_and_reset)
 {
 	unsigned from;
@@ -1002,6 +1055,8 @@ int main(void)
 	tcase_add_test(tc, start_sends_memory_and_rings);
 	tcase_add_test(tc, mem_table_without_mem_slots);
 	tcase_add_test(tc, enable_barrier_without_reply_ack);
+	tcase_add_test(tc, ring_kept_disabled_until_enabled);
+	tcase_add_test(tc, backend_queues_counted_in_pairs);
 	tcase_add_test(tc, stop_and_reset);
 	tcase_add_test(tc, reply_never_comes);
 	tcase_add_test(tc, malformed_reply);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/epoll.h>
 #include <sys/random.h>
 
 #include "cvmm/log.h"
@@ -69,10 +70,10 @@ static uint32_t vu_fe_blk_config_size(uint64_t features)
 }
 
 /* virtio-net: the back-end moves frames, cvmm owns the config (as QEMU
- * does; DPDK offers no CONFIG): the MAC, a link that is always up, one pair. */
+ * does; DPDK offers no CONFIG): the MAC, a link that is always up, the pairs. */
 static void vu_fe_net_build_config(struct vu_fe_dev *d)
 {
-	struct virtio_net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = 1 };
+	struct virtio_net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = (uint16_t)d->pairs };
 
 	memcpy(c.mac, d->mac, sizeof(c.mac));
 	memcpy(d->config, &c, offsetof(struct virtio_net_config, mtu));
@@ -138,19 +139,100 @@ static int vu_fe_dev_write_config(struct vdev *dev, uint32_t off, const void *bu
 	return d->type->build_config ? -EINVAL : vu_frontend_write_config(&d->fe, off, buf, len);
 }
 
+/* ---- net's control queue ---- */
+
+/* Pairs after the first start disabled on the back-end until the driver
+ * switches them on. */
+static int vu_fe_net_set_pairs(struct vu_fe_dev *d, unsigned active)
+{
+	int err = 0;
+
+	for (unsigned q = 2; q < 2 * d->pairs && !err; q++)
+		err = vu_frontend_ring_enable(&d->fe, q, q / 2 < active);
+	return err;
+}
+
+static uint32_t vu_fe_net_ctrl_handle(void *arg, struct virtq_chain *c)
+{
+	struct vu_fe_dev *d = arg;
+	uint8_t *ack;
+	uint16_t pairs;
+	bool set = net_ctrl_parse(c, &ack, &pairs);
+
+	if (!ack)
+		return 0;
+	*ack = set && pairs >= 1 && pairs <= d->pairs && !vu_fe_net_set_pairs(d, pairs) ? VIRTIO_NET_OK
+											 : VIRTIO_NET_ERR;
+	return 1;
+}
+
+static void vu_fe_net_ctrl_kick(void *arg, uint32_t events)
+{
+	struct vu_fe_dev *d = arg;
+	struct virtq *vq = &d->vqs[d->num_queues];
+
+	(void)events;
+	virtq_kick_consume(vq);
+	if (virtq_serve(vq, d->ctrl_chain, 64, vu_fe_net_ctrl_handle, d) < 0)
+		log_warn("%s: malformed chain on the control queue; stopped until reset", d->fe.name);
+}
+
+static int vu_fe_net_ctrl_start(struct vu_fe_dev *d)
+{
+	struct virtq *vq = &d->vqs[d->num_queues];
+	uint64_t one = 1;
+	int err;
+
+	if (d->ctrl_started)
+		return 0;
+	err = worker_watch(&d->ctrl_worker, vq->kick_fd, EPOLLIN, &d->ctrl_watch);
+	if (!err && (err = worker_start(&d->ctrl_worker)) < 0)
+		worker_unwatch(&d->ctrl_worker, vq->kick_fd);
+	if (err)
+		return err;
+	d->ctrl_started = true;
+	/* Commands queued before the start. */
+	(void)!write(vq->kick_fd, &one, sizeof(one));
+	return 0;
+}
+
+static void vu_fe_net_ctrl_stop(struct vu_fe_dev *d)
+{
+	if (!d->ctrl_started)
+		return;
+	worker_stop(&d->ctrl_worker);
+	worker_unwatch(&d->ctrl_worker, d->vqs[d->num_queues].kick_fd);
+	d->ctrl_started = false;
+}
+
+/* ---- queue life cycle ---- */
+
 static int vu_fe_dev_queue_start(struct vdev *dev, unsigned q)
 {
-	return vu_frontend_ring_start(&vu_fe_of(dev)->fe, dev->mem, dev->features, q, &dev->vqs[q]);
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	if (q == d->num_queues)
+		return vu_fe_net_ctrl_start(d);
+	return vu_frontend_ring_start(&d->fe, dev->mem, dev->features, q, &dev->vqs[q]);
 }
 
 static void vu_fe_dev_queue_stop(struct vdev *dev, unsigned q)
 {
-	vu_frontend_ring_stop(&vu_fe_of(dev)->fe, q);
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	if (q == d->num_queues)
+		vu_fe_net_ctrl_stop(d);
+	else
+		vu_frontend_ring_stop(&d->fe, q);
 }
 
 static void vu_fe_dev_reset(struct vdev *dev)
 {
-	vu_frontend_reset(&vu_fe_of(dev)->fe);
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	vu_frontend_reset(&d->fe);
+	if (d->has_ctrl)
+		vu_fe_net_set_pairs(d, 1);
 }
 
 static void vu_fe_dev_vdestroy(struct vdev *dev)
@@ -217,6 +299,60 @@ static int vu_fe_dev_check(struct vu_fe_dev *d, const struct vu_fe_dev_config *c
 	return 0;
 }
 
+/* Net with several pairs: the control queue after the data queues, on a
+ * worker of its own. */
+static int vu_fe_net_ctrl_init(struct vu_fe_dev *d)
+{
+	int err;
+
+	d->ctrl_chain = malloc(sizeof(*d->ctrl_chain));
+	if (!d->ctrl_chain)
+		return -ENOMEM;
+	err = worker_init(&d->ctrl_worker, "vu-net-ctl");
+	if (err) {
+		free(d->ctrl_chain);
+		d->ctrl_chain = NULL;
+		return err;
+	}
+	d->ctrl_watch = (struct worker_watch){ .fn = vu_fe_net_ctrl_kick, .arg = d };
+	d->has_ctrl = true;
+	return 0;
+}
+
+/* The features the guest is offered: the back-end's that cvmm can carry,
+ * and cvmm's own. */
+static int vu_fe_dev_features(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	uint64_t backend = vu_frontend_features(&d->fe);
+
+	d->vdev.host_features = (backend & (d->type->device_features | VU_FE_TRANSPORT_FEATURES)) |
+				d->type->own_features;
+	if (!d->has_ctrl)
+		return 0;
+	/* Pairs are switched with SET_VRING_ENABLE, which needs bit 30. */
+	if (!(backend & VIRTIO_BIT(VIRTIO_NET_F_MQ)) ||
+	    !(d->fe.backend_features & VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES))) {
+		log_err("%s: the vhost-user back-end on %s offers no multiqueue (VIRTIO_NET_F_MQ): use num_queues=2",
+			cfg->id, cfg->socket_path);
+		return -EINVAL;
+	}
+	d->vdev.host_features |= VIRTIO_BIT(VIRTIO_NET_F_MQ) | VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ);
+	return vu_fe_net_set_pairs(d, 1);
+}
+
+static void vu_fe_dev_free(struct vu_fe_dev *d)
+{
+	if (d->has_ctrl)
+		worker_destroy(&d->ctrl_worker);
+	d->has_ctrl = false;
+	free(d->ctrl_chain);
+	d->ctrl_chain = NULL;
+	for (unsigned q = 0; q < d->vdev.num_queues; q++)
+		virtq_destroy(&d->vqs[q]);
+	free(d->vqs);
+	d->vqs = NULL;
+}
+
 int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 {
 	struct vu_frontend_config fc = {
@@ -224,15 +360,22 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 		.num_queues = cfg->num_queues, .queue_size = cfg->queue_size,
 		.reply_timeout_ms = cfg->reply_timeout_ms, .ops = &vu_fe_dev_fe_ops, .opaque = &d->vdev,
 	};
+	bool net = cfg->device_id == VIRTIO_ID_NET;
+	unsigned nvqs;
 	int err;
 
 	memset(d, 0, sizeof(*d));
 	d->type = vu_fe_type_of(cfg->device_id);
-	if (!d->type || !cfg->num_queues || cfg->num_queues > VU_FRONTEND_MAX_QUEUES)
+	if (!d->type || !cfg->num_queues || cfg->num_queues > VU_FRONTEND_MAX_QUEUES || (net && cfg->num_queues % 2))
 		return -EINVAL;
+	d->num_queues = cfg->num_queues;
+	d->pairs = net ? cfg->num_queues / 2 : 0;
+	nvqs = cfg->num_queues + (d->pairs > 1);
 	fc.protocol_features = d->type->protocol_features;
 	fc.config_size = d->type->build_config ? 0 : d->type->config_size;
-	fc.own_features = d->type->own_features;
+	fc.own_features = d->type->own_features | (d->pairs > 1 ? VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) : 0);
+	/* Net back-ends count queue pairs in GET_QUEUE_NUM (QEMU and DPDK do). */
+	fc.min_backend_queues = d->pairs;
 	if (d->type->build_config) {
 		if (cfg->mac)
 			memcpy(d->mac, cfg->mac, sizeof(d->mac));
@@ -243,48 +386,43 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 			d->mac[0] = (uint8_t)((d->mac[0] & 0xfe) | 0x02);
 		d->type->build_config(d);
 	}
-	d->num_queues = cfg->num_queues;
-	d->vqs = calloc(cfg->num_queues, sizeof(*d->vqs));
+	d->vqs = calloc(nvqs, sizeof(*d->vqs));
 	if (!d->vqs)
 		return -ENOMEM;
-	for (unsigned q = 0; q < cfg->num_queues; q++)
+	for (unsigned q = 0; q < nvqs; q++)
 		virtq_init(&d->vqs[q]);
 	/* Before the connection: its service thread may report through vdev. */
 	d->vdev = (struct vdev){
 		.ops = &vu_fe_dev_ops,
 		.device_id = cfg->device_id,
-		.num_queues = cfg->num_queues,
+		.num_queues = nvqs,
 		.queue_size_max = cfg->queue_size,
 		.vqs = d->vqs,
 		.config_size = d->type->config_size,
 	};
+	if (d->pairs > 1 && (err = vu_fe_net_ctrl_init(d)))
+		goto fail;
 	err = vu_frontend_init(&d->fe, &fc);
-	if (err) {
-		free(d->vqs);
-		d->vqs = NULL;
-		return err;
-	}
+	if (err)
+		goto fail;
 	err = vu_frontend_connect(&d->fe);
 	if (!err)
 		err = vu_fe_dev_check(d, cfg);
-	if (err) {
-		vu_frontend_destroy(&d->fe);
-		free(d->vqs);
-		d->vqs = NULL;
-		return err;
-	}
-	d->vdev.host_features = (vu_frontend_features(&d->fe) & (d->type->device_features | VU_FE_TRANSPORT_FEATURES)) |
-				d->type->own_features;
-	return 0;
+	if (!err)
+		err = vu_fe_dev_features(d, cfg);
+	if (!err)
+		return 0;
+	vu_frontend_destroy(&d->fe);
+fail:
+	vu_fe_dev_free(d);
+	return err;
 }
 
 void vu_fe_dev_destroy(struct vu_fe_dev *d)
 {
 	if (!d->vqs)
 		return;
+	vu_fe_net_ctrl_stop(d);
 	vu_frontend_destroy(&d->fe);
-	for (unsigned q = 0; q < d->num_queues; q++)
-		virtq_destroy(&d->vqs[q]);
-	free(d->vqs);
-	d->vqs = NULL;
+	vu_fe_dev_free(d);
 }

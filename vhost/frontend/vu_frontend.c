@@ -268,9 +268,10 @@ static int vu_fe_negotiate(struct vu_frontend *fe, bool *config_changed)
 			return r;
 		fe->backend_queues = n > VU_FRONTEND_MAX_QUEUES ? VU_FRONTEND_MAX_QUEUES : (unsigned)n;
 	}
-	if (fe->backend_queues < fe->cfg.num_queues) {
-		log_err("%s: the vhost-user back-end has %u queue(s), %u configured: lower num_queues",
-			fe->name, fe->backend_queues, fe->cfg.num_queues);
+	n = fe->cfg.min_backend_queues ? fe->cfg.min_backend_queues : fe->cfg.num_queues;
+	if (fe->backend_queues < n) {
+		log_err("%s: the vhost-user back-end has %u queue(s)%s, %u configured: lower num_queues", fe->name,
+			fe->backend_queues, fe->cfg.min_backend_queues ? " (pairs)" : "", (unsigned)n);
 		return -EINVAL;
 	}
 	if (vu_fe_has(fe, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
@@ -436,7 +437,7 @@ static int vu_fe_ring_push(struct vu_frontend *fe, unsigned q, uint16_t base)
 		arg = vu_fe_vring_fd_arg(q, vq->kick_fd);
 		r = vu_fe_set(fe, VHOST_USER_SET_VRING_KICK, &arg, sizeof(arg), &vq->kick_fd, vq->kick_fd >= 0);
 	}
-	if (!r && (fe->backend_features & VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)))
+	if (!r && (fe->backend_features & VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)) && !fe->rings[q].disabled)
 		r = vu_fe_set_state(fe, VHOST_USER_SET_VRING_ENABLE, q, 1);
 	if (!r && vu_fe_has(fe, VHOST_USER_PROTOCOL_F_STATUS))
 		r = vu_fe_set_u64(fe, VHOST_USER_SET_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
@@ -878,6 +879,29 @@ int vu_frontend_ring_start(struct vu_frontend *fe, const struct gmem *mem, uint6
 			r = fe->needs_reset ? -EIO : 0;
 	} else {
 		log_info("%s: no vhost-user back-end now: queue %u starts when one connects", fe->name, q);
+	}
+	pthread_mutex_unlock(&fe->lock);
+	return r;
+}
+
+int vu_frontend_ring_enable(struct vu_frontend *fe, unsigned q, bool on)
+{
+	int r = 0;
+
+	if (q >= fe->cfg.num_queues)
+		return -EINVAL;
+	pthread_mutex_lock(&fe->lock);
+	fe->rings[q].disabled = !on;
+	if (fe->needs_reset) {
+		r = -EIO;
+	} else if (fe->rings[q].started && fe->conn_started && vu_fe_connected(fe) &&
+		   (fe->backend_features & VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES))) {
+		r = vu_fe_set_state(fe, VHOST_USER_SET_VRING_ENABLE, q, on);
+		if (!r)
+			r = vu_fe_barrier(fe);
+		/* A back-end that went away gets the state on reconnect. */
+		if (r == -ENOTCONN)
+			r = fe->needs_reset ? -EIO : 0;
 	}
 	pthread_mutex_unlock(&fe->lock);
 	return r;
