@@ -18,8 +18,9 @@
  * again), renegotiates and restores the started rings.
  *
  * Failures: every reply has a deadline (reply_timeout_ms). A back-end that
- * misses it, answers garbage, refuses a start step, or comes back without a
- * feature the driver acked, makes the device call ops->needs_reset (the
+ * misses it, answers garbage, refuses a start step, signals a ring's error
+ * fd (SET_VRING_ERR), or comes back without a feature the driver acked,
+ * makes the device call ops->needs_reset (the
  * transport sets DEVICE_NEEDS_RESET); the connection to a back-end that
  * broke the protocol is dropped and a new one sought. Until the guest resets
  * the device, rings are not restored.
@@ -85,6 +86,7 @@ struct vu_frontend_ring {
 	struct virtq *vq;           /* set while the driver has the ring started */
 	bool started;
 	bool disabled;              /* kept disabled on the back-end (net pairs not switched on) */
+	int err_fd;                 /* eventfd the back-end signals on a ring error (SET_VRING_ERR) */
 };
 
 struct vu_frontend {

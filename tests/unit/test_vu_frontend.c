@@ -61,7 +61,7 @@ struct fbe {
 	int sock;                  /* the connection being served */
 	int listen_fd;
 	int backend_fd;            /* from SET_BACKEND_REQ_FD */
-	int kick_fd[NQ], call_fd[NQ];
+	int kick_fd[NQ], call_fd[NQ], err_fd[NQ];
 	int inflight_fd;
 	unsigned connections;
 	bool stop;
@@ -165,10 +165,15 @@ static bool fbe_handle(struct fbe *b, struct vu_peer_reply *m)
 		break;
 	case VHOST_USER_SET_VRING_KICK:
 	case VHOST_USER_SET_VRING_CALL:
+	case VHOST_USER_SET_VRING_ERR:
 		if (m->nfds == 1 && (u64 & 0xff) < NQ) {
-			fbe_keep_fd(m->hdr.request == VHOST_USER_SET_VRING_KICK ? &b->kick_fd[u64 & 0xff]
-										 : &b->call_fd[u64 & 0xff],
-				    m->fds[0]);
+			int *slot = m->hdr.request == VHOST_USER_SET_VRING_KICK ? &b->kick_fd[u64 & 0xff]
+				  : m->hdr.request == VHOST_USER_SET_VRING_CALL ? &b->call_fd[u64 & 0xff]
+										 : &b->err_fd[u64 & 0xff];
+
+			pthread_mutex_lock(&b->lock);
+			fbe_keep_fd(slot, m->fds[0]);
+			pthread_mutex_unlock(&b->lock);
 			keep_fds = true;
 		}
 		break;
@@ -247,7 +252,7 @@ static void fbe_init(struct fbe *b)
 		b->config[i] = (uint8_t)(0x10 + i);
 	b->sock = b->listen_fd = b->backend_fd = b->inflight_fd = -1;
 	for (int q = 0; q < NQ; q++)
-		b->kick_fd[q] = b->call_fd[q] = -1;
+		b->kick_fd[q] = b->call_fd[q] = b->err_fd[q] = -1;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 }
@@ -278,6 +283,8 @@ static void fbe_stop(struct fbe *b)
 			close(b->kick_fd[q]);
 		if (b->call_fd[q] >= 0)
 			close(b->call_fd[q]);
+		if (b->err_fd[q] >= 0)
+			close(b->err_fd[q]);
 	}
 }
 
@@ -781,6 +788,28 @@ START_TEST(reply_never_comes)
 }
 END_TEST
 
+START_TEST(ring_error_fd_needs_reset)
+{
+	uint64_t one = 1;
+	int i;
+
+	pair_connect();
+	start_all(FEAT_DEV);
+	/* Each ring got an error fd, after its call fd and before its kick fd. */
+	i = fbe_wait(&fb, VHOST_USER_SET_VRING_ERR, 0);
+	ck_assert_int_gt(i, fbe_wait(&fb, VHOST_USER_SET_VRING_CALL, 0));
+	ck_assert_int_lt(i, fbe_wait(&fb, VHOST_USER_SET_VRING_KICK, 0));
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_VRING_ERR, 0), NQ);
+	ck_assert_int_eq(cb_count(&needs_resets), 0);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(write(fb.err_fd[1], &one, sizeof(one)), sizeof(one));
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert(cb_wait(&needs_resets, 1));
+	/* The connection stays: the device is failed, not the back-end. */
+	ck_assert(!fe.dead);
+}
+END_TEST
+
 START_TEST(malformed_reply)
 {
 	pair_connect();
@@ -1059,6 +1088,7 @@ int main(void)
 	tcase_add_test(tc, backend_queues_counted_in_pairs);
 	tcase_add_test(tc, stop_and_reset);
 	tcase_add_test(tc, reply_never_comes);
+	tcase_add_test(tc, ring_error_fd_needs_reset);
 	tcase_add_test(tc, malformed_reply);
 	tcase_add_test(tc, refused_request);
 	tcase_add_test(tc, malformed_negotiation);

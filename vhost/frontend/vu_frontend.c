@@ -434,6 +434,13 @@ static int vu_fe_ring_push(struct vu_frontend *fe, unsigned q, uint16_t base)
 		r = vu_fe_set(fe, VHOST_USER_SET_VRING_CALL, &arg, sizeof(arg), &vq->call_fd, vq->call_fd >= 0);
 	}
 	if (!r) {
+		uint64_t stale;
+
+		(void)!read(fe->rings[q].err_fd, &stale, sizeof(stale));
+		arg = vu_fe_vring_fd_arg(q, fe->rings[q].err_fd);
+		r = vu_fe_set(fe, VHOST_USER_SET_VRING_ERR, &arg, sizeof(arg), &fe->rings[q].err_fd, 1);
+	}
+	if (!r) {
 		arg = vu_fe_vring_fd_arg(q, vq->kick_fd);
 		r = vu_fe_set(fe, VHOST_USER_SET_VRING_KICK, &arg, sizeof(arg), &vq->kick_fd, vq->kick_fd >= 0);
 	}
@@ -654,12 +661,30 @@ static void vu_fe_backend_request(struct vu_frontend *fe)
 		fe->cfg.ops->config_changed(fe->cfg.opaque);
 }
 
+/* The back-end signalled ring q's error fd. */
+static void vu_fe_ring_error(struct vu_frontend *fe, unsigned q)
+{
+	uint64_t v;
+
+	(void)!read(fe->rings[q].err_fd, &v, sizeof(v));
+	pthread_mutex_lock(&fe->lock);
+	if (fe->rings[q].started && !fe->needs_reset) {
+		log_warn("%s: the vhost-user back-end reported an error on queue %u", fe->name, q);
+		vu_fe_fail(fe);
+	}
+	pthread_mutex_unlock(&fe->lock);
+}
+
+#define VU_FE_POLL_FIXED 4
+
 static void *vu_fe_thread(void *arg)
 {
 	struct vu_frontend *fe = arg;
+	struct pollfd p[VU_FE_POLL_FIXED + VU_FRONTEND_MAX_QUEUES];
+	unsigned ring_of[VU_FRONTEND_MAX_QUEUES];
 
 	for (;;) {
-		struct pollfd p[4];
+		unsigned n = VU_FE_POLL_FIXED;
 		uint64_t v;
 
 		pthread_mutex_lock(&fe->lock);
@@ -680,8 +705,15 @@ static void *vu_fe_thread(void *arg)
 		/* Only the hang-up: replies are read by whoever sent the request. */
 		p[2] = (struct pollfd){ .fd = fe->sock, .events = POLLRDHUP };
 		p[3] = (struct pollfd){ .fd = fe->backend_fd, .events = POLLIN };
+		/* Error fds of the started rings (ring changes wake us). */
+		for (unsigned q = 0; q < fe->cfg.num_queues; q++) {
+			if (!fe->rings[q].started)
+				continue;
+			ring_of[n - VU_FE_POLL_FIXED] = q;
+			p[n++] = (struct pollfd){ .fd = fe->rings[q].err_fd, .events = POLLIN };
+		}
 		pthread_mutex_unlock(&fe->lock);
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
+		if (poll(p, n, -1) < 0 && errno != EINTR)
 			return NULL;
 		if (p[0].revents)
 			return NULL;
@@ -689,6 +721,9 @@ static void *vu_fe_thread(void *arg)
 			(void)!read(fe->wake_fd, &v, sizeof(v));
 		if (p[3].revents)
 			vu_fe_backend_request(fe);
+		for (unsigned i = VU_FE_POLL_FIXED; i < n; i++)
+			if (p[i].revents)
+				vu_fe_ring_error(fe, ring_of[i - VU_FE_POLL_FIXED]);
 		if (p[2].revents) {
 			pthread_mutex_lock(&fe->lock);
 			vu_fe_drop(fe, false, "closed the connection");
@@ -698,6 +733,21 @@ static void *vu_fe_thread(void *arg)
 }
 
 /* ---- public ---- */
+
+/* The eventfds init creates, and the rings. */
+static void vu_fe_close_fds(struct vu_frontend *fe)
+{
+	for (unsigned q = 0; q < fe->cfg.num_queues; q++)
+		if (fe->rings[q].err_fd >= 0)
+			close(fe->rings[q].err_fd);
+	if (fe->wake_fd >= 0)
+		close(fe->wake_fd);
+	if (fe->stop_fd >= 0)
+		close(fe->stop_fd);
+	fe->wake_fd = fe->stop_fd = -1;
+	free(fe->rings);
+	fe->rings = NULL;
+}
 
 int vu_frontend_init(struct vu_frontend *fe, const struct vu_frontend_config *cfg)
 {
@@ -714,18 +764,19 @@ int vu_frontend_init(struct vu_frontend *fe, const struct vu_frontend_config *cf
 	fe->cfg.name = fe->name;
 	fe->cfg.socket_path = cfg->socket_path ? fe->path : NULL;
 	fe->rings = calloc(cfg->num_queues, sizeof(*fe->rings));
+	if (!fe->rings)
+		return -ENOMEM;
+	for (unsigned q = 0; q < cfg->num_queues; q++)
+		fe->rings[q].err_fd = -1;
 	fe->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	fe->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!fe->rings || fe->wake_fd < 0 || fe->stop_fd < 0) {
-		int err = fe->rings ? -errno : -ENOMEM;
+	for (unsigned q = 0; q < cfg->num_queues && fe->stop_fd >= 0; q++)
+		if ((fe->rings[q].err_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+			break;
+	if (fe->wake_fd < 0 || fe->stop_fd < 0 || fe->rings[cfg->num_queues - 1].err_fd < 0) {
+		int err = -errno;
 
-		free(fe->rings);
-		if (fe->wake_fd >= 0)
-			close(fe->wake_fd);
-		if (fe->stop_fd >= 0)
-			close(fe->stop_fd);
-		fe->rings = NULL;
-		fe->wake_fd = fe->stop_fd = -1;
+		vu_fe_close_fds(fe);
 		return err;
 	}
 	pthread_mutex_init(&fe->lock, NULL);
@@ -803,10 +854,7 @@ void vu_frontend_destroy(struct vu_frontend *fe)
 		munmap(fe->inflight_map, fe->inflight.mmap_size);
 	if (fe->inflight_fd >= 0)
 		close(fe->inflight_fd);
-	close(fe->wake_fd);
-	close(fe->stop_fd);
-	free(fe->rings);
-	fe->rings = NULL;
+	vu_fe_close_fds(fe);
 	pthread_mutex_destroy(&fe->lock);
 	pthread_mutex_destroy(&fe->config_lock);
 }
@@ -867,6 +915,7 @@ int vu_frontend_ring_start(struct vu_frontend *fe, const struct gmem *mem, uint6
 	fe->driver_ok = true;
 	fe->rings[q].vq = vq;
 	fe->rings[q].started = true;
+	vu_fe_wake(fe->wake_fd);
 	if (fe->needs_reset) {
 		r = -EIO;
 	} else if (vu_fe_connected(fe)) {
@@ -929,6 +978,7 @@ void vu_frontend_ring_stop(struct vu_frontend *fe, unsigned q)
 	}
 	fe->rings[q].started = false;
 	fe->rings[q].vq = NULL;
+	vu_fe_wake(fe->wake_fd);
 	pthread_mutex_unlock(&fe->lock);
 }
 
@@ -936,7 +986,7 @@ void vu_frontend_reset(struct vu_frontend *fe)
 {
 	pthread_mutex_lock(&fe->lock);
 	for (unsigned q = 0; q < fe->cfg.num_queues; q++)
-		fe->rings[q] = (struct vu_frontend_ring){ 0 };
+		fe->rings[q] = (struct vu_frontend_ring){ .err_fd = fe->rings[q].err_fd };
 	if (vu_fe_connected(fe) && vu_fe_has(fe, VHOST_USER_PROTOCOL_F_STATUS))
 		vu_fe_set_u64(fe, VHOST_USER_SET_STATUS, 0);
 	if (vu_fe_connected(fe) && vu_fe_has(fe, VHOST_USER_PROTOCOL_F_RESET_DEVICE))
