@@ -1,5 +1,7 @@
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "cvmm/backends.h"
@@ -10,6 +12,19 @@
 
 #define CVMM_VERSION "0.1.0"
 #define MAIN_EXIT_USAGE 2
+
+/* Host sockets (vsock connections), images and vhost-user regions are fds:
+ * the default soft limit (often 1024) is far below what the host allows. */
+static void main_raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_info("cannot raise the open-file limit: %s", strerror(errno));
+}
 
 int main(int argc, char **argv)
 {
@@ -39,6 +54,7 @@ int main(int argc, char **argv)
 			return MAIN_EXIT_USAGE;
 		}
 	}
+	main_raise_fd_limit();
 	switch (cfg.action) {
 	case CLI_CHECK_HOST:
 		ret = hostcheck_main();

@@ -107,8 +107,8 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 			blk_req_complete_all(b, q);
 		}
 		if (r < 0) {
-			log_warn("blk: queue %u: the driver put a malformed chain on the ring; "
-				 "queue stopped until reset", qi);
+			log_warn_ratelimited("blk: queue %u: the driver put a malformed chain on the ring; "
+					     "queue stopped until reset", qi);
 			break;
 		}
 		if (n >= BLK_BUDGET) {
@@ -117,7 +117,7 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 			uint64_t one = 1;
 
 			if (q->watched_fd >= 0 && write(q->watched_fd, &one, sizeof(one)) < 0)
-				log_warn("blk: queue %u: cannot requeue: %s", qi, strerror(errno));
+				log_warn_ratelimited("blk: queue %u: cannot requeue: %s", qi, strerror(errno));
 			break;
 		}
 		if (!virtq_enable_notify(vq))

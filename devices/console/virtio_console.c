@@ -44,7 +44,7 @@ static void vcon_tx_kick(void *arg, uint32_t events)
 	(void)events;
 	virtq_kick_consume(&con->vqs[VCON_TX]);
 	if (virtq_serve(&con->vqs[VCON_TX], con->chain, VCON_BUDGET, vcon_tx_chain, con) < 0)
-		log_warn("virtio-console: malformed chain on the transmit queue; stopped until reset");
+		log_warn_ratelimited("virtio-console: malformed chain on the transmit queue; stopped until reset");
 }
 
 /* Copies pending input into one chain's writable buffers; returns bytes copied. */
@@ -88,7 +88,7 @@ static void vcon_rx_flush(struct vcon_dev *con)
 	while (con->input_len) {
 		r = virtq_pop(vq, con->chain);
 		if (r < 0) {
-			log_warn("virtio-console: malformed chain on the receive queue; stopped until reset");
+			log_warn_ratelimited("virtio-console: malformed chain on the receive queue; stopped until reset");
 			break;
 		}
 		/* No buffer now: the driver's next kick brings us back. */

@@ -390,7 +390,7 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 				/* End of file (a socket standing in for the tap
 				 * closed) or a tap error: stop watching it. */
 				if (len < 0)
-					log_warn("virtio-net: pair %u: tap read: %s", pi, strerror(errno));
+					log_warn_ratelimited("virtio-net: pair %u: tap read: %s", pi, strerror(errno));
 				watch = false;
 				break;
 			}
@@ -417,9 +417,9 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 		}
 		if (r == -ENOSPC) {
 			if (!p->rx_oversize++)
-				log_warn("virtio-net: pair %u: a %u-byte frame is larger than the driver's "
-					 "receive buffers: dropped (counted; warned once)", pi,
-					 p->frame_len - n->hdr_len);
+				log_warn_ratelimited("virtio-net: pair %u: a %u-byte frame is larger than the driver's "
+						     "receive buffers: dropped (counted; warned once)", pi,
+						     p->frame_len - n->hdr_len);
 		}
 		p->frame_len = 0;
 		done++;
@@ -456,7 +456,7 @@ static void net_drain_eventfd(int fd)
 	uint64_t cnt;
 
 	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn("virtio-net: kick read: %s", strerror(errno));
+		log_warn_ratelimited("virtio-net: kick read: %s", strerror(errno));
 }
 
 static void net_on_tx_kick(void *arg, uint32_t events)
@@ -466,8 +466,8 @@ static void net_on_tx_kick(void *arg, uint32_t events)
 	(void)events;
 	net_drain_eventfd(p->tx_kick_fd);
 	if (net_dev_tx_process(p->net, p->index) == -EIO && p->tx_kick_fd >= 0) {
-		log_warn("virtio-net: pair %u: the driver put a malformed chain on the TX ring; "
-			 "queue stopped until reset", p->index);
+		log_warn_ratelimited("virtio-net: pair %u: the driver put a malformed chain on the TX ring; "
+				     "queue stopped until reset", p->index);
 		worker_unwatch(&p->worker, p->tx_kick_fd);
 		p->tx_kick_fd = -1;
 	}
@@ -477,8 +477,8 @@ static void net_rx_serve(struct net_pair *p)
 {
 	if (net_dev_rx_process(p->net, p->index) != -EIO || p->rx_kick_fd < 0)
 		return;
-	log_warn("virtio-net: pair %u: the driver put a malformed chain on the RX ring; "
-		 "queue stopped until reset", p->index);
+	log_warn_ratelimited("virtio-net: pair %u: the driver put a malformed chain on the RX ring; "
+			     "queue stopped until reset", p->index);
 	worker_unwatch(&p->worker, p->rx_kick_fd);
 	p->rx_kick_fd = -1;
 }
@@ -554,7 +554,7 @@ static void net_ctrl_kick(void *arg, uint32_t events)
 	(void)events;
 	virtq_kick_consume(vq);
 	if (virtq_serve(vq, n->ctrl_chain, NET_TX_BUDGET, net_ctrl_handle, n) < 0)
-		log_warn("virtio-net: malformed chain on the control queue; stopped until reset");
+		log_warn_ratelimited("virtio-net: malformed chain on the control queue; stopped until reset");
 }
 
 static int net_ctrl_start(struct net_dev *n)

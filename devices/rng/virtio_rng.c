@@ -28,7 +28,7 @@ static size_t rng_fill(struct rng_dev *r, uint8_t *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_warn("virtio-rng: entropy source: %s", n ? strerror(errno) : "end of file");
+			log_warn_ratelimited("virtio-rng: entropy source: %s", n ? strerror(errno) : "end of file");
 			break;
 		}
 		done += (size_t)n;
@@ -63,7 +63,7 @@ static void rng_kick(void *arg, uint32_t events)
 	(void)events;
 	virtq_kick_consume(&r->vq);
 	if (virtq_serve(&r->vq, r->chain, RNG_BUDGET, rng_handle, r) < 0)
-		log_warn("virtio-rng: the driver put a malformed chain on the ring; queue stopped until reset");
+		log_warn_ratelimited("virtio-rng: the driver put a malformed chain on the ring; queue stopped until reset");
 }
 
 static int rng_queue_start(struct vdev *dev, unsigned q)

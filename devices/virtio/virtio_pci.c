@@ -150,6 +150,7 @@ int vpci_init(struct vpci *p, struct vdev *dev, uint32_t bar0,
 	err = vtr_init(&p->tr, dev);
 	if (err)
 		goto fail;
+	pthread_mutex_init(&p->lock, NULL);
 	for (unsigned v = 0; v < p->nvectors; v++)
 		p->msix[v].ctrl = 1; /* masked until the driver programs it */
 	vpci_reset_vectors(p);
@@ -164,6 +165,7 @@ fail:
 void vpci_destroy(struct vpci *p)
 {
 	vtr_destroy(&p->tr);
+	pthread_mutex_destroy(&p->lock);
 	free(p->msix);
 	free(p->queue_vector);
 }
@@ -232,7 +234,7 @@ static uint32_t vpci_common_read(struct vpci *p, uint32_t off, unsigned size)
 	case VPCI_STATUS | 1 << 8:
 		return p->tr.status;
 	case VPCI_CFG_GENERATION | 1 << 8:
-		return (uint8_t)p->tr.config_generation;
+		return (uint8_t)vtr_config_generation(&p->tr);
 	case VPCI_Q_SELECT | 2 << 8:
 		return p->queue_sel;
 	case VPCI_Q_SIZE | 2 << 8:
@@ -332,7 +334,7 @@ static uint32_t *vpci_msix_word(struct vpci *p, uint32_t off)
 	return (uint32_t *)&p->msix[v] + (off % sizeof(struct vpci_msix_entry)) / 4;
 }
 
-uint32_t vpci_bar_read(struct vpci *p, uint32_t off, unsigned size)
+static uint32_t vpci_bar_read_locked(struct vpci *p, uint32_t off, unsigned size)
 {
 	uint32_t val = 0;
 
@@ -356,7 +358,7 @@ uint32_t vpci_bar_read(struct vpci *p, uint32_t off, unsigned size)
 	return 0;
 }
 
-void vpci_bar_write(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
+static void vpci_bar_write_locked(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
 {
 	if (off < VPCI_COMMON_OFF + VPCI_COMMON_SIZE) {
 		vpci_common_write(p, off - VPCI_COMMON_OFF, size, val);
@@ -385,26 +387,46 @@ static bool vpci_cfg_window(const struct vpci *p, uint32_t *off, unsigned *len)
 	return bar == 0 && (*len == 1 || *len == 2 || *len == 4) && *off < VPCI_BAR_SIZE;
 }
 
+uint32_t vpci_bar_read(struct vpci *p, uint32_t off, unsigned size)
+{
+	uint32_t val;
+
+	pthread_mutex_lock(&p->lock);
+	val = vpci_bar_read_locked(p, off, size);
+	pthread_mutex_unlock(&p->lock);
+	return val;
+}
+
+void vpci_bar_write(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
+{
+	pthread_mutex_lock(&p->lock);
+	vpci_bar_write_locked(p, off, size, val);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static uint32_t vpci_cfg_read(void *fn, uint32_t off, unsigned size)
 {
 	struct vpci *p = fn;
-	uint32_t bar_off;
+	uint32_t bar_off, val;
 	unsigned len;
 
+	pthread_mutex_lock(&p->lock);
 	if (off == VPCI_PCI_CFG_DATA && vpci_cfg_window(p, &bar_off, &len))
-		return vpci_bar_read(p, bar_off, len);
-	return pci_cfg_read(&p->cfg, off, size);
+		val = vpci_bar_read_locked(p, bar_off, len);
+	else
+		val = pci_cfg_read(&p->cfg, off, size);
+	pthread_mutex_unlock(&p->lock);
+	return val;
 }
 
-static void vpci_cfg_write(void *fn, uint32_t off, unsigned size, uint32_t val)
+static void vpci_cfg_write_locked(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
 {
-	struct vpci *p = fn;
 	uint32_t old_bar = vpci_bar0(p), bar_off;
 	uint16_t old_msix = pci_cfg_read(&p->cfg, VPCI_MSIX_CTRL, 2);
 	unsigned len;
 
 	if (off == VPCI_PCI_CFG_DATA && vpci_cfg_window(p, &bar_off, &len)) {
-		vpci_bar_write(p, bar_off, len, val);
+		vpci_bar_write_locked(p, bar_off, len, val);
 		return;
 	}
 	pci_cfg_write(&p->cfg, off, size, val);
@@ -412,6 +434,15 @@ static void vpci_cfg_write(void *fn, uint32_t off, unsigned size, uint32_t val)
 		p->host->bar_changed(p->host_ctx, p);
 	if (pci_cfg_read(&p->cfg, VPCI_MSIX_CTRL, 2) != old_msix)
 		vpci_msix_changed(p);
+}
+
+static void vpci_cfg_write(void *fn, uint32_t off, unsigned size, uint32_t val)
+{
+	struct vpci *p = fn;
+
+	pthread_mutex_lock(&p->lock);
+	vpci_cfg_write_locked(p, off, size, val);
+	pthread_mutex_unlock(&p->lock);
 }
 
 const struct pci_func_ops vpci_func_ops = {

@@ -32,8 +32,8 @@ static void virtio_vm_signal(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
-/* Register blocks take accesses of 1, 2 or 4 bytes under a lock; wider
- * ones read as absent (fill) and are dropped. */
+/* Register blocks take accesses of 1, 2 or 4 bytes under lock (NULL: the
+ * block locks itself); wider ones read as absent (fill) and are dropped. */
 struct virtio_vm_regs {
 	uint32_t (*read)(void *obj, uint64_t off, unsigned len);
 	void (*write)(void *obj, uint64_t off, unsigned len, uint32_t val);
@@ -49,7 +49,8 @@ static void virtio_vm_access(const struct virtio_vm_regs *regs, void *obj, pthre
 			memset(data, fill, len);
 		return;
 	}
-	pthread_mutex_lock(lock);
+	if (lock)
+		pthread_mutex_lock(lock);
 	if (is_write) {
 		memcpy(&val, data, len);
 		regs->write(obj, off, len, val);
@@ -57,7 +58,8 @@ static void virtio_vm_access(const struct virtio_vm_regs *regs, void *obj, pthre
 		val = regs->read(obj, off, len);
 		memcpy(data, &val, len);
 	}
-	pthread_mutex_unlock(lock);
+	if (lock)
+		pthread_mutex_unlock(lock);
 }
 
 /* ---- virtio-mmio ---- */
@@ -162,7 +164,8 @@ static void virtio_vm_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, 
 {
 	struct virtio_vm_dev *d = opaque;
 
-	virtio_vm_access(&virtio_vm_bar_regs, &d->pci, &d->lock, off, data, len, is_write, 0);
+	/* vpci takes its own lock, the one its config-space path takes too. */
+	virtio_vm_access(&virtio_vm_bar_regs, &d->pci, NULL, off, data, len, is_write, 0);
 }
 
 /* Moves the BAR's MMIO handler and the queues' notify ioeventfds to where
@@ -184,15 +187,16 @@ static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 	if (!bar)
 		return;
 	if (iobus_register(&vm->mmio, bar, VPCI_BAR_SIZE, virtio_vm_pci_bar_access, d)) {
-		log_warn("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
-			 dev->ops->name, bar);
+		log_warn_ratelimited("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
+				     dev->ops->name, bar);
 		return;
 	}
 	d->bar = bar;
 	for (unsigned q = 0; q < dev->num_queues; q++)
 		if (vm_ioeventfd(vm, bar + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULTIPLIER, 2, false,
 				 dev->vqs[q].kick_fd, true))
-			log_warn("%s: queue %u notifications will exit to the VMM", dev->ops->name, q);
+			log_warn_ratelimited("%s: queue %u notifications will exit to the VMM",
+					     dev->ops->name, q);
 }
 
 /* Points each queue's (and the config) interrupt at the MSI-X message the

@@ -42,6 +42,7 @@ int worker_watch(struct worker *w, int fd, uint32_t events, struct worker_watch 
 {
 	struct epoll_event ev = { .events = events, .data.ptr = watch };
 
+	watch->fd = fd;
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -70,6 +71,11 @@ static void *worker_main(void *arg)
 
 			if (!watch)
 				return NULL; /* stop_fd */
+			if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+				log_warn_ratelimited("%s: fd %d reported hang-up or error; no longer watched",
+						     w->name, watch->fd);
+				epoll_ctl(w->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+			}
 			watch->fn(watch->arg, evs[i].events);
 		}
 	}

@@ -151,7 +151,7 @@ void vsock_rx_flush(struct vsock_dev *d)
 		}
 		r = virtq_pop(vq, c);
 		if (r < 0) {
-			log_warn("virtio-vsock: the driver put a malformed chain on the rx queue; stopped until reset");
+			log_warn_ratelimited("virtio-vsock: the driver put a malformed chain on the rx queue; stopped until reset");
 			break;
 		}
 		if (r == 0) {
@@ -232,7 +232,7 @@ static void vsock_tx_data(struct vsock_dev *d, struct vsock_hc *hc, const struct
 	if (!hc->gbuf) {
 		hc->gbuf = malloc(cap);
 		if (!hc->gbuf) {
-			log_warn("virtio-vsock: out of memory for a connection's buffer");
+			log_warn_ratelimited("virtio-vsock: out of memory for a connection's buffer");
 			vsock_hc_abort(d, hc);
 			return;
 		}
@@ -307,7 +307,7 @@ static void vsock_tx_process(struct vsock_dev *d)
 		return;
 	}
 	if (virtq_serve(vq, d->tx_chain, budget, vsock_tx_handle, d) < 0)
-		log_warn("virtio-vsock: the driver put a malformed chain on the tx queue; stopped until reset");
+		log_warn_ratelimited("virtio-vsock: the driver put a malformed chain on the tx queue; stopped until reset");
 }
 
 static void vsock_event_send(struct vsock_dev *d)

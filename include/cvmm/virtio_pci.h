@@ -9,6 +9,7 @@
 #ifndef CVMM_VIRTIO_PCI_H
 #define CVMM_VIRTIO_PCI_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,6 +42,10 @@ struct vpci_msix_entry {
 };
 
 struct vpci {
+	/* One lock for every register access, through BAR0 or through config
+	 * space (including the PCI_CFG window onto BAR0), so two vCPUs cannot
+	 * reset and enable the device at once by taking different paths. */
+	pthread_mutex_t lock;
 	struct vtr tr;
 	struct pci_cfg cfg;
 	unsigned nvectors;
@@ -62,7 +67,7 @@ void vpci_destroy(struct vpci *p);
 
 /* Current BAR0 address, or 0 while memory decoding is off. */
 uint32_t vpci_bar0(const struct vpci *p);
-/* Access at offset off of BAR0. */
+/* Access at offset off of BAR0 (takes p->lock). */
 uint32_t vpci_bar_read(struct vpci *p, uint32_t off, unsigned size);
 void vpci_bar_write(struct vpci *p, uint32_t off, unsigned size, uint32_t val);
 

@@ -38,7 +38,7 @@ struct virtio_vm_dev {
 	struct vdev *dev;
 	char id[32];          /* the user's name for it (--disk id=...), for log lines */
 	enum virtio_transport_kind kind;
-	pthread_mutex_t lock; /* serialises the guest's register accesses */
+	pthread_mutex_t lock; /* MMIO: serialises the guest's register accesses (vpci has its own) */
 	union {
 		struct vmmio mmio;
 		struct vpci pci;

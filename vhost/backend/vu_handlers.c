@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/memguard.h"
 #include "vu_internal.h"
 
 /* A reply body for requests that have one. */
@@ -167,13 +169,17 @@ static int vu_get_status(struct vu_server *s, struct vu_msg *m, struct vu_reply 
 /* ---- guest memory ---- */
 
 /* Maps one region from fd. The mapping covers [mmap_offset, +size) of the
- * file, which must lie inside it (a mapping past EOF would fault later). */
-static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_region *out)
+ * file, which must lie inside it (a mapping past EOF would fault later). The
+ * front-end may still shrink the file afterwards: the mapping is guarded
+ * (memguard), a fault there signals fault_fd and the session ends. */
+static int vu_map_region(const struct vu_mem_region *mr, int fd, int fault_fd,
+			 struct gmem_region *out)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t end, aligned, delta, len;
 	struct stat st;
 	void *p;
+	int r;
 
 	if (mr->memory_size == 0 ||
 	    __builtin_add_overflow(mr->mmap_offset, mr->memory_size, &end))
@@ -191,7 +197,13 @@ static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_reg
 		 (off_t)aligned);
 	if (p == MAP_FAILED)
 		return -errno;
+	r = memguard_add(p, (size_t)len, fault_fd);
+	if (r) {
+		munmap(p, (size_t)len);
+		return r;
+	}
 	*out = (struct gmem_region){
+		.guarded = true,
 		.gpa = mr->guest_phys_addr,
 		.size = mr->memory_size,
 		.uaddr = mr->userspace_addr,
@@ -204,16 +216,18 @@ static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_reg
 }
 
 /* Maps the region and adds it to mem; on failure nothing is left mapped. */
-static int vu_add_region(struct gmem *mem, const struct vu_mem_region *mr, int fd)
+static int vu_add_region(struct gmem *mem, const struct vu_mem_region *mr, int fd, int fault_fd)
 {
 	struct gmem_region gr;
-	int r = vu_map_region(mr, fd, &gr);
+	int r = vu_map_region(mr, fd, fault_fd, &gr);
 
 	if (r)
 		return r;
 	r = gmem_add(mem, &gr);
-	if (r)
+	if (r) {
+		memguard_remove(gr.map_base);
 		munmap(gr.map_base, gr.map_size);
+	}
 	return r;
 }
 
@@ -226,7 +240,7 @@ static int vu_set_mem_table(struct vu_server *s, struct vu_msg *m, struct vu_rep
 	(void)rep;
 	gmem_init(&next);
 	for (uint32_t i = 0; i < t->nregions; i++) {
-		r = vu_add_region(&next, &t->regions[i], m->fds[i]);
+		r = vu_add_region(&next, &t->regions[i], m->fds[i], s->fault_fd);
 		if (r) {
 			gmem_destroy(&next);
 			return r;
@@ -263,7 +277,7 @@ static int vu_add_mem_reg(struct vu_server *s, struct vu_msg *m, struct vu_reply
 	}
 	/* Workers translate through the table: keep them out while it changes. */
 	vu_queues_stop_all(s);
-	r = vu_add_region(&s->mem, mr, m->fds[0]);
+	r = vu_add_region(&s->mem, mr, m->fds[0], s->fault_fd);
 	vu_queues_start_all(s);
 	return r;
 }
@@ -389,16 +403,49 @@ static void vu_replace_fd(int *slot, int fd)
 	*slot = fd;
 }
 
+/* A kick, call or error fd must be an eventfd: a pipe or socket could block
+ * the worker that writes it, or report EOF for ever to the one that waits on
+ * it. It is made non-blocking (its counter may saturate; a write then fails
+ * instead of waiting). Sets *fd to the fd taken, or -1 with NOFD. */
+static int vu_take_eventfd(struct vu_msg *m, int *fd)
+{
+	char path[32], target[32];
+	struct stat st;
+	ssize_t n;
+	int flags;
+
+	*fd = -1;
+	if (m->nfds == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fds[0]);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n >= 0) {
+		target[n] = '\0';
+		if (strcmp(target, "anon_inode:[eventfd]"))
+			return -EINVAL;
+	} else if (fstat(m->fds[0], &st) < 0 || (st.st_mode & S_IFMT)) {
+		/* No /proc: at least an anonymous inode (no file type), which
+		 * rules out pipes, sockets, files and devices. */
+		return -EINVAL;
+	}
+	flags = fcntl(m->fds[0], F_GETFL);
+	if (flags < 0 || fcntl(m->fds[0], F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	*fd = vu_msg_take_fd(m, 0);
+	return 0;
+}
+
 static int vu_set_vring_kick(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
 {
 	struct vu_queue *q;
 	unsigned idx;
+	int fd;
 
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
 	vu_queue_stop(s, idx);
-	vu_replace_fd(&q->kick_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(&q->kick_fd, fd);
 	/* Without a kick fd the front-end asks for polling, which this
 	 * back-end does not do: the ring stays stopped. */
 	if (q->kick_fd < 0)
@@ -411,14 +458,15 @@ static int vu_set_vring_call(struct vu_server *s, struct vu_msg *m, struct vu_re
 	struct vu_queue *q;
 	unsigned idx;
 	bool was_started;
+	int fd;
 
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
 	/* The model's worker signals call_fd: swap it only while stopped. */
 	was_started = q->started;
 	vu_queue_stop(s, idx);
-	vu_replace_fd(&q->call_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(&q->call_fd, fd);
 	return was_started ? vu_queue_try_start(s, idx) : 0;
 }
 
@@ -426,11 +474,12 @@ static int vu_set_vring_err(struct vu_server *s, struct vu_msg *m, struct vu_rep
 {
 	struct vu_queue *q;
 	unsigned idx;
+	int fd;
 
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
-	vu_replace_fd(&q->err_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(&q->err_fd, fd);
 	return 0;
 }
 
@@ -606,6 +655,12 @@ static int vu_set_inflight_fd(struct vu_server *s, struct vu_msg *m, struct vu_r
 	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], (off_t)aligned);
 	if (p == MAP_FAILED)
 		return -errno;
+	/* The front-end's file: it may shrink it later (see vu_map_region). */
+	r = memguard_add(p, (size_t)len, s->fault_fd);
+	if (r) {
+		munmap(p, (size_t)len);
+		return r;
+	}
 	vu_inflight_attach(s, p, (size_t)len, (size_t)delta, in);
 	return 0;
 }
@@ -658,8 +713,8 @@ static const struct vu_handler *vu_handler_of(uint32_t request)
 static int vu_answer_error(struct vu_server *s, const struct vu_msg *m,
 			   const struct vu_handler *h, int err)
 {
-	log_warn("vhost-user: %s (%u) failed: %s", vu_msg_request_name(m->hdr.request),
-		 m->hdr.request, strerror(-err));
+	log_warn_ratelimited("vhost-user: %s (%u) failed: %s", vu_msg_request_name(m->hdr.request),
+			     m->hdr.request, strerror(-err));
 	if (h && h->empty_reply_on_error)
 		return vu_msg_reply(s->conn_fd, m, NULL, 0, NULL, 0);
 	if (h && h->has_reply)
