@@ -359,11 +359,12 @@ int vu_msg_recv_backend(int sock, struct vu_msg *m, int timeout_ms)
 	const struct vu_msg_rule *rule = NULL;
 	unsigned nfds;
 	bool ctrunc;
+	int64_t deadline;
 	uint32_t fl;
 	int r;
 
 	m->nfds = 0;
-	r = vu_msg_read(sock, m, fds, &nfds, &ctrunc, timeout_ms);
+	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, timeout_ms, &deadline);
 	if (r)
 		return r;
 	fl = m->hdr.flags;
@@ -372,14 +373,17 @@ int vu_msg_recv_backend(int sock, struct vu_msg *m, int timeout_ms)
 		r = -EPROTO;
 		goto reject;
 	}
+	/* The payload is consumed even when refused, to keep framing. */
+	r = vu_msg_read_payload(sock, m, deadline);
+	if (r)
+		goto reject;
 	if (m->hdr.request < VHOST_USER_BACKEND_REQUEST_MAX && vu_msg_backend_rules[m->hdr.request].name)
 		rule = &vu_msg_backend_rules[m->hdr.request];
 	if (!rule) {
 		r = -EOPNOTSUPP;
 		goto reject;
 	}
-	if (ctrunc || m->hdr.size < rule->min_size || m->hdr.size > rule->max_size ||
-	    nfds < rule->min_fds || nfds > rule->max_fds) {
+	if (ctrunc || !vu_msg_size_fits(rule, m->hdr.size) || nfds < rule->min_fds || nfds > rule->max_fds) {
 		r = -EBADMSG;
 		goto reject;
 	}
