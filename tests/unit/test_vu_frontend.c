@@ -767,6 +767,21 @@ START_TEST(stop_and_reset)
 }
 END_TEST
 
+START_TEST(inflight_file_shrunk_by_backend)
+{
+	pair_connect();
+	start_all(FEAT_DEV);
+	ck_assert_int_ge(fe.inflight_fd, 0);
+	/* The back-end owns the file and shrinks it: the reset's clearing of
+	 * the region must not kill the front-end (SIGBUS). */
+	ck_assert_int_eq(ftruncate(fe.inflight_fd, 0), 0);
+	for (unsigned q = 0; q < NQ; q++)
+		vu_frontend_ring_stop(&fe, q);
+	vu_frontend_reset(&fe);
+	start_all(FEAT_DEV);
+}
+END_TEST
+
 START_TEST(reply_never_comes)
 {
 	struct timespec a, b;
@@ -1087,6 +1102,7 @@ int main(void)
 	tcase_add_test(tc, ring_kept_disabled_until_enabled);
 	tcase_add_test(tc, backend_queues_counted_in_pairs);
 	tcase_add_test(tc, stop_and_reset);
+	tcase_add_test(tc, inflight_file_shrunk_by_backend);
 	tcase_add_test(tc, reply_never_comes);
 	tcase_add_test(tc, ring_error_fd_needs_reset);
 	tcase_add_test(tc, malformed_reply);

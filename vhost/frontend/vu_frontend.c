@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/memguard.h"
 #include "cvmm/virtio_transport.h"
 #include "cvmm/vu_frontend.h"
 #include "cvmm/vu_msg.h"
@@ -366,6 +367,15 @@ static int vu_fe_get_inflight(struct vu_frontend *fe)
 		r = -errno;
 		close(fd);
 		log_warn("%s: cannot map the inflight region: %s", fe->name, strerror(-r));
+		return r;
+	}
+	/* The back-end owns the file: if it shrinks it, our accesses read and
+	 * write a zero page instead of killing cvmm with SIGBUS. */
+	r = memguard_add(map, rep.payload.inflight.mmap_size, fe->wake_fd);
+	if (r) {
+		munmap(map, rep.payload.inflight.mmap_size);
+		close(fd);
+		log_warn("%s: cannot guard the inflight region: %s", fe->name, strerror(-r));
 		return r;
 	}
 	fe->inflight_fd = fd;
@@ -850,8 +860,10 @@ void vu_frontend_destroy(struct vu_frontend *fe)
 		close(fe->listen_fd);
 		unlink(fe->path);
 	}
-	if (fe->inflight_map)
+	if (fe->inflight_map) {
+		memguard_remove(fe->inflight_map);
 		munmap(fe->inflight_map, fe->inflight.mmap_size);
+	}
 	if (fe->inflight_fd >= 0)
 		close(fe->inflight_fd);
 	vu_fe_close_fds(fe);
