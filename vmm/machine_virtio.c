@@ -263,6 +263,12 @@ static int machine_virtio_rng(struct machine_virtio *mv, const char *text)
 	return err;
 }
 
+/* Every device machine_virtio_attach() places, in its order. */
+static unsigned machine_virtio_count(const struct machine_virtio *mv)
+{
+	return mv->ndisks + mv->nvus + mv->nnets + !!mv->rng + !!mv->console;
+}
+
 int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 {
 	int err;
@@ -310,13 +316,25 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 		}
 	}
 	if (mv->kind == VIRTIO_TRANSPORT_MMIO &&
-	    virtio_vm_mmio_cmdline(mv->ndisks + mv->nvus + mv->nnets + !!mv->rng + !!mv->console, mv->cmdline,
-				   sizeof(mv->cmdline))) {
+	    virtio_vm_mmio_cmdline(machine_virtio_count(mv), mv->cmdline, sizeof(mv->cmdline))) {
 		log_err("too many virtio-mmio devices: use --transport pci");
 		machine_virtio_destroy(mv);
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+unsigned machine_virtio_mmio_devs(const struct machine_virtio *mv, struct x86_mmio_dev *out)
+{
+	unsigned n = 0, total = machine_virtio_count(mv);
+	uint64_t base;
+	unsigned irq;
+
+	if (mv->kind != VIRTIO_TRANSPORT_MMIO)
+		return 0;
+	for (; n < total && n < X86_MAX_MMIO_DEVS && !virtio_vm_mmio_slot(n, &base, &irq); n++)
+		out[n] = (struct x86_mmio_dev){ .base = base, .size = VMMIO_WINDOW_SIZE, .irq = irq };
+	return n;
 }
 
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)

@@ -16,6 +16,7 @@
 #include "cvmm/virtio_vm.h"
 #include "cvmm/virtio_rng.h"
 #include "cvmm/vu_fe_dev.h"
+#include "cvmm/x86_tables.h"
 
 struct machine_virtio {
 	enum virtio_transport_kind kind;
@@ -45,6 +46,9 @@ static inline bool machine_virtio_shares_memory(const struct machine_virtio *mv)
 }
 /* Puts them on vm behind the chosen transport. 0 or -errno, logged. */
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm);
+/* The virtio-mmio devices machine_virtio_attach() will place, for the DSDT
+ * (none with --transport pci). Returns how many, at most X86_MAX_MMIO_DEVS. */
+unsigned machine_virtio_mmio_devs(const struct machine_virtio *mv, struct x86_mmio_dev *out);
 /* Call with the vCPUs stopped. */
 void machine_virtio_destroy(struct machine_virtio *mv);
 

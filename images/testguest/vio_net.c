@@ -17,18 +17,7 @@
 
 static uint8_t vio_net_tx[VIO_NET_HDR + VIO_NET_FRAME];
 static uint8_t vio_net_rx[VIO_NET_MAX_PAIRS][VIO_NET_RX_BUFS][VIO_NET_BUF];
-/* Which RX buffer went out with each head: a buffer offered again takes the
- * next descriptors, so heads and buffers part ways. */
-static uint8_t vio_net_rx_buf[VIO_NET_MAX_PAIRS][VIO_QUEUE_SIZE];
 static struct vio_queue vio_net_rxq[VIO_NET_MAX_PAIRS], vio_net_txq[VIO_NET_MAX_PAIRS];
-
-static void vio_net_offer_rx(unsigned pair, unsigned buf)
-{
-	struct vio_buf b = { vio_net_rx[pair][buf], VIO_NET_BUF, true };
-	uint16_t head = vio_offer(&vio_net_rxq[pair], &b, 1);
-
-	vio_net_rx_buf[pair][head % VIO_QUEUE_SIZE] = (uint8_t)buf;
-}
 
 /* Switches pairs on through the control queue at index ctrl. */
 static int vio_net_set_pairs(struct vio_dev *d, uint16_t ctrl, uint16_t pairs)
@@ -48,18 +37,25 @@ static int vio_net_set_pairs(struct vio_dev *d, uint16_t ctrl, uint16_t pairs)
 	return vio_request(d, &q, bufs, 2) == 1 && ack == 0 ? 0 : -1;
 }
 
+/* The host's answer comes from a process on the host, which a loaded
+ * machine may not run for a while: wait for it by the clock (the ACPI PM
+ * timer cvmm provides at 0x608, 3.579545 MHz, 32 bits), not by a count of
+ * polls, which passed in about a second. */
+#define VIO_NET_PM_TMR		0x608
+#define VIO_NET_WAIT_TICKS	(10u * 3579545u)
+
 /* Takes the next used RX buffer of any pair: its length, with pair and buffer. */
-static int64_t vio_net_receive(unsigned pairs, unsigned *pair, unsigned *buf)
+static int64_t vio_net_receive(unsigned pairs, unsigned *pair, uint16_t *id)
 {
-	for (unsigned i = 0; i < 2000000; i++) {
+	uint32_t start = tg_inl(VIO_NET_PM_TMR);
+
+	for (unsigned i = 0; (i & 1023) || tg_inl(VIO_NET_PM_TMR) - start < VIO_NET_WAIT_TICKS; i++) {
 		for (unsigned p = 0; p < pairs; p++) {
-			uint16_t id;
-			int64_t len = vio_poll(&vio_net_rxq[p], &id);
+			int64_t len = vio_poll(&vio_net_rxq[p], id);
 
 			if (len >= 0) {
 				*pair = p;
-				*buf = vio_net_rx_buf[p][id % VIO_QUEUE_SIZE];
-				return id < VIO_QUEUE_SIZE ? len : -1;
+				return *id < VIO_NET_RX_BUFS ? len : -1;
 			}
 		}
 		tg_pause();
@@ -70,9 +66,9 @@ static int64_t vio_net_receive(unsigned pairs, unsigned *pair, unsigned *buf)
 int vio_check_net(struct tg *t, struct vio_dev *d)
 {
 	uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 }, *frame = vio_net_tx + VIO_NET_HDR;
-	uint16_t max_pairs = 1, pairs = 1;
+	uint16_t max_pairs = 1, pairs = 1, id;
 	char want[32];
-	unsigned wlen, pair, buf;
+	unsigned wlen, pair;
 	struct vio_buf b;
 	int64_t len;
 
@@ -94,8 +90,10 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 	}
 	vio_driver_ok(d);
 	for (unsigned p = 0; p < pairs; p++) {
-		for (unsigned i = 0; i < VIO_NET_RX_BUFS; i++)
-			vio_net_offer_rx(p, i);
+		for (unsigned i = 0; i < VIO_NET_RX_BUFS; i++) {
+			b = (struct vio_buf){ vio_net_rx[p][i], VIO_NET_BUF, true };
+			vio_offer(&vio_net_rxq[p], &b, 1);
+		}
 		vio_kick(d, &vio_net_rxq[p]);
 	}
 
@@ -115,12 +113,12 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 	for (unsigned tries = 0; tries < 16; tries++) {
 		const uint8_t *f;
 
-		len = vio_net_receive(pairs, &pair, &buf);
+		len = vio_net_receive(pairs, &pair, &id);
 		if (len < 0) {
 			tg_printf("TG: FAIL virtio-net %s: no answer from the host\n", vio_kind_name(d));
 			return -1;
 		}
-		f = vio_net_rx[pair][buf] + VIO_NET_HDR;
+		f = vio_net_rx[pair][id] + VIO_NET_HDR;
 		if (len >= VIO_NET_HDR + 14 + wlen && !memcmp(f, mac, 6) &&
 		    f[12] == VIO_NET_ETHERTYPE >> 8 && f[13] == (VIO_NET_ETHERTYPE & 0xff) &&
 		    !memcmp(f + 14, want, wlen)) {
@@ -128,7 +126,10 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 				  mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], pairs);
 			return 0;
 		}
-		vio_net_offer_rx(pair, buf);
+		/* Not the answer: the same descriptor goes back. (Offering it
+		 * anew took the next free descriptor, whose id, past the
+		 * receive buffers, then read as "no answer".) */
+		vio_reoffer(&vio_net_rxq[pair], id);
 		vio_kick(d, &vio_net_rxq[pair]);
 	}
 	tg_printf("TG: FAIL virtio-net %s: the host's answer never came\n", vio_kind_name(d));
