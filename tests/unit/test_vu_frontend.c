@@ -19,7 +19,10 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/virtio_blk.h"
+#include "cvmm/virtio_net.h"
 #include "cvmm/virtio_transport.h"
+#include "cvmm/vu_fe_dev.h"
 #include "cvmm/vu_frontend.h"
 #include "cvmm/vu_msg.h"
 #include "vu_peer.h"
@@ -48,7 +51,7 @@ struct fbe {
 	/* Script. */
 	uint64_t features, protocol;
 	uint64_t queues;
-	uint8_t config[CFG_SIZE];
+	uint8_t config[VU_MAX_CONFIG_SIZE];
 	uint32_t hang_on;          /* never answer this request */
 	uint32_t garbage_on;       /* answer this request with a mismatched reply */
 	uint32_t refuse_on;        /* ack this request with an error */
@@ -133,7 +136,7 @@ static bool fbe_handle(struct fbe *b, struct vu_peer_reply *m)
 		struct vu_config c;
 
 		memcpy(&c, m->payload, VU_CONFIG_HDR_SIZE);
-		ck_assert_uint_le(c.size, CFG_SIZE);
+		ck_assert_uint_le(c.size, VU_MAX_CONFIG_SIZE);
 		pthread_mutex_lock(&b->lock);
 		memcpy(c.region, b->config, c.size);
 		pthread_mutex_unlock(&b->lock);
@@ -248,7 +251,7 @@ static void fbe_init(struct fbe *b)
 	b->features = FEAT_DEV | VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
 	b->protocol = PROTO_ALL;
 	b->queues = NQ;
-	for (int i = 0; i < CFG_SIZE; i++)
+	for (int i = 0; i < VU_MAX_CONFIG_SIZE; i++)
 		b->config[i] = (uint8_t)(0x10 + i);
 	b->sock = b->listen_fd = b->backend_fd = b->inflight_fd = -1;
 	for (int q = 0; q < NQ; q++)
@@ -1085,11 +1088,134 @@ START_TEST(ring_started_while_disconnected)
 }
 END_TEST
 
+/* ---- the device model on top (vu_fe_dev), against the listening fake ---- */
+
+static void listen_only_setup(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	log_set_level(LOG_ERR);
+	config_changes = needs_resets = 0;
+	fbe_init(&fb);
+	mem_setup();
+	snprintf(sock_path, sizeof(sock_path), "/tmp/cvmm-vufe-%d.sock", getpid());
+	unlink(sock_path);
+	strcpy(sa.sun_path, sock_path);
+	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fb.listen_fd, 0);
+	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
+	fbe_start(&fb);
+}
+
+static void dev_teardown(void)
+{
+	fbe_stop(&fb);
+	for (unsigned q = 0; q < NQ; q++) {
+		close(vqs[q].kick_fd);
+		close(vqs[q].call_fd);
+		virtq_destroy(&vqs[q]);
+	}
+	gmem_destroy(&mem);
+	unlink(sock_path);
+	sock_path[0] = 0;
+}
+
+START_TEST(blk_device_features_and_config)
+{
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "d", .device_id = VIRTIO_ID_BLOCK, .num_queues = 1, .queue_size = 64 };
+	uint64_t want = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+			VIRTIO_BIT(VIRTIO_BLK_F_MQ) | VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
+	uint16_t nq;
+	int i;
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	/* Transport bits cvmm cannot carry, and vhost bits, never reach the guest. */
+	fb.features = want | VIRTIO_BIT(34) | VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM) | VU_BIT(VHOST_F_LOG_ALL) |
+		      VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	fb.queues = 4;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	ck_assert_uint_eq(d.vdev.host_features, want);
+	ck_assert_uint_eq(d.vdev.num_queues, 1);
+	/* The config read is as long as DISCARD's layout, not the whole struct. */
+	i = fbe_wait(&fb, VHOST_USER_GET_CONFIG, 0);
+	ck_assert_int_ge(i, 0);
+	ck_assert_uint_eq(fb.log[i].size, VU_CONFIG_HDR_SIZE + offsetof(struct virtio_blk_config, max_write_zeroes_sectors));
+	/* The guest sees the queue count cvmm was given, not the back-end's. */
+	d.vdev.ops->read_config(&d.vdev, offsetof(struct virtio_blk_config, num_queues), &nq, sizeof(nq));
+	ck_assert_uint_eq(nq, 1);
+	vu_fe_dev_destroy(&d);
+}
+END_TEST
+
+START_TEST(blk_device_needs_config)
+{
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "d", .device_id = VIRTIO_ID_BLOCK, .num_queues = 1, .queue_size = 64 };
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fb.protocol = VU_FRONTEND_PROTOCOL_FEATURES & ~VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG);
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+}
+END_TEST
+
+START_TEST(net_device_builds_config)
+{
+	static const uint8_t mac[6] = { 0x52, 0x54, 0, 1, 2, 3 };
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "n", .device_id = VIRTIO_ID_NET, .num_queues = 4, .queue_size = 64,
+				      .mac = mac };
+	struct virtio_net_config nc;
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fb.features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+		      VIRTIO_BIT(VIRTIO_NET_F_MQ) | VIRTIO_BIT(VIRTIO_NET_F_MTU) | VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) |
+		      VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	fb.queues = 2;   /* pairs, as net back-ends count */
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	/* MAC and STATUS are cvmm's, the control queue too; MTU (no config
+	 * for it) and the back-end's own CTRL_VQ are not passed on. */
+	ck_assert_uint_eq(d.vdev.host_features,
+			  VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+			  VIRTIO_BIT(VIRTIO_NET_F_MQ) | VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) |
+			  VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS));
+	ck_assert_uint_eq(d.vdev.num_queues, 5);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_GET_CONFIG, 0), 0);
+	memset(&nc, 0, sizeof(nc));
+	d.vdev.ops->read_config(&d.vdev, 0, &nc, d.vdev.config_size);
+	ck_assert_mem_eq(nc.mac, mac, 6);
+	ck_assert_uint_eq(nc.status, VIRTIO_NET_S_LINK_UP);
+	ck_assert_uint_eq(nc.max_virtqueue_pairs, 2);
+	/* The second pair starts disabled until VQ_PAIRS_SET. */
+	ck_assert(!d.fe.rings[0].disabled && !d.fe.rings[1].disabled);
+	ck_assert(d.fe.rings[2].disabled && d.fe.rings[3].disabled);
+	vu_fe_dev_destroy(&d);
+}
+END_TEST
+
+START_TEST(net_multiqueue_needs_backend_mq)
+{
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "n", .device_id = VIRTIO_ID_NET, .num_queues = 4, .queue_size = 64 };
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fb.features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	fb.queues = 2;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vu_frontend");
 	TCase *tc = tcase_create("pair");
 	TCase *tl = tcase_create("reconnect");
+	TCase *td = tcase_create("device");
 
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 60);
@@ -1118,5 +1244,13 @@ int main(void)
 	tcase_add_test(tl, reconnect_lacking_feature_needs_reset);
 	tcase_add_test(tl, ring_started_while_disconnected);
 	suite_add_tcase(s, tl);
+
+	tcase_add_checked_fixture(td, NULL, dev_teardown);
+	tcase_set_timeout(td, 60);
+	tcase_add_test(td, blk_device_features_and_config);
+	tcase_add_test(td, blk_device_needs_config);
+	tcase_add_test(td, net_device_builds_config);
+	tcase_add_test(td, net_multiqueue_needs_backend_mq);
+	suite_add_tcase(s, td);
 	return check_run(s);
 }
