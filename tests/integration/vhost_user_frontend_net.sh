@@ -9,7 +9,9 @@
 #    counts the frames on its vhost port both ways.
 # cvmm builds the MAC itself (the guest must see mac=), DPDK has no CONFIG.
 # vhost_mode=server (cvmm listens, the back-end connects) is tested with
-# `cvmm --net-backend client=on`. Bad options are one-line errors.
+# `cvmm --net-backend client=on`. A back-end killed and restarted between
+# the guest's frame and the host's answer: the answer still arrives. Bad
+# options are one-line errors.
 set -u
 : "${BUILD:?BUILD is not set}"
 cvmm=$BUILD/cvmm
@@ -32,6 +34,10 @@ ip netns add "$ns" || { echo "FAIL: cannot create a network namespace (run as ro
 failed=0
 fail() { echo "FAIL $*"; failed=1; }
 in_ns() { ip netns exec "$ns" "$@"; }
+# For processes started in the background: nsenter execs the command, so $!
+# is the process itself (ip netns exec stays as its parent, and signals sent
+# to it do not reach the command; nor would they through a shell function).
+in_ns_bg=(nsenter --net="/run/netns/$ns")
 
 # guest NAME TAP SEED NETOPTS TRANSPORT [PAIRS]: the guest with net_peer.py on
 # TAP; with 2 pairs it switches both on (VQ_PAIRS_SET on the control queue
@@ -62,7 +68,7 @@ wait_sock() {   # PATH PID
 for queues in 2 4; do
     sock=$tmp/nb$queues.sock
     tap=vufe$queues
-    in_ns "$cvmm" -v --net-backend "tap=$tap,socket=$sock,num_queues=$queues" >"$tmp/nb$queues.log" 2>&1 &
+    "${in_ns_bg[@]}" "$cvmm" -v --net-backend "tap=$tap,socket=$sock,num_queues=$queues" >"$tmp/nb$queues.log" 2>&1 &
     nb=$!
     pids+=("$nb")
     if ! wait_sock "$sock" "$nb"; then
@@ -86,10 +92,74 @@ for queues in 2 4; do
     wait "$nb" 2>/dev/null
 done
 
+# The back-end killed (SIGKILL) after the guest has sent and before the
+# answer, and started again: cvmm reconnects and restores the rings (the
+# receive buffers the guest posted go to the new back-end), the link stays
+# up, and the answer reaches the guest (tests/integration/lib/net_restart_peer.py).
+for transport in pci mmio; do
+    name=restart-$transport
+    sock=$tmp/$name.sock
+    seed=$((RANDOM % 10))
+    rm -f "$tmp/$name".{seen,restarted,done}
+    "${in_ns_bg[@]}" "$cvmm" -v --net-backend "tap=vufr0,socket=$sock" >"$tmp/$name.be" 2>&1 &
+    nb=$!
+    pids+=("$nb")
+    wait_sock "$sock" "$nb" || { fail "$name: net-backend did not start"; continue; }
+    in_ns python3 "$here/lib/net_restart_peer.py" vufr0 "$seed" "52:54:00:12:34:5$seed" "$tmp/$name.seen" \
+        "$tmp/$name.restarted" \
+        "$tmp/$name.done" >"$tmp/$name.peer" 2>&1 &
+    peer=$!
+    pids+=("$peer")
+    timeout 60 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
+        --transport $transport --cmdline "tg.virtio=1 tg.seed=$seed" \
+        --net "vhost_user=on,socket=$sock,mac=52:54:00:12:34:5$seed" >"$tmp/$name.log" 2>&1 </dev/null &
+    vm=$!
+    pids+=("$vm")
+    for _ in $(seq 300); do
+        [ -e "$tmp/$name.seen" ] && break
+        sleep 0.05
+    done
+    [ -e "$tmp/$name.seen" ] || fail "$name: the guest's frame never reached the tap"
+    kill -KILL "$nb"
+    wait "$nb" 2>/dev/null
+    # The kernel lets the tap go a moment after the process: until then a
+    # new back-end finds it in use and exits; try again.
+    rm -f "$sock"
+    for _ in $(seq 20); do
+        "${in_ns_bg[@]}" "$cvmm" -v --net-backend "tap=vufr0,socket=$sock" >>"$tmp/$name.be" 2>&1 &
+        nb=$!
+        pids+=("$nb")
+        wait_sock "$sock" "$nb" && break
+        sleep 0.2
+    done
+    [ -S "$sock" ] || fail "$name: net-backend did not restart"
+    touch "$tmp/$name.restarted"
+    wait "$vm"
+    rc=$?
+    touch "$tmp/$name.done"
+    wait "$peer"
+    prc=$?
+    kill -TERM "$nb"
+    wait "$nb" 2>/dev/null
+    echo "--- $name: exit=$rc"
+    sed 's/^/    /' "$tmp/$name.peer"
+    grep -E "gone|reconnected|needs reset" "$tmp/$name.log" | sed 's/^/    cvmm: /'
+    tr -d '\r' <"$tmp/$name.out" | grep -E '^TG: (virtio-net|FAIL)' | sed 's/^/    /'
+    if [ $rc -ne 0 ] || [ $prc -ne 0 ] ||
+       ! grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:5$seed pairs=1 tx+rx ok" <(tr -d '\r' <"$tmp/$name.out"); then
+        fail "$name: the answer did not reach the guest across the back-end's restart"
+    elif ! grep -q "vhost-user back-end reconnected" "$tmp/$name.log"; then
+        fail "$name: cvmm did not reconnect"
+    else
+        echo "ok $name (seed $seed): SIGKILL and restart between the guest's frame and the answer"
+    fi
+done
+
 # vhost_mode=server: cvmm listens, the back-end connects (client=on).
 sock=$tmp/srv.sock
 seed=$((RANDOM % 10))
-( sleep 1; exec ip netns exec "$ns" "$cvmm" -v --net-backend "tap=vufe1,socket=$sock,client=on" ) >"$tmp/nbc.log" 2>&1 &
+( sleep 1; exec nsenter --net="/run/netns/$ns" "$cvmm" -v --net-backend "tap=vufe1,socket=$sock,client=on" ) \
+    >"$tmp/nbc.log" 2>&1 &
 nbc=$!
 pids+=("$nbc")
 # net_peer.py waits for the tap, which the back-end creates after cvmm listens.
@@ -108,7 +178,7 @@ for run in "pci 1" "mmio 1" "pci 2"; do
     name=dpdk-$transport-$pairs
     sock=$tmp/$name.sock
     seed=$((RANDOM % 10))
-    in_ns timeout -s INT -k 10 60 dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 --file-prefix="cvmm-vufe-$$" \
+    "${in_ns_bg[@]}" timeout -s INT -k 10 60 dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 --file-prefix="cvmm-vufe-$$" \
         --vdev "net_vhost0,iface=$sock,queues=$pairs" --vdev "net_tap0,iface=vufe9" -- \
         --no-mlockall --forward-mode=io --auto-start --stats-period 1 --total-num-mbufs=8192 \
         --rxq=$pairs --txq=$pairs </dev/null >"$tmp/testpmd-$name.log" 2>&1 &
