@@ -58,5 +58,20 @@ struct vu_fe_dev {
 int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg);
 /* Call once the transport is gone. */
 void vu_fe_dev_destroy(struct vu_fe_dev *d);
+/* Whether dev is such a device. */
+bool vu_fe_dev_is(const struct vdev *dev);
+
+struct devtype;
+struct devtype_dev;
+/* For a device type's create (devtype.h) when d->vhost_user: checks
+ * queue_size, makes the device from c (id, socket and mode come from d) into
+ * d->model / d->vdev. Logs one line and returns -errno; the row's destroy
+ * then calls vu_fe_dev_destroy(d->model). */
+int vu_fe_devtype_create(struct devtype_dev *d, struct vu_fe_dev_config *c, uint32_t queue_size,
+			 const char *who);
+/* Refuses, with one line, the keys of t (indexes into t->spec) given in seen
+ * that belong to the back-end (an image path, a tap). 0 or -EINVAL. */
+int vu_fe_devtype_refuse_keys(const struct devtype *t, uint64_t seen, const unsigned *keys, unsigned nkeys,
+			      const char *who);
 
 #endif

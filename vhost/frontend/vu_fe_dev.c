@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 
+#include "cvmm/devtype.h"
 #include "cvmm/log.h"
 #include "cvmm/virtio_blk.h"
 #include "cvmm/virtio_net.h"
@@ -235,11 +236,6 @@ static void vu_fe_dev_reset(struct vdev *dev)
 		vu_fe_net_set_pairs(d, 1);
 }
 
-static void vu_fe_dev_vdestroy(struct vdev *dev)
-{
-	vu_fe_dev_destroy(vu_fe_of(dev));
-}
-
 static const struct vdev_ops vu_fe_dev_ops = {
 	.name = "vhost-user",
 	.read_config = vu_fe_dev_read_config,
@@ -247,7 +243,6 @@ static const struct vdev_ops vu_fe_dev_ops = {
 	.queue_start = vu_fe_dev_queue_start,
 	.queue_stop = vu_fe_dev_queue_stop,
 	.reset = vu_fe_dev_reset,
-	.destroy = vu_fe_dev_vdestroy,
 };
 
 static void vu_fe_dev_config_changed(void *opaque)
@@ -255,9 +250,14 @@ static void vu_fe_dev_config_changed(void *opaque)
 	vdev_config_changed(opaque);
 }
 
+/* The host's DEVICE_NEEDS_RESET path: what it does for a ring the driver
+ * broke (status bit and config interrupt, safe from any thread). */
 static void vu_fe_dev_needs_reset(void *opaque)
 {
-	vdev_needs_reset(opaque);
+	struct vdev *dev = opaque;
+
+	if (dev->host_queue_broken)
+		dev->host_queue_broken(dev->host, 0);
 }
 
 static uint32_t vu_fe_dev_config_size(void *opaque, uint64_t features)
@@ -342,6 +342,8 @@ static int vu_fe_dev_features(struct vu_fe_dev *d, const struct vu_fe_dev_config
 
 static void vu_fe_dev_free(struct vu_fe_dev *d)
 {
+	if (d->vdev.queues)
+		vdev_destroy(&d->vdev);
 	if (d->has_ctrl)
 		worker_destroy(&d->ctrl_worker);
 	d->has_ctrl = false;
@@ -400,6 +402,10 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 		.vqs = d->vqs,
 		.config_size = d->type->config_size,
 	};
+	/* The core's queue runtime, without workers (no handle_queue). */
+	err = vdev_init(&d->vdev, 0, "vu");
+	if (err)
+		goto fail;
 	if (d->pairs > 1 && (err = vu_fe_net_ctrl_init(d)))
 		goto fail;
 	err = vu_frontend_init(&d->fe, &fc);
@@ -422,7 +428,55 @@ void vu_fe_dev_destroy(struct vu_fe_dev *d)
 {
 	if (!d->vqs)
 		return;
+	/* Queues still started are stopped through the front-end first. */
+	vdev_destroy(&d->vdev);
 	vu_fe_net_ctrl_stop(d);
 	vu_frontend_destroy(&d->fe);
 	vu_fe_dev_free(d);
+}
+
+bool vu_fe_dev_is(const struct vdev *dev)
+{
+	return dev && dev->ops == &vu_fe_dev_ops;
+}
+
+int vu_fe_devtype_create(struct devtype_dev *d, struct vu_fe_dev_config *c, uint32_t queue_size,
+			 const char *who)
+{
+	struct vu_fe_dev *v;
+	int err;
+
+	if (queue_size < 2 || queue_size > VIRTQ_MAX_SIZE || (queue_size & (queue_size - 1))) {
+		log_err("%s: queue_size=%u: must be a power of two, 2..%u", who, queue_size, VIRTQ_MAX_SIZE);
+		return -EINVAL;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		log_err("%s: out of memory", who);
+		return -ENOMEM;
+	}
+	c->id = d->id;
+	c->socket_path = d->socket;
+	c->server = d->vhost_server;
+	c->queue_size = (uint16_t)queue_size;
+	err = vu_fe_dev_init(v, c);
+	if (err) {
+		free(v);
+		/* A back-end that is there but cannot serve the device is bad input. */
+		return err == -EINVAL ? -EINVAL : -EIO;
+	}
+	d->model = v;
+	d->vdev = &v->vdev;
+	return 0;
+}
+
+int vu_fe_devtype_refuse_keys(const struct devtype *t, uint64_t seen, const unsigned *keys, unsigned nkeys,
+			      const char *who)
+{
+	for (unsigned k = 0; k < nkeys; k++)
+		if (seen & (1ULL << keys[k])) {
+			log_err("%s vhost_user=on: %s= is the back-end's to set, not cvmm's", who, t->spec[keys[k]].key);
+			return -EINVAL;
+		}
+	return 0;
 }
