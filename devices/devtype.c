@@ -51,10 +51,11 @@ struct devtype_common {
 static void devtype_spec(const struct devtype *t, enum devtype_role role, size_t common_off,
 			 struct opt_spec *out)
 {
+	const struct opt_spec *own = role == DEVTYPE_IN_VM && t->vm_spec ? t->vm_spec : t->spec;
 	unsigned n = 0;
 
-	for (; t->spec[n].key; n++)
-		out[n] = t->spec[n];
+	for (; own[n].key; n++)
+		out[n] = own[n];
 	if (role == DEVTYPE_IN_VM) {
 		out[n++] = (struct opt_spec){ "id", OPT_STRING,
 					      common_off + offsetof(struct devtype_common, id) };

@@ -53,6 +53,7 @@ struct devtype {
 	uint64_t vu_protocol_features; /* offered as a back-end (within the server's) */
 
 	const struct opt_spec *spec; /* the device's keys (at most 60) */
+	const struct opt_spec *vm_spec; /* its keys in a VM when they differ (NULL: spec) */
 	size_t opts_size;
 	void (*opts_defaults)(void *opts);
 	/* Checks the parsed options (seen: bit i set when spec[i] was given)
