@@ -22,4 +22,4 @@ gcc -static -O2 -o "$tmp/vsock-tool" "$here/guest/vsock-tool.c" 2>"$tmp/gcc.err"
     { echo "FAIL: cannot link vsock-tool statically: $(tail -n 1 "$tmp/gcc.err")"; exit 1; }
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
     "$here/guest/vhost_vsock_guest.sh" "$tmp/vsock-tool:/vsock-tool" || { echo "FAIL: mkinitrd"; exit 1; }
-NESTED_MEM_MIB=2048 linux_guest_run vsock_linux "$here/host/vsock_linux_run.sh" "$tmp/initrd.gz" "$tmp/vsock-tool"
+NESTED_MEM_MIB=2048 NESTED_TIMEOUT=1800 linux_guest_run vsock_linux "$here/host/vsock_linux_run.sh" "$tmp/initrd.gz" "$tmp/vsock-tool"

@@ -69,9 +69,13 @@ full)
     reboot -f
     ;;
 bench)
+    # cvmm_vsock_cps=N: also echo N host connections on port 1236 (the
+    # host times them for connections/s) after the transfers.
+    cps=$(sed -n 's/.*cvmm_vsock_cps=\([0-9]*\).*/\1/p' /proc/cmdline)
     ($t recv vsock:1234 | tag h2g) &
     wait $!
     $t send vsock:2:5000 "$bytes" 7 | tag g2h
+    [ "${cps:-0}" -gt 0 ] && $t echo vsock:1236 "$cps" | tag cps
     ;;
 *)
     echo "CVMM-VSOCK: unknown mode '$mode'"

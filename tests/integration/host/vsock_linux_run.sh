@@ -10,6 +10,17 @@ no() { echo "FAIL $1"; fails=$((fails + 1)); }
 check() { name=$1; shift; if "$@"; then ok "$name"; else no "$name"; fi; }
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 gline() { tr -d '\r' <"$1" | grep -a "^CVMM-VSOCK: $2 " | tail -n 1 | sed "s/^CVMM-VSOCK: $2 //"; }
+# listening SER TAG: until the guest says its TAG server listens (boots and
+# steps are slow nested; vsock-tool's own retries last only 60 s).
+# Gives up after 600 s or when cvmm ($pid) has ended.
+listening() {
+    i=0
+    while ! grep -q "^CVMM-VSOCK: $2 LISTENING" "$1" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        i=$((i + 1)); [ $i -gt 3000 ] && return 1
+        sleep 0.2
+    done
+}
 # wait_for FILE REGEX SECS: until FILE has a line matching REGEX.
 wait_for() {
     i=0
@@ -39,6 +50,7 @@ timeout 900 $t recv "unix:${uds}_5000" 1000 >g2h.out 2>&1 &
 g2h=$!
 timeout 900 $t echo "unix:${uds}_5001" 32 >echo.out 2>&1 &
 echo32=$!
+listening ser-pci h2g
 h2g=$(timeout 600 $t send "hybrid:$uds:1234" $bytes 11) || stop $pid $g2h $echo32
 m32=$(timeout 300 $t multi "hybrid:$uds:1235" 32 32) || stop $pid $g2h $echo32
 sleep 1
@@ -52,12 +64,15 @@ for i in $(seq 50); do
 done
 wait $g2h $echo32
 # the reset: four held connections end, new ones work
+listening ser-pci held1237
 timeout 300 $t hold "hybrid:$uds:1237" 4 >hold1.out 2>&1 &
 hold1=$!
 wait_for hold1.out '^HELD 4' 120 && timeout 60 $t send "hybrid:$uds:1238" 1 1 >/dev/null || stop $pid $hold1
 wait $hold1
+listening ser-pci after_reset
 m8=$(timeout 120 $t multi "hybrid:$uds:1239" 8 8) || stop $pid
 # the reboot: four held connections end with cvmm
+listening ser-pci held1240
 timeout 300 $t hold "hybrid:$uds:1240" 4 >hold2.out 2>&1 &
 hold2=$!
 wait_for hold2.out '^HELD 4' 120 && timeout 60 $t send "hybrid:$uds:1241" 1 1 >/dev/null || stop $pid $hold2
@@ -103,6 +118,7 @@ timeout 600 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2
 pid=$!
 timeout 600 $t recv "unix:${uds}_5000" >g2h.out 2>&1 &
 g2h=$!
+listening ser-mmio h2g
 h2g=$(timeout 300 $t send "hybrid:$uds:1234" 1048576 12) || stop $pid $g2h
 wait $pid; rc=$?
 wait $g2h
