@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cvmm/vu_msg.h"
@@ -151,15 +152,34 @@ int vu_msg_take_fd(struct vu_msg *m, unsigned i)
 	return fd;
 }
 
-/* Waits until sock is readable. 0, -ETIMEDOUT or -errno. */
-static int vu_msg_wait(int sock, int timeout_ms)
+static int64_t vu_msg_now_ms(void)
 {
-	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Deadline timeout_ms from now; -1 (no deadline) for a negative timeout. */
+static int64_t vu_msg_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : vu_msg_now_ms() + timeout_ms;
+}
+
+/* Waits until sock has events (POLLIN/POLLOUT), at most until deadline
+ * (absolute, vu_msg_now_ms; -1: forever). 0, -ETIMEDOUT or -errno. */
+static int vu_msg_wait(int sock, short events, int64_t deadline)
+{
+	struct pollfd p = { .fd = sock, .events = events };
 	int r;
 
 	do {
-		r = poll(&p, 1, timeout_ms);
-	} while (r < 0 && errno == EINTR);
+		int64_t left = deadline < 0 ? -1 : deadline - vu_msg_now_ms();
+
+		if (deadline >= 0 && left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+	} while ((r < 0 && errno == EINTR) || (r == 0 && deadline >= 0 && vu_msg_now_ms() < deadline));
 	if (r < 0)
 		return -errno;
 	if (r == 0)
@@ -167,14 +187,16 @@ static int vu_msg_wait(int sock, int timeout_ms)
 	return 0;
 }
 
-/* Reads exactly len bytes of a message already started. 0, -EPROTO on EOF. */
-static int vu_msg_read_rest(int sock, void *buf, size_t len)
+/* Reads exactly len bytes of a message already started, by its deadline:
+ * the whole message has one, so a peer sending a byte now and then cannot
+ * hold the reader. 0, -ETIMEDOUT, -EPROTO on EOF. */
+static int vu_msg_read_rest(int sock, void *buf, size_t len, int64_t deadline)
 {
 	uint8_t *p = buf;
 
 	while (len) {
 		ssize_t n;
-		int r = vu_msg_wait(sock, VU_MSG_TIMEOUT_MS);
+		int r = vu_msg_wait(sock, POLLIN, deadline);
 
 		if (r)
 			return r;
@@ -193,12 +215,13 @@ static int vu_msg_read_rest(int sock, void *buf, size_t len)
 }
 
 /*
- * Reads a header and its fds, then the payload (up to VU_MSG_MAX_PAYLOAD).
- * *nfds gets the fd count (stored in fds[]); *ctrunc tells that more fds
- * were sent than fit. On error every received fd is closed.
+ * Reads a header and its fds, waiting at most timeout_ms for the message to
+ * start; *deadline is then when the whole message must be in. *nfds gets the
+ * fd count (stored in fds[]); *ctrunc tells that more fds were sent than fit.
+ * On error every received fd is closed.
  */
-static int vu_msg_read(int sock, struct vu_msg *m, int *fds, unsigned *nfds,
-		       bool *ctrunc, int timeout_ms)
+static int vu_msg_read_hdr(int sock, struct vu_msg *m, int *fds, unsigned *nfds,
+			   bool *ctrunc, int timeout_ms, int64_t *deadline)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VU_MSG_RECV_FDS)];
@@ -214,7 +237,7 @@ static int vu_msg_read(int sock, struct vu_msg *m, int *fds, unsigned *nfds,
 
 	*nfds = 0;
 	*ctrunc = false;
-	r = vu_msg_wait(sock, timeout_ms);
+	r = vu_msg_wait(sock, POLLIN, vu_msg_deadline(timeout_ms));
 	if (r)
 		return r;
 	do {
@@ -224,6 +247,7 @@ static int vu_msg_read(int sock, struct vu_msg *m, int *fds, unsigned *nfds,
 		return errno == EAGAIN ? -ETIMEDOUT : -errno;
 	if (n == 0)
 		return -ECONNRESET;
+	*deadline = vu_msg_deadline(VU_MSG_TIMEOUT_MS);
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		size_t cnt;
@@ -247,7 +271,8 @@ static int vu_msg_read(int sock, struct vu_msg *m, int *fds, unsigned *nfds,
 		*ctrunc = true;
 
 	if ((size_t)n < sizeof(m->hdr)) {
-		r = vu_msg_read_rest(sock, (uint8_t *)&m->hdr + n, sizeof(m->hdr) - (size_t)n);
+		r = vu_msg_read_rest(sock, (uint8_t *)&m->hdr + n, sizeof(m->hdr) - (size_t)n,
+				     *deadline);
 		if (r)
 			goto fail;
 	}
@@ -255,11 +280,6 @@ static int vu_msg_read(int sock, struct vu_msg *m, int *fds, unsigned *nfds,
 		r = -EPROTO;
 		goto fail;
 	}
-	/* Zero first: short payloads (inflight's 20 bytes) read as zero-padded. */
-	memset(&m->payload, 0, sizeof(m->payload));
-	r = vu_msg_read_rest(sock, m->raw, m->hdr.size);
-	if (r)
-		goto fail;
 	return 0;
 fail:
 	vu_msg_close_array(fds, *nfds);
@@ -267,20 +287,38 @@ fail:
 	return r == -ECONNRESET ? -EPROTO : r;
 }
 
+/* Reads the payload the header announced, by the message's deadline. */
+static int vu_msg_read_payload(int sock, struct vu_msg *m, int64_t deadline)
+{
+	int r;
+
+	/* Zero first: short payloads (inflight's 20 bytes) read as zero-padded. */
+	memset(&m->payload, 0, sizeof(m->payload));
+	r = vu_msg_read_rest(sock, m->raw, m->hdr.size, deadline);
+	return r == -ECONNRESET ? -EPROTO : r;
+}
+
+static bool vu_msg_size_fits(const struct vu_msg_rule *rule, uint32_t size)
+{
+	return size >= rule->min_size && size <= rule->max_size;
+}
+
 int vu_msg_recv(int sock, struct vu_msg *m)
 {
 	int fds[VU_MSG_RECV_FDS];
 	const struct vu_msg_rule *rule;
 	unsigned nfds;
-	bool ctrunc;
+	bool ctrunc, size_ok;
+	int64_t deadline;
 	uint32_t fl;
 	int r;
 
 	m->nfds = 0;
-	r = vu_msg_read(sock, m, fds, &nfds, &ctrunc, VU_MSG_TIMEOUT_MS);
+	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, VU_MSG_TIMEOUT_MS, &deadline);
 	if (r)
 		return r;
-
+	/* Judged on the header alone: a bad header is dropped at once, without
+	 * waiting for a payload that will not be used. */
 	fl = m->hdr.flags;
 	if ((fl & VU_FLAG_VERSION_MASK) != VU_VERSION || (fl & ~VU_FLAG_KNOWN) ||
 	    (fl & VU_FLAG_REPLY)) {
@@ -288,12 +326,16 @@ int vu_msg_recv(int sock, struct vu_msg *m)
 		goto reject;
 	}
 	rule = vu_msg_rule_of(m->hdr.request);
+	size_ok = rule && vu_msg_size_fits(rule, m->hdr.size);
+	/* The payload is consumed even when refused, to keep framing. */
+	r = vu_msg_read_payload(sock, m, deadline);
+	if (r)
+		goto reject;
 	if (!rule) {
 		r = -EOPNOTSUPP;
 		goto reject;
 	}
-	if (ctrunc || m->hdr.size < rule->min_size || m->hdr.size > rule->max_size ||
-	    nfds < rule->min_fds || nfds > rule->max_fds ||
+	if (ctrunc || !size_ok || nfds < rule->min_fds || nfds > rule->max_fds ||
 	    (rule->check && !rule->check(m, nfds))) {
 		r = -EBADMSG;
 		goto reject;
@@ -311,25 +353,35 @@ int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_
 	int fds[VU_MSG_RECV_FDS];
 	unsigned nfds;
 	bool ctrunc;
+	int64_t deadline;
 	int r;
 
 	m->nfds = 0;
-	r = vu_msg_read(sock, m, fds, &nfds, &ctrunc, timeout_ms);
+	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, timeout_ms, &deadline);
 	if (r)
 		return r;
+	/* Read whole even when refused: a stray reply leaves the channel usable. */
+	r = vu_msg_read_payload(sock, m, deadline);
+	if (r)
+		goto reject;
 	if ((m->hdr.flags & VU_FLAG_VERSION_MASK) != VU_VERSION ||
 	    !(m->hdr.flags & VU_FLAG_REPLY) || (m->hdr.flags & ~VU_FLAG_KNOWN) ||
 	    m->hdr.request != request || ctrunc || nfds > VU_MAX_FDS) {
-		vu_msg_close_array(fds, nfds);
-		return -EPROTO;
+		r = -EPROTO;
+		goto reject;
 	}
 	memcpy(m->fds, fds, nfds * sizeof(int));
 	m->nfds = nfds;
 	return 0;
+reject:
+	vu_msg_close_array(fds, nfds);
+	return r;
 }
 
-int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
-		uint32_t size, const int *fds, unsigned nfds)
+/* Sends one message by deadline, never blocking past it: a peer that stops
+ * reading costs the sender at most the deadline. */
+static int vu_msg_send_by(int sock, uint32_t request, uint32_t flags, const void *payload,
+			  uint32_t size, const int *fds, unsigned nfds, int64_t deadline)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
@@ -358,12 +410,19 @@ int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
 	while (left) {
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
+			int r;
+
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			if (errno != EAGAIN)
+				return -errno;
+			r = vu_msg_wait(sock, POLLOUT, deadline);
+			if (r)
+				return r;
+			continue;
 		}
 		left -= (size_t)n;
 		/* The fds went with the first bytes; send the rest without them. */
@@ -383,6 +442,13 @@ int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
 		}
 	}
 	return 0;
+}
+
+int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
+		uint32_t size, const int *fds, unsigned nfds)
+{
+	return vu_msg_send_by(sock, request, flags, payload, size, fds, nfds,
+			      vu_msg_deadline(VU_MSG_TIMEOUT_MS));
 }
 
 int vu_msg_reply(int sock, const struct vu_msg *req, const void *payload,
@@ -405,12 +471,17 @@ int vu_msg_backend_request(int sock, uint32_t request, const void *payload,
 {
 	struct vu_msg reply;
 	uint32_t flags = VU_VERSION | (need_reply ? VU_FLAG_NEED_REPLY : 0);
+	int64_t deadline = vu_msg_deadline(timeout_ms);
+	int64_t left;
 	int r;
 
-	r = vu_msg_send(sock, request, flags, payload, size, fds, nfds);
+	r = vu_msg_send_by(sock, request, flags, payload, size, fds, nfds, deadline);
 	if (r || !need_reply)
 		return r;
-	r = vu_msg_recv_reply(sock, request, &reply, timeout_ms);
+	left = deadline < 0 ? -1 : deadline - vu_msg_now_ms();
+	if (deadline >= 0 && left <= 0)
+		return -ETIMEDOUT;
+	r = vu_msg_recv_reply(sock, request, &reply, (int)left);
 	if (r)
 		return r;
 	vu_msg_close_fds(&reply);

@@ -213,7 +213,7 @@ void console_handle(struct console *c, const struct pollfd *p, unsigned n)
 			eventfd_t v;
 
 			if (eventfd_read(c->sink.room_fd, &v) < 0 && errno != EAGAIN)
-				log_warn("console: eventfd: %s", strerror(errno));
+				log_warn_ratelimited("console: eventfd: %s", strerror(errno));
 		} else if (p[i].fd == c->in_fd) {
 			console_read_input(c);
 		}

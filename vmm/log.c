@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,11 @@ int log_set_file(const char *path)
 	return 0;
 }
 
+int log_get_fd(void)
+{
+	return log_state.fd;
+}
+
 void log_close(void)
 {
 	if (log_state.fd != STDERR_FILENO)
@@ -45,21 +51,19 @@ void log_close(void)
 	log_state.fd = STDERR_FILENO;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+static void log_vmsg(enum log_level level, unsigned long suppressed, const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timespec ts;
-	va_list ap;
 	int n, m;
 
-	if (level > log_state.level)
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	n = snprintf(line, sizeof(line), "cvmm[%ld.%06ld] %s: ", (long)ts.tv_sec,
 		     ts.tv_nsec / 1000, log_names[level]);
-	va_start(ap, fmt);
+	if (suppressed)
+		n += snprintf(line + n, sizeof(line) - n, "(%lu similar messages suppressed) ",
+			      suppressed);
 	m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	va_end(ap);
 	if (m < 0)
 		return;
 	n += m;
@@ -69,4 +73,48 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	/* One write per line keeps lines from different threads whole. */
 	if (write(log_state.fd, line, n) < 0)
 		return;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > log_state.level)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+void log_msg_ratelimited(struct log_ratelimit *rl, enum log_level level, const char *fmt, ...)
+{
+	struct timespec ts;
+	unsigned long suppressed = 0;
+	uint64_t now;
+	bool print;
+	va_list ap;
+
+	if (level > log_state.level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	pthread_mutex_lock(&rl->lock);
+	if (rl->printed == 0 || now - rl->window_start_ns >= LOG_RATELIMIT_WINDOW_NS) {
+		rl->window_start_ns = now;
+		rl->printed = 0;
+	}
+	print = rl->printed < LOG_RATELIMIT_BURST;
+	if (print) {
+		rl->printed++;
+		suppressed = rl->suppressed;
+		rl->suppressed = 0;
+	} else {
+		rl->suppressed++;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	if (!print)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(level, suppressed, fmt, ap);
+	va_end(ap);
 }

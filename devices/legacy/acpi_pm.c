@@ -24,7 +24,7 @@ static void acpi_pm_cnt_write(struct acpi_pm *pm, uint16_t v)
 	if (typ == X86_ACPI_S5_SLP_TYP)
 		vm_request_exit(pm->vm, VM_EXIT_POWEROFF, "guest powered off (ACPI S5)");
 	else
-		log_warn("acpi: guest asked for sleep type %u, which cvmm does not offer; ignored", typ);
+		log_warn_ratelimited("acpi: guest asked for sleep type %u, which cvmm does not offer; ignored", typ);
 }
 
 /* PM1a control, 2 bytes; byte accesses update their half. */

@@ -60,7 +60,7 @@ static void serial_update_irq(struct serial *s)
 		return;
 	s->irq_level = level;
 	if (s->vm && vm_irq_line(s->vm, s->irq, level) < 0)
-		log_warn("serial: cannot set IRQ %u: %s", s->irq, strerror(errno));
+		log_warn_ratelimited("serial: cannot set IRQ %u: %s", s->irq, strerror(errno));
 }
 
 static void serial_push_rx(struct serial *s, uint8_t b)
@@ -71,6 +71,18 @@ static void serial_push_rx(struct serial *s, uint8_t b)
 	s->rx_count++;
 }
 
+/* The console input loop stops reading while the FIFO is full and waits on
+ * room_fd: every way out of "full" must wake it. */
+static void serial_rx_drop(struct serial *s, unsigned n)
+{
+	bool was_full = s->rx_count == SERIAL_FIFO_SIZE;
+
+	s->rx_head = (s->rx_head + n) % SERIAL_FIFO_SIZE;
+	s->rx_count -= n;
+	if (was_full && n && s->room_fd >= 0 && eventfd_write(s->room_fd, 1) < 0)
+		log_warn_ratelimited("serial: eventfd: %s", strerror(errno));
+}
+
 static uint8_t serial_pop_rx(struct serial *s)
 {
 	uint8_t b;
@@ -78,9 +90,7 @@ static uint8_t serial_pop_rx(struct serial *s)
 	if (!s->rx_count)
 		return 0;
 	b = s->rx[s->rx_head];
-	s->rx_head = (s->rx_head + 1) % SERIAL_FIFO_SIZE;
-	if (s->rx_count-- == SERIAL_FIFO_SIZE && s->room_fd >= 0 && eventfd_write(s->room_fd, 1) < 0)
-		log_warn("serial: eventfd: %s", strerror(errno));
+	serial_rx_drop(s, 1);
 	return b;
 }
 
@@ -160,7 +170,7 @@ static void serial_write(struct serial *s, unsigned reg, uint8_t v)
 	case UART_IIR_FCR:
 		s->fcr = v & (UART_FCR_ENABLE | 0xc0);
 		if (v & UART_FCR_CLEAR_RX)
-			s->rx_count = 0;
+			serial_rx_drop(s, s->rx_count);
 		break;
 	case UART_LCR:
 		s->lcr = v;

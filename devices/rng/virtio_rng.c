@@ -28,7 +28,7 @@ static size_t rng_fill(struct rng_dev *r, uint8_t *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_warn("virtio-rng: entropy source: %s", n ? strerror(errno) : "end of file");
+			log_warn_ratelimited("virtio-rng: entropy source: %s", n ? strerror(errno) : "end of file");
 			break;
 		}
 		done += (size_t)n;

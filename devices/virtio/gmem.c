@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cvmm/gmem.h"
+#include "cvmm/memguard.h"
 
 void gmem_init(struct gmem *m)
 {
@@ -12,6 +13,8 @@ void gmem_init(struct gmem *m)
 
 static void gmem_region_release(struct gmem_region *r)
 {
+	if (r->guarded)
+		memguard_remove(r->map_base);
 	if (r->map_base)
 		munmap(r->map_base, r->map_size);
 	if (r->fd >= 0)

@@ -38,8 +38,10 @@ static void vdev_queue_broken(struct virtq *vq, void *arg)
 	struct vdev *dev = rq->dev;
 
 	(void)vq;
-	log_warn("%s: queue %u: the driver put a malformed chain on the ring; "
-		 "device needs reset", dev->ops->name, rq->index);
+	/* Once per break; a guest that breaks and resets in a loop is bounded
+	 * by the rate limit. */
+	log_warn_ratelimited("%s: queue %u: the driver put a malformed chain on the ring; "
+			     "device needs reset", dev->ops->name, rq->index);
 	if (dev->host_queue_broken)
 		dev->host_queue_broken(dev->host, rq->index);
 }

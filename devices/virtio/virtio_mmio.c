@@ -83,11 +83,11 @@ uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size)
 		 * device thread signals directly, so the transport cannot know
 		 * which are pending: report the queue bit always, letting the
 		 * driver check its rings (cheap and never loses one). */
-		return VIRTIO_ISR_QUEUE | (__atomic_load_n(&m->tr.isr, __ATOMIC_SEQ_CST) & VIRTIO_ISR_CONFIG);
+		return VIRTIO_ISR_QUEUE | (vtr_isr(&m->tr) & VIRTIO_ISR_CONFIG);
 	case VMMIO_STATUS:
 		return vtr_status(&m->tr);
 	case VMMIO_CONFIG_GENERATION:
-		return __atomic_load_n(&m->tr.config_generation, __ATOMIC_SEQ_CST);
+		return vtr_config_generation(&m->tr);
 	default:
 		return 0;
 	}
@@ -129,7 +129,7 @@ void vmmio_write(struct vmmio *m, uint64_t off, unsigned size, uint32_t val)
 		vtr_notify(&m->tr, val);
 		break;
 	case VMMIO_INTERRUPT_ACK:
-		__atomic_fetch_and(&m->tr.isr, (uint8_t)~val, __ATOMIC_SEQ_CST);
+		vtr_ack_isr(&m->tr, (uint8_t)val);
 		break;
 	case VMMIO_STATUS:
 		vtr_set_status(&m->tr, val);

@@ -95,7 +95,9 @@ static void vpci_build_cfg(struct vpci *p, uint32_t bar0)
 	pci_cfg_set(c, PCI_SUBSYSTEM_VENDOR_ID, 2, VPCI_VENDOR);
 	pci_cfg_set(c, PCI_SUBSYSTEM_ID, 2, 0x40 + dev->device_id);
 	pci_cfg_set(c, PCI_CAPABILITY_LIST, 1, VPCI_CAP_COMMON_AT);
-	pci_cfg_set(c, PCI_INTERRUPT_PIN, 1, 1);
+	/* Interrupt Pin 0: no INTx. Interrupts are MSI-X only (the DSDT has
+	 * no _PRT, and nothing drives a pin). */
+	pci_cfg_set(c, PCI_INTERRUPT_PIN, 1, 0);
 	pci_cfg_set_wmask(c, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
 	pci_cfg_set_wmask(c, PCI_BAR0, 4, ~(uint32_t)(VPCI_BAR_SIZE - 1));
 	pci_cfg_set_wmask(c, PCI_INTERRUPT_LINE, 1, 0xff);
@@ -105,9 +107,16 @@ static void vpci_build_cfg(struct vpci *p, uint32_t bar0)
 	vpci_add_cap(p, VPCI_CAP_NOTIFY_AT, VPCI_CAP_ISR_AT, 20, VPCI_CAP_NOTIFY,
 		     VPCI_NOTIFY_OFF, dev->num_queues * VPCI_NOTIFY_MULTIPLIER);
 	pci_cfg_set(c, VPCI_CAP_NOTIFY_AT + 16, 4, VPCI_NOTIFY_MULTIPLIER);
-	vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_DEVICE_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
-	vpci_add_cap(p, VPCI_CAP_DEVICE_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_DEVICE,
-		     VPCI_DEVICE_OFF, dev->config_size);
+	/* A device without device-specific configuration (virtio-rng) gets no
+	 * device-config capability: virtio 1.2 4.1.4.6 asks for one only when
+	 * there is a configuration, and Linux refuses a zero-length one. */
+	if (dev->config_size) {
+		vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_DEVICE_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
+		vpci_add_cap(p, VPCI_CAP_DEVICE_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_DEVICE,
+			     VPCI_DEVICE_OFF, dev->config_size);
+	} else {
+		vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
+	}
 	/* The PCI configuration access capability: bar, offset, length and
 	 * data are the driver's to write. */
 	vpci_add_cap(p, VPCI_CAP_PCI_CFG_AT, VPCI_CAP_MSIX_AT, 20, VPCI_CAP_PCI_CFG, 0, 0);
@@ -150,6 +159,7 @@ int vpci_init(struct vpci *p, struct vdev *dev, uint32_t bar0,
 	err = vtr_init(&p->tr, dev);
 	if (err)
 		goto fail;
+	pthread_mutex_init(&p->lock, NULL);
 	for (unsigned v = 0; v < p->nvectors; v++)
 		p->msix[v].ctrl = 1; /* masked until the driver programs it */
 	vpci_reset_vectors(p);
@@ -164,6 +174,7 @@ fail:
 void vpci_destroy(struct vpci *p)
 {
 	vtr_destroy(&p->tr);
+	pthread_mutex_destroy(&p->lock);
 	free(p->msix);
 	free(p->queue_vector);
 }
@@ -193,6 +204,17 @@ bool vpci_msi_message(const struct vpci *p, unsigned q, uint64_t *addr, uint32_t
 	*addr = (uint64_t)p->msix[v].addr_hi << 32 | p->msix[v].addr_lo;
 	*data = p->msix[v].data;
 	return true;
+}
+
+bool vpci_config_route(struct vpci *p, bool active)
+{
+	uint32_t gen = __atomic_load_n(&p->tr.config_generation, __ATOMIC_ACQUIRE);
+
+	if (!active) {
+		p->config_gen_unrouted = gen;
+		return false;
+	}
+	return gen != p->config_gen_unrouted;
 }
 
 static void vpci_msix_changed(struct vpci *p)
@@ -232,7 +254,7 @@ static uint32_t vpci_common_read(struct vpci *p, uint32_t off, unsigned size)
 	case VPCI_STATUS | 1 << 8:
 		return vtr_status(&p->tr);
 	case VPCI_CFG_GENERATION | 1 << 8:
-		return (uint8_t)__atomic_load_n(&p->tr.config_generation, __ATOMIC_SEQ_CST);
+		return (uint8_t)vtr_config_generation(&p->tr);
 	case VPCI_Q_SELECT | 2 << 8:
 		return p->queue_sel;
 	case VPCI_Q_SIZE | 2 << 8:
@@ -332,7 +354,7 @@ static uint32_t *vpci_msix_word(struct vpci *p, uint32_t off)
 	return (uint32_t *)&p->msix[v] + (off % sizeof(struct vpci_msix_entry)) / 4;
 }
 
-uint32_t vpci_bar_read(struct vpci *p, uint32_t off, unsigned size)
+static uint32_t vpci_bar_read_locked(struct vpci *p, uint32_t off, unsigned size)
 {
 	uint32_t val = 0;
 
@@ -356,7 +378,7 @@ uint32_t vpci_bar_read(struct vpci *p, uint32_t off, unsigned size)
 	return 0;
 }
 
-void vpci_bar_write(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
+static void vpci_bar_write_locked(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
 {
 	if (off < VPCI_COMMON_OFF + VPCI_COMMON_SIZE) {
 		vpci_common_write(p, off - VPCI_COMMON_OFF, size, val);
@@ -385,26 +407,46 @@ static bool vpci_cfg_window(const struct vpci *p, uint32_t *off, unsigned *len)
 	return bar == 0 && (*len == 1 || *len == 2 || *len == 4) && *off < VPCI_BAR_SIZE;
 }
 
+uint32_t vpci_bar_read(struct vpci *p, uint32_t off, unsigned size)
+{
+	uint32_t val;
+
+	pthread_mutex_lock(&p->lock);
+	val = vpci_bar_read_locked(p, off, size);
+	pthread_mutex_unlock(&p->lock);
+	return val;
+}
+
+void vpci_bar_write(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
+{
+	pthread_mutex_lock(&p->lock);
+	vpci_bar_write_locked(p, off, size, val);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static uint32_t vpci_cfg_read(void *fn, uint32_t off, unsigned size)
 {
 	struct vpci *p = fn;
-	uint32_t bar_off;
+	uint32_t bar_off, val;
 	unsigned len;
 
+	pthread_mutex_lock(&p->lock);
 	if (off == VPCI_PCI_CFG_DATA && vpci_cfg_window(p, &bar_off, &len))
-		return vpci_bar_read(p, bar_off, len);
-	return pci_cfg_read(&p->cfg, off, size);
+		val = vpci_bar_read_locked(p, bar_off, len);
+	else
+		val = pci_cfg_read(&p->cfg, off, size);
+	pthread_mutex_unlock(&p->lock);
+	return val;
 }
 
-static void vpci_cfg_write(void *fn, uint32_t off, unsigned size, uint32_t val)
+static void vpci_cfg_write_locked(struct vpci *p, uint32_t off, unsigned size, uint32_t val)
 {
-	struct vpci *p = fn;
 	uint32_t old_bar = vpci_bar0(p), bar_off;
 	uint16_t old_msix = pci_cfg_read(&p->cfg, VPCI_MSIX_CTRL, 2);
 	unsigned len;
 
 	if (off == VPCI_PCI_CFG_DATA && vpci_cfg_window(p, &bar_off, &len)) {
-		vpci_bar_write(p, bar_off, len, val);
+		vpci_bar_write_locked(p, bar_off, len, val);
 		return;
 	}
 	pci_cfg_write(&p->cfg, off, size, val);
@@ -412,6 +454,15 @@ static void vpci_cfg_write(void *fn, uint32_t off, unsigned size, uint32_t val)
 		p->host->bar_changed(p->host_ctx, p);
 	if (pci_cfg_read(&p->cfg, VPCI_MSIX_CTRL, 2) != old_msix)
 		vpci_msix_changed(p);
+}
+
+static void vpci_cfg_write(void *fn, uint32_t off, unsigned size, uint32_t val)
+{
+	struct vpci *p = fn;
+
+	pthread_mutex_lock(&p->lock);
+	vpci_cfg_write_locked(p, off, size, val);
+	pthread_mutex_unlock(&p->lock);
 }
 
 const struct pci_func_ops vpci_func_ops = {

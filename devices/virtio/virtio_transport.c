@@ -21,7 +21,10 @@ static void vtr_config_changed(void *host)
 {
 	struct vtr *t = host;
 
-	__atomic_fetch_add(&t->config_generation, 1, __ATOMIC_SEQ_CST);
+	/* Called from the device's own thread while a vCPU may be reading and
+	 * clearing the ISR: read-modify-writes on either side must be atomic or
+	 * one of them loses the other's update (and the driver the change). */
+	__atomic_add_fetch(&t->config_generation, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_or(&t->isr, VIRTIO_ISR_CONFIG, __ATOMIC_SEQ_CST);
 	vtr_signal(t->config_fd);
 }
@@ -108,7 +111,7 @@ void vtr_destroy(struct vtr *t)
 /* The driver did something the spec forbids: tell it, keep running. */
 static void vtr_needs_reset(struct vtr *t, const char *why)
 {
-	log_warn("%s: driver error (%s): device needs reset", t->dev->ops->name, why);
+	log_warn_ratelimited("%s: driver error (%s): device needs reset", t->dev->ops->name, why);
 	vtr_stop_queues(t);
 	t->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 	if (t->status & VIRTIO_STATUS_DRIVER_OK)
@@ -133,7 +136,7 @@ static void vtr_reset(struct vtr *t)
 	}
 	t->driver_features = 0;
 	t->status = 0;
-	t->isr = 0;
+	__atomic_store_n(&t->isr, 0, __ATOMIC_SEQ_CST);
 	t->ring_broken = false;
 }
 
@@ -245,6 +248,21 @@ void vtr_notify(struct vtr *t, unsigned q)
 {
 	if (q < t->dev->num_queues && t->queues[q].started)
 		vtr_signal(t->dev->vqs[q].kick_fd);
+}
+
+uint8_t vtr_isr(struct vtr *t)
+{
+	return __atomic_load_n(&t->isr, __ATOMIC_SEQ_CST);
+}
+
+void vtr_ack_isr(struct vtr *t, uint8_t bits)
+{
+	__atomic_fetch_and(&t->isr, (uint8_t)~bits, __ATOMIC_SEQ_CST);
+}
+
+uint32_t vtr_config_generation(struct vtr *t)
+{
+	return __atomic_load_n(&t->config_generation, __ATOMIC_ACQUIRE);
 }
 
 uint8_t vtr_read_isr(struct vtr *t)

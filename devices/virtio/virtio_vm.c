@@ -11,6 +11,8 @@
 
 /* ISA lines free on cvmm's machine (4 is the UART, 9 the ACPI SCI; 0/1/2/8
  * are the PIT, keyboard controller, cascade and RTC). */
+_Static_assert(PCI_ECAM_BUS_SIZE == X86_PCI_ECAM_SIZE, "the MCFG announces one bus of ECAM");
+
 static const unsigned virtio_vm_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
 
 /* The MMIO notify register is shared by all queues: KVM tells them apart by
@@ -32,8 +34,8 @@ static void virtio_vm_signal(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
-/* Register blocks take accesses of 1, 2 or 4 bytes under a lock; wider
- * ones read as absent (fill) and are dropped. */
+/* Register blocks take accesses of 1, 2 or 4 bytes under lock (NULL: the
+ * block locks itself); wider ones read as absent (fill) and are dropped. */
 struct virtio_vm_regs {
 	uint32_t (*read)(void *obj, uint64_t off, unsigned len);
 	void (*write)(void *obj, uint64_t off, unsigned len, uint32_t val);
@@ -49,7 +51,8 @@ static void virtio_vm_access(const struct virtio_vm_regs *regs, void *obj, pthre
 			memset(data, fill, len);
 		return;
 	}
-	pthread_mutex_lock(lock);
+	if (lock)
+		pthread_mutex_lock(lock);
 	if (is_write) {
 		memcpy(&val, data, len);
 		regs->write(obj, off, len, val);
@@ -57,7 +60,8 @@ static void virtio_vm_access(const struct virtio_vm_regs *regs, void *obj, pthre
 		val = regs->read(obj, off, len);
 		memcpy(data, &val, len);
 	}
-	pthread_mutex_unlock(lock);
+	if (lock)
+		pthread_mutex_unlock(lock);
 }
 
 /* ---- virtio-mmio ---- */
@@ -81,8 +85,7 @@ static void virtio_vm_mmio_access(void *opaque, uint64_t off, uint8_t *data, uns
 	virtio_vm_access(&virtio_vm_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
 }
 
-/* Where the i-th MMIO device goes. */
-static int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
+int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
 {
 	if (i >= sizeof(virtio_vm_mmio_irqs) / sizeof(virtio_vm_mmio_irqs[0]))
 		return -ENOSPC;
@@ -162,7 +165,8 @@ static void virtio_vm_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, 
 {
 	struct virtio_vm_dev *d = opaque;
 
-	virtio_vm_access(&virtio_vm_bar_regs, &d->pci, &d->lock, off, data, len, is_write, 0);
+	/* vpci takes its own lock, the one its config-space path takes too. */
+	virtio_vm_access(&virtio_vm_bar_regs, &d->pci, NULL, off, data, len, is_write, 0);
 }
 
 /* Moves the BAR's MMIO handler and the queues' notify ioeventfds to where
@@ -170,7 +174,7 @@ static void virtio_vm_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, 
 static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 {
 	struct virtio_vm_dev *d = ctx;
-	struct vm *vm = d->host->vm;
+	struct vm *vm = d->owner->vm;
 	struct vdev *dev = d->dev;
 	uint32_t bar = vpci_bar0(p);
 
@@ -184,20 +188,23 @@ static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 	if (!bar)
 		return;
 	if (iobus_register(&vm->mmio, bar, VPCI_BAR_SIZE, virtio_vm_pci_bar_access, d)) {
-		log_warn("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
-			 dev->ops->name, bar);
+		log_warn_ratelimited("%s: guest put BAR0 at 0x%x, over another device: left unmapped",
+				     dev->ops->name, bar);
 		return;
 	}
 	d->bar = bar;
 	for (unsigned q = 0; q < dev->num_queues; q++)
 		if (vm_ioeventfd(vm, bar + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULTIPLIER, 2, false,
 				 dev->vqs[q].kick_fd, true))
-			log_warn("%s: queue %u notifications will exit to the VMM", dev->ops->name, q);
+			log_warn_ratelimited("%s: queue %u notifications will exit to the VMM",
+					     dev->ops->name, q);
 }
 
 /* Points each queue's (and the config) interrupt at the MSI-X message the
- * driver programmed. A vector that becomes usable is signalled once, since
- * an interrupt raised while it was masked has no route and was lost. */
+ * driver programmed. An interrupt raised while a vector had no route was
+ * lost: a queue vector that becomes usable is signalled once (a spurious
+ * queue interrupt only makes the driver look at its ring), the config
+ * vector only when the configuration changed meanwhile. */
 static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 {
 	struct virtio_vm_dev *d = ctx;
@@ -209,11 +216,17 @@ static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 		bool active = vpci_msi_message(p, i, &addr, &data);
 		bool was_active = d->route_active[i];
 
-		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data))
+		if (irq_routing_set_msi(&d->owner->routing, d->gsi[i], active, addr, data))
 			continue;
 		d->route_active[i] = active;
-		if (active && !was_active)
-			virtio_vm_signal(i < dev->num_queues ? dev->vqs[i].call_fd : p->tr.config_fd);
+		if (active == was_active)
+			continue;
+		if (i < dev->num_queues) {
+			if (active)
+				virtio_vm_signal(dev->vqs[i].call_fd);
+		} else if (vpci_config_route(p, active)) {
+			virtio_vm_signal(p->tr.config_fd);
+		}
 	}
 }
 
@@ -339,7 +352,7 @@ int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum vi
 		err = -ENOMEM;
 		goto fail;
 	}
-	d->host = h;
+	d->owner = h;
 	d->dev = dev;
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->kind = kind;

@@ -354,62 +354,85 @@ static int virtq_inflight_cmp(const void *a, const void *b, void *arg)
 	return ca < cb ? -1 : ca > cb;
 }
 
-int virtq_inflight_restore(struct virtq *vq, struct virtq_inflight *inf)
+/* Works on a private copy: the region is shared with the front-end, which may
+ * rewrite it at any moment, so counting flags in it and then reading them
+ * again could disagree (and overrun the resubmit list). */
+static int virtq_inflight_resume(struct virtq *vq, struct virtq_inflight *copy)
 {
 	uint16_t n = 0, pending;
 	uint64_t max_counter = 0;
 
-	if (!vq->desc)
-		return -EINVAL;
-	virtq_clear_resubmit(vq);
-	vq->inflight = NULL;
-	if (inf->version == 0) {
-		/* A fresh region: nothing was in flight. */
-		memset(inf, 0, virtq_inflight_size(vq->size));
-		inf->version = 1;
-		inf->desc_num = vq->size;
-		inf->used_idx = vq->used_idx;
-		vq->inflight_counter = 1;
-		vq->inflight = inf;
-		return 0;
-	}
-	if (inf->version != 1 || inf->desc_num != vq->size)
+	if (copy->version != 1 || copy->desc_num != vq->size)
 		return -EINVAL;
 	/* The last batch reached the used ring but its inflight flags were not
 	 * cleared before the previous back-end died: clear them now. */
-	pending = vq->used_idx - inf->used_idx;
+	pending = vq->used_idx - copy->used_idx;
 	if (pending > vq->size)
 		return -EINVAL;
-	for (uint16_t i = 0, h = inf->last_batch_head; i < pending; i++) {
+	for (uint16_t i = 0, h = copy->last_batch_head; i < pending; i++) {
 		if (h >= vq->size)
 			return -EINVAL;
-		inf->desc[h].inflight = 0;
-		h = inf->desc[h].next;
+		copy->desc[h].inflight = 0;
+		h = copy->desc[h].next;
 	}
-	inf->used_idx = vq->used_idx;
+	copy->used_idx = vq->used_idx;
 	for (uint16_t h = 0; h < vq->size; h++) {
-		if (inf->desc[h].inflight > 1)
+		if (copy->desc[h].inflight > 1)
 			return -EINVAL;
-		n += inf->desc[h].inflight;
+		n += copy->desc[h].inflight;
 	}
 	if (n) {
 		vq->resubmit = malloc(n * sizeof(*vq->resubmit));
 		if (!vq->resubmit)
 			return -ENOMEM;
 		for (uint16_t h = 0, k = 0; h < vq->size; h++) {
-			if (!inf->desc[h].inflight)
+			if (!copy->desc[h].inflight)
 				continue;
 			vq->resubmit[k++] = h;
-			if (inf->desc[h].counter > max_counter)
-				max_counter = inf->desc[h].counter;
+			if (copy->desc[h].counter > max_counter)
+				max_counter = copy->desc[h].counter;
 		}
-		qsort_r(vq->resubmit, n, sizeof(*vq->resubmit), virtq_inflight_cmp, inf);
+		qsort_r(vq->resubmit, n, sizeof(*vq->resubmit), virtq_inflight_cmp, copy);
 	}
 	vq->nresubmit = n;
 	vq->resubmit_pos = 0;
 	/* Every request popped is either in the used ring or still in flight. */
 	vq->last_avail_idx = vq->used_idx + n;
 	vq->inflight_counter = max_counter + 1;
-	vq->inflight = inf;
 	return 0;
+}
+
+int virtq_inflight_restore(struct virtq *vq, struct virtq_inflight *inf)
+{
+	size_t size;
+	struct virtq_inflight *copy;
+	int r;
+
+	if (!vq->desc)
+		return -EINVAL;
+	virtq_clear_resubmit(vq);
+	vq->inflight = NULL;
+	size = virtq_inflight_size(vq->size);
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, inf, size);
+	if (copy->version == 0) {
+		/* A fresh region: nothing was in flight. */
+		memset(copy, 0, size);
+		copy->version = 1;
+		copy->desc_num = vq->size;
+		copy->used_idx = vq->used_idx;
+		vq->inflight_counter = 1;
+		r = 0;
+	} else {
+		r = virtq_inflight_resume(vq, copy);
+	}
+	if (r == 0) {
+		/* The region now says exactly what this back-end resubmits. */
+		memcpy(inf, copy, size);
+		vq->inflight = inf;
+	}
+	free(copy);
+	return r;
 }

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "cvmm/worker.h"
 
@@ -42,6 +43,7 @@ int worker_watch(struct worker *w, int fd, uint32_t events, struct worker_watch 
 {
 	struct epoll_event ev = { .events = events, .data.ptr = watch };
 
+	watch->fd = fd;
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -56,6 +58,9 @@ static void *worker_main(void *arg)
 	struct epoll_event evs[WORKER_MAX_EVENTS];
 
 	pthread_setname_np(pthread_self(), w->name);
+	/* A worker serves hostile input: it never runs unconfined. */
+	if (confine_thread(CONFINE_ROLE_WORKER))
+		_exit(1);
 	for (;;) {
 		int n = epoll_wait(w->epfd, evs, WORKER_MAX_EVENTS, -1);
 
@@ -70,6 +75,11 @@ static void *worker_main(void *arg)
 
 			if (!watch)
 				return NULL; /* stop_fd */
+			if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+				log_warn_ratelimited("%s: fd %d reported hang-up or error; no longer watched",
+						     w->name, watch->fd);
+				epoll_ctl(w->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+			}
 			watch->fn(watch->arg, evs[i].events);
 		}
 	}

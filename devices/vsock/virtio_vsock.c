@@ -158,7 +158,7 @@ static void vsock_tx_data(struct vsock_dev *d, struct vsock_hc *hc, const struct
 	if (!hc->gbuf) {
 		hc->gbuf = malloc(cap);
 		if (!hc->gbuf) {
-			log_warn("virtio-vsock: out of memory for a connection's buffer");
+			log_warn_ratelimited("virtio-vsock: out of memory for a connection's buffer");
 			vsock_hc_abort(d, hc);
 			return;
 		}

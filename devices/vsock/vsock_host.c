@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -104,7 +105,7 @@ static void vsock_hc_set_events(struct vsock_dev *d, struct vsock_hc *hc, uint32
 	if (epoll_ctl(d->ep_fd, EPOLL_CTL_MOD, hc->fd, &ev) == 0)
 		hc->events = want;
 	else
-		log_warn("virtio-vsock: epoll_ctl: %s", strerror(errno));
+		log_warn_ratelimited("virtio-vsock: epoll_ctl: %s", strerror(errno));
 }
 
 void vsock_hc_kill(struct vsock_dev *d, struct vsock_hc *hc)
@@ -151,7 +152,7 @@ static struct vsock_hc *vsock_hc_new(struct vsock_dev *d, int fd, uint32_t event
 	hc->events = events;
 	ev.data.ptr = hc;
 	if (epoll_ctl(d->ep_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		log_warn("virtio-vsock: epoll_ctl: %s", strerror(errno));
+		log_warn_ratelimited("virtio-vsock: epoll_ctl: %s", strerror(errno));
 		free(hc);
 		return NULL;
 	}
@@ -328,7 +329,7 @@ int vsock_host_connect(struct vsock_dev *d, const struct vsock_hdr *h)
 	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", d->uds_path, h->dst_port);
 	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	if (d->nconns >= VSOCK_MAX_CONNS)
+	if (d->nconns >= d->max_conns)
 		return -EMFILE;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -433,6 +434,13 @@ static void vsock_hc_handshake(struct vsock_dev *d, struct vsock_hc *hc)
 	}
 }
 
+static int vsock_epoll_add(int ep, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
 static void vsock_accept(struct vsock_dev *d)
 {
 	for (unsigned i = 0; i < VSOCK_ACCEPT_BUDGET; i++) {
@@ -440,12 +448,19 @@ static void vsock_accept(struct vsock_dev *d)
 		struct vsock_hc *hc;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("virtio-vsock: accept on %s: %s", d->uds_path, strerror(errno));
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* Out of fds or memory: the listener stays readable, so
+			 * stop watching it until the next timer tick instead of
+			 * spinning on the same failure. */
+			log_warn_ratelimited("virtio-vsock: accept on %s: %s; pausing for %d ms",
+					     d->uds_path, strerror(errno), VSOCK_TIMER_MS);
+			if (epoll_ctl(d->ep_fd, EPOLL_CTL_DEL, d->listen_fd, NULL) == 0)
+				d->listen_paused = true;
 			return;
 		}
-		if (d->nconns >= VSOCK_MAX_CONNS) {
-			log_warn("virtio-vsock: %u connections open: refusing a host client", d->nconns);
+		if (d->nconns >= d->max_conns) {
+			log_warn_ratelimited("virtio-vsock: %u connections open: refusing a host client", d->nconns);
 			close(fd);
 			continue;
 		}
@@ -465,6 +480,8 @@ static void vsock_timer(struct vsock_dev *d)
 	struct vsock_hc *hc, *next;
 
 	(void)!read(d->timer_fd, &ticks, sizeof(ticks));
+	if (d->listen_paused && vsock_epoll_add(d->ep_fd, d->listen_fd, &vsock_listen_tag) == 0)
+		d->listen_paused = false;
 	for (hc = d->all.head; hc; hc = next) {
 		next = hc->next[VSOCK_L_ALL];
 		if (!hc->deadline_ms || now < hc->deadline_ms)
@@ -583,11 +600,17 @@ fail:
 	return err;
 }
 
-static int vsock_epoll_add(int ep, int fd, void *tag)
+/* VSOCK_MAX_CONNS, lowered to stay VSOCK_FD_RESERVE below the open-file
+ * limit (each connection holds one fd). */
+static unsigned vsock_max_conns(void)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+	struct rlimit rl;
 
-	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= VSOCK_MAX_CONNS + VSOCK_FD_RESERVE)
+		return VSOCK_MAX_CONNS;
+	return rl.rlim_cur > 2 * VSOCK_FD_RESERVE ? (unsigned)(rl.rlim_cur - VSOCK_FD_RESERVE)
+						  : (unsigned)(rl.rlim_cur / 2);
 }
 
 int vsock_host_open(struct vsock_dev *d)
@@ -607,6 +630,8 @@ int vsock_host_open(struct vsock_dev *d)
 	err = vsock_listen(d);
 	if (err)
 		goto fail;
+	d->max_conns = vsock_max_conns();
+	d->listen_paused = false;
 	err = vsock_epoll_add(d->ep_fd, d->listen_fd, &vsock_listen_tag);
 	if (!err)
 		err = vsock_epoll_add(d->ep_fd, d->timer_fd, &vsock_timer_tag);

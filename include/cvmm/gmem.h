@@ -21,6 +21,7 @@ struct gmem_region {
 	void *map_base;    /* mapping to munmap on removal, or NULL when not owned */
 	size_t map_size;
 	int fd;            /* fd to close on removal, or -1 when not owned */
+	bool guarded;      /* map_base is registered with memguard (a front-end's file) */
 	unsigned users;    /* vhost-user: how many ADD_MEM_REG named it (QEMU sends
 			    * the same region once per vhost device sharing a
 			    * connection); gmem_add makes it 1 */

@@ -116,7 +116,10 @@ static inline bool vdev_has_feature(const struct vdev *dev, unsigned bit)
 	return dev->features & VIRTIO_BIT(bit);
 }
 
-/* ---- for models ---- */
+/* ---- for models ----
+ * vdev_init / vdev_destroy / vdev_set_queue_worker: before the device is
+ * hosted, or after. vdev_watch / vdev_unwatch: any thread (also the worker
+ * itself). vdev_worker_pause / resume: not from that worker. */
 
 /* Sets up the queue runtime of a model whose ops, num_queues and vqs are
  * set: nworkers worker threads named "<prefix><i>" (none when handle_queue
@@ -141,7 +144,10 @@ void vdev_worker_resume(struct vdev *dev, unsigned w);
 /* Asks the core to run handle_queue for q again soon (budget used up). */
 void vdev_queue_requeue(struct vdev *dev, unsigned q);
 
-/* ---- for hosts (transports, vhost-user server) ---- */
+/* ---- for hosts (transports, vhost-user server) ----
+ * Called from the host's own thread (a vCPU under the device's register
+ * lock, the vhost-user server's thread), never from the device's workers:
+ * stopping a queue joins its worker. */
 
 /* Negotiates features (already checked against what the host offers):
  * calls ops->set_features and records them in dev->features. 0 or -errno. */

@@ -72,8 +72,14 @@ bool vtr_set_queue_num(struct vtr *t, unsigned q, uint32_t num);
 void vtr_set_addr_half(uint64_t *addr, bool high, uint32_t val);
 /* A notification that did not go through an ioeventfd. */
 void vtr_notify(struct vtr *t, unsigned q);
-/* Reads and clears the pending ISR bits. */
+/* Reads and clears the pending ISR bits. Safe against a concurrent config
+ * change from the device's thread (atomic, like the generation count). */
 uint8_t vtr_read_isr(struct vtr *t);
+/* The pending ISR bits, and clearing some (virtio-mmio's InterruptACK). */
+uint8_t vtr_isr(struct vtr *t);
+void vtr_ack_isr(struct vtr *t, uint8_t bits);
+/* The config generation the driver reads; a config change bumps it. */
+uint32_t vtr_config_generation(struct vtr *t);
 /* Config space access; out-of-range bytes read as zero and writes are dropped. */
 void vtr_read_config(struct vtr *t, uint32_t off, void *buf, uint32_t len);
 void vtr_write_config(struct vtr *t, uint32_t off, const void *buf, uint32_t len);

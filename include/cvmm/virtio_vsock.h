@@ -35,6 +35,9 @@
 #define VSOCK_HOST_BUF (64u * 1024)
 /* Connections at once, counting host clients still in their handshake. */
 #define VSOCK_MAX_CONNS 1024
+/* Fds kept free for everything else (vhost-user, images, eventfds) when the
+ * open-file limit caps connections below VSOCK_MAX_CONNS. */
+#define VSOCK_FD_RESERVE 128
 /* A host client must send its CONNECT line, and the guest answer our
  * REQUEST, within this time. */
 #define VSOCK_HANDSHAKE_MS 5000
@@ -64,6 +67,7 @@ struct vsock_dev {
 	int listen_fd;
 	dev_t sock_dev;
 	ino_t sock_ino;
+	bool listen_paused;    /* out of fds: the listener waits for the next timer tick */
 	int ep_fd;             /* host sockets and the timer, nested in the worker */
 	int timer_fd;
 	struct worker_watch host_watch;
@@ -74,6 +78,7 @@ struct vsock_dev {
 
 	struct vsock_hc **buckets;
 	unsigned nconns;
+	unsigned max_conns;    /* VSOCK_MAX_CONNS, or less to stay below the fd limit */
 	struct vsock_hc_list all, rx_ready, dead;
 	uint32_t next_port;
 

@@ -15,7 +15,9 @@
 
 /* Largest payload read; a bigger declared size drops the connection. */
 #define VU_MSG_MAX_PAYLOAD 4096
-/* How long a message that has started may take to arrive completely. */
+/* How long a message may take, once started, to arrive completely (one
+ * deadline for the whole message, not per byte), and how long sending one
+ * may take. */
 #define VU_MSG_TIMEOUT_MS 5000
 
 struct vu_msg {
@@ -50,7 +52,8 @@ int vu_msg_recv(int sock, struct vu_msg *m);
 int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_ms);
 
 /* Sends one message: a header {request, flags, size}, size payload bytes and
- * up to VU_MAX_FDS fds (attached to the first byte). 0 or -errno. */
+ * up to VU_MAX_FDS fds (attached to the first byte), within VU_MSG_TIMEOUT_MS
+ * (the socket is never blocked on past that). 0, -ETIMEDOUT or -errno. */
 int vu_msg_send(int sock, uint32_t request, uint32_t flags, const void *payload,
 		uint32_t size, const int *fds, unsigned nfds);
 
@@ -60,9 +63,10 @@ int vu_msg_reply(int sock, const struct vu_msg *req, const void *payload,
 /* REPLY_ACK: a u64 reply, 0 for result 0, the positive errno otherwise. */
 int vu_msg_ack(int sock, const struct vu_msg *req, int result);
 
-/* Sends a back-end request on the back-end channel; with need_reply, waits
- * up to timeout_ms for the front-end's ack. 0, -EIO (the front-end answered
- * non-zero), -ETIMEDOUT, or a socket error. */
+/* Sends a back-end request on the back-end channel and, with need_reply,
+ * reads the front-end's ack; timeout_ms bounds the whole exchange, sending
+ * included. 0, -EIO (the front-end answered non-zero), -ETIMEDOUT, or a
+ * socket error. */
 int vu_msg_backend_request(int sock, uint32_t request, const void *payload,
 			   uint32_t size, const int *fds, unsigned nfds,
 			   bool need_reply, int timeout_ms);

@@ -3,8 +3,8 @@
 # socket ends with one error line naming the problem and a non-zero exit,
 # leaving no socket file behind; a uds_path or socket another back-end
 # listens on is refused; socket files of a killed back-end are taken over;
-# SIGINT stops a running back-end with exit 0 and removes both sockets.
-# No guest needed.
+# SIGINT stops a running back-end with exit 0 and removes both sockets; a
+# low soft open-file limit is raised to the hard limit. No guest needed.
 set -u
 . "$(dirname "$0")/lib/common.sh"
 it_setup vsockcli
@@ -58,4 +58,18 @@ if [ "$rc" = 0 ] && [ ! -e "$sock" ] && [ ! -e "$uds" ]; then
 else
     echo "FAIL: SIGINT: rc=$rc, left: $(ls "$tmp")"; fails=$((fails + 1))
 fi
+# Started with a low soft open-file limit, it raises it to the hard limit
+# (host connections are fds).
+( ulimit -Sn 256; exec "$CVMM" -v --vsock-backend "cid=3,socket=$sock,uds_path=$uds" ) 2>"$tmp/be2.log" &
+be=$!; pids+=("$be")
+for _ in $(seq 100); do grep -q "vsock-backend: guest cid" "$tmp/be2.log" && break; sleep 0.1; done
+nofile=$(awk '/^Max open files/ { print $4, $5 }' "/proc/$be/limits" 2>/dev/null)
+read -r soft hard <<<"$nofile"
+if [ -n "$soft" ] && [ "$soft" = "$hard" ] && [ "$soft" != 256 ]; then
+    echo "ok: open-file limit raised from 256 to the hard limit ($hard)"
+else
+    echo "FAIL: open-file limit (soft hard): '$nofile', expected soft = hard > 256"; fails=$((fails + 1))
+fi
+kill -INT "$be"; wait "$be"
+
 [ "$fails" = 0 ] && echo "PASS" || { echo "FAIL: $fails checks"; exit 1; }

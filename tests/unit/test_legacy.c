@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cvmm/iobus.h"
@@ -94,6 +95,25 @@ START_TEST(serial_interrupt_identification)
 	serial_input(&s, in, 1);
 	ck_assert_uint_eq(legacy_rd(&s, 2) & 0x0f, 0x04);
 	ck_assert(!s.irq_level);
+	serial_destroy(&s);
+}
+END_TEST
+
+/* The console input loop waits on room_fd while the FIFO is full; clearing
+ * the FIFO (FCR bit 1) must wake it like reading a byte does. */
+START_TEST(serial_fifo_clear_wakes_input)
+{
+	struct serial s;
+	uint8_t in[SERIAL_FIFO_SIZE] = { 0 };
+	eventfd_t v;
+
+	ck_assert_int_eq(serial_init(&s, NULL, SERIAL_COM1_PORT, 4, -1), 0);
+	ck_assert_uint_eq(serial_input(&s, in, sizeof(in)), SERIAL_FIFO_SIZE);
+	ck_assert_uint_eq(serial_rx_room(&s), 0);
+	ck_assert_int_eq(eventfd_read(s.room_fd, &v), -1); /* nothing yet */
+	legacy_wr(&s, 2, 0x03); /* FIFO on, clear RX */
+	ck_assert_uint_eq(serial_rx_room(&s), SERIAL_FIFO_SIZE);
+	ck_assert_int_eq(eventfd_read(s.room_fd, &v), 0);
 	serial_destroy(&s);
 }
 END_TEST
@@ -217,6 +237,7 @@ static Suite *legacy_suite(void)
 
 	tcase_add_test(tc, serial_transmit_and_registers);
 	tcase_add_test(tc, serial_interrupt_identification);
+	tcase_add_test(tc, serial_fifo_clear_wakes_input);
 	tcase_add_test(tc, serial_loopback);
 	tcase_add_test(tc, i8042_commands);
 	tcase_add_test(tc, acpi_pm_control);

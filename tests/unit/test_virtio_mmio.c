@@ -1,10 +1,13 @@
 /* virtio-mmio register semantics and the transport state machine. */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cvmm/log.h"
 #include "cvmm/virtio_vm.h"
 #include "cvmm/virtio_mmio.h"
 #include "fake_vdev.h"
@@ -175,9 +178,50 @@ START_TEST(config_change_raises_interrupt)
 }
 END_TEST
 
+/* A guest that breaks the device and resets it in a loop must not flood
+ * the VMM's log with "device needs reset". */
+START_TEST(guest_cannot_flood_the_log)
+{
+	struct mmio_t *t = tm_new();
+	char path[] = "/tmp/cvmm-test-mmio-log-XXXXXX", line[1100];
+	int fd = mkstemp(path), lines = 0;
+	struct timespec a, b;
+	long windows;
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(log_set_file(path), 0);
+	log_set_level(LOG_WARN);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 1000; i++) {
+		vmmio_write(&t->m, 0x070, 4, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+		tm_setup_queue(t, 0, 16, 0x10000); /* before FEATURES_OK */
+		ck_assert(vmmio_read(&t->m, 0x070, 4) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+		vmmio_write(&t->m, 0x070, 4, 0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	log_close();
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		lines += strstr(line, "device needs reset") != NULL;
+	fclose(f);
+	unlink(path);
+	ck_assert_int_ge(lines, 1);
+	/* A burst per rate-limit window the loop spanned (one, unless the
+	 * machine stalled it for seconds). */
+	windows = (long)((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec)) /
+		  (long)LOG_RATELIMIT_WINDOW_NS + 1;
+	ck_assert_int_le(lines, LOG_RATELIMIT_BURST * windows);
+	tm_free(t);
+}
+END_TEST
+
 CHECK_MAIN("virtio_mmio",
 	   identity_registers,
 	   features_must_be_offered_and_modern,
 	   queue_starts_on_driver_ok_and_stops_on_reset,
 	   misprogrammed_queue_needs_reset,
-	   config_change_raises_interrupt)
+	   config_change_raises_interrupt,
+	   guest_cannot_flood_the_log)

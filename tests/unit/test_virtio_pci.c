@@ -1,7 +1,10 @@
 /* PCI config space (CF8/CFC and ECAM), the virtio-pci capability layout,
  * BAR sizing, the common configuration structure and MSI-X. */
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cvmm/virtio_pci.h"
@@ -75,6 +78,8 @@ START_TEST(config_space_through_both_mechanisms)
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_VENDOR_ID, 2), 0x1af4);
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_DEVICE_ID, 2), 0x1042);
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_REVISION_ID, 1), 1);
+	/* No INTx (MSI-X only): Linux asks ACPI for a route only for pin 1-4. */
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_INTERRUPT_PIN, 1), 0);
 	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 4), 0xffffffff);
 	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 2), 0xffff);
 	ck_assert_uint_eq(pci_ecam_read(&t->bus, 1 << 15, 4), 0x10421af4);
@@ -154,6 +159,31 @@ START_TEST(capabilities_describe_bar0)
 }
 END_TEST
 
+/* virtio-rng has no device-specific configuration: Linux's virtio_pci
+ * refuses a device-config capability of length 0 ("bad capability len 0"),
+ * so there must be none, and the rest of the list must still be walkable. */
+START_TEST(no_device_config_capability_without_config)
+{
+	struct tp *t = calloc(1, sizeof(*t));
+	uint32_t at;
+
+	t->f = fake_vdev_new(4);
+	t->f->dev.config_size = 0;
+	pci_bus_init(&t->bus);
+	ck_assert_int_eq(vpci_init(&t->p, &t->f->dev, TP_BAR0, &tp_host, t), 0);
+	ck_assert_int_eq(pci_bus_add(&t->bus, &vpci_func_ops, &t->p), 1);
+	ck_assert_uint_eq(tp_find_cap(t, 4), 0);
+	for (uint8_t type = 1; type <= 3; type++) {
+		at = tp_find_cap(t, type);
+		ck_assert_uint_ne(at, 0);
+		ck_assert_uint_ne(tp_cfg_read(t, 1, at + 12, 4), 0); /* length */
+	}
+	ck_assert_uint_ne(tp_find_cap(t, 5), 0);
+	ck_assert_uint_ne(tp_find_cap(t, 0), 0);
+	tp_free(t);
+}
+END_TEST
+
 START_TEST(common_config_drives_the_device)
 {
 	struct tp *t = tp_new();
@@ -224,9 +254,124 @@ START_TEST(msix_routes_follow_the_driver)
 }
 END_TEST
 
+/* Linux enables the config vector while probing: raising the config
+ * interrupt then, with nothing changed, made virtio-blk log "new size" at
+ * every probe. Only a change made while the vector had no route is owed. */
+START_TEST(config_interrupt_owed_only_for_a_change_without_route)
+{
+	struct tp *t = tp_new();
+	struct vpci *p = &t->p;
+
+	ck_assert(!vpci_config_route(p, true));   /* first activation: nothing happened */
+	vdev_config_changed(&t->f->dev);           /* delivered through the route */
+	ck_assert(!vpci_config_route(p, false));
+	ck_assert(!vpci_config_route(p, true));   /* nothing changed while unrouted */
+	ck_assert(!vpci_config_route(p, false));
+	vdev_config_changed(&t->f->dev);           /* lost: no route */
+	ck_assert(vpci_config_route(p, true));
+	tp_free(t);
+}
+END_TEST
+
+/* Two vCPUs reset the device, one through BAR0 and one through the PCI_CFG
+ * capability window: the device model must never see the two at once. */
+static atomic_int tp_in_reset, tp_overlaps;
+
+static void tp_reset_exclusive(struct vdev *dev)
+{
+	(void)dev;
+	if (atomic_fetch_add(&tp_in_reset, 1) != 0)
+		atomic_fetch_add(&tp_overlaps, 1);
+	nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 }, NULL);
+	atomic_fetch_sub(&tp_in_reset, 1);
+}
+
+static void *tp_reset_through_bar(void *arg)
+{
+	struct tp *t = arg;
+
+	for (int i = 0; i < 300; i++)
+		vpci_bar_write(&t->p, 20, 1, 0);
+	return NULL;
+}
+
+START_TEST(bar_and_cfg_window_share_one_lock)
+{
+	struct tp *t = tp_new();
+	struct vdev_ops ops = *t->f->dev.ops;
+	uint32_t at = tp_find_cap(t, 5);
+	pthread_t other;
+	int overlaps;
+
+	ops.reset = tp_reset_exclusive;
+	t->f->dev.ops = &ops;
+	/* The window points at the status byte of the common configuration. */
+	tp_cfg_write(t, 1, at + 8, 4, VPCI_COMMON_OFF + 20);
+	tp_cfg_write(t, 1, at + 12, 4, 1);
+	ck_assert_int_eq(pthread_create(&other, NULL, tp_reset_through_bar, t), 0);
+	for (int i = 0; i < 300; i++)
+		tp_cfg_write(t, 1, at + 16, 1, 0);
+	pthread_join(other, NULL);
+	overlaps = atomic_load(&tp_overlaps);
+	ck_assert_int_eq(overlaps, 0);
+	tp_free(t);
+}
+END_TEST
+
+/* The device's thread reports config changes while a vCPU reads (and so
+ * clears) the ISR: no change may be lost between the two. */
+struct tp_changer {
+	struct tp *t;
+	atomic_bool seen, done;
+	int lost;
+};
+
+static void *tp_change_config(void *arg)
+{
+	struct tp_changer *c = arg;
+
+	for (int i = 0; i < 3000 && !c->lost; i++) {
+		struct timespec start, now;
+
+		atomic_store(&c->seen, false);
+		vdev_config_changed(&c->t->f->dev);
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		while (!atomic_load(&c->seen)) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec - start.tv_sec >= 3) { /* the change was lost */
+				c->lost++;
+				break;
+			}
+			nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 }, NULL);
+		}
+	}
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+START_TEST(config_change_never_lost_to_isr_read)
+{
+	struct tp_changer c = { .t = tp_new() };
+	pthread_t changer;
+
+	ck_assert_int_eq(pthread_create(&changer, NULL, tp_change_config, &c), 0);
+	while (!atomic_load(&c.done))
+		if (vpci_bar_read(&c.t->p, VPCI_ISR_OFF, 1) & VIRTIO_ISR_CONFIG)
+			atomic_store(&c.seen, true);
+	pthread_join(changer, NULL);
+	ck_assert_msg(!c.lost, "a config change was lost to a concurrent ISR read");
+	ck_assert_uint_eq(vpci_bar_read(&c.t->p, 21, 1), 3000 % 256); /* config generation */
+	tp_free(c.t);
+}
+END_TEST
+
 CHECK_MAIN("virtio_pci",
 	   config_space_through_both_mechanisms,
 	   bar_sizing_and_moving,
 	   capabilities_describe_bar0,
+	   no_device_config_capability_without_config,
 	   common_config_drives_the_device,
-	   msix_routes_follow_the_driver)
+	   msix_routes_follow_the_driver,
+	   config_interrupt_owed_only_for_a_change_without_route,
+	   bar_and_cfg_window_share_one_lock,
+	   config_change_never_lost_to_isr_read)

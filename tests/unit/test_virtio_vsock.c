@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -619,6 +620,53 @@ START_TEST(random_packets_do_not_break_the_device)
 }
 END_TEST
 
+static double t_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Host clients arrive while the process has no fd left: accept4 fails with
+ * EMFILE and the listener stays readable. The device must not spin on it,
+ * and must take the clients once fds are free again. */
+START_TEST(out_of_fds_pauses_the_listener)
+{
+	struct rlimit saved, tight;
+	int c[3];
+	double cpu;
+
+	t_start();
+	for (int i = 0; i < 3; i++) {
+		c[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(c[i], 0);
+	}
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	tight = saved;
+	tight.rlim_cur = (rlim_t)(c[2] + 1); /* no fd free above the ones open */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	for (int i = 0; i < 3; i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", env->uds);
+		ck_assert_int_eq(connect(c[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	cpu = t_cpu_seconds();
+	nanosleep(&(struct timespec){ .tv_sec = 1 }, NULL);
+	cpu = t_cpu_seconds() - cpu;
+	ck_assert_uint_eq(vsock_dev_nconns(&env->d), 0);
+	ck_assert_msg(cpu < 0.1, "the device spun on a failing accept: %.3f s of CPU in 1 s", cpu);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	for (int i = 0; i < 200 && vsock_dev_nconns(&env->d) < 3; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
+	ck_assert_uint_eq(vsock_dev_nconns(&env->d), 3);
+	for (int i = 0; i < 3; i++)
+		close(c[i]);
+}
+END_TEST
+
 static Suite *t_suite(void)
 {
 	Suite *s = suite_create("virtio_vsock");
@@ -635,6 +683,7 @@ static Suite *t_suite(void)
 	tcase_add_test(tc, reset_closes_connections_and_owes_a_new_transport_reset);
 	tcase_add_test(tc, tx_waits_while_replies_are_full);
 	tcase_add_test(tc, random_packets_do_not_break_the_device);
+	tcase_add_test(tc, out_of_fds_pauses_the_listener);
 	suite_add_tcase(s, tc);
 	return s;
 }

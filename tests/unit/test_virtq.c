@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cvmm/virtq.h"
@@ -469,6 +471,68 @@ START_TEST(inflight_resubmits_after_restart)
 }
 END_TEST
 
+/* A front-end that rewrites the inflight region while the back-end restores
+ * from it. The region straddles two pages; the second is inaccessible until
+ * first touched, and that fault is when the "front-end" marks every entry on
+ * the first page in flight. */
+#define TQ_RACE_SIZE 256
+static uint8_t *tq_race_page;
+static long tq_race_page_size;
+
+static void tq_race_fault(int sig, siginfo_t *si, void *uc)
+{
+	struct virtq_inflight *inf = (struct virtq_inflight *)(tq_race_page - 4096);
+	uint8_t *addr = si->si_addr;
+
+	(void)sig;
+	(void)uc;
+	if (addr < tq_race_page || addr >= tq_race_page + tq_race_page_size)
+		abort();
+	mprotect(tq_race_page, tq_race_page_size, PROT_READ | PROT_WRITE);
+	for (unsigned h = 0; h < TQ_RACE_SIZE - 1; h++)
+		inf->desc[h].inflight = 1;
+}
+
+START_TEST(inflight_restore_uses_one_snapshot)
+{
+	struct tq *t = tq_new(TQ_RACE_SIZE);
+	long page = sysconf(_SC_PAGESIZE);
+	struct sigaction sa = { .sa_sigaction = tq_race_fault, .sa_flags = SA_SIGINFO };
+	uint8_t *map;
+	struct virtq_inflight *inf;
+	unsigned flagged = 0;
+
+	/* Header and desc[0..254] fill the first 4096 bytes; desc[255] is on the next page. */
+	ck_assert_uint_eq(virtq_inflight_size(TQ_RACE_SIZE), 4096 + 16);
+	ck_assert_int_ge(page, 4096);
+	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	tq_race_page = map + page;
+	tq_race_page_size = page;
+	inf = (struct virtq_inflight *)(tq_race_page - 4096);
+	inf->version = 1;
+	inf->desc_num = TQ_RACE_SIZE;
+	inf->desc[0].inflight = 1;
+	inf->desc[0].counter = 1;
+	ck_assert_int_eq(mprotect(tq_race_page, page, PROT_NONE), 0);
+	ck_assert_int_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+
+	ck_assert_int_eq(virtq_inflight_restore(&t->vq, inf), 0);
+	/* Whatever the back-end read, it resubmits exactly what the region
+	 * records, and nothing past its own list was written (ASan). */
+	for (unsigned h = 0; h < TQ_RACE_SIZE; h++)
+		flagged += inf->desc[h].inflight;
+	ck_assert_uint_eq(t->vq.nresubmit, flagged);
+	ck_assert_uint_eq(t->vq.last_avail_idx, (uint16_t)flagged);
+	for (unsigned i = 0; i < t->vq.nresubmit; i++)
+		ck_assert_uint_eq(inf->desc[t->vq.resubmit[i]].inflight, 1);
+	signal(SIGSEGV, SIG_DFL);
+	t->vq.inflight = NULL;
+	munmap(map, 2 * page);
+	tq_free(t);
+}
+END_TEST
+
 static uint32_t tq_count_handler(void *arg, struct virtq_chain *c)
 {
 	(*(unsigned *)arg)++;
@@ -526,4 +590,5 @@ CHECK_MAIN("virtq",
 	   notify_honours_no_interrupt_flag,
 	   enable_notify_reports_late_buffers,
 	   inflight_resubmits_after_restart,
+	   inflight_restore_uses_one_snapshot,
 	   serve_bounds_each_pass_and_requeues)

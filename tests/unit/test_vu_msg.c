@@ -3,9 +3,11 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cvmm/vu_msg.h"
@@ -343,6 +345,103 @@ START_TEST(backend_request_waits_for_ack)
 }
 END_TEST
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct dribbler {
+	int sock;
+	atomic_bool stop;
+};
+
+/* A peer that sends a valid header, then its payload a byte every 400 ms. */
+static void *dribble_thread(void *arg)
+{
+	struct dribbler *d = arg;
+	struct vu_hdr h = { VHOST_USER_SET_VRING_ADDR, VU_VERSION, 40 };
+	uint8_t zero = 0;
+
+	vu_peer_send_raw(d->sock, &h, sizeof(h), NULL, 0);
+	for (int i = 0; i < 40 && !atomic_load(&d->stop); i++) {
+		nanosleep(&(struct timespec){ .tv_nsec = 400 * 1000000 }, NULL);
+		if (send(d->sock, &zero, 1, MSG_NOSIGNAL) != 1)
+			break;
+	}
+	return NULL;
+}
+
+/* The whole message has one deadline: progress does not extend it. */
+START_TEST(slow_message_has_one_deadline)
+{
+	struct dribbler d = { .sock = sv[1] };
+	pthread_t t;
+	double start, took;
+	int r;
+
+	pthread_create(&t, NULL, dribble_thread, &d);
+	start = now_s();
+	r = vu_msg_recv(sv[0], &msg);
+	took = now_s() - start;
+	atomic_store(&d.stop, true);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	ck_assert_double_ge(took, VU_MSG_TIMEOUT_MS / 1000.0 - 0.5);
+	/* (Without one deadline it would take the 16 s of dribbling.) */
+	ck_assert_double_le(took, VU_MSG_TIMEOUT_MS / 1000.0 + 5);
+}
+END_TEST
+
+/* A bad header is refused as soon as it is read, not after waiting for the
+ * payload it announces. */
+START_TEST(bad_header_refused_before_payload)
+{
+	struct vu_hdr h = { VHOST_USER_SET_FEATURES, 0x2, 100 };
+	double start;
+
+	ck_assert_int_eq(vu_peer_send_raw(sv[1], &h, sizeof(h), NULL, 0), 0);
+	start = now_s();
+	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), -EPROTO);
+	ck_assert_double_lt(now_s() - start, VU_MSG_TIMEOUT_MS / 2000.0);
+}
+END_TEST
+
+struct stalled_send {
+	int sock, result;
+	atomic_bool done;
+};
+
+static void *stalled_send_thread(void *arg)
+{
+	struct stalled_send *ss = arg;
+
+	ss->result = vu_msg_backend_request(ss->sock, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, NULL,
+					    0, NULL, 0, false, 300);
+	atomic_store(&ss->done, true);
+	return NULL;
+}
+
+/* A front-end that never reads its back-end channel: sending gives up. */
+START_TEST(send_to_stalled_peer_is_bounded)
+{
+	struct stalled_send ss = { .sock = sv[0] };
+	static uint8_t junk[4096];
+	pthread_t t;
+
+	while (send(sv[0], junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+		;
+	pthread_create(&t, NULL, stalled_send_thread, &ss);
+	for (int i = 0; i < 1000 && !atomic_load(&ss.done); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
+	ck_assert_msg(atomic_load(&ss.done), "send blocked for 10 s on a peer that does not read");
+	pthread_join(t, NULL);
+	ck_assert_int_eq(ss.result, -ETIMEDOUT);
+}
+END_TEST
+
 START_TEST(recv_reply_checks_header)
 {
 	uint64_t v = 0;
@@ -426,6 +525,7 @@ int main(void)
 	TCase *tc = tcase_create("codec");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, accepts_each_rule);
 	tcase_add_test(tc, bad_version);
 	tcase_add_test(tc, reserved_flags);
@@ -441,6 +541,9 @@ int main(void)
 	tcase_add_test(tc, reply_and_ack_format);
 	tcase_add_test(tc, backend_request_waits_for_ack);
 	tcase_add_test(tc, recv_reply_checks_header);
+	tcase_add_test(tc, slow_message_has_one_deadline);
+	tcase_add_test(tc, bad_header_refused_before_payload);
+	tcase_add_test(tc, send_to_stalled_peer_is_bounded);
 	tcase_add_test(tc, request_names);
 	tcase_add_test(tc, random_streams);
 	suite_add_tcase(s, tc);

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cvmm/log.h"
@@ -595,6 +596,37 @@ START_TEST(broken_ring_signals_error_fd)
 }
 END_TEST
 
+START_TEST(ring_fds_must_be_eventfds)
+{
+	int pipefd[2], sv[2];
+	int blocking = eventfd(0, EFD_CLOEXEC);
+	int before;
+
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, true);
+	before = vu_peer_count_fds();
+	/* A pipe as call fd would block the worker once full; a socket whose
+	 * peer closed as kick fd would report EOF for ever. */
+	fails(VHOST_USER_SET_VRING_CALL, &(uint64_t){ 0 }, 8, &pipefd[1], 1);
+	fails(VHOST_USER_SET_VRING_KICK, &(uint64_t){ 0 }, 8, &sv[0], 1);
+	fails(VHOST_USER_SET_VRING_ERR, &(uint64_t){ 0 }, 8, &pipefd[1], 1);
+	ck_assert_int_eq(vu_peer_count_fds(), before);
+	/* The ring kept its eventfds and still runs. */
+	ck_assert(srv.queues[0].started);
+	/* A blocking eventfd is accepted and made non-blocking. */
+	ok(VHOST_USER_SET_VRING_CALL, &(uint64_t){ 0 }, 8, &blocking, 1);
+	ck_assert(fcntl(blocking, F_GETFL) & O_NONBLOCK);
+	close(blocking);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(queue_start_failure_reported)
 {
 	negotiate(TFEAT | PFEAT, ALL_PF);
@@ -744,6 +776,52 @@ END_TEST
 
 /* ---- malformed input and session life cycle ---- */
 
+/* A front-end that shrinks the file behind guest memory, then the inflight
+ * region, while the back-end uses them: each time the session is dropped and
+ * the server (the whole test process, without the fix: SIGBUS) serves the
+ * next front-end. */
+START_TEST(shrunk_shared_files_drop_the_session)
+{
+	struct vu_vring_state off = { 0, 0 }, on = { 0, 1 };
+	struct vu_inflight in = { .num_queues = TQ, .queue_size = 256,
+				  .mmap_size = TQ * virtq_inflight_size(256) };
+	int inflight_fd;
+
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, true);
+	ck_assert(srv.queues[0].started);
+	ck_assert_int_eq(ftruncate(memfd, 0), 0);
+	/* Restarting the ring reads its used index from guest memory. */
+	ok(VHOST_USER_SET_VRING_ENABLE, &off, 8, NULL, 0);
+	vu_peer_call(fe, VHOST_USER_SET_VRING_ENABLE, &on, 8, NULL, 0);
+	ck_assert(vu_peer_closed(fe, 5000));
+	stop_serving();
+	ck_assert_uint_eq(srv.mem.nregions, 0);
+
+	/* The next front-end, with good memory and its own inflight region. */
+	memfd = -1;
+	start_serving();
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	inflight_fd = vu_peer_memfd(in.mmap_size); /* zeros: a fresh region */
+	ok(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &inflight_fd, 1);
+	ck_assert_int_eq(ftruncate(inflight_fd, 0), 0);
+	/* Starting the ring restores from the inflight region. */
+	ring_setup(0, 256, 0, true);
+	ck_assert(vu_peer_closed(fe, 5000));
+	stop_serving();
+	close(inflight_fd);
+
+	/* And one more, served normally. */
+	start_serving();
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, true);
+	ck_assert(srv.queues[0].started);
+}
+END_TEST
+
 START_TEST(unknown_requests_answered)
 {
 	uint8_t junk[64] = { 0 };
@@ -873,6 +951,33 @@ START_TEST(config_change_on_backend_channel)
 	ck_assert_uint_eq(rep.hdr.flags, VU_VERSION);
 	close(bk[1]);
 	close(e);
+}
+END_TEST
+
+/* A device thread waits for the ack of a config change the front-end never
+ * answers; the front-end then disconnects. Ending the session must not wait
+ * out the ack's deadline behind the back-end channel's lock. */
+START_TEST(session_end_wakes_a_pending_backend_request)
+{
+	struct timespec a, b;
+	struct vu_peer_reply rep;
+	pthread_t t;
+	int bk[2];
+	double took;
+
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	ck_assert_int_eq(vu_peer_socketpair(bk), 0);
+	ok(VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &bk[0], 1);
+	close(bk[0]);
+	pthread_create(&t, NULL, config_changed_thread, &td->dev);
+	ck_assert_int_eq(vu_peer_read(bk[1], &rep, 5000), 0); /* sent; never acked */
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	stop_serving();
+	pthread_join(t, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	took = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+	ck_assert_msg(took < 3.5, "session end took %.1f s", took); /* the ack's deadline is 5 s */
+	close(bk[1]);
 }
 END_TEST
 
@@ -1241,16 +1346,19 @@ int main(void)
 	tcase_add_test(tc, mem_table_bad_regions);
 	tcase_add_test(tc, mem_table_change_restarts_rings);
 	tcase_add_test(tc, call_fd_swapped_while_stopped);
+	tcase_add_test(tc, ring_fds_must_be_eventfds);
 	tcase_add_test(tc, queue_start_failure_reported);
 	tcase_add_test(tc, broken_ring_signals_error_fd);
 	tcase_add_test(tc, add_and_remove_regions);
 	tcase_add_test(tc, inflight_get_set_and_attach);
 	tcase_add_test(tc, inflight_sizes_checked);
+	tcase_add_test(tc, shrunk_shared_files_drop_the_session);
 	tcase_add_test(tc, unknown_requests_answered);
 	tcase_add_test(tc, wrong_payload_size_answered);
 	tcase_add_test(tc, bad_header_drops_then_next_served);
 	tcase_add_test(tc, reset_device_forgets_rings);
 	tcase_add_test(tc, config_change_on_backend_channel);
+	tcase_add_test(tc, session_end_wakes_a_pending_backend_request);
 	tcase_add_test(tc, random_messages_never_break_the_server);
 	suite_add_tcase(s, tc);
 

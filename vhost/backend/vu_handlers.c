@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/memguard.h"
 #include "vu_internal.h"
 
 /* A reply body for requests that have one. */
@@ -165,14 +167,17 @@ static int vu_get_status(struct vu_server *s, struct vu_msg *m, struct vu_reply 
 
 /* Maps [offset, offset+size) of fd, a regular file the range must lie in
  * (a mapping past EOF would fault later), from the page holding offset:
- * *base and *len are the mapping, *delta where the range starts in it. */
-static int vu_map_fd(int fd, uint64_t offset, uint64_t size, int flags, void **base, size_t *len,
-		     size_t *delta)
+ * *base and *len are the mapping, *delta where the range starts in it. The
+ * front-end may still shrink the file afterwards: the mapping is guarded
+ * (memguard), a fault there signals fault_fd and the session ends. */
+static int vu_map_fd(int fd, uint64_t offset, uint64_t size, int flags, int fault_fd, void **base,
+		     size_t *len, size_t *delta)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t end, aligned, total;
 	struct stat st;
 	void *p;
+	int r;
 
 	if (size == 0 || __builtin_add_overflow(offset, size, &end))
 		return -EINVAL;
@@ -187,22 +192,30 @@ static int vu_map_fd(int fd, uint64_t offset, uint64_t size, int flags, void **b
 	p = mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_SHARED | flags, fd, (off_t)aligned);
 	if (p == MAP_FAILED)
 		return -errno;
+	r = memguard_add(p, (size_t)total, fault_fd);
+	if (r) {
+		munmap(p, (size_t)total);
+		return r;
+	}
 	*base = p;
 	*len = (size_t)total;
 	*delta = (size_t)(offset - aligned);
 	return 0;
 }
 
-/* Maps one guest memory region from fd. */
-static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_region *out)
+/* Maps one guest memory region from fd (guarded, see vu_map_fd). */
+static int vu_map_region(const struct vu_mem_region *mr, int fd, int fault_fd,
+			 struct gmem_region *out)
 {
 	size_t len, delta;
 	void *p;
-	int r = vu_map_fd(fd, mr->mmap_offset, mr->memory_size, MAP_NORESERVE, &p, &len, &delta);
+	int r = vu_map_fd(fd, mr->mmap_offset, mr->memory_size, MAP_NORESERVE, fault_fd, &p, &len,
+			  &delta);
 
 	if (r)
 		return r;
 	*out = (struct gmem_region){
+		.guarded = true,
 		.gpa = mr->guest_phys_addr,
 		.size = mr->memory_size,
 		.uaddr = mr->userspace_addr,
@@ -215,16 +228,18 @@ static int vu_map_region(const struct vu_mem_region *mr, int fd, struct gmem_reg
 }
 
 /* Maps the region and adds it to mem; on failure nothing is left mapped. */
-static int vu_add_region(struct gmem *mem, const struct vu_mem_region *mr, int fd)
+static int vu_add_region(struct gmem *mem, const struct vu_mem_region *mr, int fd, int fault_fd)
 {
 	struct gmem_region gr;
-	int r = vu_map_region(mr, fd, &gr);
+	int r = vu_map_region(mr, fd, fault_fd, &gr);
 
 	if (r)
 		return r;
 	r = gmem_add(mem, &gr);
-	if (r)
+	if (r) {
+		memguard_remove(gr.map_base);
 		munmap(gr.map_base, gr.map_size);
+	}
 	return r;
 }
 
@@ -237,7 +252,7 @@ static int vu_set_mem_table(struct vu_server *s, struct vu_msg *m, struct vu_rep
 	(void)rep;
 	gmem_init(&next);
 	for (uint32_t i = 0; i < t->nregions; i++) {
-		r = vu_add_region(&next, &t->regions[i], m->fds[i]);
+		r = vu_add_region(&next, &t->regions[i], m->fds[i], s->fault_fd);
 		if (r) {
 			gmem_destroy(&next);
 			return r;
@@ -274,7 +289,7 @@ static int vu_add_mem_reg(struct vu_server *s, struct vu_msg *m, struct vu_reply
 	}
 	/* Workers translate through the table: keep them out while it changes. */
 	vu_queues_stop_all(s);
-	r = vu_add_region(&s->mem, mr, m->fds[0]);
+	r = vu_add_region(&s->mem, mr, m->fds[0], s->fault_fd);
 	vu_queues_start_all(s);
 	return r;
 }
@@ -400,16 +415,49 @@ static void vu_replace_fd(int *slot, int fd)
 	*slot = fd;
 }
 
+/* A kick, call or error fd must be an eventfd: a pipe or socket could block
+ * the worker that writes it, or report EOF for ever to the one that waits on
+ * it. It is made non-blocking (its counter may saturate; a write then fails
+ * instead of waiting). Sets *fd to the fd taken, or -1 with NOFD. */
+static int vu_take_eventfd(struct vu_msg *m, int *fd)
+{
+	char path[32], target[32];
+	struct stat st;
+	ssize_t n;
+	int flags;
+
+	*fd = -1;
+	if (m->nfds == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fds[0]);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n >= 0) {
+		target[n] = '\0';
+		if (strcmp(target, "anon_inode:[eventfd]"))
+			return -EINVAL;
+	} else if (fstat(m->fds[0], &st) < 0 || (st.st_mode & S_IFMT)) {
+		/* No /proc: at least an anonymous inode (no file type), which
+		 * rules out pipes, sockets, files and devices. */
+		return -EINVAL;
+	}
+	flags = fcntl(m->fds[0], F_GETFL);
+	if (flags < 0 || fcntl(m->fds[0], F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	*fd = vu_msg_take_fd(m, 0);
+	return 0;
+}
+
 static int vu_set_vring_kick(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
 {
 	struct vu_queue *q;
 	unsigned idx;
+	int fd;
 
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
 	vu_queue_stop(s, idx);
-	vu_replace_fd(&q->kick_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(&q->kick_fd, fd);
 	/* Without a kick fd the front-end asks for polling, which this
 	 * back-end does not do: the ring stays stopped. */
 	if (q->kick_fd < 0)
@@ -424,12 +472,13 @@ static int vu_swap_vring_fd(struct vu_server *s, struct vu_msg *m, bool err_fd)
 	struct vu_queue *q;
 	unsigned idx;
 	bool was_started;
+	int fd;
 
-	if (vu_vring_fd_arg(s, m, &idx, &q))
+	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
 	was_started = q->started;
 	vu_queue_stop(s, idx);
-	vu_replace_fd(err_fd ? &q->err_fd : &q->call_fd, vu_msg_take_fd(m, 0));
+	vu_replace_fd(err_fd ? &q->err_fd : &q->call_fd, fd);
 	return was_started ? vu_queue_try_start(s, idx) : 0;
 }
 
@@ -604,7 +653,8 @@ static int vu_set_inflight_fd(struct vu_server *s, struct vu_msg *m, struct vu_r
 		return -EINVAL;
 	if (vu_queues_any_started(s))
 		return -EBUSY;
-	r = vu_map_fd(m->fds[0], in->mmap_offset, total, 0, &p, &len, &delta);
+	/* The front-end's file: it may shrink it later (see vu_map_fd). */
+	r = vu_map_fd(m->fds[0], in->mmap_offset, total, 0, s->fault_fd, &p, &len, &delta);
 	if (r)
 		return r;
 	vu_inflight_attach(s, p, len, delta, in);
@@ -659,8 +709,8 @@ static const struct vu_handler *vu_handler_of(uint32_t request)
 static int vu_answer_error(struct vu_server *s, const struct vu_msg *m,
 			   const struct vu_handler *h, int err)
 {
-	log_warn("vhost-user: %s (%u) failed: %s", vu_msg_request_name(m->hdr.request),
-		 m->hdr.request, strerror(-err));
+	log_warn_ratelimited("vhost-user: %s (%u) failed: %s", vu_msg_request_name(m->hdr.request),
+			     m->hdr.request, strerror(-err));
 	if (h && h->empty_reply_on_error)
 		return vu_msg_reply(s->conn_fd, m, NULL, 0, NULL, 0);
 	if (h && h->has_reply)

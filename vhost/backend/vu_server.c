@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/memguard.h"
 #include "vu_internal.h"
 
 /* ---- rings ---- */
@@ -44,14 +46,14 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 		return 0;
 	r = vu_ring_gpas(s, q, q->num, &d, &a, &u);
 	if (r) {
-		log_warn("vhost-user: ring %u: addresses outside guest memory", qi);
+		log_warn_ratelimited("vhost-user: ring %u: addresses outside guest memory", qi);
 		return r;
 	}
 	virtq_destroy(vq);
 	virtq_init(vq);
 	r = virtq_setup(vq, &s->mem, q->num, d, a, u);
 	if (r) {
-		log_warn("vhost-user: ring %u: invalid ring layout", qi);
+		log_warn_ratelimited("vhost-user: ring %u: invalid ring layout", qi);
 		return r;
 	}
 	vq->last_avail_idx = q->base;
@@ -60,21 +62,21 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 	if (s->inflight && qi < s->inflight_nq) {
 		/* The region was sized for inflight_qsize entries per queue. */
 		if (q->num > s->inflight_qsize) {
-			log_warn("vhost-user: ring %u: size %u exceeds the inflight region's %u",
-				 qi, q->num, s->inflight_qsize);
+			log_warn_ratelimited("vhost-user: ring %u: size %u exceeds the inflight region's %u",
+					     qi, q->num, s->inflight_qsize);
 			return -EINVAL;
 		}
 		r = virtq_inflight_restore(vq, (struct virtq_inflight *)(void *)
 					   (s->inflight + qi * virtq_inflight_size(s->inflight_qsize)));
 		if (r) {
-			log_warn("vhost-user: ring %u: inflight region inconsistent with the ring", qi);
+			log_warn_ratelimited("vhost-user: ring %u: inflight region inconsistent with the ring", qi);
 			return r;
 		}
 	}
 	r = vdev_queue_start(dev, qi);
 	if (r) {
-		log_warn("vhost-user: ring %u: %s cannot start it: %s", qi, dev->ops->name,
-			 strerror(-r));
+		log_warn_ratelimited("vhost-user: ring %u: %s cannot start it: %s", qi, dev->ops->name,
+				     strerror(-r));
 		return r;
 	}
 	q->started = true;
@@ -135,8 +137,10 @@ static void vu_queue_clear(struct vu_server *s, unsigned qi)
 
 void vu_inflight_release(struct vu_server *s)
 {
-	if (s->inflight_map)
+	if (s->inflight_map) {
+		memguard_remove(s->inflight_map);
 		munmap(s->inflight_map, s->inflight_map_size);
+	}
 	s->inflight_map = NULL;
 	s->inflight_map_size = 0;
 	s->inflight = NULL;
@@ -161,6 +165,11 @@ void vu_device_reset(struct vu_server *s)
 /* The front-end is gone (or broke the protocol): back to a fresh state. */
 static void vu_session_end(struct vu_server *s)
 {
+	/* A device thread may be sending on the back-end channel under
+	 * backend_lock, waiting for an ack: wake it now rather than wait out
+	 * its deadline. (Only this thread changes backend_fd.) */
+	if (s->backend_fd >= 0)
+		shutdown(s->backend_fd, SHUT_RDWR);
 	vu_device_reset(s);
 	gmem_destroy(&s->mem);
 	gmem_init(&s->mem);
@@ -216,7 +225,7 @@ static void vu_server_config_changed(void *host)
 				   NULL, 0, ack, VU_SERVER_BACKEND_TIMEOUT_MS);
 	pthread_mutex_unlock(&s->backend_lock);
 	if (r)
-		log_warn("vhost-user: sending CONFIG_CHANGE_MSG: %s", strerror(-r));
+		log_warn_ratelimited("vhost-user: sending CONFIG_CHANGE_MSG: %s", strerror(-r));
 }
 
 /* ---- socket ---- */
@@ -330,7 +339,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	int r;
 
 	memset(s, 0, sizeof(*s));
-	s->listen_fd = s->conn_fd = s->backend_fd = -1;
+	s->listen_fd = s->conn_fd = s->backend_fd = s->fault_fd = -1;
 	r = vu_validate_dev(dev);
 	if (r) {
 		log_err("vhost-user: device model is not usable as a back-end "
@@ -356,8 +365,16 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	s->queues = calloc(dev->num_queues, sizeof(*s->queues));
 	if (!s->queues)
 		return -ENOMEM;
+	s->fault_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->fault_fd < 0) {
+		r = errno;
+		free(s->queues);
+		s->queues = NULL;
+		return -r;
+	}
 	r = pthread_mutex_init(&s->backend_lock, NULL);
 	if (r) {
+		vu_close(&s->fault_fd);
 		free(s->queues);
 		s->queues = NULL;
 		return -r;
@@ -369,6 +386,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	if (!s->client && cfg->socket_path) {
 		r = vu_listen(s);
 		if (r) {
+			vu_close(&s->fault_fd);
 			pthread_mutex_destroy(&s->backend_lock);
 			free(s->queues);
 			s->queues = NULL;
@@ -399,6 +417,7 @@ void vu_server_destroy(struct vu_server *s)
 	s->dev->host = NULL;
 	s->dev->mem = NULL;
 	pthread_mutex_destroy(&s->backend_lock);
+	vu_close(&s->fault_fd);
 	free(s->queues);
 	s->queues = NULL;
 }
@@ -417,7 +436,7 @@ static int vu_serve_one(struct vu_server *s)
 		if (r == -ECONNRESET)
 			log_info("vhost-user: front-end disconnected");
 		else
-			log_warn("vhost-user: dropping the front-end: %s", strerror(-r));
+			log_warn_ratelimited("vhost-user: dropping the front-end: %s", strerror(-r));
 		return r;
 	}
 	log_debug("vhost-user: %s", vu_msg_request_name(m->hdr.request));
@@ -435,11 +454,10 @@ static int vu_epoll_add(int epfd, int fd)
  * while a front-end is served: one at a time). */
 static int vu_session_begin(struct vu_server *s, int epfd)
 {
-	struct timeval tv = { .tv_sec = VU_MSG_TIMEOUT_MS / 1000 };
 	int r;
 
-	/* A front-end that stops reading must not block the server forever. */
-	setsockopt(s->conn_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* (A front-end that stops reading costs a reply at most VU_MSG_TIMEOUT_MS:
+	 * the codec's sends have a deadline.) */
 	r = vu_epoll_add(epfd, s->conn_fd);
 	if (r)
 		return r;
@@ -469,6 +487,8 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 	if (epfd < 0)
 		return -errno;
 	r = vu_epoll_add(epfd, stop_fd);
+	if (!r)
+		r = vu_epoll_add(epfd, s->fault_fd);
 	if (!r && single)
 		r = vu_session_begin(s, epfd);
 	else if (!r && s->listen_fd >= 0)
@@ -511,13 +531,23 @@ static int vu_server_loop(struct vu_server *s, int stop_fd, bool single)
 
 			if (fd == stop_fd) {
 				stop = true;
+			} else if (fd == s->fault_fd) {
+				uint64_t faults;
+
+				(void)!read(s->fault_fd, &faults, sizeof(faults));
+				if (s->conn_fd < 0)
+					continue;
+				log_warn_ratelimited("vhost-user: the front-end shrank a file shared with "
+						     "the back-end (guest memory or inflight region) "
+						     "while in use: dropping it");
+				r = vu_session_drop(s, epfd);
 			} else if (fd == s->listen_fd && s->conn_fd < 0) {
 				s->conn_fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 				if (s->conn_fd >= 0)
 					r = vu_session_begin(s, epfd);
 				else if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
 					/* Out of fds, most likely: wait instead of spinning. */
-					log_warn("vhost-user: accept: %s", strerror(errno));
+					log_warn_ratelimited("vhost-user: accept: %s", strerror(errno));
 					usleep(VU_SERVER_RECONNECT_MS * 1000);
 				}
 			} else if (fd == s->conn_fd && vu_serve_one(s) < 0) {

@@ -81,6 +81,10 @@ struct vu_server {
 	pthread_mutex_t backend_lock;
 	int backend_fd;
 
+	/* Signalled when the front-end shrank a file we map (memguard): the
+	 * session is ended, the server goes on. */
+	int fault_fd;
+
 	pthread_t run_thread;
 	struct vu_msg msg;         /* the message being handled */
 };
