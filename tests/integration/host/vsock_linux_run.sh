@@ -43,7 +43,7 @@ cid=5
 #    reboot with connections open.
 timeout 900 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
     --vsock "cid=$cid,socket=$uds" --serial file=ser-pci \
-    --cmdline "console=ttyS0 panic=-1 reboot=k quiet cvmm_vsock=full cvmm_vsock_bytes=$bytes cvmm_vsock_conns=$conns" \
+    --cmdline "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=full cvmm_vsock_bytes=$bytes cvmm_vsock_conns=$conns" \
     </dev/null >/dev/null 2>err-pci &
 pid=$!
 timeout 900 $t recv "unix:${uds}_5000" 1000 >g2h.out 2>&1 &
@@ -113,7 +113,7 @@ check "pci: the socket is gone with cvmm" [ ! -e "$uds" ]
 rm -f g2h.out
 timeout 600 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
     --transport mmio --vsock "cid=$cid,socket=$uds" --serial file=ser-mmio \
-    --cmdline "console=ttyS0 panic=-1 reboot=k quiet cvmm_vsock=bench cvmm_vsock_bytes=1048576" \
+    --cmdline "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=bench cvmm_vsock_bytes=1048576" \
     </dev/null >/dev/null 2>err-mmio &
 pid=$!
 timeout 600 $t recv "unix:${uds}_5000" >g2h.out 2>&1 &
