@@ -25,7 +25,7 @@ gline() { tr -d '\r' <"$1" | grep -a "^CVMM-VSOCK: $2 " | tail -n 1 | sed "s/^CV
 # listening LOG TAG: until the guest says its TAG server listens (or 900 s).
 listening() {
     i=0
-    while ! tr -d '\r' <"$1" 2>/dev/null | grep -q "^CVMM-VSOCK: $2 LISTENING" && [ $i -lt 4500 ]; do
+    while ! tr -d '\r' 2>/dev/null <"$1" | grep -q "^CVMM-VSOCK: $2 LISTENING" && [ $i -lt 4500 ]; do
         sleep 0.2; i=$((i + 1))
     done
 }
