@@ -22,10 +22,12 @@ else
 fi
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 gline() { tr -d '\r' <"$1" | grep -a "^CVMM-VSOCK: $2 " | tail -n 1 | sed "s/^CVMM-VSOCK: $2 //"; }
-# listening LOG TAG: until the guest says its TAG server listens (or 900 s).
+# listening LOG TAG: until the guest says its TAG server listens (or 900 s,
+# or the VM, $vm, has ended).
 listening() {
     i=0
     while ! tr -d '\r' 2>/dev/null <"$1" | grep -q "^CVMM-VSOCK: $2 LISTENING" && [ $i -lt 4500 ]; do
+        kill -0 "$vm" 2>/dev/null || return 1
         sleep 0.2; i=$((i + 1))
     done
 }
