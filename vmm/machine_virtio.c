@@ -61,16 +61,43 @@ static const struct opt_spec machine_rng_spec[] = {
 	OPT_SPEC_END,
 };
 
-static int machine_virtio_disk(struct machine_virtio *mv, unsigned i, const char *text)
+/* True when opts_parse's seen bits include key of specs. */
+static bool machine_virtio_key_seen(const struct opt_spec *specs, uint64_t seen, const char *key)
+{
+	for (unsigned i = 0; specs[i].key; i++)
+		if (!strcmp(specs[i].key, key))
+			return seen & (1ULL << i);
+	return false;
+}
+
+/* Queues of a disk whose --disk did not say: with virtio-pci, one per vCPU
+ * (as QEMU does), so that blk-mq maps each vCPU to its own queue, whose
+ * MSI-X vector Linux then targets at that vCPU: a request completes on the
+ * vCPU that issued it. With one queue its interrupt lands on one vCPU, and
+ * a request from another costs that vCPU a wake-up and an IPI back (traced
+ * in docs/performance.md). virtio-mmio has one interrupt line per device
+ * whatever the queues: one queue. */
+static unsigned machine_virtio_disk_queues(const struct cli_config *cfg)
+{
+	if (cfg->transport != CLI_TRANSPORT_PCI || cfg->cpus < 2)
+		return 1;
+	return cfg->cpus < BLK_DEV_MAX_QUEUES ? cfg->cpus : BLK_DEV_MAX_QUEUES;
+}
+
+static int machine_virtio_disk(struct machine_virtio *mv, unsigned i, const char *text,
+			       const struct cli_config *cfg)
 {
 	struct machine_disk_opts o = { .blk = BLK_OPTS_DEFAULTS };
 	char why[256], dflt[16];
+	uint64_t seen = 0;
 	int err;
 
-	if (opts_parse(text, machine_disk_spec, &o, NULL, why, sizeof(why))) {
+	if (opts_parse(text, machine_disk_spec, &o, &seen, why, sizeof(why))) {
 		log_err("--disk %s: %s", text, why);
 		return -EINVAL;
 	}
+	if (!machine_virtio_key_seen(machine_disk_spec, seen, "num_queues"))
+		o.blk.num_queues = machine_virtio_disk_queues(cfg);
 	snprintf(dflt, sizeof(dflt), "disk%u", i);
 	err = machine_virtio_id(mv, "--disk", o.id, dflt, mv->disk_ids[i]);
 	if (!err)
@@ -138,7 +165,7 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
-		err = machine_virtio_disk(mv, i, cfg->disks[i]);
+		err = machine_virtio_disk(mv, i, cfg->disks[i], cfg);
 		if (err) {
 			machine_virtio_destroy(mv);
 			return err;
