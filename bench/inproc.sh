@@ -11,7 +11,9 @@
 # kind of tap, in turn for ROUNDS rounds. Prints each round, the medians and
 # the cvmm/QEMU ratios.
 #
-#   bench/inproc.sh [BUILD_DIR]      env: ROUNDS=3, SECS=10 (per block workload)
+#   bench/inproc.sh [BUILD_DIR]
+#       env: ROUNDS=3, SECS=10 (per block workload), NETMIB=64 (per TCP
+#       stream), RR=1000 (request/response exchanges)
 #
 # Runs where tests/lib/linux-guest.sh says Linux guests run: directly, or
 # nested inside a QEMU/TCG machine, where QEMU with -enable-kvm runs on the
@@ -21,7 +23,7 @@ set -u
 BUILD=$(cd "${1:-build}" && pwd) || exit 1
 export BUILD
 root=$(cd "$(dirname "$0")/.." && pwd)
-export ROUNDS=${ROUNDS:-3} SECS=${SECS:-10}
+export ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} NETMIB=${NETMIB:-64} RR=${RR:-1000}
 [ -x "$BUILD/cvmm" ] || { echo "inproc: build cvmm first (make BUILD=$BUILD)"; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "inproc: qemu-system-x86_64 is not installed"; exit 1; }
 . "$root/tests/lib/linux-guest.sh"
@@ -59,5 +61,7 @@ if [ "$LINUX_GUEST_MODE" = nested ]; then
         files+=("$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")")
     done
 fi
-NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((ROUNDS * 3 * (600 + 12 * SECS) + 300)) \
+# Nested, the settings reach the outer /init as environment through its
+# kernel command line.
+NESTED_APPEND="ROUNDS=$ROUNDS SECS=$SECS NETMIB=$NETMIB RR=$RR" NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((ROUNDS * 3 * (600 + 12 * SECS) + 300)) \
     linux_guest_run inproc "$root/bench/host/inproc_run.sh" "${files[@]}"

@@ -3,8 +3,11 @@
 # /blkload (4 KiB random and sequential, read and write, at queue depth 1
 # and 32; 1 MiB sequential at depth 4), then TCP with the host behind the
 # tap with /netload (a stream each way, 1-byte request/response). Parameters
-# come from the kernel command line: bench.secs=N bench.host=A.B.C.D.
+# come from the kernel command line: bench.secs=N (per block workload)
+# bench.netmib=N (per stream) bench.rr=N (exchanges) bench.host=A.B.C.D.
 secs=$(sed -n 's/.*bench\.secs=\([0-9]*\).*/\1/p' /proc/cmdline)
+netmib=$(sed -n 's/.*bench\.netmib=\([0-9]*\).*/\1/p' /proc/cmdline)
+rr=$(sed -n 's/.*bench\.rr=\([0-9]*\).*/\1/p' /proc/cmdline)
 host=$(sed -n 's/.*bench\.host=\([0-9.]*\).*/\1/p' /proc/cmdline)
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -18,6 +21,6 @@ done
 ip link set eth0 up
 ip addr add "${host%.*}.2/24" dev eth0
 ping -c 1 -W 5 "$host" >/dev/null 2>&1
-/netload "$host" 5679 send 64
-/netload "$host" 5679 recv 64
-/netload "$host" 5679 rr 2000
+/netload "$host" 5679 send "$netmib"
+/netload "$host" 5679 recv "$netmib"
+/netload "$host" 5679 rr "$rr"

@@ -5,10 +5,13 @@
 # virtio-pci, under cvmm with virtio-mmio and under QEMU with KVM and its own
 # in-process devices, on the same image and the same kind of tap. Prints
 # every round's figures, the medians and the ratios of the medians to
-# QEMU's. Env: ROUNDS (3), SECS (per block workload).
+# QEMU's. Env: ROUNDS (3), SECS (per block workload), NETMIB (per TCP
+# stream), RR (request/response exchanges).
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
-append="console=ttyS0 panic=-1 reboot=k bench.secs=$SECS bench.host=10.80.0.1"
+NETMIB=${NETMIB:-64}
+RR=${RR:-1000}
+append="console=ttyS0 panic=-1 reboot=k bench.secs=$SECS bench.netmib=$NETMIB bench.rr=$RR bench.host=10.80.0.1"
 # QEMU shipped in (nested: with its own loader, libraries and firmware), or
 # this host's (a command line, split on spaces: timeout runs it).
 if [ -x qemu/qemu-system-x86_64 ]; then
