@@ -40,7 +40,7 @@ frontend() {   # frontend LEN LOG [MODE]
         --no-mlockall --forward-mode="${3:-txonly}" --auto-start --stats-period 1 \
         --total-num-mbufs=8192 --txpkts="$1" </dev/null >"$2" 2>&1 &
     FE_PID=$!
-    VN_PIDS+=("$FE_PID")
+    it_track "$FE_PID"
 }
 
 # measure_rx LEN LOG: injects for the window, returns what the rxonly
@@ -49,7 +49,7 @@ measure_rx() {
     local rx
     sleep "$WARMUP"
     ip netns exec "$VN_NS" taskset -c 0 "$INJECT" "$VN_TAP" "$VN_GUEST_MAC" "$1" "$SECS" >>"$VN_TMP/inject.log" 2>&1 ||
-        vn_fail "net_inject failed"
+        it_fail "net_inject failed"
     wait "$FE_PID"
     rx=$(vn_testpmd_stat "$2" RX-packets)
     echo $(( ${rx:-0} / SECS ))
@@ -68,7 +68,7 @@ measure() {
 wait_sock() {
     local i
     for i in $(seq 100); do [ -S "$VN_SOCK" ] && return 0; sleep 0.1; done
-    vn_fail "no back-end socket $VN_SOCK"
+    it_fail "no back-end socket $VN_SOCK"
 }
 
 run_cvmm() {   # run_cvmm DIR LEN
@@ -76,7 +76,7 @@ run_cvmm() {   # run_cvmm DIR LEN
     ip netns exec "$VN_NS" taskset -c 0 "$CVMM" --net-backend "tap=$VN_TAP,socket=$VN_SOCK" \
         >>"$VN_TMP/cvmm.log" 2>&1 &
     local be=$!
-    VN_PIDS+=("$be")
+    it_track "$be"
     wait_sock
     if [ "$1" = tx ]; then
         frontend "$2" "$VN_TMP/fe-cvmm-$2.log"
@@ -98,7 +98,7 @@ run_dpdk() {   # run_dpdk DIR LEN
         --no-mlockall --forward-mode=io --auto-start --stats-period 1 \
         --total-num-mbufs=8192 </dev/null >"$VN_TMP/be-dpdk-$1-$2.log" 2>&1 &
     local be=$!
-    VN_PIDS+=("$be")
+    it_track "$be"
     wait_sock
     sleep 1
     if [ "$1" = tx ]; then
@@ -122,7 +122,7 @@ for dir in $DIRS; do
             x=$(run_cvmm "$dir" "$len"); [ "$x" -gt "$c" ] && c=$x
             x=$(run_dpdk "$dir" "$len"); [ "$x" -gt "$d" ] && d=$x
         done
-        [ "$d" -gt 0 ] || vn_fail "DPDK back-end forwarded nothing ($dir, $len B)"
+        [ "$d" -gt 0 ] || it_fail "DPDK back-end forwarded nothing ($dir, $len B)"
         name="guest->tap"
         [ "$dir" = rx ] && name="tap->guest"
         printf '%-14s %14s %14s %8s\n' "$name ${len}B" "$c" "$d" \

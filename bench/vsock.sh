@@ -25,14 +25,14 @@ for run in $(seq "$RUNS"); do
     vv_host_bg "$VV_TMP/g2h.$run.out" recv "unix:${VV_UDS}_5000"
     recv_pid=$VV_HOST_PID
     vv_qemu_bg bench "$VV_TMP/guest.$run.log" "cvmm_vsock_bytes=$BYTES"
-    h2g=$(timeout 600 "$VV_TOOL" send "hybrid:$VV_UDS:1234" "$BYTES" "$run") || vv_fail "host -> guest: $h2g"
-    wait "$VV_QEMU_PID" || vv_fail "qemu exited with $?"
-    wait "$recv_pid" || vv_fail "host receiver failed"
+    h2g=$(timeout 600 "$VV_TOOL" send "hybrid:$VV_UDS:1234" "$BYTES" "$run") || it_fail "host -> guest: $h2g"
+    wait "$VV_QEMU_PID" || it_fail "qemu exited with $?"
+    wait "$recv_pid" || it_fail "host receiver failed"
     g=$(vv_guest_line "$VV_TMP/guest.$run.log" h2g)
-    [ "$(vv_field "$g" sum)" = "$(vv_field "$h2g" sum)" ] || vv_fail "host -> guest checksum: sent '$h2g', got '$g'"
+    [ "$(vv_field "$g" sum)" = "$(vv_field "$h2g" sum)" ] || it_fail "host -> guest checksum: sent '$h2g', got '$g'"
     g=$(vv_guest_line "$VV_TMP/guest.$run.log" g2h)
     h=$(grep RECV "$VV_TMP/g2h.$run.out")
-    [ "$(vv_field "$g" sum)" = "$(vv_field "$h" sum)" ] || vv_fail "guest -> host checksum: sent '$g', got '$h'"
+    [ "$(vv_field "$g" sum)" = "$(vv_field "$h" sum)" ] || it_fail "guest -> host checksum: sent '$g', got '$h'"
     printf 'run %d: host -> guest %s MiB/s, guest -> host %s MiB/s (%d MiB each, checksums match)\n' "$run" \
         "$(mibs "$BYTES" "$(vv_field "$h2g" ms)")" "$(mibs "$BYTES" "$(vv_field "$h" ms)")" $((BYTES >> 20))
 done

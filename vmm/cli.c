@@ -6,18 +6,26 @@
 #include "cvmm/opts.h"
 #include "cvmm/x86_tables.h"
 
+/* The options of the VMM itself; device options come from the device type
+ * table (OPT_DEVICE: --disk, --net, ...; OPT_BACKEND: --block-backend, ...). */
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
-	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_BLOCK_BACKEND, OPT_NET_BACKEND,
-	OPT_VSOCK_BACKEND, OPT_DISK, OPT_RNG, OPT_TRANSPORT, OPT_CONSOLE, OPT_NET, OPT_COUNT,
+	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_TRANSPORT, OPT_CONSOLE, OPT_SECCOMP,
+	OPT_COUNT, OPT_DEVICE = OPT_COUNT, OPT_BACKEND,
 };
 
-static const struct cli_option {
+/* Room in seen[] for the fixed options and two per device type. */
+#define CLI_MAX_SEEN (OPT_COUNT + 2 * 32)
+
+struct cli_option {
 	const char *name;
 	bool has_arg;
 	bool optional_arg;  /* the value may be left out (then it is "") */
 	bool repeatable;
-} cli_options[OPT_COUNT] = {
+	bool checked_by_main;  /* main checks the value (its exit status depends on the action) */
+};
+
+static const struct cli_option cli_options[OPT_COUNT] = {
 	[OPT_KERNEL] = { "--kernel", true },
 	[OPT_INITRAMFS] = { "--initramfs", true },
 	[OPT_CMDLINE] = { "--cmdline", true },
@@ -29,24 +37,30 @@ static const struct cli_option {
 	[OPT_HELP] = { "--help", false },
 	[OPT_VERSION] = { "--version", false },
 	[OPT_CHECK_HOST] = { "--check-host", false },
-	[OPT_BLOCK_BACKEND] = { "--block-backend", true },
-	[OPT_NET_BACKEND] = { "--net-backend", true },
-	[OPT_VSOCK_BACKEND] = { "--vsock-backend", true },
-	[OPT_DISK] = { "--disk", true, false, true },
-	[OPT_RNG] = { "--rng", true, true, false },
 	[OPT_TRANSPORT] = { "--transport", true },
 	[OPT_CONSOLE] = { "--console", true },
-	[OPT_NET] = { "--net", true, false, true },
+	[OPT_SECCOMP] = { "--seccomp", true, false, false, true },
+};
+
+/* An option found on the command line: a fixed one or a device type's. */
+struct cli_found {
+	int opt;                     /* enum cli_opt */
+	const struct devtype *type;  /* OPT_DEVICE, OPT_BACKEND */
+	struct cli_option desc;
+	unsigned seen_slot;
 };
 
 void cli_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: cvmm --kernel PATH [options]       boot a guest\n"
-		"       cvmm --check-host                  can this host's KVM run Linux guests?\n"
-		"       cvmm --block-backend path=IMG,socket=SOCK[,...]   vhost-user back-ends:\n"
-		"       cvmm --net-backend tap=NAME,socket=SOCK[,...]     all options in\n"
-		"       cvmm --vsock-backend cid=N,socket=SOCK,uds_path=P README.md\n"
+		"       cvmm --check-host                  can this host's KVM run Linux guests?\n");
+	for (unsigned i = 0; devtype_table[i]; i++)
+		if (devtype_table[i]->backend_option)
+			fprintf(out, "       cvmm %s %s\n", devtype_table[i]->backend_option,
+				devtype_table[i]->backend_usage);
+	fprintf(out,
+		"                                          vhost-user back-ends (all options in README.md)\n"
 		"\n"
 		"  --kernel PATH        x86_64 bzImage (boot protocol 2.12+) or 64-bit ELF\n"
 		"  --initramfs PATH     initial ramdisk\n"
@@ -58,44 +72,73 @@ void cli_usage(FILE *out)
 		"  --serial tty|off|null|file=PATH|socket=PATH\n"
 		"                       COM1 (0x3f8) console: this terminal (default; Ctrl-A x quits),\n"
 		"                       no UART, a UART whose output is dropped, a file, or a Unix\n"
-		"                       socket cvmm listens on\n"
-		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR][,id=ID]\n"
-		"                       a virtio-blk disk on a raw image (repeatable, at most %d);\n"
-		"                       num_queues defaults to the vCPUs with pci, 1 with mmio\n"
-		"  --net tap=NAME[,mac=MAC][,ip=A,mask=M][,host_mac=MAC][,mtu=N][,num_queues=N][,queue_size=N][,id=ID]\n"
-		"                       a virtio-net device on a tap (created if missing; repeatable, at most %d)\n"
-		"  --rng [src=PATH]     a virtio-rng device fed by getrandom() or by PATH\n"
+		"                       socket cvmm listens on\n", X86_MAX_CPUS);
+	for (unsigned i = 0; devtype_table[i]; i++)
+		if (devtype_table[i]->vm_option)
+			fputs(devtype_table[i]->vm_usage, out);
+	fprintf(out,
 		"  --console off|tty|null|file=PATH|socket=PATH\n"
 		"                       a virtio-console (hvc0) with this host side (default off)\n"
 		"  --transport pci|mmio how virtio devices attach (default pci); mmio devices are\n"
 		"                       announced in the ACPI DSDT and on the kernel command line\n"
 		"                       (virtio_mmio.device=)\n"
+		"  --seccomp true|false|log\n"
+		"                       after setup every thread runs under a seccomp allow-list for\n"
+		"                       its role (default true: a forbidden syscall ends cvmm, naming\n"
+		"                       it); log: allowed but logged by the kernel; false: no filter.\n"
+		"                       Capabilities are dropped either way (docs/security.md).\n"
+		"                       Also for the back-ends: cvmm --seccomp log --block-backend ...\n"
 		"  --log-file PATH      write cvmm's log there instead of stderr\n"
 		"  -v                   more log output (-v info, -v -v debug)\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 when the guest resets or powers off, 1 on a guest crash (triple\n"
-		"fault) or a KVM/internal error, 2 on bad input, 128+N when stopped by signal N.\n",
-		X86_MAX_CPUS, CLI_MAX_DISKS, CLI_MAX_NETS);
+		"fault) or a KVM/internal error, 2 on bad input, 128+N when stopped by signal N.\n");
 }
 
-static int cli_find(const char *arg, const char **value)
+/* Matches "NAME" or "NAME=VALUE" (the latter only for options with a value). */
+static bool cli_match(const char *arg, const char *name, bool has_arg, const char **value)
 {
-	size_t n;
+	size_t n = strlen(name);
 
+	if (strncmp(arg, name, n))
+		return false;
+	if (!arg[n])
+		return true;
+	if (arg[n] == '=' && has_arg) {
+		*value = arg + n + 1;
+		return true;
+	}
+	return false;
+}
+
+static bool cli_find(const char *arg, struct cli_found *f, const char **value)
+{
 	*value = NULL;
-	for (int i = 0; i < OPT_COUNT; i++) {
-		n = strlen(cli_options[i].name);
-		if (strncmp(arg, cli_options[i].name, n))
-			continue;
-		if (!arg[n])
-			return i;
-		if (arg[n] == '=' && cli_options[i].has_arg) {
-			*value = arg + n + 1;
-			return i;
+	for (int i = 0; i < OPT_COUNT; i++)
+		if (cli_match(arg, cli_options[i].name, cli_options[i].has_arg, value)) {
+			*f = (struct cli_found){ .opt = i, .desc = cli_options[i], .seen_slot = (unsigned)i };
+			return true;
+		}
+	for (unsigned i = 0; devtype_table[i] && OPT_COUNT + 2 * i + 1 < CLI_MAX_SEEN; i++) {
+		const struct devtype *t = devtype_table[i];
+
+		if (t->vm_option && cli_match(arg, t->vm_option, true, value)) {
+			*f = (struct cli_found){
+				.opt = OPT_DEVICE, .type = t, .seen_slot = OPT_COUNT + 2 * i,
+				.desc = { t->vm_option, true, t->value_optional, t->max > 1 },
+			};
+			return true;
+		}
+		if (t->backend_option && cli_match(arg, t->backend_option, true, value)) {
+			*f = (struct cli_found){
+				.opt = OPT_BACKEND, .type = t, .seen_slot = OPT_COUNT + 2 * i + 1,
+				.desc = { t->backend_option, true },
+			};
+			return true;
 		}
 	}
-	return -1;
+	return false;
 }
 
 struct cli_cpus {
@@ -187,14 +230,22 @@ static int cli_console_mode(const char *opt, const char *v, enum cli_serial *mod
 
 /* Device options are checked when the device is created (machine_virtio.c);
  * here only how many. */
-static int cli_add_device(const char *opt, const char **list, unsigned *n, unsigned max, const char *v,
-			  char *err, size_t errlen)
+static int cli_add_device(struct cli_config *c, const struct devtype *t, const char *v, char *err,
+			  size_t errlen)
 {
-	if (*n == max) {
-		snprintf(err, errlen, "%s: at most %u of them", opt, max);
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < c->ndevices; i++)
+		n += c->devices[i].type == t;
+	if (n == t->max) {
+		snprintf(err, errlen, "%s: at most %u of them", t->vm_option, t->max);
 		return -EINVAL;
 	}
-	list[(*n)++] = v;
+	if (c->ndevices == CLI_MAX_DEVICES) {
+		snprintf(err, errlen, "%s: at most %u virtio devices in all", t->vm_option, CLI_MAX_DEVICES);
+		return -EINVAL;
+	}
+	c->devices[c->ndevices++] = (struct cli_device){ t, v };
 	return 0;
 }
 
@@ -212,48 +263,47 @@ static int cli_transport(struct cli_config *c, const char *v, char *err, size_t 
 }
 
 /* Stores one option's value; 0 or -EINVAL with err set. */
-static int cli_apply(struct cli_config *c, int opt, const char *v, char *err, size_t errlen)
+static int cli_apply(struct cli_config *c, const struct cli_found *f, const char *v, char *err,
+		     size_t errlen)
 {
-	if (cli_options[opt].has_arg && !cli_options[opt].optional_arg && !*v) {
-		snprintf(err, errlen, "%s needs a non-empty value", cli_options[opt].name);
+	if (f->desc.has_arg && !f->desc.optional_arg && !f->desc.checked_by_main && !*v) {
+		snprintf(err, errlen, "%s needs a non-empty value", f->desc.name);
 		return -EINVAL;
 	}
-	switch (opt) {
+	switch (f->opt) {
 	case OPT_KERNEL: c->kernel = v; return 0;
 	case OPT_INITRAMFS: c->initramfs = v; return 0;
 	case OPT_CMDLINE: c->cmdline = v; return 0;
 	case OPT_LOG_FILE: c->log_file = v; return 0;
+	case OPT_SECCOMP: c->seccomp = v; return 0;
 	case OPT_VERBOSE: c->verbose++; return 0;
 	case OPT_CPUS: return cli_cpus(c, v, err, errlen);
 	case OPT_MEMORY: return cli_memory(c, v, err, errlen);
 	case OPT_SERIAL: return cli_console_mode("--serial", v, &c->serial, &c->serial_path, err, errlen);
 	case OPT_CONSOLE: return cli_console_mode("--console", v, &c->console, &c->console_path, err, errlen);
-	case OPT_DISK: return cli_add_device("--disk", c->disks, &c->ndisks, CLI_MAX_DISKS, v, err, errlen);
-	case OPT_NET: return cli_add_device("--net", c->nets, &c->nnets, CLI_MAX_NETS, v, err, errlen);
-	case OPT_RNG: c->rng = v; return 0;
+	case OPT_DEVICE: return cli_add_device(c, f->type, v, err, errlen);
 	case OPT_TRANSPORT: return cli_transport(c, v, err, errlen);
 	case OPT_HELP: c->action = CLI_HELP; return 0;
 	case OPT_VERSION: c->action = CLI_VERSION; return 0;
 	case OPT_CHECK_HOST: c->action = CLI_CHECK_HOST; return 0;
-	case OPT_BLOCK_BACKEND: c->action = CLI_BLOCK_BACKEND; break;
-	case OPT_NET_BACKEND: c->action = CLI_NET_BACKEND; break;
-	case OPT_VSOCK_BACKEND: c->action = CLI_VSOCK_BACKEND; break;
-	default: break;
+	case OPT_BACKEND:
+		c->action = CLI_BACKEND;
+		c->backend = f->type;
+		c->backend_opts = v;
+		return 0;
+	default: return 0;
 	}
-	c->backend_opts = v;
-	return 0;
 }
 
 static bool cli_is_action(int opt)
 {
-	return opt == OPT_HELP || opt == OPT_VERSION || opt == OPT_CHECK_HOST || opt == OPT_BLOCK_BACKEND ||
-	       opt == OPT_NET_BACKEND || opt == OPT_VSOCK_BACKEND;
+	return opt == OPT_HELP || opt == OPT_VERSION || opt == OPT_CHECK_HOST || opt == OPT_BACKEND;
 }
 
 int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t errlen)
 {
-	bool seen[OPT_COUNT] = { false };
-	int action_opt = -1, vm_opt = -1;
+	bool seen[CLI_MAX_SEEN] = { false };
+	const char *action_opt = NULL, *vm_opt = NULL;
 
 	memset(c, 0, sizeof(*c));
 	c->action = CLI_RUN;
@@ -262,52 +312,51 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 	c->mem_size = CLI_DEFAULT_MEMORY;
 	c->serial = CLI_SERIAL_TTY;
 	c->console = CLI_SERIAL_OFF;
+	c->seccomp = "true";
 	for (int i = 1; i < argc; i++) {
+		struct cli_found f;
 		const char *v;
-		int opt = cli_find(argv[i], &v);
 
-		if (opt < 0) {
+		if (!cli_find(argv[i], &f, &v)) {
 			snprintf(err, errlen, argv[i][0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
 				 argv[i]);
 			return -EINVAL;
 		}
-		if (seen[opt] && opt != OPT_VERBOSE && !cli_options[opt].repeatable) {
-			snprintf(err, errlen, "%s given twice", cli_options[opt].name);
+		if (seen[f.seen_slot] && f.opt != OPT_VERBOSE && !f.desc.repeatable) {
+			snprintf(err, errlen, "%s given twice", f.desc.name);
 			return -EINVAL;
 		}
-		seen[opt] = true;
-		if (cli_options[opt].optional_arg && !v) {
+		seen[f.seen_slot] = true;
+		if (f.desc.optional_arg && !v) {
 			/* "--rng src=PATH" or a bare "--rng": a value has a '='. */
 			if (i + 1 < argc && argv[i + 1][0] != '-' && strchr(argv[i + 1], '='))
 				v = argv[++i];
 			else
 				v = "";
 		}
-		if (cli_options[opt].has_arg && !v) {
+		if (f.desc.has_arg && !v) {
 			if (i + 1 >= argc) {
-				snprintf(err, errlen, "%s needs a value", cli_options[opt].name);
+				snprintf(err, errlen, "%s needs a value", f.desc.name);
 				return -EINVAL;
 			}
 			v = argv[++i];
 		}
-		if (cli_is_action(opt)) {
-			if (action_opt >= 0) {
-				snprintf(err, errlen, "%s and %s cannot be combined", cli_options[action_opt].name,
-					 cli_options[opt].name);
+		if (cli_is_action(f.opt)) {
+			if (action_opt) {
+				snprintf(err, errlen, "%s and %s cannot be combined", action_opt, f.desc.name);
 				return -EINVAL;
 			}
-			action_opt = opt;
-		} else if (opt != OPT_VERBOSE && opt != OPT_LOG_FILE) {
-			vm_opt = opt;
+			action_opt = f.desc.name;
+		} else if (f.opt != OPT_VERBOSE && f.opt != OPT_LOG_FILE && f.opt != OPT_SECCOMP) {
+			vm_opt = f.desc.name;
 		}
-		if (cli_apply(c, opt, v, err, errlen))
+		if (cli_apply(c, &f, v, err, errlen))
 			return -EINVAL;
 	}
 	if (c->action == CLI_HELP || c->action == CLI_VERSION)
 		return 0;
-	if (action_opt >= 0 && vm_opt >= 0) {
-		snprintf(err, errlen, "%s cannot be combined with %s", cli_options[action_opt].name,
-			 cli_options[vm_opt].name);
+	if (action_opt && vm_opt) {
+		snprintf(err, errlen, "%s cannot be combined with %s", action_opt, vm_opt);
 		return -EINVAL;
 	}
 	if (c->serial == CLI_SERIAL_TTY && c->console == CLI_SERIAL_TTY) {

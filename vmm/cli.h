@@ -7,20 +7,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cvmm/devtype.h"
+
 enum cli_action {
 	CLI_RUN,            /* boot a guest */
 	CLI_HELP,
 	CLI_VERSION,
 	CLI_CHECK_HOST,
-	CLI_BLOCK_BACKEND,
-	CLI_NET_BACKEND,
-	CLI_VSOCK_BACKEND,
+	CLI_BACKEND,        /* a vhost-user back-end (--block-backend, ...) */
 };
 
 enum cli_transport { CLI_TRANSPORT_PCI, CLI_TRANSPORT_MMIO };
 
-#define CLI_MAX_DISKS 8
-#define CLI_MAX_NETS 4
+/* Virtio devices from the device type table (--disk, --net, --rng) at most. */
+#define CLI_MAX_DEVICES 16
 
 enum cli_serial { CLI_SERIAL_TTY, CLI_SERIAL_OFF, CLI_SERIAL_NULL, CLI_SERIAL_FILE, CLI_SERIAL_SOCKET };
 
@@ -29,25 +29,30 @@ enum cli_serial { CLI_SERIAL_TTY, CLI_SERIAL_OFF, CLI_SERIAL_NULL, CLI_SERIAL_FI
 #define CLI_MIN_MEMORY (2ULL << 20)
 #define CLI_MAX_MEMORY (1ULL << 40)
 
+/* One device option: its type and value (pointing into argv). */
+struct cli_device {
+	const struct devtype *type;
+	const char *opts;           /* "" when given without a value */
+};
+
 /* Strings point into argv. */
 struct cli_config {
 	enum cli_action action;
 	const char *kernel, *initramfs, *cmdline, *log_file;
-	const char *backend_opts;   /* the argument of --block/net/vsock-backend */
+	const struct devtype *backend; /* CLI_BACKEND: which */
+	const char *backend_opts;   /* its argument */
 	unsigned cpus;
 	uint64_t mem_size;
 	bool mem_shared, mem_hugepages;
 	enum cli_serial serial;
 	const char *serial_path;    /* file= or socket= */
 	int verbose;                /* number of -v */
-	const char *disks[CLI_MAX_DISKS]; /* --disk values, in order */
-	unsigned ndisks;
-	const char *nets[CLI_MAX_NETS];   /* --net values, in order */
-	unsigned nnets;
-	const char *rng;            /* --rng value ("" for the defaults), NULL without --rng */
+	struct cli_device devices[CLI_MAX_DEVICES]; /* in command-line order */
+	unsigned ndevices;
 	enum cli_transport transport;
 	enum cli_serial console;    /* --console: virtio-console host side (default off) */
 	const char *console_path;
+	const char *seccomp;        /* --seccomp value, checked by confine_parse_mode (default "true") */
 };
 
 /* Fills c from argv. 0, or -EINVAL with one line in err saying what is

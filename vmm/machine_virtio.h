@@ -1,8 +1,9 @@
 /*
- * The machine's in-process virtio devices, from the command line (--disk,
- * --net, --rng, --console, --transport): opened before the VM exists (so bad options and
- * unusable images are reported before anything is created), attached to the
- * VM once it does.
+ * The machine's in-process virtio devices, from the command line (the
+ * device type table's options: --disk, --net, --rng; and --console,
+ * --transport): opened before the VM exists (so bad options and unusable
+ * images are reported before anything is created), attached to the VM once
+ * it does.
  */
 #ifndef CVMM_MACHINE_VIRTIO_H
 #define CVMM_MACHINE_VIRTIO_H
@@ -10,24 +11,19 @@
 #include <stdbool.h>
 
 #include "cli.h"
-#include "cvmm/virtio_blk.h"
+#include "cvmm/devtype.h"
 #include "cvmm/virtio_console.h"
-#include "cvmm/virtio_net.h"
 #include "cvmm/virtio_vm.h"
-#include "cvmm/virtio_rng.h"
 #include "cvmm/x86_tables.h"
 
 struct machine_virtio {
 	enum virtio_transport_kind kind;
-	struct blk_dev *disks;
-	unsigned ndisks;
-	char (*disk_ids)[32];      /* id= of each disk, "disk<N>" by default */
-	struct net_dev *nets;
-	unsigned nnets;
-	char (*net_ids)[32];
-	struct rng_dev *rng;
-	struct vcon_dev *console;  /* with --console other than off */
-	struct virtio_vm host;
+	struct devtype_dev devs[CLI_MAX_DEVICES]; /* in table order, then command-line order */
+	unsigned ndevs;
+	/* --console: the virtio-console, whose host side is the VMM's console
+	 * (vmm/console.c, shared with --serial), so it is not a table row. */
+	struct vcon_dev *console;
+	struct virtio_vm virtio;   /* the devices on the VM (transports wired to KVM) */
 	bool attached;
 	char cmdline[512];  /* kernel arguments the devices need ("" for PCI) */
 };

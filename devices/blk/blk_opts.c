@@ -1,8 +1,12 @@
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cvmm/blk_opts.h"
+#include "cvmm/devtype.h"
 #include "cvmm/log.h"
+#include "cvmm/vu_proto.h"
 
 int blk_opts_open(struct blk_dev *b, const struct blk_opts *o, const char *who)
 {
@@ -33,3 +37,81 @@ int blk_opts_open(struct blk_dev *b, const struct blk_opts *o, const char *who)
 		log_err("%s: cannot open image %s: %s", who, o->path, strerror(-err));
 	return err;
 }
+
+/* ---- the device type (devtype.h) ---- */
+
+struct blk_type_opts {
+	struct blk_opts blk;
+};
+
+static const struct opt_spec blk_type_spec[] = {
+	BLK_OPTS_SPECS(struct blk_type_opts, blk),
+	OPT_SPEC_END,
+};
+
+static void blk_type_defaults(void *opts)
+{
+	*(struct blk_opts *)opts = (struct blk_opts)BLK_OPTS_DEFAULTS;
+}
+
+static void blk_type_hup(void *model)
+{
+	blk_dev_rescan(model);
+}
+
+static int blk_type_create(struct devtype_dev *d, const void *opts, uint64_t seen,
+			   enum devtype_role role, const char *who)
+{
+	const struct blk_opts *o = opts;
+	struct blk_dev *b = calloc(1, sizeof(*b));
+	int err;
+
+	(void)seen;
+	if (!b) {
+		log_err("%s: out of memory", who);
+		return -ENOMEM;
+	}
+	err = blk_opts_open(b, o, who);
+	if (err) {
+		free(b);
+		return err;
+	}
+	d->model = b;
+	d->vdev = &b->vdev;
+	if (role == DEVTYPE_BACKEND) {
+		/* SIGHUP re-reads the image size. */
+		d->on_hup = blk_type_hup;
+		if (asprintf(&d->ready, "block-backend: serving %s on %s", o->path, d->socket) < 0)
+			d->ready = NULL;
+	}
+	return 0;
+}
+
+static void blk_type_destroy(struct devtype_dev *d)
+{
+	blk_dev_destroy(d->model);
+}
+
+const struct devtype blk_devtype = {
+	.name = "disk",
+	.vm_option = "--disk",
+	.vm_usage =
+		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR][,id=ID]\n"
+		"                       a virtio-blk disk on a raw image (repeatable, at most 8);\n"
+		"                       num_queues defaults to the vCPUs with pci, 1 with mmio\n",
+	.max = 8,
+	.vm_queues_key = "num_queues",
+	.backend_option = "--block-backend",
+	.backend_usage = "path=IMG,socket=SOCK[,...]",
+	.backend_client = true,
+	.vu_protocol_features =
+		VU_BIT(VHOST_USER_PROTOCOL_F_MQ) | VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+		VU_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) | VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG) |
+		VU_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) | VU_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
+		VU_BIT(VHOST_USER_PROTOCOL_F_STATUS) | VU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS),
+	.spec = blk_type_spec,
+	.opts_size = sizeof(struct blk_type_opts),
+	.opts_defaults = blk_type_defaults,
+	.create = blk_type_create,
+	.destroy = blk_type_destroy,
+};

@@ -33,7 +33,7 @@
 
 static struct blk_dev *blk_from_vdev(struct vdev *dev)
 {
-	return (struct blk_dev *)dev;
+	return container_of(dev, struct blk_dev, vdev);
 }
 
 /* ---- image ---- */
@@ -76,6 +76,9 @@ void blk_dev_rescan(struct blk_dev *b)
 
 /* ---- queues ---- */
 
+/* The control worker (size watch) comes after the per-queue workers. */
+#define BLK_CTL_WORKER(b) ((b)->vdev.num_queues)
+
 unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 {
 	struct virtq *vq = &b->vqs[qi];
@@ -106,18 +109,12 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 			}
 			blk_req_complete_all(b, q);
 		}
-		if (r < 0) {
-			log_warn_ratelimited("blk: queue %u: the driver put a malformed chain on the ring; "
-					     "queue stopped until reset", qi);
+		if (r < 0)
 			break;
-		}
 		if (n >= BLK_BUDGET) {
-			/* Yield to the worker loop (and a pending stop); a kick to
-			 * ourselves brings us back for the rest. */
-			uint64_t one = 1;
-
-			if (q->watched_fd >= 0 && write(q->watched_fd, &one, sizeof(one)) < 0)
-				log_warn_ratelimited("blk: queue %u: cannot requeue: %s", qi, strerror(errno));
+			/* Yield to the worker loop (and a pending stop); the
+			 * core brings us back for the rest. */
+			vdev_queue_requeue(&b->vdev, qi);
 			break;
 		}
 		if (!virtq_enable_notify(vq))
@@ -127,68 +124,19 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 	return n;
 }
 
-static void blk_queue_kick(void *arg, uint32_t events)
+static void blk_handle_queue(struct vdev *dev, unsigned qi)
 {
-	struct blk_queue *q = arg;
-
-	(void)events;
-	virtq_kick_consume(&q->blk->vqs[q->index]);
-	blk_dev_process_queue(q->blk, q->index);
+	blk_dev_process_queue(blk_from_vdev(dev), qi);
 }
 
 static int blk_queue_start(struct vdev *dev, unsigned qi)
 {
-	struct blk_dev *b = blk_from_vdev(dev);
-	struct blk_queue *q;
-	struct virtq *vq;
-	uint64_t one = 1;
-	int err;
+	struct virtq *vq = &dev->vqs[qi];
 
-	if (qi >= dev->num_queues)
-		return -EINVAL;
-	q = &b->queues[qi];
-	vq = &b->vqs[qi];
-	if (vq->kick_fd < 0 || !vq->desc)
-		return -EINVAL;
-	if (q->watched_fd >= 0)
-		return -EBUSY;
-	vq->event_idx = vdev_has_feature(dev, VIRTIO_F_EVENT_IDX);
-	vq->indirect = vdev_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
 	if (vq->nresubmit > vq->resubmit_pos)
 		log_info("blk: queue %u: completing %u requests the previous back-end left in flight",
 			 qi, vq->nresubmit - vq->resubmit_pos);
-	err = worker_watch(&q->worker, vq->kick_fd, EPOLLIN, &q->kick_watch);
-	if (err)
-		return err;
-	q->watched_fd = vq->kick_fd;
-	err = worker_start(&q->worker);
-	if (err) {
-		worker_unwatch(&q->worker, q->watched_fd);
-		q->watched_fd = -1;
-		return err;
-	}
-	/* Buffers may be waiting already (a reconnecting front-end, resubmitted
-	 * inflight requests): serve them without waiting for a kick. */
-	if (write(q->watched_fd, &one, sizeof(one)) < 0)
-		log_warn("blk: queue %u: initial kick: %s", qi, strerror(errno));
 	return 0;
-}
-
-static void blk_queue_stop(struct vdev *dev, unsigned qi)
-{
-	struct blk_dev *b = blk_from_vdev(dev);
-	struct blk_queue *q;
-
-	if (qi >= dev->num_queues)
-		return;
-	q = &b->queues[qi];
-	/* Every request completes within the pass that took it: joining
-	 * the worker leaves none in progress. */
-	worker_stop(&q->worker);
-	if (q->watched_fd >= 0) {
-		worker_unwatch(&q->worker, q->watched_fd);
-		q->watched_fd = -1;
-	}
 }
 
 /* ---- config and features ---- */
@@ -243,7 +191,6 @@ static int blk_set_features(struct vdev *dev, uint64_t features)
 
 	if (features & ~dev->host_features)
 		return -EINVAL;
-	dev->features = features;
 	/* Without FLUSH the driver cannot ask for durability: write through. */
 	__atomic_store_n(&b->writeback, (uint8_t)!!(features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH)),
 			 __ATOMIC_RELAXED);
@@ -254,13 +201,7 @@ static void blk_reset(struct vdev *dev)
 {
 	struct blk_dev *b = blk_from_vdev(dev);
 
-	dev->features = 0;
 	__atomic_store_n(&b->writeback, 1, __ATOMIC_RELAXED);
-}
-
-static void blk_vdev_destroy(struct vdev *dev)
-{
-	blk_dev_destroy(blk_from_vdev(dev));
 }
 
 static const struct vdev_ops blk_vdev_ops = {
@@ -268,10 +209,9 @@ static const struct vdev_ops blk_vdev_ops = {
 	.set_features = blk_set_features,
 	.read_config = blk_read_config,
 	.write_config = blk_write_config,
+	.handle_queue = blk_handle_queue,
 	.queue_start = blk_queue_start,
-	.queue_stop = blk_queue_stop,
 	.reset = blk_reset,
-	.destroy = blk_vdev_destroy,
 };
 
 /* ---- size watch ---- */
@@ -304,15 +244,11 @@ static int blk_ctl_init(struct blk_dev *b, const char *path)
 {
 	int err;
 
-	err = worker_init(&b->ctl, "blk-ctl");
-	if (err)
-		return err;
-	b->ctl_ready = true;
 	b->rescan_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->rescan_fd < 0)
 		return -errno;
 	b->rescan_watch = (struct worker_watch){ .fn = blk_ctl_rescan, .arg = b };
-	err = worker_watch(&b->ctl, b->rescan_fd, EPOLLIN, &b->rescan_watch);
+	err = vdev_watch(&b->vdev, BLK_CTL_WORKER(b), b->rescan_fd, EPOLLIN, &b->rescan_watch);
 	if (err)
 		return err;
 	/* Block devices do not report resizes through inotify; SIGHUP does. */
@@ -323,11 +259,11 @@ static int blk_ctl_init(struct blk_dev *b, const char *path)
 		if (inotify_add_watch(b->inotify_fd, path, IN_MODIFY | IN_ATTRIB) < 0)
 			return -errno;
 		b->inotify_watch = (struct worker_watch){ .fn = blk_ctl_inotify, .arg = b };
-		err = worker_watch(&b->ctl, b->inotify_fd, EPOLLIN, &b->inotify_watch);
+		err = vdev_watch(&b->vdev, BLK_CTL_WORKER(b), b->inotify_fd, EPOLLIN, &b->inotify_watch);
 		if (err)
 			return err;
 	}
-	return worker_start(&b->ctl);
+	return vdev_worker_keep_running(&b->vdev, BLK_CTL_WORKER(b));
 }
 
 /* ---- lifecycle ---- */
@@ -405,24 +341,16 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 	}
 	for (unsigned i = 0; i < nq; i++) {
 		struct blk_queue *q = &b->queues[i];
-		char name[16];
 
 		virtq_init(&b->vqs[i]);
 		q->blk = b;
 		q->index = i;
-		q->watched_fd = -1;
-		q->kick_watch = (struct worker_watch){ .fn = blk_queue_kick, .arg = q };
 		q->chain = malloc(sizeof(*q->chain));
 		q->data_iov = calloc(VIRTQ_MAX_IOV, sizeof(*q->data_iov));
 		if (!q->chain || !q->data_iov) {
 			err = -ENOMEM;
 			goto fail;
 		}
-		snprintf(name, sizeof(name), "blk-q%u", i);
-		err = worker_init(&q->worker, name);
-		if (err)
-			goto fail;
-		q->worker_ready = true;
 		blk_req_uring_init(q);
 	}
 
@@ -442,6 +370,12 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 		b->vdev.host_features |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) |
 					 VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 
+	/* A worker per queue, and the control worker last. */
+	err = vdev_init(&b->vdev, nq + 1, "blk-w");
+	if (err)
+		goto fail;
+	for (unsigned i = 0; i < nq; i++)
+		vdev_set_queue_worker(&b->vdev, i, i);
 	err = blk_ctl_init(b, cfg->path);
 	if (err)
 		goto fail;
@@ -453,15 +387,11 @@ fail:
 
 void blk_dev_destroy(struct blk_dev *b)
 {
+	vdev_destroy(&b->vdev);
 	if (b->queues) {
 		for (unsigned i = 0; i < b->vdev.num_queues; i++) {
 			struct blk_queue *q = &b->queues[i];
 
-			if (q->worker_ready) {
-				blk_queue_stop(&b->vdev, i);
-				worker_destroy(&q->worker);
-				q->worker_ready = false;
-			}
 			blk_req_uring_destroy(q);
 			free(q->chain);
 			free(q->data_iov);
@@ -474,10 +404,6 @@ void blk_dev_destroy(struct blk_dev *b)
 			virtq_destroy(&b->vqs[i]);
 		free(b->vqs);
 		b->vqs = NULL;
-	}
-	if (b->ctl_ready) {
-		worker_destroy(&b->ctl);
-		b->ctl_ready = false;
 	}
 	if (b->inotify_fd >= 0)
 		close(b->inotify_fd);

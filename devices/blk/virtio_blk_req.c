@@ -42,33 +42,6 @@ static const uint8_t blk_zero_page[BLK_ZERO_CHUNK] __attribute__((aligned(4096))
 
 /* ---- iovec helpers ---- */
 
-/* Fills dst with the iovecs covering bytes [skip, skip+len) of iov. Returns
- * the count; dst has room for VIRTQ_MAX_IOV, as many as a chain can have. */
-static unsigned blk_iov_slice(const struct iovec *iov, unsigned n, size_t skip, size_t len,
-			      struct iovec *dst)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len)
-			l = len;
-		dst[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
-		dst[k].iov_len = l;
-		k++;
-		len -= l;
-		skip = 0;
-	}
-	return k;
-}
-
-/* Drops done bytes from the front of *iov (after a short transfer). */
 static void blk_iov_advance(struct iovec **iov, unsigned *n, size_t done)
 {
 	while (*n && done >= (*iov)->iov_len) {
@@ -292,8 +265,8 @@ static uint32_t blk_handle_rw(struct blk_dev *b, struct blk_queue *q, struct vir
 	struct iovec *in = c->iov + c->nout;
 	size_t hdr = sizeof(struct virtio_blk_outhdr);
 	size_t len = write ? c->out_len - hdr : c->in_len - 1;
-	unsigned n = write ? blk_iov_slice(c->iov, c->nout, hdr, len, q->data_iov) :
-			     blk_iov_slice(in, c->nin, 0, len, q->data_iov);
+	unsigned n = write ? iov_slice(c->iov, c->nout, hdr, len, q->data_iov, VIRTQ_MAX_IOV) :
+			     iov_slice(in, c->nin, 0, len, q->data_iov, VIRTQ_MAX_IOV);
 	uint8_t st = blk_rw_check(b, sector, len, write);
 
 	if (st == VIRTIO_BLK_S_OK) {
@@ -343,8 +316,8 @@ uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct vir
 	case VIRTIO_BLK_T_GET_ID: {
 		size_t len = in_data < VIRTIO_BLK_ID_BYTES ? in_data : VIRTIO_BLK_ID_BYTES;
 
-		n = blk_iov_slice(in, c->nin, 0, in_data, q->data_iov);
-		used += (uint32_t)iov_from_buf(q->data_iov, n, b->serial, len);
+		n = iov_slice(in, c->nin, 0, in_data, q->data_iov, VIRTQ_MAX_IOV);
+		used += (uint32_t)iov_from_buf(q->data_iov, n, 0, b->serial, len);
 		st = VIRTIO_BLK_S_OK;
 		break;
 	}

@@ -14,7 +14,7 @@
 
 static struct vcon_dev *vcon_from_vdev(struct vdev *dev)
 {
-	return (struct vcon_dev *)dev;
+	return container_of(dev, struct vcon_dev, vdev);
 }
 
 static void vcon_signal(int fd)
@@ -35,16 +35,6 @@ static uint32_t vcon_tx_chain(void *arg, struct virtq_chain *c)
 		log_debug("virtio-console: output: %s", strerror(errno));
 	pthread_mutex_unlock(&con->lock);
 	return 0;
-}
-
-static void vcon_tx_kick(void *arg, uint32_t events)
-{
-	struct vcon_dev *con = arg;
-
-	(void)events;
-	virtq_kick_consume(&con->vqs[VCON_TX]);
-	if (virtq_serve(&con->vqs[VCON_TX], con->chain, VCON_BUDGET, vcon_tx_chain, con) < 0)
-		log_warn_ratelimited("virtio-console: malformed chain on the transmit queue; stopped until reset");
 }
 
 /* Copies pending input into one chain's writable buffers; returns bytes copied. */
@@ -81,21 +71,15 @@ static void vcon_rx_flush(struct vcon_dev *con)
 	bool was_full, pushed = false;
 	int r;
 
-	if (!con->started[VCON_RX])
+	if (!vdev_queue_started(&con->vdev, VCON_RX))
 		return;
 	pthread_mutex_lock(&con->lock);
 	was_full = con->input_len == VCON_INPUT_BUF;
 	while (con->input_len) {
-		r = virtq_pop(vq, con->chain);
-		if (r < 0) {
-			log_warn_ratelimited("virtio-console: malformed chain on the receive queue; stopped until reset");
-			break;
-		}
 		/* No buffer now: the driver's next kick brings us back. */
-		if (r == 0 && !virtq_enable_notify(vq))
+		r = virtq_pop_or_notify(vq, con->chain);
+		if (r <= 0)
 			break;
-		if (r == 0)
-			continue;
 		virtq_push(vq, con->chain->head, vcon_fill(con, con->chain));
 		pushed = true;
 	}
@@ -106,13 +90,14 @@ static void vcon_rx_flush(struct vcon_dev *con)
 		virtq_notify(vq);
 }
 
-static void vcon_rx_kick(void *arg, uint32_t events)
+static void vcon_handle_queue(struct vdev *dev, unsigned q)
 {
-	struct vcon_dev *con = arg;
+	struct vcon_dev *con = vcon_from_vdev(dev);
 
-	(void)events;
-	virtq_kick_consume(&con->vqs[VCON_RX]);
-	vcon_rx_flush(con);
+	if (q == VCON_RX)
+		vcon_rx_flush(con);
+	else
+		virtq_serve(&dev->vqs[VCON_TX], con->chain, VCON_BUDGET, vcon_tx_chain, con);
 }
 
 static void vcon_input_event(void *arg, uint32_t events)
@@ -157,39 +142,6 @@ void vcon_dev_set_output(struct vcon_dev *c, int fd)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static int vcon_queue_start(struct vdev *dev, unsigned q)
-{
-	struct vcon_dev *con = vcon_from_vdev(dev);
-	struct worker_watch *w = q == VCON_RX ? &con->rx_watch : &con->tx_watch;
-	int err;
-
-	if (q > VCON_TX || con->started[q] || con->vqs[q].kick_fd < 0)
-		return -EINVAL;
-	/* The worker's watch set changes only while it is stopped. */
-	worker_stop(&con->worker);
-	err = worker_watch(&con->worker, con->vqs[q].kick_fd, EPOLLIN, w);
-	if (!err)
-		con->started[q] = true;
-	if (worker_start(&con->worker) && !err)
-		err = -EAGAIN;
-	/* Serve what the driver queued before we watched its kicks. */
-	vcon_signal(con->vqs[q].kick_fd);
-	return err;
-}
-
-static void vcon_queue_stop(struct vdev *dev, unsigned q)
-{
-	struct vcon_dev *con = vcon_from_vdev(dev);
-
-	if (q > VCON_TX || !con->started[q])
-		return;
-	worker_stop(&con->worker);
-	worker_unwatch(&con->worker, con->vqs[q].kick_fd);
-	con->started[q] = false;
-	if (con->started[!q] && worker_start(&con->worker))
-		log_err("virtio-console: cannot restart the worker");
-}
-
 static void vcon_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
 {
 	struct virtio_console_config cfg = { .max_nr_ports = 1 };
@@ -208,18 +160,11 @@ static void vcon_reset(struct vdev *dev)
 	vcon_signal(con->room_fd);
 }
 
-static void vcon_vdev_destroy(struct vdev *dev)
-{
-	vcon_dev_destroy(vcon_from_vdev(dev));
-}
-
 static const struct vdev_ops vcon_vdev_ops = {
 	.name = "virtio-console",
 	.read_config = vcon_read_config,
-	.queue_start = vcon_queue_start,
-	.queue_stop = vcon_queue_stop,
+	.handle_queue = vcon_handle_queue,
 	.reset = vcon_reset,
-	.destroy = vcon_vdev_destroy,
 };
 
 int vcon_dev_init(struct vcon_dev *c)
@@ -238,17 +183,6 @@ int vcon_dev_init(struct vcon_dev *c)
 		err = c->chain ? -errno : -ENOMEM;
 		goto fail;
 	}
-	err = worker_init(&c->worker, "virtio-console");
-	if (err)
-		goto fail;
-	c->rx_watch = (struct worker_watch){ .fn = vcon_rx_kick, .arg = c };
-	c->tx_watch = (struct worker_watch){ .fn = vcon_tx_kick, .arg = c };
-	c->input_watch = (struct worker_watch){ .fn = vcon_input_event, .arg = c };
-	err = worker_watch(&c->worker, c->input_fd, EPOLLIN, &c->input_watch);
-	if (err) {
-		worker_destroy(&c->worker);
-		goto fail;
-	}
 	c->vdev = (struct vdev){
 		.ops = &vcon_vdev_ops,
 		.device_id = VIRTIO_ID_CONSOLE,
@@ -259,6 +193,16 @@ int vcon_dev_init(struct vcon_dev *c)
 		.vqs = c->vqs,
 		.config_size = sizeof(struct virtio_console_config),
 	};
+	/* One worker serves both queues and the input eventfd. */
+	err = vdev_init(&c->vdev, 1, "virtio-console");
+	if (err)
+		goto fail;
+	c->input_watch = (struct worker_watch){ .fn = vcon_input_event, .arg = c };
+	err = vdev_watch(&c->vdev, 0, c->input_fd, EPOLLIN, &c->input_watch);
+	if (err) {
+		vdev_destroy(&c->vdev);
+		goto fail;
+	}
 	return 0;
 fail:
 	if (c->input_fd >= 0)
@@ -272,7 +216,7 @@ fail:
 
 void vcon_dev_destroy(struct vcon_dev *c)
 {
-	worker_destroy(&c->worker);
+	vdev_destroy(&c->vdev);
 	virtq_destroy(&c->vqs[VCON_RX]);
 	virtq_destroy(&c->vqs[VCON_TX]);
 	close(c->input_fd);

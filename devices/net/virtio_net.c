@@ -29,7 +29,7 @@
 
 static struct net_dev *net_from_vdev(struct vdev *dev)
 {
-	return (struct net_dev *)dev;
+	return container_of(dev, struct net_dev, vdev);
 }
 
 int net_parse_mac(const char *s, uint8_t mac[6])
@@ -345,7 +345,7 @@ static int net_rx_place(struct net_pair *p, struct virtq *vq)
 	for (unsigned i = 0; i < k; i++) {
 		struct net_rx_slot *s = &p->slots[i];
 
-		s->used_len = (uint32_t)iov_from_buf(&p->slot_iov[s->iov_off], s->niov,
+		s->used_len = (uint32_t)iov_from_buf(&p->slot_iov[s->iov_off], s->niov, 0,
 						       p->frame + off, need - off);
 		off += s->used_len;
 	}
@@ -358,10 +358,12 @@ static int net_rx_place(struct net_pair *p, struct virtq *vq)
 
 static void net_rx_watch_tap(struct net_pair *p, bool on)
 {
-	if (on == p->tap_watched || !p->worker_ready)
+	struct vdev *dev = &p->net->vdev;
+
+	if (on == p->tap_watched)
 		return;
-	if (on ? worker_watch(&p->worker, p->tap_fd, EPOLLIN, &p->tap_watch)
-	       : worker_unwatch(&p->worker, p->tap_fd))
+	if (on ? vdev_watch(dev, p->index, p->tap_fd, EPOLLIN, &p->tap_watch)
+	       : vdev_unwatch(dev, p->index, p->tap_fd))
 		log_warn("virtio-net: pair %u: cannot %s the tap: %s", p->index,
 			 on ? "watch" : "unwatch", strerror(errno));
 	else
@@ -451,51 +453,12 @@ static void net_rx_unstash(struct net_pair *p, struct virtq *vq)
 
 /* ---- worker handlers ---- */
 
-static void net_drain_eventfd(int fd)
-{
-	uint64_t cnt;
-
-	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn_ratelimited("virtio-net: kick read: %s", strerror(errno));
-}
-
-static void net_on_tx_kick(void *arg, uint32_t events)
-{
-	struct net_pair *p = arg;
-
-	(void)events;
-	net_drain_eventfd(p->tx_kick_fd);
-	if (net_dev_tx_process(p->net, p->index) == -EIO && p->tx_kick_fd >= 0) {
-		log_warn_ratelimited("virtio-net: pair %u: the driver put a malformed chain on the TX ring; "
-				     "queue stopped until reset", p->index);
-		worker_unwatch(&p->worker, p->tx_kick_fd);
-		p->tx_kick_fd = -1;
-	}
-}
-
-static void net_rx_serve(struct net_pair *p)
-{
-	if (net_dev_rx_process(p->net, p->index) != -EIO || p->rx_kick_fd < 0)
-		return;
-	log_warn_ratelimited("virtio-net: pair %u: the driver put a malformed chain on the RX ring; "
-			     "queue stopped until reset", p->index);
-	worker_unwatch(&p->worker, p->rx_kick_fd);
-	p->rx_kick_fd = -1;
-}
-
-static void net_on_rx_kick(void *arg, uint32_t events)
-{
-	struct net_pair *p = arg;
-
-	(void)events;
-	net_drain_eventfd(p->rx_kick_fd);
-	net_rx_serve(p);
-}
-
 static void net_on_tap(void *arg, uint32_t events)
 {
+	struct net_pair *p = arg;
+
 	(void)events;
-	net_rx_serve(arg);
+	net_dev_rx_process(p->net, p->index);
 }
 
 /* ---- control queue ---- */
@@ -542,43 +505,7 @@ static uint32_t net_ctrl_handle(void *arg, struct virtq_chain *c)
 	return 1;
 }
 
-static void net_ctrl_kick(void *arg, uint32_t events)
-{
-	struct net_dev *n = arg;
-	struct virtq *vq = &n->vqs[2 * n->npairs];
-
-	(void)events;
-	virtq_kick_consume(vq);
-	if (virtq_serve(vq, n->ctrl_chain, NET_TX_BUDGET, net_ctrl_handle, n) < 0)
-		log_warn_ratelimited("virtio-net: malformed chain on the control queue; stopped until reset");
-}
-
-static int net_ctrl_start(struct net_dev *n)
-{
-	struct virtq *vq = &n->vqs[2 * n->npairs];
-	uint64_t one = 1;
-	int err;
-
-	if (vq->kick_fd < 0 || !vq->desc || n->ctrl_started)
-		return -EINVAL;
-	err = worker_watch(&n->ctrl_worker, vq->kick_fd, EPOLLIN, &n->ctrl_watch);
-	if (!err && (err = worker_start(&n->ctrl_worker)) < 0)
-		worker_unwatch(&n->ctrl_worker, vq->kick_fd);
-	if (err)
-		return err;
-	n->ctrl_started = true;
-	(void)!write(vq->kick_fd, &one, sizeof(one));
-	return 0;
-}
-
-static void net_ctrl_stop(struct net_dev *n)
-{
-	if (!n->ctrl_started)
-		return;
-	worker_stop(&n->ctrl_worker);
-	worker_unwatch(&n->ctrl_worker, n->vqs[2 * n->npairs].kick_fd);
-	n->ctrl_started = false;
-}
+static int net_dev_runtime_init(struct net_dev *n);
 
 int net_dev_enable_ctrl(struct net_dev *n)
 {
@@ -596,13 +523,15 @@ int net_dev_enable_ctrl(struct net_dev *n)
 	n->ctrl_chain = malloc(sizeof(*n->ctrl_chain));
 	if (!n->ctrl_chain)
 		return -ENOMEM;
-	err = worker_init(&n->ctrl_worker, "virtio-net-ctl");
-	if (err)
-		return err;
-	n->ctrl_watch = (struct worker_watch){ .fn = net_ctrl_kick, .arg = n };
+	/* Nothing runs yet: set the queue runtime up again with the control
+	 * queue on its own worker. */
+	vdev_destroy(&n->vdev);
 	n->has_ctrl = true;
 	n->vdev.vqs = n->vqs;
 	n->vdev.num_queues = cq + 1;
+	err = net_dev_runtime_init(n);
+	if (err)
+		return err;
 	n->vdev.host_features |= VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ);
 	net_dev_offer_mq(n);
 	n->active_pairs = n->npairs;  /* the tap opened with every queue attached */
@@ -611,58 +540,30 @@ int net_dev_enable_ctrl(struct net_dev *n)
 
 /* ---- queue lifecycle ---- */
 
+static bool net_is_ctrl(const struct net_dev *n, unsigned q)
+{
+	return n->has_ctrl && q == 2 * n->npairs;
+}
+
+static void net_handle_queue(struct vdev *dev, unsigned q)
+{
+	struct net_dev *n = net_from_vdev(dev);
+
+	if (net_is_ctrl(n, q))
+		virtq_serve(&n->vqs[q], n->ctrl_chain, NET_TX_BUDGET, net_ctrl_handle, n);
+	else if (q & 1)
+		net_dev_tx_process(n, q / 2);
+	else
+		net_dev_rx_process(n, q / 2);
+}
+
+/* The pair's worker is stopped: its handlers read the pair's state. */
 static int net_queue_start(struct vdev *dev, unsigned q)
 {
 	struct net_dev *n = net_from_vdev(dev);
-	struct net_pair *p;
-	struct virtq *vq;
-	bool rx = !(q & 1);
-	uint64_t one = 1;
-	int err, *kick;
 
-	if (q >= dev->num_queues)
-		return -EINVAL;
-	if (n->has_ctrl && q == 2 * n->npairs)
-		return net_ctrl_start(n);
-	p = &n->pairs[q / 2];
-	vq = &n->vqs[q];
-	if (vq->kick_fd < 0 || !vq->desc || (rx ? p->rx_started : p->tx_started))
-		return -EINVAL;
-	vq->event_idx = vdev_has_feature(dev, VIRTIO_F_EVENT_IDX);
-	vq->indirect = vdev_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
-	/* Handlers read the pair's state: change it only with the worker stopped. */
-	worker_stop(&p->worker);
-	kick = rx ? &p->rx_kick_fd : &p->tx_kick_fd;
-	err = worker_watch(&p->worker, vq->kick_fd, EPOLLIN, rx ? &p->rx_watch : &p->tx_watch);
-	if (err)
-		goto restart;
-	*kick = vq->kick_fd;
-	if (rx) {
-		p->rx_started = true;
-		net_rx_watch_tap(p, true);
-	} else {
-		p->tx_started = true;
-	}
-restart:
-	if (!err && (err = worker_start(&p->worker)) < 0) {
-		log_err("virtio-net: pair %u: cannot start its thread: %s", p->index, strerror(-err));
-		worker_unwatch(&p->worker, vq->kick_fd);
-		*kick = -1;
-		if (rx) {
-			net_rx_watch_tap(p, false);
-			p->rx_started = false;
-		} else {
-			p->tx_started = false;
-		}
-	}
-	/* The other queue of the pair keeps running either way. */
-	if (err && (p->rx_started || p->tx_started) && worker_start(&p->worker) < 0)
-		log_err("virtio-net: pair %u: cannot restart its thread", p->index);
-	if (err)
-		return err;
-	/* Buffers may be waiting already (a reconnecting front-end). */
-	if (write(*kick, &one, sizeof(one)) < 0)
-		log_warn("virtio-net: queue %u: initial kick: %s", q, strerror(errno));
+	if (!net_is_ctrl(n, q) && !(q & 1))
+		net_rx_watch_tap(&n->pairs[q / 2], true);
 	return 0;
 }
 
@@ -670,37 +571,32 @@ static void net_queue_stop(struct vdev *dev, unsigned q)
 {
 	struct net_dev *n = net_from_vdev(dev);
 	struct net_pair *p;
-	bool rx = !(q & 1);
 
-	if (q >= dev->num_queues)
+	if (net_is_ctrl(n, q) || (q & 1))
 		return;
-	if (n->has_ctrl && q == 2 * n->npairs) {
-		net_ctrl_stop(n);
-		return;
-	}
 	p = &n->pairs[q / 2];
-	if (rx ? !p->rx_started : !p->tx_started)
-		return;
-	/* Frames are handled synchronously in the handlers: joining finishes them. */
-	worker_stop(&p->worker);
-	if (rx) {
-		log_info("virtio-net: pair %u: rx %llu frames, %llu oversize dropped; tx %llu frames, %llu errors",
-			 p->index, (unsigned long long)p->rx_packets, (unsigned long long)p->rx_oversize,
-			 (unsigned long long)p->tx_packets, (unsigned long long)p->tx_errors);
-		if (p->rx_kick_fd >= 0)
-			worker_unwatch(&p->worker, p->rx_kick_fd);
-		p->rx_kick_fd = -1;
-		net_rx_watch_tap(p, false);
-		net_rx_unstash(p, &n->vqs[q]);
-		p->rx_started = false;
-	} else {
-		if (p->tx_kick_fd >= 0)
-			worker_unwatch(&p->worker, p->tx_kick_fd);
-		p->tx_kick_fd = -1;
-		p->tx_started = false;
-	}
-	if ((p->rx_started || p->tx_started) && worker_start(&p->worker) < 0)
-		log_err("virtio-net: pair %u: cannot restart its thread", p->index);
+	/* Frames are handled synchronously in the handlers: the stopped
+	 * worker left none half done. */
+	log_info("virtio-net: pair %u: rx %llu frames, %llu oversize dropped; tx %llu frames, %llu errors",
+		 p->index, (unsigned long long)p->rx_packets, (unsigned long long)p->rx_oversize,
+		 (unsigned long long)p->tx_packets, (unsigned long long)p->tx_errors);
+	net_rx_watch_tap(p, false);
+	net_rx_unstash(p, &n->vqs[q]);
+}
+
+/* A worker per pair (both its queues and its tap), then one for the
+ * control queue. */
+static int net_dev_runtime_init(struct net_dev *n)
+{
+	int err = vdev_init(&n->vdev, n->npairs + 1, "net-w");
+
+	if (err)
+		return err;
+	for (unsigned q = 0; q < 2 * n->npairs; q++)
+		vdev_set_queue_worker(&n->vdev, q, q / 2);
+	if (n->has_ctrl)
+		vdev_set_queue_worker(&n->vdev, 2 * n->npairs, n->npairs);
+	return 0;
 }
 
 /* ---- config and features ---- */
@@ -740,7 +636,6 @@ static int net_set_features(struct vdev *dev, uint64_t f)
 			log_warn("virtio-net: %s: cannot set offloads: %s", n->tap.name, strerror(-err));
 	}
 	n->hdr_len = hl;
-	dev->features = f;
 	return 0;
 }
 
@@ -748,7 +643,6 @@ static void net_reset(struct vdev *dev)
 {
 	struct net_dev *n = net_from_vdev(dev);
 
-	dev->features = 0;
 	if (n->has_ctrl)
 		net_set_active_pairs(n, 1);
 	for (unsigned i = 0; i < n->npairs; i++) {
@@ -759,19 +653,14 @@ static void net_reset(struct vdev *dev)
 	}
 }
 
-static void net_vdev_destroy(struct vdev *dev)
-{
-	net_dev_destroy(net_from_vdev(dev));
-}
-
 static const struct vdev_ops net_vdev_ops = {
 	.name = "virtio-net",
 	.set_features = net_set_features,
 	.read_config = net_read_config,
+	.handle_queue = net_handle_queue,
 	.queue_start = net_queue_start,
 	.queue_stop = net_queue_stop,
 	.reset = net_reset,
-	.destroy = net_vdev_destroy,
 };
 
 /* ---- setup ---- */
@@ -795,15 +684,10 @@ static void net_pair_ring_init(struct net_pair *p)
 static int net_pair_init(struct net_dev *n, unsigned i, int fd)
 {
 	struct net_pair *p = &n->pairs[i];
-	char name[16];
-	int err;
 
 	p->net = n;
 	p->index = i;
 	p->tap_fd = fd;
-	p->rx_kick_fd = p->tx_kick_fd = -1;
-	p->rx_watch = (struct worker_watch){ .fn = net_on_rx_kick, .arg = p };
-	p->tx_watch = (struct worker_watch){ .fn = net_on_tx_kick, .arg = p };
 	p->tap_watch = (struct worker_watch){ .fn = net_on_tap, .arg = p };
 	p->chain = malloc(sizeof(*p->chain));
 	p->tx_iov = calloc(VIRTQ_MAX_IOV + 1, sizeof(*p->tx_iov));
@@ -814,19 +698,11 @@ static int net_pair_init(struct net_dev *n, unsigned i, int fd)
 	if (!p->chain || !p->tx_iov || !p->frame || !p->slots || !p->slot_iov || !p->tx_slots)
 		return -ENOMEM;
 	net_pair_ring_init(p);
-	snprintf(name, sizeof(name), "net-q%u", i);
-	err = worker_init(&p->worker, name);
-	if (err)
-		return err;
-	p->worker_ready = true;
 	return 0;
 }
 
 static void net_pair_destroy(struct net_pair *p)
 {
-	if (p->worker_ready)
-		worker_destroy(&p->worker);
-	p->worker_ready = false;
 	free(p->chain);
 	free(p->tx_iov);
 	free(p->frame);
@@ -911,6 +787,9 @@ int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg)
 		if (err)
 			goto fail;
 	}
+	err = net_dev_runtime_init(n);
+	if (err)
+		goto fail;
 	return 0;
 fail:
 	net_dev_destroy(n);
@@ -925,15 +804,11 @@ void net_dev_offer_mq(struct net_dev *n)
 
 void net_dev_destroy(struct net_dev *n)
 {
-	if (n->pairs) {
-		for (unsigned q = 0; q < 2 * n->npairs; q++)
-			net_queue_stop(&n->vdev, q);
+	vdev_destroy(&n->vdev);
+	if (n->pairs)
 		for (unsigned i = 0; i < n->npairs; i++)
 			net_pair_destroy(&n->pairs[i]);
-	}
 	if (n->has_ctrl) {
-		net_ctrl_stop(n);
-		worker_destroy(&n->ctrl_worker);
 		virtq_destroy(&n->vqs[2 * n->npairs]);
 		n->has_ctrl = false;
 	}

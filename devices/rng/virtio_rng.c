@@ -13,7 +13,7 @@
 
 static struct rng_dev *rng_from_vdev(struct vdev *dev)
 {
-	return (struct rng_dev *)dev;
+	return container_of(dev, struct rng_dev, vdev);
 }
 
 /* Fills one buffer; returns bytes written (short only when the source ran dry). */
@@ -56,47 +56,11 @@ static uint32_t rng_handle(void *arg, struct virtq_chain *c)
 	return (uint32_t)total;
 }
 
-static void rng_kick(void *arg, uint32_t events)
-{
-	struct rng_dev *r = arg;
-
-	(void)events;
-	virtq_kick_consume(&r->vq);
-	if (virtq_serve(&r->vq, r->chain, RNG_BUDGET, rng_handle, r) < 0)
-		log_warn_ratelimited("virtio-rng: the driver put a malformed chain on the ring; queue stopped until reset");
-}
-
-static int rng_queue_start(struct vdev *dev, unsigned q)
-{
-	struct rng_dev *r = rng_from_vdev(dev);
-	uint64_t one = 1;
-	int err;
-
-	if (q != 0 || r->started || r->vq.kick_fd < 0)
-		return -EINVAL;
-	err = worker_watch(&r->worker, r->vq.kick_fd, EPOLLIN, &r->kick_watch);
-	if (err)
-		return err;
-	err = worker_start(&r->worker);
-	if (err) {
-		worker_unwatch(&r->worker, r->vq.kick_fd);
-		return err;
-	}
-	r->started = true;
-	/* Serve what the driver queued before it could kick us. */
-	(void)!write(r->vq.kick_fd, &one, sizeof(one));
-	return 0;
-}
-
-static void rng_queue_stop(struct vdev *dev, unsigned q)
+static void rng_handle_queue(struct vdev *dev, unsigned q)
 {
 	struct rng_dev *r = rng_from_vdev(dev);
 
-	if (q != 0 || !r->started)
-		return;
-	worker_stop(&r->worker);
-	worker_unwatch(&r->worker, r->vq.kick_fd);
-	r->started = false;
+	virtq_serve(&dev->vqs[q], r->chain, RNG_BUDGET, rng_handle, r);
 }
 
 static void rng_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
@@ -108,17 +72,10 @@ static void rng_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t 
 	(void)len;
 }
 
-static void rng_vdev_destroy(struct vdev *dev)
-{
-	rng_dev_destroy(rng_from_vdev(dev));
-}
-
 static const struct vdev_ops rng_vdev_ops = {
 	.name = "virtio-rng",
 	.read_config = rng_read_config,
-	.queue_start = rng_queue_start,
-	.queue_stop = rng_queue_stop,
-	.destroy = rng_vdev_destroy,
+	.handle_queue = rng_handle_queue,
 };
 
 int rng_dev_init(struct rng_dev *r, const char *src)
@@ -138,10 +95,6 @@ int rng_dev_init(struct rng_dev *r, const char *src)
 		err = -ENOMEM;
 		goto fail_src;
 	}
-	err = worker_init(&r->worker, "virtio-rng");
-	if (err)
-		goto fail_chain;
-	r->kick_watch = (struct worker_watch){ .fn = rng_kick, .arg = r };
 	r->vdev = (struct vdev){
 		.ops = &rng_vdev_ops,
 		.device_id = VIRTIO_ID_RNG,
@@ -151,6 +104,9 @@ int rng_dev_init(struct rng_dev *r, const char *src)
 		.queue_size_max = RNG_QUEUE_SIZE,
 		.vqs = &r->vq,
 	};
+	err = vdev_init(&r->vdev, 1, "virtio-rng");
+	if (err)
+		goto fail_chain;
 	return 0;
 fail_chain:
 	free(r->chain);
@@ -162,8 +118,7 @@ fail_src:
 
 void rng_dev_destroy(struct rng_dev *r)
 {
-	rng_queue_stop(&r->vdev, 0);
-	worker_destroy(&r->worker);
+	vdev_destroy(&r->vdev);
 	virtq_destroy(&r->vq);
 	free(r->chain);
 	r->chain = NULL;

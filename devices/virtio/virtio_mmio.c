@@ -85,7 +85,7 @@ uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size)
 		 * driver check its rings (cheap and never loses one). */
 		return VIRTIO_ISR_QUEUE | (vtr_isr(&m->tr) & VIRTIO_ISR_CONFIG);
 	case VMMIO_STATUS:
-		return m->tr.status;
+		return vtr_status(&m->tr);
 	case VMMIO_CONFIG_GENERATION:
 		return vtr_config_generation(&m->tr);
 	default:

@@ -252,7 +252,7 @@ static uint32_t vpci_common_read(struct vpci *p, uint32_t off, unsigned size)
 	case VPCI_NUM_QUEUES | 2 << 8:
 		return p->tr.dev->num_queues;
 	case VPCI_STATUS | 1 << 8:
-		return p->tr.status;
+		return vtr_status(&p->tr);
 	case VPCI_CFG_GENERATION | 1 << 8:
 		return (uint8_t)vtr_config_generation(&p->tr);
 	case VPCI_Q_SELECT | 2 << 8:

@@ -15,6 +15,8 @@ static void vtr_signal(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
+/* From any thread (the model's, the queue runtime's): the ISR bit and the
+ * generation are updated atomically against the vCPU's register accesses. */
 static void vtr_config_changed(void *host)
 {
 	struct vtr *t = host;
@@ -25,6 +27,18 @@ static void vtr_config_changed(void *host)
 	__atomic_add_fetch(&t->config_generation, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_or(&t->isr, VIRTIO_ISR_CONFIG, __ATOMIC_SEQ_CST);
 	vtr_signal(t->config_fd);
+}
+
+/* dev->host_queue_broken, on the queue's worker: DEVICE_NEEDS_RESET and a
+ * configuration change interrupt (virtio 1.2 2.1.2); the driver's reset
+ * brings the device back. */
+static void vtr_queue_broken(void *host, unsigned q)
+{
+	struct vtr *t = host;
+
+	(void)q;
+	__atomic_store_n(&t->ring_broken, true, __ATOMIC_SEQ_CST);
+	vtr_config_changed(t);
 }
 
 static void vtr_close_fds(struct vtr *t)
@@ -64,6 +78,7 @@ int vtr_init(struct vtr *t, struct vdev *dev)
 	if (t->config_fd < 0)
 		goto fail;
 	dev->host_config_changed = vtr_config_changed;
+	dev->host_queue_broken = vtr_queue_broken;
 	dev->host = t;
 	return 0;
 fail:
@@ -78,7 +93,7 @@ static void vtr_stop_queues(struct vtr *t)
 	for (unsigned q = 0; q < t->dev->num_queues; q++) {
 		if (!t->queues[q].started)
 			continue;
-		t->dev->ops->queue_stop(t->dev, q);
+		vdev_queue_stop(t->dev, q);
 		t->queues[q].started = false;
 	}
 }
@@ -87,6 +102,7 @@ void vtr_destroy(struct vtr *t)
 {
 	vtr_stop_queues(t);
 	t->dev->host_config_changed = NULL;
+	t->dev->host_queue_broken = NULL;
 	vtr_close_fds(t);
 	free(t->queues);
 	t->queues = NULL;
@@ -107,8 +123,7 @@ static void vtr_reset(struct vtr *t)
 	struct vdev *dev = t->dev;
 
 	vtr_stop_queues(t);
-	if (dev->ops->reset)
-		dev->ops->reset(dev);
+	vdev_reset(dev);
 	for (unsigned q = 0; q < dev->num_queues; q++) {
 		int kick = dev->vqs[q].kick_fd, call = dev->vqs[q].call_fd;
 
@@ -119,10 +134,10 @@ static void vtr_reset(struct vtr *t)
 		memset(&t->queues[q], 0, sizeof(t->queues[q]));
 		t->queues[q].num = dev->queue_size_max;
 	}
-	dev->features = 0;
 	t->driver_features = 0;
 	t->status = 0;
 	__atomic_store_n(&t->isr, 0, __ATOMIC_SEQ_CST);
+	t->ring_broken = false;
 }
 
 static void vtr_start_queue(struct vtr *t, unsigned q)
@@ -130,9 +145,7 @@ static void vtr_start_queue(struct vtr *t, unsigned q)
 	struct vdev *dev = t->dev;
 	int err;
 
-	dev->vqs[q].event_idx = vdev_has_feature(dev, VIRTIO_F_EVENT_IDX);
-	dev->vqs[q].indirect = vdev_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
-	err = dev->ops->queue_start(dev, q);
+	err = vdev_queue_start(dev, q);
 	if (err) {
 		log_err("%s: cannot start queue %u: %s", dev->ops->name, q, strerror(-err));
 		vtr_needs_reset(t, "queue start failed");
@@ -148,10 +161,7 @@ static bool vtr_accept_features(struct vtr *t)
 
 	if ((f & ~dev->host_features) || !(f & VIRTIO_BIT(VIRTIO_F_VERSION_1)))
 		return false;
-	if (dev->ops->set_features && dev->ops->set_features(dev, f))
-		return false;
-	dev->features = f;
-	return true;
+	return vdev_set_features(dev, f) == 0;
 }
 
 void vtr_set_status(struct vtr *t, uint8_t status)
@@ -175,6 +185,13 @@ void vtr_set_status(struct vtr *t, uint8_t status)
 			if (t->queues[q].enabled && !t->queues[q].started)
 				vtr_start_queue(t, q);
 	}
+}
+
+uint8_t vtr_status(const struct vtr *t)
+{
+	bool broken = __atomic_load_n(&t->ring_broken, __ATOMIC_SEQ_CST);
+
+	return t->status | (broken ? VIRTIO_STATUS_DEVICE_NEEDS_RESET : 0);
 }
 
 uint32_t vtr_device_features(const struct vtr *t, uint32_t sel)

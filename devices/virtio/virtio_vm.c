@@ -174,7 +174,7 @@ static void virtio_vm_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, 
 static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 {
 	struct virtio_vm_dev *d = ctx;
-	struct vm *vm = d->host->vm;
+	struct vm *vm = d->owner->vm;
 	struct vdev *dev = d->dev;
 	uint32_t bar = vpci_bar0(p);
 
@@ -216,7 +216,7 @@ static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 		bool active = vpci_msi_message(p, i, &addr, &data);
 		bool was_active = d->route_active[i];
 
-		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data))
+		if (irq_routing_set_msi(&d->owner->routing, d->gsi[i], active, addr, data))
 			continue;
 		d->route_active[i] = active;
 		if (active == was_active)
@@ -352,7 +352,7 @@ int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum vi
 		err = -ENOMEM;
 		goto fail;
 	}
-	d->host = h;
+	d->owner = h;
 	d->dev = dev;
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->kind = kind;

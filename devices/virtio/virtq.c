@@ -66,6 +66,8 @@ int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
 
 static int virtq_fail(struct virtq *vq)
 {
+	if (!vq->broken && vq->on_broken)
+		vq->on_broken(vq, vq->on_broken_arg);
 	vq->broken = true;
 	return -EIO;
 }
@@ -298,6 +300,16 @@ bool virtq_enable_notify(struct virtq *vq)
 	 * we read its index after publishing ours: one of us sees the other. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return virtq_has_avail(vq);
+}
+
+int virtq_pop_or_notify(struct virtq *vq, struct virtq_chain *c)
+{
+	for (;;) {
+		int r = virtq_pop(vq, c);
+
+		if (r != 0 || !virtq_enable_notify(vq))
+			return r;
+	}
 }
 
 int virtq_serve(struct virtq *vq, struct virtq_chain *c, unsigned budget,

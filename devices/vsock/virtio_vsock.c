@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cvmm/iov.h"
 #include "cvmm/log.h"
 #include "vsock_internal.h"
 
@@ -20,75 +21,7 @@
 
 static struct vsock_dev *vsock_from_vdev(struct vdev *dev)
 {
-	return (struct vsock_dev *)dev;
-}
-
-static size_t vsock_iov_to(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
-{
-	const uint8_t *s = src;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len - done)
-			l = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, s + done, l);
-		done += l;
-		off = 0;
-	}
-	return done;
-}
-
-static size_t vsock_iov_from(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
-{
-	uint8_t *t = dst;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len - done)
-			l = len - done;
-		memcpy(t + done, (const uint8_t *)iov[i].iov_base + off, l);
-		done += l;
-		off = 0;
-	}
-	return done;
-}
-
-/* The iovecs covering [off, off+len) of iov, into out (at most max). */
-static unsigned vsock_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
-				struct iovec *out, unsigned max)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len && k < max; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len)
-			l = len;
-		out[k].iov_base = (uint8_t *)iov[i].iov_base + off;
-		out[k++].iov_len = l;
-		len -= l;
-		off = 0;
-	}
-	return k;
+	return container_of(dev, struct vsock_dev, vdev);
 }
 
 /* Fills one RX chain from connection hc; returns the bytes written. */
@@ -100,7 +33,7 @@ static uint32_t vsock_rx_fill_conn(struct vsock_dev *d, struct vsock_hc *hc, str
 	uint32_t len;
 
 	if (vsock_conn_next_ctrl(&hc->c, &h)) {
-		vsock_iov_to(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
+		iov_from_buf(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
 		if (h.op == VSOCK_OP_RST)
 			vsock_hc_kill(d, hc);
 		return VSOCK_HDR_SIZE;
@@ -115,8 +48,8 @@ static uint32_t vsock_rx_fill_conn(struct vsock_dev *d, struct vsock_hc *hc, str
 	if (!len)
 		return 0;
 	vsock_conn_data_hdr(&hc->c, &h, len);
-	vsock_iov_to(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
-	vsock_iov_to(in, c->nin, VSOCK_HDR_SIZE, hc->hbuf + hc->hoff, len);
+	iov_from_buf(in, c->nin, 0, &h, VSOCK_HDR_SIZE);
+	iov_from_buf(in, c->nin, VSOCK_HDR_SIZE, hc->hbuf + hc->hoff, len);
 	hc->hoff += len;
 	hc->hlen -= len;
 	if (!hc->hlen)
@@ -133,7 +66,7 @@ void vsock_rx_flush(struct vsock_dev *d)
 	unsigned n = 0;
 	uint64_t one = 1;
 
-	if (!(d->started & (1u << VSOCK_Q_RX)) || vq->broken)
+	if (!vdev_queue_started(&d->vdev, VSOCK_Q_RX) || vq->broken)
 		return;
 	while (n < VSOCK_RX_BUDGET) {
 		struct vsock_hc *hc = NULL;
@@ -149,16 +82,9 @@ void vsock_rx_flush(struct vsock_dev *d)
 				continue;
 			}
 		}
-		r = virtq_pop(vq, c);
-		if (r < 0) {
-			log_warn_ratelimited("virtio-vsock: the driver put a malformed chain on the rx queue; stopped until reset");
+		r = virtq_pop_or_notify(vq, c);
+		if (r <= 0)
 			break;
-		}
-		if (r == 0) {
-			if (virtq_enable_notify(vq))
-				continue;
-			break;
-		}
 		n++;
 		if (c->in_len < VSOCK_HDR_SIZE) {
 			/* Too small for a header: give it back empty. */
@@ -166,7 +92,7 @@ void vsock_rx_flush(struct vsock_dev *d)
 			continue;
 		}
 		if (!hc) {
-			vsock_iov_to(&c->iov[c->nout], c->nin, 0, &d->replies[d->reply_head],
+			iov_from_buf(&c->iov[c->nout], c->nin, 0, &d->replies[d->reply_head],
 				     VSOCK_HDR_SIZE);
 			d->reply_head = (d->reply_head + 1) % VSOCK_REPLY_MAX;
 			d->reply_count--;
@@ -219,7 +145,7 @@ static void vsock_tx_data(struct vsock_dev *d, struct vsock_hc *hc, const struct
 	uint32_t cap = hc->c.buf_alloc;
 
 	if (!hc->glen && hc->fd >= 0) {
-		k = vsock_iov_slice(c->iov, c->nout, VSOCK_HDR_SIZE, len, d->scratch_iov, VIRTQ_MAX_IOV);
+		k = iov_slice(c->iov, c->nout, VSOCK_HDR_SIZE, len, d->scratch_iov, VIRTQ_MAX_IOV);
 		sent = vsock_hc_send(hc, d->scratch_iov, k);
 		if (sent < 0) {
 			vsock_hc_abort(d, hc);
@@ -242,7 +168,7 @@ static void vsock_tx_data(struct vsock_dev *d, struct vsock_hc *hc, const struct
 		uint32_t tail = (hc->ghead + hc->glen) % cap;
 		uint32_t chunk = cap - tail < len - off ? cap - tail : len - off;
 
-		vsock_iov_from(c->iov, c->nout, VSOCK_HDR_SIZE + off, hc->gbuf + tail, chunk);
+		iov_to_buf(c->iov, c->nout, VSOCK_HDR_SIZE + off, hc->gbuf + tail, chunk);
 		hc->glen += chunk;
 		off += chunk;
 	}
@@ -257,7 +183,7 @@ static void vsock_tx_packet(struct vsock_dev *d, const struct virtq_chain *c)
 
 	/* A chain without a whole header has no addresses to answer. */
 	if (c->out_len < VSOCK_HDR_SIZE ||
-	    vsock_iov_from(c->iov, c->nout, 0, &h, VSOCK_HDR_SIZE) != VSOCK_HDR_SIZE)
+	    iov_to_buf(c->iov, c->nout, 0, &h, VSOCK_HDR_SIZE) != VSOCK_HDR_SIZE)
 		return;
 	if (vsock_hdr_check(&h, d->guest_cid, c->out_len - VSOCK_HDR_SIZE) < 0) {
 		log_debug("virtio-vsock: malformed packet (op %u type %u len %u): RST", h.op, h.type, h.len);
@@ -297,7 +223,7 @@ static void vsock_tx_process(struct vsock_dev *d)
 	struct virtq *vq = &d->vqs[VSOCK_Q_TX];
 	unsigned budget = VSOCK_REPLY_MAX - d->reply_count;
 
-	if (!(d->started & (1u << VSOCK_Q_TX)) || vq->broken)
+	if (!vdev_queue_started(&d->vdev, VSOCK_Q_TX) || vq->broken)
 		return;
 	if (budget > VSOCK_TX_BUDGET)
 		budget = VSOCK_TX_BUDGET;
@@ -306,8 +232,7 @@ static void vsock_tx_process(struct vsock_dev *d)
 		d->tx_stalled = true;
 		return;
 	}
-	if (virtq_serve(vq, d->tx_chain, budget, vsock_tx_handle, d) < 0)
-		log_warn_ratelimited("virtio-vsock: the driver put a malformed chain on the tx queue; stopped until reset");
+	virtq_serve(vq, d->tx_chain, budget, vsock_tx_handle, d);
 }
 
 static void vsock_event_send(struct vsock_dev *d)
@@ -316,113 +241,50 @@ static void vsock_event_send(struct vsock_dev *d)
 	struct virtq_chain *c = d->ev_chain;
 	uint8_t ev[4] = { VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0 };
 
-	while (d->reset_owed && (d->started & (1u << VSOCK_Q_EVENT)) && !vq->broken) {
-		int r = virtq_pop(vq, c);
-
-		if (r < 0)
+	while (d->reset_owed && vdev_queue_started(&d->vdev, VSOCK_Q_EVENT) && !vq->broken) {
+		if (virtq_pop_or_notify(vq, c) <= 0)
 			return;
-		if (r == 0) {
-			if (virtq_enable_notify(vq))
-				continue;
-			return;
-		}
 		if (c->in_len < sizeof(ev)) {
 			virtq_push(vq, c->head, 0);
 			continue;
 		}
-		vsock_iov_to(&c->iov[c->nout], c->nin, 0, ev, sizeof(ev));
+		iov_from_buf(&c->iov[c->nout], c->nin, 0, ev, sizeof(ev));
 		virtq_push(vq, c->head, sizeof(ev));
 		virtq_notify(vq);
 		d->reset_owed = false;
 	}
 }
 
-static void vsock_rx_kick(void *arg, uint32_t events)
-{
-	struct vsock_dev *d = arg;
-
-	(void)events;
-	virtq_kick_consume(&d->vqs[VSOCK_Q_RX]);
-	vsock_rx_flush(d);
-	vsock_reap(d);
-}
-
-static void vsock_tx_kick(void *arg, uint32_t events)
-{
-	struct vsock_dev *d = arg;
-
-	(void)events;
-	virtq_kick_consume(&d->vqs[VSOCK_Q_TX]);
-	vsock_tx_process(d);
-	vsock_rx_flush(d);
-	vsock_reap(d);
-}
-
-static void vsock_event_kick(void *arg, uint32_t events)
-{
-	struct vsock_dev *d = arg;
-
-	(void)events;
-	virtq_kick_consume(&d->vqs[VSOCK_Q_EVENT]);
-	vsock_event_send(d);
-}
-
-/* The worker serves the host side even while no queue runs (host clients
- * are answered or timed out), so queue changes pause it briefly. */
-static int vsock_worker_restart(struct vsock_dev *d)
-{
-	int err = worker_start(&d->worker);
-
-	if (err)
-		log_err("virtio-vsock: cannot restart the worker thread: %s", strerror(-err));
-	return err;
-}
-
-static int vsock_queue_start(struct vdev *dev, unsigned q)
+static void vsock_handle_queue(struct vdev *dev, unsigned q)
 {
 	struct vsock_dev *d = vsock_from_vdev(dev);
-	uint64_t one = 1;
-	int err;
 
-	if (q >= VSOCK_NUM_QUEUES || (d->started & (1u << q)) || d->vqs[q].kick_fd < 0)
-		return -EINVAL;
-	worker_stop(&d->worker);
-	err = worker_watch(&d->worker, d->vqs[q].kick_fd, EPOLLIN, &d->kick_watch[q]);
-	if (!err)
-		d->started |= 1u << q;
-	if (vsock_worker_restart(d) && !err) {
-		worker_unwatch(&d->worker, d->vqs[q].kick_fd);
-		d->started &= ~(1u << q);
-		return -EAGAIN;
+	switch (q) {
+	case VSOCK_Q_RX:
+		vsock_rx_flush(d);
+		vsock_reap(d);
+		break;
+	case VSOCK_Q_TX:
+		vsock_tx_process(d);
+		vsock_rx_flush(d);
+		vsock_reap(d);
+		break;
+	default:
+		vsock_event_send(d);
+		break;
 	}
-	if (err)
-		return err;
-	/* Serve what the driver queued before it could kick us. */
-	(void)!write(d->vqs[q].kick_fd, &one, sizeof(one));
-	return 0;
-}
-
-static void vsock_queue_stop(struct vdev *dev, unsigned q)
-{
-	struct vsock_dev *d = vsock_from_vdev(dev);
-
-	if (q >= VSOCK_NUM_QUEUES || !(d->started & (1u << q)))
-		return;
-	worker_stop(&d->worker);
-	worker_unwatch(&d->worker, d->vqs[q].kick_fd);
-	d->started &= ~(1u << q);
-	vsock_worker_restart(d);
 }
 
 static void vsock_reset(struct vdev *dev)
 {
 	struct vsock_dev *d = vsock_from_vdev(dev);
 
-	/* The next driver starts without connections and is told so. */
-	worker_stop(&d->worker);
+	/* The next driver starts without connections and is told so. The
+	 * worker serves the host side even while no queue runs: pause it. */
+	vdev_worker_pause(dev, 0);
 	vsock_close_all(d);
 	d->reset_owed = true;
-	vsock_worker_restart(d);
+	vdev_worker_resume(dev, 0);
 }
 
 static void vsock_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
@@ -436,19 +298,24 @@ static void vsock_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_
 		memcpy(buf, cfg + off, len > sizeof(cfg) - off ? sizeof(cfg) - off : len);
 }
 
-static void vsock_vdev_destroy(struct vdev *dev)
-{
-	vsock_dev_destroy(vsock_from_vdev(dev));
-}
-
 static const struct vdev_ops vsock_vdev_ops = {
 	.name = "virtio-vsock",
 	.read_config = vsock_read_config,
-	.queue_start = vsock_queue_start,
-	.queue_stop = vsock_queue_stop,
+	.handle_queue = vsock_handle_queue,
 	.reset = vsock_reset,
-	.destroy = vsock_vdev_destroy,
 };
+
+static void vsock_dev_free_buffers(struct vsock_dev *d)
+{
+	free(d->buckets);
+	free(d->rx_chain);
+	free(d->tx_chain);
+	free(d->ev_chain);
+	free(d->scratch_iov);
+	d->buckets = NULL;
+	d->rx_chain = d->tx_chain = d->ev_chain = NULL;
+	d->scratch_iov = NULL;
+}
 
 int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 {
@@ -480,20 +347,6 @@ int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 	err = vsock_host_open(d);
 	if (err)
 		goto fail;
-	err = worker_init(&d->worker, "virtio-vsock");
-	if (err)
-		goto fail_host;
-	d->host_watch = (struct worker_watch){ .fn = vsock_host_ready, .arg = d };
-	d->kick_watch[VSOCK_Q_RX] = (struct worker_watch){ .fn = vsock_rx_kick, .arg = d };
-	d->kick_watch[VSOCK_Q_TX] = (struct worker_watch){ .fn = vsock_tx_kick, .arg = d };
-	d->kick_watch[VSOCK_Q_EVENT] = (struct worker_watch){ .fn = vsock_event_kick, .arg = d };
-	err = worker_watch(&d->worker, d->ep_fd, EPOLLIN, &d->host_watch);
-	if (!err)
-		err = worker_start(&d->worker);
-	if (err) {
-		worker_destroy(&d->worker);
-		goto fail_host;
-	}
 	d->vdev = (struct vdev){
 		.ops = &vsock_vdev_ops,
 		.device_id = VIRTIO_ID_VSOCK,
@@ -504,18 +357,24 @@ int vsock_dev_init(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 		.vqs = d->vqs,
 		.config_size = 8,
 	};
+	/* One worker serves the queues and the host sockets, even while no
+	 * queue runs (host clients are answered or timed out). */
+	err = vdev_init(&d->vdev, 1, "virtio-vsock");
+	if (err)
+		goto fail_host;
+	d->host_watch = (struct worker_watch){ .fn = vsock_host_ready, .arg = d };
+	err = vdev_watch(&d->vdev, 0, d->ep_fd, EPOLLIN, &d->host_watch);
+	if (!err)
+		err = vdev_worker_keep_running(&d->vdev, 0);
+	if (err) {
+		vdev_destroy(&d->vdev);
+		goto fail_host;
+	}
 	return 0;
 fail_host:
 	vsock_host_close(d);
 fail:
-	free(d->buckets);
-	free(d->rx_chain);
-	free(d->tx_chain);
-	free(d->ev_chain);
-	free(d->scratch_iov);
-	d->buckets = NULL;
-	d->rx_chain = d->tx_chain = d->ev_chain = NULL;
-	d->scratch_iov = NULL;
+	vsock_dev_free_buffers(d);
 	return err;
 }
 
@@ -523,18 +382,11 @@ void vsock_dev_destroy(struct vsock_dev *d)
 {
 	if (!d->buckets)
 		return;
-	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
-		vsock_queue_stop(&d->vdev, q);
-	worker_destroy(&d->worker);
+	vdev_destroy(&d->vdev);
 	vsock_host_close(d);
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
 		virtq_destroy(&d->vqs[q]);
-	free(d->buckets);
-	free(d->rx_chain);
-	free(d->tx_chain);
-	free(d->ev_chain);
-	free(d->scratch_iov);
-	d->buckets = NULL;
+	vsock_dev_free_buffers(d);
 }
 
 unsigned vsock_dev_nconns(const struct vsock_dev *d)

@@ -114,10 +114,6 @@ struct io_uring;
 struct blk_queue {
 	struct blk_dev *blk;
 	unsigned index;
-	struct worker worker;
-	bool worker_ready;
-	struct worker_watch kick_watch;
-	int watched_fd;                /* kick fd registered with the worker, or -1 */
 	struct virtq_chain *chain;     /* scratch for the chain being served */
 	struct iovec *data_iov;        /* scratch: the data part of a chain */
 
@@ -131,7 +127,7 @@ struct blk_queue {
 };
 
 struct blk_dev {
-	struct vdev vdev;              /* first: the host sees a struct vdev * */
+	struct vdev vdev;
 	int fd;                        /* the image */
 	int fd_buffered;               /* with direct: the image without O_DIRECT, for
 	                                  buffers O_DIRECT refuses; else -1 */
@@ -143,9 +139,8 @@ struct blk_dev {
 	struct virtq *vqs;
 	struct blk_queue *queues;
 
-	/* Size watch: inotify on the image plus an eventfd to force a check. */
-	struct worker ctl;
-	bool ctl_ready;
+	/* Size watch on the control worker: inotify on the image plus an
+	 * eventfd to force a check. */
 	int inotify_fd, rescan_fd;
 	struct worker_watch inotify_watch, rescan_watch;
 };

@@ -3,7 +3,7 @@
  * carries host input to the guest, transmitq 1 guest output to the host.
  * The host side is the same struct console the 8250 uses (--console
  * tty|file=|socket=), reached through vcon_dev_input/room/set_output.
- * One worker thread serves both queues.
+ * One worker thread (the core's) serves both queues and the input.
  */
 #ifndef CVMM_VIRTIO_CONSOLE_H
 #define CVMM_VIRTIO_CONSOLE_H
@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "cvmm/vdev.h"
-#include "cvmm/worker.h"
 
 #define VIRTIO_ID_CONSOLE 3
 #define VCON_QUEUE_SIZE 64
@@ -28,9 +27,7 @@ struct virtio_console_config {
 struct vcon_dev {
 	struct vdev vdev;
 	struct virtq vqs[2];
-	struct worker worker;
-	struct worker_watch rx_watch, tx_watch, input_watch;
-	bool started[2];
+	struct worker_watch input_watch;
 	struct virtq_chain *chain;
 
 	pthread_mutex_t lock;         /* guards the input FIFO and out_fd */

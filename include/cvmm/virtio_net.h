@@ -114,11 +114,8 @@ struct net_pair {
 	struct net_dev *net;
 	unsigned index;
 	int tap_fd;
-	struct worker worker;
-	bool worker_ready;
-	bool rx_started, tx_started, tap_watched;
-	struct worker_watch rx_watch, tx_watch, tap_watch;
-	int rx_kick_fd, tx_kick_fd;     /* the fds registered with the worker, or -1 */
+	bool tap_watched;               /* on the pair's worker (vdev worker index) */
+	struct worker_watch tap_watch;
 	struct virtq_chain *chain;      /* scratch */
 	struct iovec *tx_iov;           /* scratch: header copy + frame */
 
@@ -168,9 +165,6 @@ struct net_dev {
 	 * own): queue 2 * npairs, served by its own worker. */
 	bool has_ctrl;
 	unsigned active_pairs;        /* pairs the driver switched on */
-	struct worker ctrl_worker;
-	struct worker_watch ctrl_watch;
-	bool ctrl_started;
 	struct virtq_chain *ctrl_chain;
 };
 

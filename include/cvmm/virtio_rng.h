@@ -1,13 +1,12 @@
 /*
  * virtio-rng (entropy device, virtio 1.2 5.4): one queue; each chain's
  * device-writable buffers are filled from getrandom() or from a source file
- * (--rng src=PATH). One worker thread serves the queue.
+ * (--rng src=PATH). One worker thread (the core's) serves the queue.
  */
 #ifndef CVMM_VIRTIO_RNG_H
 #define CVMM_VIRTIO_RNG_H
 
 #include "cvmm/vdev.h"
-#include "cvmm/worker.h"
 
 #define VIRTIO_ID_RNG 4
 #define RNG_QUEUE_SIZE 256
@@ -19,9 +18,6 @@ struct rng_dev {
 	struct vdev vdev;
 	struct virtq vq;
 	int src_fd;            /* -1: getrandom() */
-	struct worker worker;
-	struct worker_watch kick_watch;
-	bool started;
 	struct virtq_chain *chain;
 };
 

@@ -43,6 +43,7 @@ struct vtr {
 	uint32_t config_generation;
 	uint8_t isr;          /* pending VIRTIO_ISR_* bits */
 	int config_fd;        /* eventfd raising the config-change interrupt */
+	bool ring_broken;     /* a queue's ring broke: NEEDS_RESET until reset */
 	struct vtr_queue *queues;
 };
 
@@ -55,6 +56,8 @@ void vtr_destroy(struct vtr *t);
  * only if the negotiated features are acceptable; DRIVER_OK starts the
  * enabled queues. */
 void vtr_set_status(struct vtr *t, uint8_t status);
+/* The device status the driver reads (NEEDS_RESET once a ring broke). */
+uint8_t vtr_status(const struct vtr *t);
 uint32_t vtr_device_features(const struct vtr *t, uint32_t sel);
 /* One 32-bit half of the driver's features; ignored after FEATURES_OK. */
 void vtr_set_driver_features(struct vtr *t, uint32_t sel, uint32_t val);

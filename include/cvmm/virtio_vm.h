@@ -34,7 +34,7 @@ enum virtio_transport_kind {
 struct virtio_vm;
 
 struct virtio_vm_dev {
-	struct virtio_vm *host;
+	struct virtio_vm *owner;  /* the VM's set of virtio devices this one is in */
 	struct vdev *dev;
 	char id[32];          /* the user's name for it (--disk id=...), for log lines */
 	enum virtio_transport_kind kind;

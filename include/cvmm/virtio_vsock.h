@@ -9,7 +9,7 @@
  * Three queues (rx, tx, event); config space is the guest CID. Credit on
  * both sides: a connection buffers at most VSOCK_BUF_ALLOC guest bytes the
  * host socket did not take yet, and reads a host socket only as far as the
- * guest has room. One worker thread serves the queues and the host sockets.
+ * guest has room. One worker thread (the core's) serves the queues and the host sockets.
  */
 #ifndef CVMM_VIRTIO_VSOCK_H
 #define CVMM_VIRTIO_VSOCK_H
@@ -20,7 +20,6 @@
 
 #include "cvmm/vdev.h"
 #include "cvmm/vsock_conn.h"
-#include "cvmm/worker.h"
 
 #define VIRTIO_ID_VSOCK 19
 #define VSOCK_QUEUE_SIZE 1024
@@ -71,10 +70,7 @@ struct vsock_dev {
 	bool listen_paused;    /* out of fds: the listener waits for the next timer tick */
 	int ep_fd;             /* host sockets and the timer, nested in the worker */
 	int timer_fd;
-	struct worker worker;
-	struct worker_watch kick_watch[VSOCK_NUM_QUEUES];
 	struct worker_watch host_watch;
-	unsigned started;      /* bit q: queue q is served */
 	bool reset_owed;       /* TRANSPORT_RESET not yet given to this driver */
 	bool tx_stalled;       /* TX left unread while replies are full */
 	struct virtq_chain *rx_chain, *tx_chain, *ev_chain;

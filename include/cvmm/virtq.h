@@ -105,6 +105,10 @@ struct virtq {
 	uint16_t signalled_used;
 	bool signalled_used_valid;
 	bool broken;      /* the driver broke the ring: stop using it until reset */
+	/* Called once, on the thread using the ring, when the driver breaks
+	 * it (the queue runtime sets it when the queue starts). */
+	void (*on_broken)(struct virtq *vq, void *arg);
+	void *on_broken_arg;
 	uint64_t inflight_counter;
 	uint16_t *resubmit; /* heads to hand out again before the avail ring, oldest first */
 	uint16_t nresubmit, resubmit_pos;
@@ -125,8 +129,12 @@ int virtq_setup(struct virtq *vq, const struct gmem *mem, uint16_t size,
 
 /* Takes the next available chain. Returns 1 with *c filled, 0 when the ring
  * is empty, -EIO when the driver put a malformed chain on it (vq->broken is
- * set, and every later call returns -EIO until virtq_setup again). */
+ * set, on_broken called the first time, and every later call returns -EIO
+ * until virtq_setup again). */
 int virtq_pop(struct virtq *vq, struct virtq_chain *c);
+/* virtq_pop for a device that waits for buffers: when the ring is empty it
+ * asks the driver for a kick (rechecking, so none is missed) and returns 0. */
+int virtq_pop_or_notify(struct virtq *vq, struct virtq_chain *c);
 /* Returns a chain to the driver with len bytes written into its buffers. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 /* The same for several chains the driver must see together (a frame over

@@ -4,16 +4,9 @@
 # non-zero exit; an image or socket in use is refused; SIGHUP does not stop
 # the back-end; SIGINT stops it with exit 0 and removes its socket.
 set -u
-: "${BUILD:?BUILD must be set}"
-CVMM=${CVMM:-$BUILD/cvmm}
-[ -x "$CVMM" ] || { echo "FAIL: $CVMM not built"; exit 1; }
-tmp=$(mktemp -d /tmp/cvmm-blkcli.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib/common.sh"
+it_setup blkcli
+tmp=$IT_TMP
 fails=0
 img=$tmp/disk.img
 truncate -s 16M "$img"
@@ -36,7 +29,7 @@ expect_error "path=$tmp,socket=$sock" "$tmp"
 
 # A running back-end: the image and the socket are taken.
 timeout 60 "$CVMM" --block-backend "path=$img,socket=$sock" 2>"$tmp/be.log" &
-be=$!; pids+=("$be")
+be=$!; it_track "$be"
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 [ -S "$sock" ] || { echo "FAIL: back-end did not create $sock"; exit 1; }
 expect_error "path=$img,socket=$tmp/other.sock" "in use"

@@ -4,16 +4,10 @@
 # As root (in a network namespace): a tap that exists with other settings and
 # a socket path that cannot be bound are refused the same way.
 set -u
-: "${BUILD:?BUILD must be set}"
-CVMM=${CVMM:-$BUILD/cvmm}
-[ -x "$CVMM" ] || { echo "FAIL: $CVMM not built"; exit 1; }
-tmp=$(mktemp -d /tmp/cvmm-netcli.XXXXXX)
+. "$(dirname "$0")/lib/common.sh"
+it_setup netcli
+tmp=$IT_TMP
 ns=
-cleanup() {
-    [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 fails=0
 sock=$tmp/net.sock
 
@@ -37,6 +31,7 @@ expect_error "tap=a-very-long-tap-name,socket=$sock" "at most 15"
 [ -e "$sock" ] && { echo "FAIL: a socket was created by a failed start"; fails=$((fails + 1)); }
 
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] && ns=cvmm-netcli-$$ && ip netns add "$ns" 2>/dev/null; then
+    it_on_exit "ip netns del $ns 2>/dev/null"
     # A single-queue tap exists: a two-pair back-end cannot attach to it.
     ip -n "$ns" tuntap add dev t1 mode tap vnet_hdr
     expect_error "tap=t1,socket=$sock,num_queues=4" "t1 exists with other settings" ip netns exec "$ns"
@@ -50,8 +45,10 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] && ns=cvmm-netcli-$$ && ip netns ad
     ip -n "$ns" link show t2 >/dev/null 2>&1 && { echo "FAIL: tap t2 left behind"; fails=$((fails + 1)); }
 else
     ns=
-    echo "note: not root or no namespaces: tap checks skipped"
+    skipped="not root or no network namespaces: the tap checks did not run"
 fi
 
 [ $fails -eq 0 ] || { echo "FAIL: $fails checks"; exit 1; }
+# Half the checks did not run: that is not a pass.
+[ -z "${skipped:-}" ] || { echo "SKIP: $skipped (the option checks passed)"; exit 77; }
 echo "PASS"

@@ -19,14 +19,14 @@ slow=(strace -f -qq -o /dev/null -e trace=io_uring_enter,pwritev,fdatasync
 command -v strace >/dev/null || { echo "SKIP: strace is not installed (tests/install-deps.sh)"; exit 77; }
 vb_backend "path=$img,socket=$VB_SOCK" "${slow[@]}"
 vb_qemu_bg stress "$VB_TMP/stress.log" ",reconnect=1"
-vb_wait_line "$VB_TMP/stress.log" "CVMM-BLK: writing" 180 || vb_fail "guest did not start writing"
+it_wait_line "$VB_TMP/stress.log" "CVMM-BLK: writing" 180 || it_fail "guest did not start writing"
 # Kill the back-end three times in the middle of the writes; the restarts
 # alternate between O_DIRECT and buffered I/O on the image, the last one
 # runs at full speed so that the guest finishes.
 for cycle in 1 2 3; do
     sleep 2
     grep -aq "CVMM-BLK: stress" "$VB_TMP/stress.log" &&
-        vb_fail "guest finished before kill $cycle; the test would prove nothing"
+        it_fail "guest finished before kill $cycle; the test would prove nothing"
     kill -KILL "$VB_BACKEND_PID"
     sleep 0.5
     opts="path=$img,socket=$VB_SOCK"
@@ -38,20 +38,20 @@ for cycle in 1 2 3; do
     fi
     echo "ok: kill $cycle during guest writes, back-end restarted ($opts)"
 done
-wait "$VB_QEMU_PID" || vb_fail "qemu exited with $?"
+wait "$VB_QEMU_PID" || it_fail "qemu exited with $?"
 line=$(grep -a "CVMM-BLK: stress" "$VB_TMP/stress.log" | tr -d '\r')
-[ -n "$line" ] || vb_fail "guest did not finish its writes"
-grep -aq "dd .* failed" "$VB_TMP/stress.log" && vb_fail "a guest write failed"
+[ -n "$line" ] || it_fail "guest did not finish its writes"
+grep -aq "dd .* failed" "$VB_TMP/stress.log" && it_fail "a guest write failed"
 want=$(echo "$line" | sed -n 's/.*want=\([0-9a-f]*\).*/\1/p')
-[ "$(echo "$line" | sed -n 's/.*bad=\([0-9]*\).*/\1/p')" = 0 ] || vb_fail "guest read back wrong data: $line"
+[ "$(echo "$line" | sed -n 's/.*bad=\([0-9]*\).*/\1/p')" = 0 ] || it_fail "guest read back wrong data: $line"
 chunks=$(echo "$line" | sed -n 's/.*chunks=\([0-9]*\).*/\1/p')
-[ "$chunks" = 32 ] || vb_fail "guest wrote $chunks chunks, expected 32"
+[ "$chunks" = 32 ] || it_fail "guest wrote $chunks chunks, expected 32"
 for k in $(seq 0 $((chunks - 1))); do
     got=$(dd if="$img" bs=4M skip="$k" count=1 status=none | md5sum | cut -d' ' -f1)
-    [ "$got" = "$want" ] || vb_fail "image chunk $k holds $got, guest wrote $want"
+    [ "$got" = "$want" ] || it_fail "image chunk $k holds $got, guest wrote $want"
 done
 n=$(grep -ac "left in flight" "$VB_TMP/backend.log")
-[ "$n" -ge 1 ] || vb_fail "no restart found requests left in flight: the kills missed them"
+[ "$n" -ge 1 ] || it_fail "no restart found requests left in flight: the kills missed them"
 echo "ok: $n of 3 restarts completed requests the killed back-end left in flight"
 echo "ok: guest finished, read back its data; all $chunks chunks of 4 MiB in the image match ($want)"
 echo "PASS"

@@ -39,22 +39,22 @@ before=$(vn_tap_stat rx_packets)
 noports_before=$(udp_noports)
 testpmd txonly 6 "$VN_TMP/txonly.log" --eth-peer="0,$VN_HOST_MAC" --tx-ip="$VN_GUEST_IP,$VN_HOST_IP"
 sent=$(vn_testpmd_stat "$VN_TMP/txonly.log" TX-packets)
-[ -n "$sent" ] || vn_fail "testpmd (txonly) printed no statistics"
+[ -n "$sent" ] || it_fail "testpmd (txonly) printed no statistics"
 got=$(( $(vn_tap_stat rx_packets) - before ))
 noports=$(( $(udp_noports) - noports_before ))
 echo "txonly: testpmd sent $sent, tap received $got, UDP stack saw $noports datagrams to closed ports"
-[ "$sent" -gt 1000 ] || vn_fail "testpmd sent only $sent frames"
+[ "$sent" -gt 1000 ] || it_fail "testpmd sent only $sent frames"
 # Frames still on the ring when testpmd stopped may be left: at most a queue's worth.
-[ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 256 )) ] || vn_fail "tap received $got of $sent frames"
-[ "$noports" -ge $(( got * 9 / 10 )) ] || vn_fail "only $noports of $got frames reached the UDP stack intact"
-kill -0 "$VN_BACKEND_PID" || vn_fail "back-end died"
+[ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 256 )) ] || it_fail "tap received $got of $sent frames"
+[ "$noports" -ge $(( got * 9 / 10 )) ] || it_fail "only $noports of $got frames reached the UDP stack intact"
+kill -0 "$VN_BACKEND_PID" || it_fail "back-end died"
 echo "ok: guest -> tap"
 
 # 2. tap -> guest, by a second front-end on the same back-end
 vn_ns ip neigh replace "$VN_GUEST_IP" lladdr "$VN_GUEST_MAC" dev "$VN_TAP" nud permanent
 testpmd rxonly 12 "$VN_TMP/rxonly.log" &
 pmd=$!
-VN_PIDS+=("$pmd")
+it_track "$pmd"
 for i in $(seq 100); do
     grep -q "Port 0: link state change event\|Press enter to exit\|Port statistics" "$VN_TMP/rxonly.log" 2>/dev/null && break
     sleep 0.1
@@ -65,52 +65,52 @@ vn_ns bash -c 'exec 3>"/dev/udp/$1/9" || exit 1
     for len in 64 1400; do
         p=$(head -c "$len" /dev/zero | tr "\0" x)
         for i in $(seq 300); do printf %s "$p" >&3 2>/dev/null; done
-    done' sh "$VN_GUEST_IP" || vn_fail "cannot send UDP datagrams in the namespace"
+    done' sh "$VN_GUEST_IP" || it_fail "cannot send UDP datagrams in the namespace"
 wait "$pmd"
 rx=$(vn_testpmd_stat "$VN_TMP/rxonly.log" RX-packets)
 echo "rxonly: namespace sent 600 frames, testpmd received ${rx:-nothing}"
-[ -n "$rx" ] || vn_fail "testpmd (rxonly) printed no statistics"
-[ "$rx" -ge 600 ] || vn_fail "testpmd received $rx of 600 frames"
-kill -0 "$VN_BACKEND_PID" || vn_fail "back-end died"
+[ -n "$rx" ] || it_fail "testpmd (rxonly) printed no statistics"
+[ "$rx" -ge 600 ] || it_fail "testpmd received $rx of 600 frames"
+kill -0 "$VN_BACKEND_PID" || it_fail "back-end died"
 echo "ok: tap -> guest (64 B and 1400 B payloads), second front-end served by the same back-end"
 
 # 3. clean stop
 kill -TERM "$VN_BACKEND_PID"
 wait "$VN_BACKEND_PID"; rc=$?
-[ "$rc" = 0 ] || vn_fail "back-end exited with $rc on SIGTERM"
-[ ! -e "$VN_SOCK" ] || vn_fail "socket file left behind"
+[ "$rc" = 0 ] || it_fail "back-end exited with $rc on SIGTERM"
+[ ! -e "$VN_SOCK" ] || it_fail "socket file left behind"
 echo "ok: SIGTERM: exit 0, socket removed"
 
 # 4. two queue pairs (and an MTU set on the tap)
 vn_backend num_queues=4,mtu=9000
-[ "$(vn_ns cat "/sys/class/net/$VN_TAP/mtu")" = 9000 ] || vn_fail "tap mtu is $(vn_ns cat "/sys/class/net/$VN_TAP/mtu"), not 9000"
+[ "$(vn_ns cat "/sys/class/net/$VN_TAP/mtu")" = 9000 ] || it_fail "tap mtu is $(vn_ns cat "/sys/class/net/$VN_TAP/mtu"), not 9000"
 before=$(vn_tap_stat rx_packets)
 QUEUES=2 testpmd txonly 5 "$VN_TMP/mq.log" --txq=2 --rxq=2 --txonly-multi-flow
 sent=$(vn_testpmd_stat "$VN_TMP/mq.log" TX-packets)
 got=$(( $(vn_tap_stat rx_packets) - before ))
 q1=$(grep -A1 "Queue= 1 -> TX Port= 0/Queue= 1" "$VN_TMP/mq.log" | awk '/TX-packets:/ { for (i = 1; i < NF; i++) if ($i == "TX-packets:") print $(i + 1) }' | tail -n 1)
 echo "multiqueue: testpmd sent $sent (queue 1: ${q1:-none}), tap received $got"
-[ -n "$sent" ] && [ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 512 )) ] || vn_fail "tap received $got of $sent frames"
-[ "${q1:-0}" -gt 1000 ] || vn_fail "the second queue pair carried ${q1:-no} frames"
+[ -n "$sent" ] && [ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 512 )) ] || it_fail "tap received $got of $sent frames"
+[ "${q1:-0}" -gt 1000 ] || it_fail "the second queue pair carried ${q1:-no} frames"
 echo "ok: two queue pairs"
 kill -TERM "$VN_BACKEND_PID"
-wait "$VN_BACKEND_PID" || vn_fail "back-end exited with $? on SIGTERM"
+wait "$VN_BACKEND_PID" || it_fail "back-end exited with $? on SIGTERM"
 
 # 5. client mode
 for i in $(seq 100); do vn_ns test -e "/sys/class/net/$VN_TAP" || break; sleep 0.1; done
 SERVER=1 testpmd txonly 6 "$VN_TMP/client.log" &
 pmd=$!
-VN_PIDS+=("$pmd")
+it_track "$pmd"
 for i in $(seq 100); do [ -S "$VN_SOCK" ] && break; sleep 0.1; done
-[ -S "$VN_SOCK" ] || vn_fail "testpmd (server=1) did not create $VN_SOCK"
+[ -S "$VN_SOCK" ] || it_fail "testpmd (server=1) did not create $VN_SOCK"
 ip netns exec "$VN_NS" "$CVMM" -v --net-backend "tap=$VN_TAP,socket=$VN_SOCK,client=on" >>"$VN_TMP/backend.log" 2>&1 &
 VN_BACKEND_PID=$!
-VN_PIDS+=("$VN_BACKEND_PID")
+it_track "$VN_BACKEND_PID"
 wait "$pmd"
 sent=$(vn_testpmd_stat "$VN_TMP/client.log" TX-packets)
 got=$(vn_tap_stat rx_packets)
 echo "client mode: testpmd sent ${sent:-nothing}, tap received $got"
-[ "${sent:-0}" -gt 1000 ] && [ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 256 )) ] || vn_fail "tap received $got of ${sent:-no} frames"
-kill -0 "$VN_BACKEND_PID" || vn_fail "back-end (client=on) died when the front-end left"
+[ "${sent:-0}" -gt 1000 ] && [ "$got" -le "$sent" ] && [ "$got" -ge $(( sent - 256 )) ] || it_fail "tap received $got of ${sent:-no} frames"
+kill -0 "$VN_BACKEND_PID" || it_fail "back-end (client=on) died when the front-end left"
 echo "ok: client=on"
 echo "PASS"

@@ -6,16 +6,9 @@
 # SIGINT stops a running back-end with exit 0 and removes both sockets; a
 # low soft open-file limit is raised to the hard limit. No guest needed.
 set -u
-: "${BUILD:?BUILD must be set}"
-CVMM=${CVMM:-$BUILD/cvmm}
-[ -x "$CVMM" ] || { echo "FAIL: $CVMM not built"; exit 1; }
-tmp=$(mktemp -d /tmp/cvmm-vsockcli.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib/common.sh"
+it_setup vsockcli
+tmp=$IT_TMP
 fails=0
 
 BACKEND_FLAG=--vsock-backend
@@ -40,12 +33,12 @@ done
 
 # Socket files left by a killed back-end are taken over.
 "$CVMM" --vsock-backend "cid=3,socket=$sock,uds_path=$uds" 2>/dev/null &
-be=$!; pids+=("$be")
+be=$!; it_track "$be"
 for _ in $(seq 100); do [ -S "$sock" ] && [ -S "$uds" ] && break; sleep 0.1; done
 kill -KILL "$be"; wait "$be" 2>/dev/null
 [ -S "$uds" ] || { echo "FAIL: no stale socket file after SIGKILL"; exit 1; }
 timeout 60 "$CVMM" -v --vsock-backend "cid=3,socket=$sock,uds_path=$uds" 2>"$tmp/be.log" &
-be=$!; pids+=("$be")
+be=$!; it_track "$be"
 for _ in $(seq 100); do grep -q "vsock-backend: guest cid" "$tmp/be.log" && break; sleep 0.1; done
 if [ -S "$sock" ] && [ -S "$uds" ] && kill -0 "$be" 2>/dev/null; then
     echo "ok: socket files of a killed back-end are replaced"

@@ -27,8 +27,8 @@ static unsigned disk_queues(const char *cpus, const char *transport, const char 
 			 (char *)transport, "--disk", disk, NULL };
 	ck_assert_msg(cli_parse(9, argv, &cfg, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(machine_virtio_open(&mv, &cfg), 0);
-	ck_assert_uint_eq(mv.ndisks, 1);
-	nq = mv.disks[0].vdev.num_queues;
+	ck_assert_uint_eq(mv.ndevs, 1);
+	nq = mv.devs[0].vdev->num_queues;
 	machine_virtio_destroy(&mv);
 	unlink(img);
 	return nq;

@@ -18,13 +18,14 @@
 #include "cvmm/log.h"
 #include "cvmm/virtio_net.h"
 #include "vhost/backend/vu_server.h"
+#include "guest_ring.h"
 #include "vu_peer.h"
 
 #define MEM_SIZE (1u << 20)
 #define UA 0x700000000000ULL   /* the front-end's address of guest address 0 */
 #define QSIZE 16
 #define PFEAT VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)
-/* What cvmm --net-backend offers (vhost/backend/net_backend.c). */
+/* What cvmm --net-backend offers (net_devtype, devices/net/net_opts.c). */
 #define NET_PROTO (VU_BIT(VHOST_USER_PROTOCOL_F_MQ) | VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
 		   VU_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) | VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG) | \
 		   VU_BIT(VHOST_USER_PROTOCOL_F_STATUS) | VU_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) | \
@@ -38,7 +39,7 @@ static pthread_t srv_thread;
 static int fe = -1, stop_fd = -1, host = -1, memfd = -1;
 static int kick[2], call[2];
 static uint8_t *guest;
-static uint16_t avail_idx[2], next_desc[2];
+static struct guest_ring ring[2];
 
 static void *serve(void *arg)
 {
@@ -75,7 +76,7 @@ static void setup(void)
 	for (unsigned q = 0; q < 2; q++) {
 		kick[q] = vu_peer_eventfd();
 		call[q] = vu_peer_eventfd();
-		avail_idx[q] = next_desc[q] = 0;
+		guest_ring_init(&ring[q], guest, QSIZE, ring_gpa(q), ring_gpa(q) + 0x1000, ring_gpa(q) + 0x2000);
 	}
 }
 
@@ -144,32 +145,21 @@ static void bring_up(uint64_t features)
 /* One single-buffer chain on ring q, then a kick. */
 static void post(unsigned q, uint64_t gpa, uint32_t len, bool writable)
 {
-	struct virtq_desc *desc = (struct virtq_desc *)(guest + ring_gpa(q));
-	struct virtq_avail *avail = (struct virtq_avail *)(guest + ring_gpa(q) + 0x1000);
-	uint16_t d = next_desc[q]++ % QSIZE;
+	struct guest_buf b = { gpa, len, writable };
 	uint64_t one = 1;
 
-	desc[d] = (struct virtq_desc){ gpa, len, writable ? VIRTQ_DESC_F_WRITE : 0, 0 };
-	avail->ring[avail_idx[q] % QSIZE] = d;
-	__atomic_store_n(&avail->idx, ++avail_idx[q], __ATOMIC_RELEASE);
+	guest_ring_post(&ring[q], &b, 1);
 	ck_assert_int_eq(write(kick[q], &one, 8), 8);
 }
 
 static uint16_t used_idx(unsigned q)
 {
-	struct virtq_used *u = (struct virtq_used *)(guest + ring_gpa(q) + 0x2000);
-
-	return __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
+	return guest_ring_used_idx(&ring[q]);
 }
 
 static bool wait_used(unsigned q, uint16_t want)
 {
-	for (int i = 0; i < 400; i++) {
-		if (used_idx(q) == want)
-			return true;
-		usleep(5000);
-	}
-	return false;
+	return guest_ring_wait_used(&ring[q], want, 2000);
 }
 
 START_TEST(features_and_config)
@@ -233,20 +223,42 @@ START_TEST(pending_frame_survives_ring_stop)
 {
 	struct vu_vring_state st = { 0, 0 };
 	struct vu_peer_reply rep;
+	struct virtq_used *used = (struct virtq_used *)(guest + ring_gpa(0) + 0x2000);
+	struct virtio_net_hdr h;
 	uint8_t frame[12 + 600] = { 0 };
+	uint64_t v = 0;
 
+	memset(frame + 12, 0x3c, 600);
 	bring_up(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
 	/* One 256-byte buffer cannot hold the frame: it waits, the chain is
 	 * held back... */
 	post(0, RX_BUF, 256, true);
 	ck_assert_int_eq(send(host, frame, sizeof(frame), 0), (ssize_t)sizeof(frame));
-	usleep(100000);
+	for (int i = 0; i < 400 && __atomic_load_n(&net.pairs[0].nslots, __ATOMIC_ACQUIRE) != 1; i++)
+		usleep(5000);
+	ck_assert_uint_eq(__atomic_load_n(&net.pairs[0].nslots, __ATOMIC_ACQUIRE), 1);
 	ck_assert_uint_eq(used_idx(0), 0);
 	/* ...and given back when the front-end stops the ring: the base it is
 	 * told lets a restarted ring offer that buffer again. */
 	ck_assert_int_eq(vu_peer_get(fe, VHOST_USER_GET_VRING_BASE, &st, 8, &rep), 0);
 	memcpy(&st, rep.payload, 8);
 	ck_assert_uint_eq(st.num, 0);
+	/* The frame survived the stop: restarted at that base, with one more
+	 * buffer, the ring gets it whole, in the returned buffer first. */
+	ok(VHOST_USER_SET_VRING_BASE, &st, 8, NULL, 0);
+	ok(VHOST_USER_SET_VRING_KICK, &v, 8, &kick[0], 1);
+	post(0, RX_BUF + 0x1000, 1526, true);
+	ck_assert(wait_used(0, 2));
+	ck_assert_uint_eq(used->ring[0].id, 0);
+	ck_assert_uint_eq(used->ring[0].len, 256);
+	ck_assert_uint_eq(used->ring[1].id, 1);
+	ck_assert_uint_eq(used->ring[1].len, sizeof(frame) - 256);
+	memcpy(&h, guest + RX_BUF, sizeof(h));
+	ck_assert_uint_eq(h.num_buffers, 2);
+	for (unsigned i = 12; i < 256; i++)
+		ck_assert_uint_eq(guest[RX_BUF + i], 0x3c);
+	for (unsigned i = 0; i < sizeof(frame) - 256; i++)
+		ck_assert_uint_eq(guest[RX_BUF + 0x1000 + i], 0x3c);
 }
 END_TEST
 
@@ -257,7 +269,7 @@ START_TEST(session_end_resets)
 	close(fe);
 	pthread_join(srv_thread, NULL);
 	ck_assert_uint_eq(net.vdev.features, 0);
-	ck_assert(!net.pairs[0].rx_started && !net.pairs[0].tx_started);
+	ck_assert(!vdev_queue_started(&net.vdev, 0) && !vdev_queue_started(&net.vdev, 1));
 	/* The fixture's teardown closes fe and joins again: give it a live pair. */
 	{
 		int sv[2];

@@ -13,6 +13,7 @@
 
 #include "cvmm/virtio_blk.h"
 #include "check_run.h"
+#include "guest_ring.h"
 
 #define T_MEM_SIZE (1u << 20)
 #define T_QSIZE 64
@@ -29,17 +30,11 @@ struct t_env {
 	struct gmem mem;
 	struct blk_dev blk;
 	char path[64];
-	uint16_t avail_idx, used_seen;
+	struct guest_ring ring;    /* queue 0, as the driver sees it */
 	unsigned config_changes;
 };
 
 static struct t_env *env;
-
-struct t_buf {
-	uint64_t gpa;
-	uint32_t len;
-	bool writable;
-};
 
 static void *t_ptr(uint64_t gpa)
 {
@@ -68,7 +63,7 @@ static void t_open(bool readonly, bool create, bool direct)
 	env->blk.vdev.mem = &env->mem;
 	env->blk.vdev.host = env;
 	env->blk.vdev.host_config_changed = t_config_changed;
-	ck_assert_int_eq(env->blk.vdev.ops->set_features(&env->blk.vdev, env->blk.vdev.host_features), 0);
+	ck_assert_int_eq(vdev_set_features(&env->blk.vdev, env->blk.vdev.host_features), 0);
 	vq = &env->blk.vqs[0];
 	ck_assert_int_eq(virtq_setup(vq, &env->mem, T_QSIZE, T_DESC, T_AVAIL, T_USED), 0);
 	vq->event_idx = true;
@@ -86,6 +81,7 @@ static void t_setup(void)
 	r.hva = env->mem_buf;
 	gmem_init(&env->mem);
 	ck_assert_int_eq(gmem_add(&env->mem, &r), 0);
+	guest_ring_init(&env->ring, env->mem_buf, T_QSIZE, T_DESC, T_AVAIL, T_USED);
 	/* /var/tmp: on disk, where O_DIRECT works (tmpfs /tmp may refuse it). */
 	strcpy(env->path, "/var/tmp/cvmm-blk-test-XXXXXX");
 	t_open(false, true, false);
@@ -101,20 +97,9 @@ static void t_teardown(void)
 }
 
 /* Puts a chain of buffers on the ring (descriptors from index 0). */
-static void t_submit(const struct t_buf *bufs, unsigned n)
+static void t_submit(const struct guest_buf *bufs, unsigned n)
 {
-	struct virtq_desc *desc = t_ptr(T_DESC);
-	struct virtq_avail *avail = t_ptr(T_AVAIL);
-
-	for (unsigned i = 0; i < n; i++) {
-		desc[i].addr = bufs[i].gpa;
-		desc[i].len = bufs[i].len;
-		desc[i].flags = (uint16_t)((bufs[i].writable ? VIRTQ_DESC_F_WRITE : 0) |
-					   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-		desc[i].next = (uint16_t)(i + 1);
-	}
-	avail->ring[env->avail_idx % T_QSIZE] = 0;
-	__atomic_store_n(&avail->idx, ++env->avail_idx, __ATOMIC_RELEASE);
+	guest_ring_post_at(&env->ring, 0, bufs, n);
 }
 
 /* Serves the ring and returns the used length of the one completed chain. */
@@ -123,8 +108,8 @@ static uint32_t t_run(void)
 	struct virtq_used *used = t_ptr(T_USED);
 
 	ck_assert_uint_eq(blk_dev_process_queue(&env->blk, 0), 1);
-	ck_assert_uint_eq(used->idx, (uint16_t)(env->used_seen + 1));
-	return used->ring[env->used_seen++ % T_QSIZE].len;
+	ck_assert_uint_eq(used->idx, (uint16_t)(env->ring.used_seen + 1));
+	return used->ring[env->ring.used_seen++ % T_QSIZE].len;
 }
 
 static void t_hdr(uint32_t type, uint64_t sector)
@@ -144,7 +129,7 @@ static uint8_t t_status(void)
 /* A plain request: header, one data buffer, status. */
 static uint32_t t_request(uint32_t type, uint64_t sector, uint64_t data_gpa, uint32_t len, bool data_writable)
 {
-	struct t_buf bufs[3] = {
+	struct guest_buf bufs[3] = {
 		{ T_HDR, sizeof(struct virtio_blk_outhdr), false },
 		{ data_gpa, len, data_writable },
 		{ T_STATUS, 1, true },
@@ -199,14 +184,14 @@ END_TEST
  * status byte sharing the last data buffer: no framing is assumed. */
 START_TEST(any_framing)
 {
-	struct t_buf out[] = {
+	struct guest_buf out[] = {
 		{ T_HDR, 5, false },
 		{ T_HDR + 5, 11, false },
 		{ T_DATA, 512, false },
 		{ T_DATA + 0x2000, 1024, false },
 		{ T_STATUS, 1, true },
 	};
-	struct t_buf in[] = {
+	struct guest_buf in[] = {
 		{ T_HDR, 16, false },
 		{ T_DATA + 0x8000, 1000, true },
 		{ T_DATA + 0x9000, 537, true }, /* 536 data bytes + status */
@@ -251,7 +236,7 @@ END_TEST
 static uint32_t t_dz(uint32_t type, const struct virtio_blk_discard_write_zeroes *segs, unsigned n)
 {
 	memcpy(t_ptr(T_HDR + 0x100), segs, n * sizeof(*segs));
-	struct t_buf bufs[3] = {
+	struct guest_buf bufs[3] = {
 		{ T_HDR, 16, false },
 		{ T_HDR + 0x100, (uint32_t)(n * sizeof(*segs)), false },
 		{ T_STATUS, 1, true },
@@ -302,7 +287,7 @@ START_TEST(discard_and_write_zeroes)
 	ck_assert_mem_eq(img, t_ptr(T_DATA + 24 * 512), 4096);
 	memcpy(t_ptr(T_HDR + 0x100), seg, sizeof(seg));
 	{
-		struct t_buf bufs[3] = {
+		struct guest_buf bufs[3] = {
 			{ T_HDR, 16, false }, { T_HDR + 0x100, 20, false }, { T_STATUS, 1, true },
 		};
 
@@ -335,7 +320,7 @@ END_TEST
 START_TEST(direct_io)
 {
 	uint8_t img[8192];
-	struct t_buf odd[3] = {
+	struct guest_buf odd[3] = {
 		{ T_HDR, 16, false }, { T_DATA + 0x30001, 4096, true }, { T_STATUS, 1, true },
 	};
 
@@ -388,10 +373,10 @@ END_TEST
 
 START_TEST(malformed_requests)
 {
-	struct t_buf short_hdr[] = { { T_HDR, 8, false }, { T_STATUS, 1, true } };
-	struct t_buf no_status[] = { { T_HDR, 16, false }, { T_DATA, 512, false } };
-	struct t_buf hdr_only[] = { { T_HDR, 16, false } };
-	struct t_buf writable_hdr[] = { { T_HDR, 16, true } };
+	struct guest_buf short_hdr[] = { { T_HDR, 8, false }, { T_STATUS, 1, true } };
+	struct guest_buf no_status[] = { { T_HDR, 16, false }, { T_DATA, 512, false } };
+	struct guest_buf hdr_only[] = { { T_HDR, 16, false } };
+	struct guest_buf writable_hdr[] = { { T_HDR, 16, true } };
 
 	t_hdr(VIRTIO_BLK_T_IN, 0);
 	*(uint8_t *)t_ptr(T_STATUS) = 0xff;
@@ -427,7 +412,7 @@ END_TEST
 /* A buffer outside guest memory breaks the ring: nothing is touched. */
 START_TEST(buffer_outside_memory)
 {
-	struct t_buf bufs[] = {
+	struct guest_buf bufs[] = {
 		{ T_HDR, 16, false }, { T_MEM_SIZE - 256, 512, true }, { T_STATUS, 1, true },
 	};
 	struct virtq_used *used = t_ptr(T_USED);
@@ -514,9 +499,9 @@ START_TEST(many_in_flight)
 						       (uint16_t)(3 * i + 2) };
 		desc[3 * i + 2] = (struct virtq_desc){ T_STATUS + i, 1, VIRTQ_DESC_F_WRITE, 0 };
 		*(uint8_t *)t_ptr(T_STATUS + i) = 0xff;
-		avail->ring[env->avail_idx++ % T_QSIZE] = (uint16_t)(3 * i);
+		avail->ring[env->ring.avail_idx++ % T_QSIZE] = (uint16_t)(3 * i);
 	}
-	__atomic_store_n(&avail->idx, env->avail_idx, __ATOMIC_RELEASE);
+	__atomic_store_n(&avail->idx, env->ring.avail_idx, __ATOMIC_RELEASE);
 	ck_assert_uint_eq(blk_dev_process_queue(&env->blk, 0), n);
 	ck_assert_uint_eq(used->idx, n);
 	for (unsigned i = 0; i < n; i++) {
@@ -526,15 +511,15 @@ START_TEST(many_in_flight)
 		t_image_read(4096 * i, img, sizeof(img));
 		ck_assert_mem_eq(img, t_ptr(T_DATA + 4096 * i), sizeof(img));
 	}
-	env->used_seen = (uint16_t)n;
+	env->ring.used_seen = (uint16_t)n;
 	/* and read them all back into fresh buffers */
 	for (unsigned i = 0; i < n; i++) {
 		((struct virtio_blk_outhdr *)t_ptr(T_HDR + 16 * i))->type = VIRTIO_BLK_T_IN;
 		desc[3 * i + 1] = (struct virtq_desc){ T_DATA + 0x20000 + 4096 * i, 4096,
 						       VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, (uint16_t)(3 * i + 2) };
-		avail->ring[env->avail_idx++ % T_QSIZE] = (uint16_t)(3 * i);
+		avail->ring[env->ring.avail_idx++ % T_QSIZE] = (uint16_t)(3 * i);
 	}
-	__atomic_store_n(&avail->idx, env->avail_idx, __ATOMIC_RELEASE);
+	__atomic_store_n(&avail->idx, env->ring.avail_idx, __ATOMIC_RELEASE);
 	ck_assert_uint_eq(blk_dev_process_queue(&env->blk, 0), n);
 	ck_assert_uint_eq(used->idx, 2 * n);
 	for (unsigned i = 0; i < n; i++) {
@@ -551,7 +536,7 @@ START_TEST(worker_serves_kicks)
 {
 	struct virtq *vq = &env->blk.vqs[0];
 	struct virtq_used *used = t_ptr(T_USED);
-	struct t_buf bufs[3] = {
+	struct guest_buf bufs[3] = {
 		{ T_HDR, 16, false }, { T_DATA, 4096, false }, { T_STATUS, 1, true },
 	};
 	struct pollfd pfd;
@@ -559,7 +544,7 @@ START_TEST(worker_serves_kicks)
 
 	vq->kick_fd = eventfd(0, EFD_CLOEXEC);
 	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ck_assert_int_eq(env->blk.vdev.ops->queue_start(&env->blk.vdev, 0), 0);
+	ck_assert_int_eq(vdev_queue_start(&env->blk.vdev, 0), 0);
 	t_fill(T_DATA, 4096, 11);
 	t_hdr(VIRTIO_BLK_T_OUT, 40);
 	t_submit(bufs, 3);
@@ -570,7 +555,7 @@ START_TEST(worker_serves_kicks)
 	ck_assert_uint_eq(used->idx, 1);
 	ck_assert_int_eq(read(vq->call_fd, &cnt, sizeof(cnt)), sizeof(cnt));
 	ck_assert_uint_eq(t_status(), VIRTIO_BLK_S_OK);
-	env->blk.vdev.ops->queue_stop(&env->blk.vdev, 0);
+	vdev_queue_stop(&env->blk.vdev, 0);
 	close(vq->kick_fd);
 	close(vq->call_fd);
 	vq->kick_fd = vq->call_fd = -1;

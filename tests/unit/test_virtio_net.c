@@ -16,6 +16,7 @@
 #include "cvmm/log.h"
 #include "cvmm/virtio_net.h"
 #include "check_run.h"
+#include "guest_ring.h"
 
 #define T_MEM_SIZE (1u << 20)
 #define T_QSIZE 16
@@ -29,23 +30,12 @@
 #define T_RX_BUF 0x10000   /* RX buffer i at T_RX_BUF + i * 0x1000 */
 #define T_TX_BUF 0x40000
 
-struct t_ring {
-	uint64_t desc, avail, used;
-	uint16_t next_desc, avail_idx, used_seen;
-};
-
 struct t_env {
 	uint8_t *mem_buf;
 	struct gmem mem;
 	struct net_dev net;
 	int peer;                 /* our end of the socketpair: the "host stack" */
-	struct t_ring rx, tx;
-};
-
-struct t_buf {
-	uint64_t gpa;
-	uint32_t len;
-	bool writable;
+	struct guest_ring rx, tx;
 };
 
 static struct t_env *env;
@@ -71,10 +61,10 @@ static void t_open(uint64_t drop, uint16_t qsize)
 	cfg.mtu = 1500;
 	ck_assert_int_eq(net_dev_init(&env->net, &cfg), 0);
 	env->net.vdev.mem = &env->mem;
-	ck_assert_int_eq(env->net.vdev.ops->set_features(&env->net.vdev,
+	ck_assert_int_eq(vdev_set_features(&env->net.vdev,
 							 env->net.vdev.host_features & ~drop), 0);
-	env->rx = (struct t_ring){ T_RX_DESC, T_RX_AVAIL, T_RX_USED, 0, 0, 0 };
-	env->tx = (struct t_ring){ T_TX_DESC, T_TX_AVAIL, T_TX_USED, 0, 0, 0 };
+	guest_ring_init(&env->rx, env->mem_buf, qsize, T_RX_DESC, T_RX_AVAIL, T_RX_USED);
+	guest_ring_init(&env->tx, env->mem_buf, qsize, T_TX_DESC, T_TX_AVAIL, T_TX_USED);
 	ck_assert_int_eq(virtq_setup(&env->net.vqs[0], &env->mem, qsize, T_RX_DESC, T_RX_AVAIL, T_RX_USED), 0);
 	ck_assert_int_eq(virtq_setup(&env->net.vqs[1], &env->mem, qsize, T_TX_DESC, T_TX_AVAIL, T_TX_USED), 0);
 	for (unsigned i = 0; i < 2; i++) {
@@ -108,48 +98,14 @@ static void t_teardown(void)
 	free(env);
 }
 
-/* Puts one chain on a ring; returns its head. */
-static uint16_t t_post(struct t_ring *r, uint16_t qsize, const struct t_buf *bufs, unsigned n)
-{
-	struct virtq_desc *desc = t_ptr(r->desc);
-	struct virtq_avail *avail = t_ptr(r->avail);
-	uint16_t head = r->next_desc;
-
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t d = (uint16_t)((head + i) % qsize);
-
-		desc[d].addr = bufs[i].gpa;
-		desc[d].len = bufs[i].len;
-		desc[d].flags = (uint16_t)((bufs[i].writable ? VIRTQ_DESC_F_WRITE : 0) |
-					   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-		desc[d].next = (uint16_t)((d + 1) % qsize);
-	}
-	r->next_desc = (uint16_t)((head + n) % qsize);
-	avail->ring[r->avail_idx % qsize] = head;
-	__atomic_store_n(&avail->idx, ++r->avail_idx, __ATOMIC_RELEASE);
-	return head;
-}
-
 /* Posts count RX buffers of len bytes each, one per chain. */
-static void t_post_rx(unsigned first, unsigned count, uint32_t len, uint16_t qsize)
+static void t_post_rx(unsigned first, unsigned count, uint32_t len)
 {
 	for (unsigned i = first; i < first + count; i++) {
-		struct t_buf b = { T_RX_BUF + i * 0x1000, len, true };
+		struct guest_buf b = { T_RX_BUF + i * 0x1000, len, true };
 
-		t_post(&env->rx, qsize, &b, 1);
+		guest_ring_post(&env->rx, &b, 1);
 	}
-}
-
-static uint16_t t_used_idx(const struct t_ring *r)
-{
-	return __atomic_load_n(&((struct virtq_used *)t_ptr(r->used))->idx, __ATOMIC_ACQUIRE);
-}
-
-static struct virtq_used_elem t_used(struct t_ring *r, uint16_t qsize)
-{
-	struct virtq_used *u = t_ptr(r->used);
-
-	return u->ring[r->used_seen++ % qsize];
 }
 
 /* Sends a frame from the "host": header (num_buffers garbage) + payload. */
@@ -263,7 +219,7 @@ START_TEST(config_space)
 	ck_assert_uint_eq(c.max_virtqueue_pairs, 1);
 	ck_assert_uint_eq(c.mtu, 1500);
 	/* A feature not offered is refused. */
-	ck_assert_int_eq(env->net.vdev.ops->set_features(&env->net.vdev,
+	ck_assert_int_eq(vdev_set_features(&env->net.vdev,
 							 VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ)), -EINVAL);
 }
 END_TEST
@@ -306,8 +262,8 @@ START_TEST(two_pairs)
 	n.vdev.ops->read_config(&n.vdev, 0, &c, sizeof(c));
 	ck_assert_uint_eq(c.max_virtqueue_pairs, 2);
 	/* Queue 3 is pair 1's TX queue; not set up, it cannot start. */
-	ck_assert_int_eq(n.vdev.ops->queue_start(&n.vdev, 3), -EINVAL);
-	ck_assert_int_eq(n.vdev.ops->queue_start(&n.vdev, 4), -EINVAL);
+	ck_assert_int_eq(vdev_queue_start(&n.vdev, 3), -EINVAL);
+	ck_assert_int_eq(vdev_queue_start(&n.vdev, 4), -EINVAL);
 	net_dev_destroy(&n);
 	close(a[1]);
 	close(b[1]);
@@ -318,7 +274,7 @@ START_TEST(tx_frames)
 {
 	struct virtio_net_hdr *h = t_ptr(T_TX_BUF);
 	uint8_t got[256];
-	struct t_buf split[3] = {
+	struct guest_buf split[3] = {
 		{ T_TX_BUF, 6, false },            /* the header across two buffers */
 		{ T_TX_BUF + 6, 6, false },
 		{ T_TX_BUF + 12, 100, false },
@@ -328,13 +284,13 @@ START_TEST(tx_frames)
 	memset(h, 0, sizeof(*h));
 	for (unsigned i = 0; i < 100; i++)
 		((uint8_t *)t_ptr(T_TX_BUF + 12))[i] = (uint8_t)i;
-	t_post(&env->tx, T_QSIZE, split, 3);
+	guest_ring_post(&env->tx, split, 3);
 	ck_assert_int_eq(net_dev_tx_process(&env->net, 0), 1);
 	ck_assert_int_eq(recv(env->peer, got, sizeof(got), 0), 112);
 	for (unsigned i = 0; i < 100; i++)
 		ck_assert_uint_eq(got[12 + i], i);
-	ck_assert_uint_eq(t_used_idx(&env->tx), 1);
-	ck_assert_uint_eq(t_used(&env->tx, T_QSIZE).len, 0);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->tx), 1);
+	ck_assert_uint_eq(guest_ring_next_used(&env->tx).len, 0);
 	ck_assert_uint_eq(env->net.pairs[0].tx_packets, 1);
 	ck_assert_uint_eq(env->net.pairs[0].tx_bytes, 100);
 
@@ -344,20 +300,20 @@ START_TEST(tx_frames)
 	h->csum_offset = 16;
 	h->gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN;
 	h->gso_size = 1000;
-	t_post(&env->tx, T_QSIZE, split, 3);
+	guest_ring_post(&env->tx, split, 3);
 	/* Too short to hold a header. */
-	t_post(&env->tx, T_QSIZE, split, 1);
+	guest_ring_post(&env->tx, split, 1);
 	ck_assert_int_eq(net_dev_tx_process(&env->net, 0), 2);
 	ck_assert_int_eq(recv(env->peer, got, sizeof(got), MSG_DONTWAIT), -1);
 	ck_assert_int_eq(errno, EAGAIN);
-	ck_assert_uint_eq(t_used_idx(&env->tx), 3);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->tx), 3);
 	ck_assert_uint_eq(env->net.pairs[0].tx_errors, 2);
 }
 END_TEST
 
 START_TEST(tx_full_tap_never_blocks)
 {
-	struct t_buf one = { T_TX_BUF, 12 + 64, false };
+	struct guest_buf one = { T_TX_BUF, 12 + 64, false };
 	unsigned posted = 0;
 
 	t_open(0, T_QSIZE);
@@ -366,13 +322,13 @@ START_TEST(tx_full_tap_never_blocks)
 	 * and counted, and the worker goes on. */
 	for (unsigned round = 0; round < 200 && !env->net.pairs[0].tx_errors; round++) {
 		for (unsigned i = 0; i < T_QSIZE; i++)
-			t_post(&env->tx, T_QSIZE, &one, 1);
+			guest_ring_post(&env->tx, &one, 1);
 		posted += T_QSIZE;
 		ck_assert_int_eq(net_dev_tx_process(&env->net, 0), T_QSIZE);
 	}
 	ck_assert_uint_gt(env->net.pairs[0].tx_errors, 0);
 	ck_assert_uint_eq(env->net.pairs[0].tx_packets + env->net.pairs[0].tx_errors, posted);
-	ck_assert_uint_eq(t_used_idx(&env->tx), (uint16_t)posted);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->tx), (uint16_t)posted);
 }
 END_TEST
 
@@ -381,7 +337,7 @@ START_TEST(tx_offload_header_passes)
 	struct virtio_net_hdr *h = t_ptr(T_TX_BUF);
 	struct virtio_net_hdr got;
 	uint8_t buf[2048];
-	struct t_buf one = { T_TX_BUF, 12 + 1000, false };
+	struct guest_buf one = { T_TX_BUF, 12 + 1000, false };
 
 	t_open(0, T_QSIZE);
 	memset(h, 0, sizeof(*h));
@@ -391,7 +347,7 @@ START_TEST(tx_offload_header_passes)
 	h->hdr_len = 54;
 	h->csum_start = 34;
 	h->csum_offset = 16;
-	t_post(&env->tx, T_QSIZE, &one, 1);
+	guest_ring_post(&env->tx, &one, 1);
 	ck_assert_int_eq(net_dev_tx_process(&env->net, 0), 1);
 	ck_assert_int_eq(recv(env->peer, buf, sizeof(buf), 0), 1012);
 	memcpy(&got, buf, sizeof(got));
@@ -407,18 +363,18 @@ START_TEST(rx_one_chain_per_frame)
 	struct virtq_used_elem e;
 
 	t_open(t_no_mrg, T_QSIZE);
-	t_post_rx(0, 2, 1526, T_QSIZE);
+	t_post_rx(0, 2, 1526);
 	t_host_send(100, 1);
 	t_host_send(1514, 2);
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 2);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 2);
-	e = t_used(&env->rx, T_QSIZE);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);
+	e = guest_ring_next_used(&env->rx);
 	ck_assert_uint_eq(e.id, 0);
 	ck_assert_uint_eq(e.len, 112);
 	memcpy(&h, t_ptr(T_RX_BUF), sizeof(h));
 	ck_assert_uint_eq(h.num_buffers, 1);
 	t_check_payload(t_ptr(T_RX_BUF + 12), 0, 100, 1);
-	e = t_used(&env->rx, T_QSIZE);
+	e = guest_ring_next_used(&env->rx);
 	ck_assert_uint_eq(e.len, 1526);
 	t_check_payload(t_ptr(T_RX_BUF + 0x1000 + 12), 0, 1514, 2);
 	ck_assert_uint_eq(env->net.pairs[0].rx_packets, 2);
@@ -432,14 +388,14 @@ START_TEST(rx_mergeable)
 	uint32_t lens[3] = { 256, 256, 612 - 512 };
 
 	t_open(0, T_QSIZE);
-	t_post_rx(0, 4, 256, T_QSIZE);
+	t_post_rx(0, 4, 256);
 	t_host_send(600, 5);
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 1);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 3);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 3);
 	memcpy(&h, t_ptr(T_RX_BUF), sizeof(h));
 	ck_assert_uint_eq(h.num_buffers, 3);
 	for (unsigned i = 0; i < 3; i++) {
-		e = t_used(&env->rx, T_QSIZE);
+		e = guest_ring_next_used(&env->rx);
 		ck_assert_uint_eq(e.id, i);
 		ck_assert_uint_eq(e.len, lens[i]);
 	}
@@ -449,7 +405,7 @@ START_TEST(rx_mergeable)
 	/* The fourth buffer is still the driver's for the next frame. */
 	t_host_send(10, 6);
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 1);
-	e = t_used(&env->rx, T_QSIZE);
+	e = guest_ring_next_used(&env->rx);
 	ck_assert_uint_eq(e.id, 3);
 	ck_assert_uint_eq(e.len, 22);
 	memcpy(&h, t_ptr(T_RX_BUF + 0x3000), sizeof(h));
@@ -462,7 +418,7 @@ START_TEST(rx_oversize_dropped)
 	struct virtq_used_elem e;
 
 	t_open(t_no_mrg, T_QSIZE);
-	t_post_rx(0, 1, 128, T_QSIZE);
+	t_post_rx(0, 1, 128);
 	t_host_send(200, 1);
 	t_host_send(50, 2);
 	/* The first frame cannot fit the chain: dropped and counted; the chain
@@ -470,8 +426,8 @@ START_TEST(rx_oversize_dropped)
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 2);
 	ck_assert_uint_eq(env->net.pairs[0].rx_oversize, 1);
 	ck_assert_uint_eq(env->net.pairs[0].rx_packets, 1);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 1);
-	e = t_used(&env->rx, T_QSIZE);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 1);
+	e = guest_ring_next_used(&env->rx);
 	ck_assert_uint_eq(e.len, 62);
 	t_check_payload(t_ptr(T_RX_BUF + 12), 0, 50, 2);
 }
@@ -481,13 +437,13 @@ START_TEST(rx_mergeable_oversize_dropped)
 {
 	/* A 4-entry ring of 64-byte buffers holds 256 bytes at most. */
 	t_open(0, 4);
-	t_post_rx(0, 4, 64, 4);
+	t_post_rx(0, 4, 64);
 	t_host_send(300, 1);
 	t_host_send(100, 2);
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 2);
 	ck_assert_uint_eq(env->net.pairs[0].rx_oversize, 1);
 	ck_assert_uint_eq(env->net.pairs[0].rx_packets, 1);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 2);   /* 112 bytes in two buffers */
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);   /* 112 bytes in two buffers */
 }
 END_TEST
 
@@ -501,14 +457,14 @@ START_TEST(rx_waits_for_buffers)
 	/* No buffers: nothing read beyond the first frame, nothing dropped. */
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 0);
 	ck_assert_uint_eq(env->net.pairs[0].frame_len, 612);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 0);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 0);
 	/* One buffer is not enough for a frame that fits in three: wait. */
-	t_post_rx(0, 1, 256, T_QSIZE);
+	t_post_rx(0, 1, 256);
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 0);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 0);
-	t_post_rx(1, 3, 256, T_QSIZE);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 0);
+	t_post_rx(1, 3, 256);
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), 2);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 4);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 4);
 	memcpy(&h, t_ptr(T_RX_BUF), sizeof(h));
 	ck_assert_uint_eq(h.num_buffers, 3);
 	t_check_payload(t_ptr(T_RX_BUF + 0x3000 + 12), 0, 40, 2);
@@ -519,13 +475,13 @@ END_TEST
 
 START_TEST(rx_malformed_chain)
 {
-	struct t_buf bad = { T_MEM_SIZE - 16, 64, true };   /* leaves guest memory */
+	struct guest_buf bad = { T_MEM_SIZE - 16, 64, true };   /* leaves guest memory */
 
 	t_open(0, T_QSIZE);
-	t_post(&env->rx, T_QSIZE, &bad, 1);
+	guest_ring_post(&env->rx, &bad, 1);
 	t_host_send(20, 1);
 	ck_assert_int_eq(net_dev_rx_process(&env->net, 0), -EIO);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 0);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 0);
 }
 END_TEST
 
@@ -539,7 +495,7 @@ static bool t_wait_fd(int fd, int ms)
 START_TEST(worker_serves_both_ways)
 {
 	struct virtq *rxq, *txq;
-	struct t_buf one = { T_TX_BUF, 12 + 64, false };
+	struct guest_buf one = { T_TX_BUF, 12 + 64, false };
 	uint8_t got[128];
 	uint64_t one_kick = 1, cnt;
 	struct vdev *dev;
@@ -552,33 +508,40 @@ START_TEST(worker_serves_both_ways)
 	rxq->call_fd = eventfd(0, EFD_NONBLOCK);
 	txq->kick_fd = eventfd(0, EFD_NONBLOCK);
 	txq->call_fd = eventfd(0, EFD_NONBLOCK);
-	ck_assert_int_eq(dev->ops->queue_start(dev, 0), 0);
-	ck_assert_int_eq(dev->ops->queue_start(dev, 1), 0);
+	ck_assert_int_eq(vdev_queue_start(dev, 0), 0);
+	ck_assert_int_eq(vdev_queue_start(dev, 1), 0);
 
 	/* A frame arrives with no buffers: it waits for the RX kick. */
 	t_host_send(300, 9);
 	usleep(50000);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 0);
-	t_post_rx(0, 2, 256, T_QSIZE);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 0);
+	t_post_rx(0, 2, 256);
 	ck_assert_int_eq(write(rxq->kick_fd, &one_kick, 8), 8);
 	ck_assert(t_wait_fd(rxq->call_fd, 2000));
 	ck_assert_int_eq(read(rxq->call_fd, &cnt, 8), 8);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 2);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);
 
 	/* TX: the kick sends the frame to the "tap". */
 	memset(t_ptr(T_TX_BUF), 0, 12);
-	t_post(&env->tx, T_QSIZE, &one, 1);
+	guest_ring_post(&env->tx, &one, 1);
 	ck_assert_int_eq(write(txq->kick_fd, &one_kick, 8), 8);
 	ck_assert(t_wait_fd(env->peer, 2000));
 	ck_assert_int_eq(recv(env->peer, got, sizeof(got), 0), 76);
 
-	/* A buffer stashed while waiting goes back to the ring on stop. */
-	t_post_rx(2, 1, 256, T_QSIZE);
+	/* A buffer stashed while waiting goes back to the ring on stop. The
+	 * worker must have taken it first (it is held, not used), or there
+	 * would be nothing to give back. */
+	t_post_rx(2, 1, 256);
 	t_host_send(400, 3);
-	usleep(50000);
-	dev->ops->queue_stop(dev, 0);
+	for (int i = 0; i < 400 && __atomic_load_n(&env->net.pairs[0].nslots, __ATOMIC_ACQUIRE) != 1; i++)
+		usleep(5000);
+	ck_assert_uint_eq(__atomic_load_n(&env->net.pairs[0].nslots, __ATOMIC_ACQUIRE), 1);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);
+	vdev_queue_stop(dev, 0);
 	ck_assert_uint_eq(rxq->last_avail_idx, 2);
-	dev->ops->queue_stop(dev, 1);
+	ck_assert_uint_eq(env->net.pairs[0].nslots, 0);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);
+	vdev_queue_stop(dev, 1);
 	for (unsigned i = 0; i < 2; i++) {
 		close(env->net.vqs[i].kick_fd);
 		close(env->net.vqs[i].call_fd);
@@ -591,7 +554,7 @@ START_TEST(rx_stash_returned_after_gap)
 {
 	struct vdev *dev;
 	struct virtq *rxq;
-	struct t_buf a = { T_RX_BUF, 256, true }, b = { T_RX_BUF + 0x1000, 64, false };
+	struct guest_buf a = { T_RX_BUF, 256, true }, b = { T_RX_BUF + 0x1000, 64, false };
 
 	t_open(0, T_QSIZE);
 	dev = &env->net.vdev;
@@ -600,20 +563,20 @@ START_TEST(rx_stash_returned_after_gap)
 	rxq->call_fd = eventfd(0, EFD_NONBLOCK);
 	/* A fits part of the frame and is held; B has nothing writable and goes
 	 * straight back: A is no longer the last chain popped. */
-	t_post(&env->rx, T_QSIZE, &a, 1);
-	t_post(&env->rx, T_QSIZE, &b, 1);
-	ck_assert_int_eq(dev->ops->queue_start(dev, 0), 0);
+	guest_ring_post(&env->rx, &a, 1);
+	guest_ring_post(&env->rx, &b, 1);
+	ck_assert_int_eq(vdev_queue_start(dev, 0), 0);
 	t_host_send(600, 1);
-	for (int i = 0; i < 200 && t_used_idx(&env->rx) < 1; i++)
+	for (int i = 0; i < 200 && guest_ring_used_idx(&env->rx) < 1; i++)
 		usleep(5000);
 	usleep(20000);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 1);
-	dev->ops->queue_stop(dev, 0);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 1);
+	vdev_queue_stop(dev, 0);
 	/* Stepping back would hand B out twice: A is returned unused instead. */
 	ck_assert_uint_eq(rxq->last_avail_idx, 2);
-	ck_assert_uint_eq(t_used_idx(&env->rx), 2);
-	ck_assert_uint_eq(t_used(&env->rx, T_QSIZE).id, 1);
-	ck_assert_uint_eq(t_used(&env->rx, T_QSIZE).id, 0);
+	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);
+	ck_assert_uint_eq(guest_ring_next_used(&env->rx).id, 1);
+	ck_assert_uint_eq(guest_ring_next_used(&env->rx).id, 0);
 	close(rxq->kick_fd);
 	close(rxq->call_fd);
 	rxq->kick_fd = rxq->call_fd = -1;
@@ -625,9 +588,9 @@ END_TEST
 START_TEST(control_queue_switches_pairs)
 {
 	struct net_dev_config cfg = { .num_pairs = 2, .queue_size = T_QSIZE };
-	struct t_ring ctl = { 0x7000, 0x8000, 0x9000, 0, 0, 0 };
+	struct guest_ring ctl;
 	uint8_t *cmd = t_ptr(0xa000), *ack = t_ptr(0xa100);
-	struct t_buf bufs[2] = { { 0xa000, 4, false }, { 0xa100, 1, true } };
+	struct guest_buf bufs[2] = { { 0xa000, 4, false }, { 0xa100, 1, true } };
 	static const uint8_t cases[][4] = {
 		{ 4, 0, 2, 0 },  /* MQ VQ_PAIRS_SET 2: ok */
 		{ 4, 0, 3, 0 },  /* more pairs than there are */
@@ -645,6 +608,7 @@ START_TEST(control_queue_switches_pairs)
 		fds[i] = sv[i][0];
 	}
 	cfg.fds = fds;
+	guest_ring_init(&ctl, env->mem_buf, T_QSIZE, 0x7000, 0x8000, 0x9000);
 	ck_assert_int_eq(net_dev_init(&env->net, &cfg), 0);
 	ck_assert(!(env->net.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ)));
 	ck_assert_int_eq(net_dev_enable_ctrl(&env->net), 0);
@@ -653,18 +617,18 @@ START_TEST(control_queue_switches_pairs)
 	ck_assert(env->net.vdev.host_features & VIRTIO_BIT(VIRTIO_NET_F_MQ));
 	ck_assert_uint_eq(env->net.active_pairs, 1);
 	env->net.vdev.mem = &env->mem;
-	ck_assert_int_eq(env->net.vdev.ops->set_features(&env->net.vdev, env->net.vdev.host_features), 0);
+	ck_assert_int_eq(vdev_set_features(&env->net.vdev, env->net.vdev.host_features), 0);
 	vq = &env->net.vqs[4];
 	ck_assert_int_eq(virtq_setup(vq, &env->mem, T_QSIZE, ctl.desc, ctl.avail, ctl.used), 0);
 	vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ck_assert_int_eq(env->net.vdev.ops->queue_start(&env->net.vdev, 4), 0);
+	ck_assert_int_eq(vdev_queue_start(&env->net.vdev, 4), 0);
 	for (unsigned i = 0; i < sizeof(want); i++) {
 		struct virtq_used *used = t_ptr(ctl.used);
 
 		memcpy(cmd, cases[i], 4);
 		*ack = 0xff;
-		t_post(&ctl, T_QSIZE, bufs, 2);
+		guest_ring_post(&ctl, bufs, 2);
 		cnt = 1;
 		ck_assert_int_eq(write(vq->kick_fd, &cnt, sizeof(cnt)), sizeof(cnt));
 		pfd = (struct pollfd){ .fd = vq->call_fd, .events = POLLIN };
@@ -676,9 +640,9 @@ START_TEST(control_queue_switches_pairs)
 		(void)!read(vq->call_fd, &cnt, sizeof(cnt));
 	}
 	ck_assert_uint_eq(env->net.active_pairs, 2);
-	env->net.vdev.ops->reset(&env->net.vdev);
+	vdev_reset(&env->net.vdev);
 	ck_assert_uint_eq(env->net.active_pairs, 1);
-	env->net.vdev.ops->queue_stop(&env->net.vdev, 4);
+	vdev_queue_stop(&env->net.vdev, 4);
 	close(vq->kick_fd);
 	close(vq->call_fd);
 	close(sv[0][1]);

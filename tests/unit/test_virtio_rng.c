@@ -12,6 +12,7 @@
 #include "cvmm/virtio_mmio.h"
 #include "cvmm/virtio_rng.h"
 #include "check_run.h"
+#include "guest_ring.h"
 
 #define TR_MEM 0x40000
 #define TR_DESC 0x1000
@@ -24,6 +25,7 @@ struct tr {
 	struct gmem mem;
 	struct rng_dev rng;
 	struct vmmio m;
+	struct guest_ring ring;
 };
 
 static struct tr *tr_new(const char *src)
@@ -35,6 +37,7 @@ static struct tr *tr_new(const char *src)
 	r.hva = t->buf;
 	gmem_init(&t->mem);
 	ck_assert_int_eq(gmem_add(&t->mem, &r), 0);
+	guest_ring_init(&t->ring, t->buf, 16, TR_DESC, TR_AVAIL, TR_USED);
 	ck_assert_int_eq(rng_dev_init(&t->rng, src), 0);
 	t->rng.vdev.mem = &t->mem;
 	ck_assert_int_eq(vmmio_init(&t->m, &t->rng.vdev, 0xd0000000, 5), 0);
@@ -67,22 +70,17 @@ static void tr_free(struct tr *t)
  * for the used entry; returns the length the device reported. */
 static uint32_t tr_request(struct tr *t, uint32_t len1, uint32_t len2)
 {
-	struct virtq_desc *d = (struct virtq_desc *)(t->buf + TR_DESC);
-	struct virtq_avail *a = (struct virtq_avail *)(t->buf + TR_AVAIL);
-	struct virtq_used *u = (struct virtq_used *)(t->buf + TR_USED);
+	struct guest_buf b[2] = { { TR_BUF, len1, true }, { TR_BUF + len1, len2, true } };
 	struct pollfd pfd = { .fd = t->rng.vq.call_fd, .events = POLLIN };
-	uint16_t before = u->idx;
+	uint16_t before = guest_ring_used_idx(&t->ring);
 	uint64_t cnt;
 
-	d[0] = (struct virtq_desc){ TR_BUF, len1, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1 };
-	d[1] = (struct virtq_desc){ TR_BUF + len1, len2, VIRTQ_DESC_F_WRITE, 0 };
-	a->ring[a->idx % 16] = 0;
-	__atomic_store_n(&a->idx, a->idx + 1, __ATOMIC_RELEASE);
+	guest_ring_post_at(&t->ring, 0, b, 2);
 	vmmio_write(&t->m, 0x050, 4, 0);
 	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
 	ck_assert_int_eq(read(pfd.fd, &cnt, sizeof(cnt)), 8);
-	ck_assert_uint_eq(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), (uint16_t)(before + 1));
-	return u->ring[before % 16].len;
+	ck_assert_uint_eq(guest_ring_used_idx(&t->ring), (uint16_t)(before + 1));
+	return guest_ring_next_used(&t->ring).len;
 }
 
 START_TEST(fills_buffers_with_random_bytes)

@@ -18,6 +18,7 @@
 
 #include "cvmm/virtio_vsock.h"
 #include "check_run.h"
+#include "guest_ring.h"
 
 #define T_MEM (4u << 20)
 #define T_QSIZE 64
@@ -28,8 +29,8 @@
 #define T_CID 9
 
 struct t_vq {
-	uint16_t avail_idx, used_seen;
-	unsigned posted;
+	struct guest_ring ring;   /* the driver's side */
+	unsigned posted;          /* buffers given so far (picks the next slot) */
 };
 
 struct t_env {
@@ -49,17 +50,7 @@ static void *t_ptr(uint64_t gpa)
 
 static struct virtq_desc *t_desc(unsigned q)
 {
-	return t_ptr(T_QBASE(q));
-}
-
-static struct virtq_avail *t_avail(unsigned q)
-{
-	return t_ptr(T_QBASE(q) + 0x1000);
-}
-
-static struct virtq_used *t_used(unsigned q)
-{
-	return t_ptr(T_QBASE(q) + 0x2000);
+	return guest_ring_desc(&env->q[q].ring);
 }
 
 static void t_kick(unsigned q)
@@ -71,10 +62,7 @@ static void t_kick(unsigned q)
 
 static void t_publish(unsigned q, uint16_t head)
 {
-	struct virtq_avail *a = t_avail(q);
-
-	a->ring[env->q[q].avail_idx % T_QSIZE] = head;
-	__atomic_store_n(&a->idx, ++env->q[q].avail_idx, __ATOMIC_RELEASE);
+	guest_ring_publish(&env->q[q].ring, head);
 	t_kick(q);
 }
 
@@ -82,29 +70,15 @@ static void t_publish(unsigned q, uint16_t head)
  * its used element, or fails the test. */
 static struct virtq_used_elem t_wait_used(unsigned q)
 {
-	struct virtq_used *u = t_used(q);
-	struct timespec ms = { 0, 1000000 };
-
-	for (int i = 0; i < 3000; i++) {
-		if (__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE) != env->q[q].used_seen)
-			return u->ring[env->q[q].used_seen++ % T_QSIZE];
-		nanosleep(&ms, NULL);
-	}
-	ck_abort_msg("queue %u: nothing used in 3 s", q);
-	return (struct virtq_used_elem){ 0, 0 };
+	if (!guest_ring_wait_more(&env->q[q].ring, 3000))
+		ck_abort_msg("queue %u: nothing used in 3 s", q);
+	return guest_ring_next_used(&env->q[q].ring);
 }
 
 /* True when queue q stays without a new used entry for ms milliseconds. */
 static bool t_quiet(unsigned q, int ms)
 {
-	struct timespec one = { 0, 1000000 };
-
-	for (int i = 0; i < ms; i++) {
-		if (__atomic_load_n(&t_used(q)->idx, __ATOMIC_ACQUIRE) != env->q[q].used_seen)
-			return false;
-		nanosleep(&one, NULL);
-	}
-	return true;
+	return !guest_ring_wait_more(&env->q[q].ring, ms);
 }
 
 /* Gives the device n receive buffers of 4 KiB (one descriptor each). */
@@ -172,6 +146,9 @@ static void t_setup(void)
 	r.hva = env->buf;
 	gmem_init(&env->mem);
 	ck_assert_int_eq(gmem_add(&env->mem, &r), 0);
+	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
+		guest_ring_init(&env->q[q].ring, env->buf, T_QSIZE, T_QBASE(q), T_QBASE(q) + 0x1000,
+				T_QBASE(q) + 0x2000);
 	strcpy(env->dir, "/tmp/cvmm-h6-vsock-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(env->dir));
 	snprintf(env->uds, sizeof(env->uds), "%s/v.sock", env->dir);
@@ -185,10 +162,9 @@ static void t_start(void)
 {
 	struct vsock_dev *d = &env->d;
 
-	t_desc(VSOCK_Q_EVENT)[0] = (struct virtq_desc){ T_EVBUF, 4, VIRTQ_DESC_F_WRITE, 0 };
 	*(uint32_t *)t_ptr(T_EVBUF) = 0xffffffff;
-	t_avail(VSOCK_Q_EVENT)->ring[0] = 0;
-	t_avail(VSOCK_Q_EVENT)->idx = env->q[VSOCK_Q_EVENT].avail_idx = 1;
+	guest_ring_post_at(&env->q[VSOCK_Q_EVENT].ring, 0,
+			   &(struct guest_buf){ T_EVBUF, 4, true }, 1);
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++) {
 		struct virtq *vq = &d->vqs[q];
 
@@ -196,7 +172,7 @@ static void t_start(void)
 					     T_QBASE(q) + 0x2000), 0);
 		vq->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		vq->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		ck_assert_int_eq(d->vdev.ops->queue_start(&d->vdev, q), 0);
+		ck_assert_int_eq(vdev_queue_start(&d->vdev, q), 0);
 	}
 }
 
@@ -206,7 +182,7 @@ static void t_teardown(void)
 	int fds[2 * VSOCK_NUM_QUEUES];
 
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++) {
-		d->vdev.ops->queue_stop(&d->vdev, q);
+		vdev_queue_stop(&d->vdev, q);
 		fds[2 * q] = d->vqs[q].kick_fd;
 		fds[2 * q + 1] = d->vqs[q].call_fd;
 	}
@@ -540,8 +516,8 @@ START_TEST(reset_closes_connections_and_owes_a_new_transport_reset)
 	t_recv(&r, NULL);
 	ck_assert_uint_eq(r.op, VSOCK_OP_REQUEST);
 	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
-		env->d.vdev.ops->queue_stop(&env->d.vdev, q);
-	env->d.vdev.ops->reset(&env->d.vdev);
+		vdev_queue_stop(&env->d.vdev, q);
+	vdev_reset(&env->d.vdev);
 	ck_assert(env->d.reset_owed);
 	ck_assert_uint_eq(vsock_dev_nconns(&env->d), 0);
 	p = (struct pollfd){ .fd = c, .events = POLLIN };
@@ -617,8 +593,7 @@ START_TEST(random_packets_do_not_break_the_device)
 			payload[k] = (uint8_t)rand_r(&seed);
 		t_send(&h, payload, len);
 		/* Take whatever the device answered so the ring keeps moving. */
-		while (__atomic_load_n(&t_used(VSOCK_Q_RX)->idx, __ATOMIC_ACQUIRE) !=
-		       env->q[VSOCK_Q_RX].used_seen) {
+		while (!t_quiet(VSOCK_Q_RX, 0)) {
 			t_recv(&r, NULL);
 			responses += r.op == VSOCK_OP_RESPONSE;
 		}

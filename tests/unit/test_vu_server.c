@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,123 +21,38 @@
 
 #include "cvmm/log.h"
 #include "vhost/backend/vu_server.h"
+#include "fake_vdev.h"
 #include "vu_peer.h"
 #include "check_run.h"
 
-#define TQ 2
+#define TQ FAKE_QUEUES
 #define TQ_MAX 1024
-#define TCFG 64
+#define TCFG FAKE_CONFIG_MAX
 #define MEM_SIZE (1u << 20)
 #define UA 0x700000000000ULL   /* the front-end's address of guest address 0 */
 
-/* ---- test device model ---- */
-
-struct tdev {
-	struct vdev vdev;
-	struct virtq vqs[TQ];
-	uint8_t config[TCFG];
-	int starts[TQ], stops[TQ], resets, writes;
-	int start_result;
-	bool notify_on_write;     /* write_config calls vdev_config_changed */
-	uint64_t last_features;
-	struct {
-		uint16_t size, last_avail;
-		bool event_idx, indirect, inflight;
-		int kick, call;
-	} at_start[TQ];
-	uint32_t woff, wlen;
-	uint8_t wbuf[TCFG];
-};
-
-static struct tdev *tdev_of(struct vdev *d)
-{
-	return (struct tdev *)d;
-}
-
-static int tdev_set_features(struct vdev *d, uint64_t f)
-{
-	tdev_of(d)->last_features = f;
-	return 0;
-}
-
-static void tdev_read_config(struct vdev *d, uint32_t off, void *buf, uint32_t len)
-{
-	ck_assert_uint_le(off + len, TCFG);
-	memcpy(buf, tdev_of(d)->config + off, len);
-}
-
-static int tdev_write_config(struct vdev *d, uint32_t off, const void *buf, uint32_t len)
-{
-	struct tdev *t = tdev_of(d);
-
-	t->woff = off;
-	t->wlen = len;
-	memcpy(t->wbuf, buf, len);
-	t->writes++;
-	if (t->notify_on_write)
-		vdev_config_changed(d);
-	return 0;
-}
-
-static int tdev_queue_start(struct vdev *d, unsigned q)
-{
-	struct tdev *t = tdev_of(d);
-	struct virtq *vq = &t->vqs[q];
-
-	if (t->start_result)
-		return t->start_result;
-	t->starts[q]++;
-	t->at_start[q].size = vq->size;
-	t->at_start[q].last_avail = vq->last_avail_idx;
-	t->at_start[q].event_idx = vq->event_idx;
-	t->at_start[q].indirect = vq->indirect;
-	t->at_start[q].inflight = vq->inflight != NULL;
-	t->at_start[q].kick = vq->kick_fd;
-	t->at_start[q].call = vq->call_fd;
-	return 0;
-}
-
-static void tdev_queue_stop(struct vdev *d, unsigned q)
-{
-	tdev_of(d)->stops[q]++;
-}
-
-static void tdev_reset(struct vdev *d)
-{
-	tdev_of(d)->resets++;
-}
-
-static const struct vdev_ops tdev_ops = {
-	.name = "test",
-	.set_features = tdev_set_features,
-	.read_config = tdev_read_config,
-	.write_config = tdev_write_config,
-	.queue_start = tdev_queue_start,
-	.queue_stop = tdev_queue_stop,
-	.reset = tdev_reset,
-};
+/* ---- test device model (fake_vdev.h, set up as a block-ish device) ---- */
 
 #define TFEAT (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | \
 	       VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(5))
 #define PFEAT VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)
 
-static void tdev_init(struct tdev *t)
+static struct fake_vdev *tdev_new(void)
 {
-	memset(t, 0, sizeof(*t));
-	t->vdev.ops = &tdev_ops;
-	t->vdev.device_id = 2;
-	t->vdev.host_features = TFEAT;
-	t->vdev.num_queues = TQ;
-	t->vdev.queue_size_max = TQ_MAX;
-	t->vdev.vqs = t->vqs;
-	t->vdev.config_size = TCFG;
+	struct fake_vdev *t = fake_vdev_new(2);
+
+	t->dev.host_features = TFEAT;
+	t->dev.queue_size_max = TQ_MAX;
+	t->dev.config_size = TCFG;
+	t->dev.mem = NULL;         /* the server's to set */
 	for (int i = 0; i < TCFG; i++)
 		t->config[i] = (uint8_t)(0xa0 + i);
+	return t;
 }
 
 /* ---- fixture: server on a socketpair, serving in a thread ---- */
 
-static struct tdev td;
+static struct fake_vdev *td;
 static struct vu_server srv;
 static int fe = -1, stop_fd = -1;
 static pthread_t srv_thread;
@@ -175,8 +91,8 @@ static void setup_pf(uint64_t pfeatures)
 	struct vu_server_config cfg = { .socket_path = NULL, .protocol_features = pfeatures };
 
 	log_set_level(LOG_ERR);
-	tdev_init(&td);
-	ck_assert_int_eq(vu_server_init(&srv, &td.vdev, &cfg), 0);
+	td = tdev_new();
+	ck_assert_int_eq(vu_server_init(&srv, &td->dev, &cfg), 0);
 	stop_fd = eventfd(0, EFD_CLOEXEC);
 	start_serving();
 }
@@ -190,6 +106,7 @@ static void teardown(void)
 {
 	stop_serving();
 	vu_server_destroy(&srv);
+	fake_vdev_free(td);
 	close(stop_fd);
 }
 
@@ -320,16 +237,16 @@ START_TEST(features_offer_and_subset)
 	ck_assert_uint_eq(v, TFEAT | PFEAT);
 	ck_assert_int_eq(vu_peer_read(fe, &rep, 100), -2);
 	fails(VHOST_USER_SET_FEATURES, &(uint64_t){ TFEAT | VIRTIO_BIT(40) }, 8, NULL, 0);
-	ck_assert_uint_eq(td.last_features, 0);
+	ck_assert_uint_eq(td->last_features, 0);
 	set_u64(VHOST_USER_SET_FEATURES, VIRTIO_BIT(VIRTIO_F_VERSION_1) | PFEAT);
-	ck_assert_uint_eq(td.last_features, VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	ck_assert_uint_eq(td.vdev.features, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	ck_assert_uint_eq(td->last_features, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	ck_assert_uint_eq(td->dev.features, VIRTIO_BIT(VIRTIO_F_VERSION_1));
 }
 END_TEST
 
 START_TEST(access_platform_never_offered)
 {
-	td.vdev.host_features |= VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM);
+	td->dev.host_features |= VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM);
 	ck_assert_uint_eq(get_u64(VHOST_USER_GET_FEATURES), TFEAT | PFEAT);
 	fails(VHOST_USER_SET_FEATURES,
 	      &(uint64_t){ TFEAT | VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM) }, 8, NULL, 0);
@@ -402,10 +319,10 @@ START_TEST(config_get_and_set)
 	ck_assert_int_eq(get_config(4, 8, &c), 12 + 8);
 	ck_assert_uint_eq(c.offset, 4);
 	ck_assert_uint_eq(c.size, 8);
-	ck_assert_int_eq(memcmp(c.region, td.config + 4, 8), 0);
+	ck_assert_int_eq(memcmp(c.region, td->config + 4, 8), 0);
 	/* Past the model's config: zeros, never its memory. */
 	ck_assert_int_eq(get_config(TCFG - 4, 8, &c), 12 + 8);
-	ck_assert_int_eq(memcmp(c.region, td.config + TCFG - 4, 4), 0);
+	ck_assert_int_eq(memcmp(c.region, td->config + TCFG - 4, 4), 0);
 	ck_assert_int_eq(c.region[4] | c.region[5] | c.region[6] | c.region[7], 0);
 	/* Beyond the largest config space the protocol carries. */
 	ck_assert_int_eq(get_config(250, 10, &c), 0);
@@ -413,16 +330,16 @@ START_TEST(config_get_and_set)
 
 	c = (struct vu_config){ .offset = 8, .size = 2, .region = { 1, 2 } };
 	ok(VHOST_USER_SET_CONFIG, &c, 12 + 2, NULL, 0);
-	ck_assert_int_eq(td.writes, 1);
-	ck_assert_uint_eq(td.woff, 8);
-	ck_assert_uint_eq(td.wlen, 2);
-	ck_assert_uint_eq(td.wbuf[1], 2);
+	ck_assert_int_eq(td->writes, 1);
+	ck_assert_uint_eq(td->woff, 8);
+	ck_assert_uint_eq(td->wlen, 2);
+	ck_assert_uint_eq(td->wbuf[1], 2);
 	c.offset = TCFG - 1;
 	fails(VHOST_USER_SET_CONFIG, &c, 12 + 2, NULL, 0);
 	c.offset = 0;
 	c.flags = 7;
 	fails(VHOST_USER_SET_CONFIG, &c, 12 + 2, NULL, 0);
-	ck_assert_int_eq(td.writes, 1);
+	ck_assert_int_eq(td->writes, 1);
 }
 END_TEST
 
@@ -434,32 +351,32 @@ START_TEST(ring_bring_up_and_base)
 	send_mem_table();
 	ring_setup(0, 256, 5, false);
 	/* Protocol features negotiated: disabled until SET_VRING_ENABLE. */
-	ck_assert_int_eq(td.starts[0], 0);
+	ck_assert_int_eq(td->started[0], 0);
 	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
-	ck_assert_int_eq(td.starts[0], 1);
-	ck_assert_uint_eq(td.at_start[0].size, 256);
-	ck_assert_uint_eq(td.at_start[0].last_avail, 5);
-	ck_assert(td.at_start[0].event_idx);
-	ck_assert(td.at_start[0].indirect);
-	ck_assert_int_ge(td.at_start[0].kick, 0);
-	ck_assert_int_ge(td.at_start[0].call, 0);
-	ck_assert_ptr_eq(td.vqs[0].desc, gmem_ptr(&srv.mem, 0x10000, 1));
-	ck_assert_ptr_eq(td.vqs[0].avail, gmem_ptr(&srv.mem, 0x20000, 1));
-	ck_assert_ptr_eq(td.vqs[0].used, gmem_ptr(&srv.mem, 0x30000, 1));
+	ck_assert_int_eq(td->started[0], 1);
+	ck_assert_uint_eq(td->at_start[0].size, 256);
+	ck_assert_uint_eq(td->at_start[0].last_avail, 5);
+	ck_assert(td->at_start[0].event_idx);
+	ck_assert(td->at_start[0].indirect);
+	ck_assert_int_ge(td->at_start[0].kick, 0);
+	ck_assert_int_ge(td->at_start[0].call, 0);
+	ck_assert_ptr_eq(td->vqs[0].desc, gmem_ptr(&srv.mem, 0x10000, 1));
+	ck_assert_ptr_eq(td->vqs[0].avail, gmem_ptr(&srv.mem, 0x20000, 1));
+	ck_assert_ptr_eq(td->vqs[0].used, gmem_ptr(&srv.mem, 0x30000, 1));
 
 	/* The device made progress; GET_VRING_BASE stops it and reports it. */
-	td.vqs[0].last_avail_idx = 9;
+	td->vqs[0].last_avail_idx = 9;
 	ck_assert_uint_eq(get_vring_base(0), 9);
-	ck_assert_int_eq(td.stops[0], 1);
+	ck_assert_int_eq(td->stopped[0], 1);
 	/* Stopped until a new kick fd arrives. */
 	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
-	ck_assert_int_eq(td.starts[0], 1);
+	ck_assert_int_eq(td->started[0], 1);
 	ok(VHOST_USER_SET_VRING_KICK, &(uint64_t){ 0 }, 8, &kick_fd_of[0], 1);
-	ck_assert_int_eq(td.starts[0], 2);
-	ck_assert_uint_eq(td.at_start[0].last_avail, 9);
+	ck_assert_int_eq(td->started[0], 2);
+	ck_assert_uint_eq(td->at_start[0].last_avail, 9);
 	/* Disable stops it. */
 	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 0 }, 8, NULL, 0);
-	ck_assert_int_eq(td.stops[0], 2);
+	ck_assert_int_eq(td->stopped[0], 2);
 	/* No base change while running. */
 	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
 	fails(VHOST_USER_SET_VRING_BASE, &(struct vu_vring_state){ 0, 3 }, 8, NULL, 0);
@@ -472,9 +389,9 @@ START_TEST(rings_enabled_without_protocol_features)
 	negotiate(VIRTIO_BIT(VIRTIO_F_VERSION_1), 0);
 	send_mem_table();
 	ring_setup(1, 64, 0, false);
-	ck_assert_int_eq(td.starts[1], 1);
-	ck_assert(!td.at_start[1].event_idx);
-	ck_assert(!td.at_start[1].indirect);
+	ck_assert_int_eq(td->started[1], 1);
+	ck_assert(!td->at_start[1].event_idx);
+	ck_assert(!td->at_start[1].indirect);
 }
 END_TEST
 
@@ -482,14 +399,14 @@ START_TEST(ring_waits_for_features)
 {
 	send_mem_table();
 	ring_setup(0, 64, 0, true);
-	ck_assert_int_eq(td.starts[0], 0);
+	ck_assert_int_eq(td->started[0], 0);
 	negotiate(TFEAT | PFEAT, ALL_PF);
-	ck_assert_int_eq(td.starts[0], 1);
+	ck_assert_int_eq(td->started[0], 1);
 	/* Changing ring features restarts running rings with the new ones. */
 	negotiate(VIRTIO_BIT(VIRTIO_F_VERSION_1) | PFEAT, ALL_PF);
-	ck_assert_int_eq(td.stops[0], 1);
-	ck_assert_int_eq(td.starts[0], 2);
-	ck_assert(!td.at_start[0].event_idx);
+	ck_assert_int_eq(td->stopped[0], 1);
+	ck_assert_int_eq(td->started[0], 2);
+	ck_assert(!td->at_start[0].event_idx);
 }
 END_TEST
 
@@ -614,13 +531,13 @@ START_TEST(mem_table_change_restarts_rings)
 	negotiate(TFEAT | PFEAT, ALL_PF);
 	send_mem_table();
 	ring_setup(0, 256, 0, true);
-	ck_assert_int_eq(td.starts[0], 1);
-	td.vqs[0].last_avail_idx = 17;
+	ck_assert_int_eq(td->started[0], 1);
+	td->vqs[0].last_avail_idx = 17;
 	send_mem_table();
-	ck_assert_int_eq(td.stops[0], 1);
-	ck_assert_int_eq(td.starts[0], 2);
-	ck_assert_uint_eq(td.at_start[0].last_avail, 17);
-	ck_assert_ptr_eq(td.vqs[0].mem, &srv.mem);
+	ck_assert_int_eq(td->stopped[0], 1);
+	ck_assert_int_eq(td->started[0], 2);
+	ck_assert_uint_eq(td->at_start[0].last_avail, 17);
+	ck_assert_ptr_eq(td->vqs[0].mem, &srv.mem);
 }
 END_TEST
 
@@ -632,15 +549,49 @@ START_TEST(call_fd_swapped_while_stopped)
 	send_mem_table();
 	ring_setup(0, 256, 0, true);
 	ok(VHOST_USER_SET_VRING_CALL, &(uint64_t){ 0 }, 8, &e, 1);
-	ck_assert_int_eq(td.stops[0], 1);
-	ck_assert_int_eq(td.starts[0], 2);
-	ck_assert_int_eq(td.vqs[0].call_fd, srv.queues[0].call_fd);
+	ck_assert_int_eq(td->stopped[0], 1);
+	ck_assert_int_eq(td->started[0], 2);
+	ck_assert_int_eq(td->vqs[0].call_fd, srv.queues[0].call_fd);
 	/* NOFD: no call fd at all. */
 	ok(VHOST_USER_SET_VRING_CALL, &(uint64_t){ VU_VRING_NOFD_MASK }, 8, NULL, 0);
-	ck_assert_int_eq(td.at_start[0].call, -1);
+	ck_assert_int_eq(td->at_start[0].call, -1);
 	/* A kick without fd asks for polling, which is refused. */
 	fails(VHOST_USER_SET_VRING_KICK, &(uint64_t){ VU_VRING_NOFD_MASK }, 8, NULL, 0);
 	ck_assert_int_eq(srv.queues[0].started, false);
+	close(e);
+}
+END_TEST
+
+/* A ring the driver broke is reported on the error fd the front-end gave
+ * (SET_VRING_ERR). The model's thread is played by this one: it pops the
+ * malformed chain (a descriptor chained to itself). */
+START_TEST(broken_ring_signals_error_fd)
+{
+	uint64_t gpa = ring_ua(0) - UA;
+	struct virtq_desc *desc;
+	struct virtq_avail *avail;
+	struct virtq_chain *c = malloc(sizeof(*c));
+	struct pollfd p;
+	uint64_t n;
+	int e = vu_peer_eventfd();
+
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, false);
+	ok(VHOST_USER_SET_VRING_ERR, &(uint64_t){ 0 }, 8, &e, 1);
+	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
+	ck_assert(srv.queues[0].started);
+	desc = (struct virtq_desc *)(void *)(guest + gpa);
+	avail = (struct virtq_avail *)(void *)(guest + gpa + 0x10000);
+	desc[0] = (struct virtq_desc){ .addr = 0x1000, .len = 16, .flags = VIRTQ_DESC_F_NEXT, .next = 0 };
+	avail->ring[0] = 0;
+	avail->idx = 1;
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(virtq_pop(&td->vqs[0], c), -EIO);
+	p = (struct pollfd){ .fd = e, .events = POLLIN };
+	ck_assert_int_eq(poll(&p, 1, 0), 1);
+	ck_assert_int_eq(read(e, &n, sizeof(n)), sizeof(n));
+	free(c);
 	close(e);
 }
 END_TEST
@@ -680,11 +631,11 @@ START_TEST(queue_start_failure_reported)
 {
 	negotiate(TFEAT | PFEAT, ALL_PF);
 	send_mem_table();
-	td.start_result = -EIO;
+	td->start_result = -EIO;
 	ring_setup(0, 256, 0, false);
 	fails(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
 	ck_assert(!srv.queues[0].started);
-	td.start_result = 0;
+	td->start_result = 0;
 	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
 	ck_assert(srv.queues[0].started);
 }
@@ -756,7 +707,7 @@ START_TEST(inflight_get_set_and_attach)
 
 	send_mem_table();
 	ring_setup(0, 256, 0, true);
-	ck_assert(td.at_start[0].inflight);
+	ck_assert(td->at_start[0].inflight);
 	reg = mmap(NULL, TQ * per, PROT_READ | PROT_WRITE, MAP_SHARED, rep.fds[0], 0);
 	ck_assert_ptr_ne(reg, MAP_FAILED);
 	ck_assert_uint_eq(reg->version, 1);
@@ -773,7 +724,7 @@ START_TEST(inflight_get_set_and_attach)
 	/* A restarted back-end gets the region back and resumes from it. */
 	ok(VHOST_USER_SET_INFLIGHT_FD, &got, sizeof(got), &rep.fds[0], 1);
 	ok(VHOST_USER_SET_VRING_KICK, &(uint64_t){ 0 }, 8, &kick_fd_of[0], 1);
-	ck_assert(td.at_start[0].inflight);
+	ck_assert(td->at_start[0].inflight);
 	munmap(reg, TQ * per);
 	close(rep.fds[0]);
 }
@@ -905,8 +856,8 @@ START_TEST(bad_header_drops_then_next_served)
 	ck_assert_int_eq(vu_peer_send(fe, VHOST_USER_GET_FEATURES, 0x3, NULL, 0, NULL, 0), 0);
 	ck_assert(vu_peer_closed(fe, 5000));
 	stop_serving();
-	ck_assert_int_eq(td.stops[0], 1);
-	ck_assert_int_ge(td.resets, 1);
+	ck_assert_int_eq(td->stopped[0], 1);
+	ck_assert_int_ge(td->resets, 1);
 	ck_assert_uint_eq(srv.mem.nregions, 0);
 	ck_assert_int_eq(srv.queues[0].kick_fd, -1);
 	ck_assert_int_eq(srv.queues[0].call_fd, -1);
@@ -918,8 +869,8 @@ START_TEST(bad_header_drops_then_next_served)
 	negotiate(TFEAT | PFEAT, ALL_PF);
 	send_mem_table();
 	ring_setup(0, 256, 3, true);
-	ck_assert_int_eq(td.starts[0], 2);
-	ck_assert_uint_eq(td.at_start[0].last_avail, 3);
+	ck_assert_int_eq(td->started[0], 2);
+	ck_assert_uint_eq(td->at_start[0].last_avail, 3);
 	/* Reserved flag bits. */
 	ck_assert_int_eq(vu_peer_send(fe, VHOST_USER_GET_FEATURES, VU_VERSION | 0x100, NULL, 0,
 				      NULL, 0), 0);
@@ -933,17 +884,17 @@ START_TEST(reset_device_forgets_rings)
 	send_mem_table();
 	ring_setup(0, 256, 0, true);
 	ok(VHOST_USER_RESET_DEVICE, NULL, 0, NULL, 0);
-	ck_assert_int_eq(td.stops[0], 1);
-	ck_assert_int_eq(td.resets, 1);
+	ck_assert_int_eq(td->stopped[0], 1);
+	ck_assert_int_eq(td->resets, 1);
 	ck_assert_int_eq(srv.queues[0].kick_fd, -1);
 	ck_assert_uint_eq(srv.queues[0].num, 0);
-	ck_assert_uint_eq(td.vdev.features, 0);
+	ck_assert_uint_eq(td->dev.features, 0);
 	/* Memory and protocol features stay; features must come again. */
 	ck_assert_uint_eq(srv.mem.nregions, 1);
 	ring_setup(0, 256, 0, true);
-	ck_assert_int_eq(td.starts[0], 1);
+	ck_assert_int_eq(td->started[0], 1);
 	negotiate(TFEAT | PFEAT, ALL_PF);
-	ck_assert_int_eq(td.starts[0], 2);
+	ck_assert_int_eq(td->started[0], 2);
 	/* RESET_OWNER: rings disabled. */
 	ok(VHOST_USER_RESET_OWNER, NULL, 0, NULL, 0);
 	ck_assert(!srv.queues[0].started);
@@ -968,14 +919,14 @@ START_TEST(config_change_on_backend_channel)
 	int e = vu_peer_eventfd();
 
 	/* No channel yet: logged and dropped. */
-	vdev_config_changed(&td.vdev);
+	vdev_config_changed(&td->dev);
 	negotiate(TFEAT | PFEAT, ALL_PF);
 	fails(VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &e, 1);   /* not a socket */
 	ck_assert_int_eq(vu_peer_socketpair(bk), 0);
 	ok(VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &bk[0], 1);
 	close(bk[0]);
 
-	pthread_create(&t, NULL, config_changed_thread, &td.vdev);
+	pthread_create(&t, NULL, config_changed_thread, &td->dev);
 	ck_assert_int_eq(vu_peer_read(bk[1], &rep, 5000), 0);
 	ck_assert_uint_eq(rep.hdr.request, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG);
 	ck_assert_uint_eq(rep.hdr.flags, VU_VERSION | VU_FLAG_NEED_REPLY);
@@ -986,16 +937,16 @@ START_TEST(config_change_on_backend_channel)
 
 	/* From the server's own thread (a handler): no ack asked for, since the
 	 * front-end's answer would need this very thread. */
-	td.notify_on_write = true;
+	td->notify_on_write = true;
 	ok(VHOST_USER_SET_CONFIG, &(struct vu_config){ .offset = 0, .size = 1 }, 12 + 1, NULL, 0);
 	ck_assert_int_eq(vu_peer_read(bk[1], &rep, 5000), 0);
 	ck_assert_uint_eq(rep.hdr.request, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG);
 	ck_assert_uint_eq(rep.hdr.flags, VU_VERSION);
-	td.notify_on_write = false;
+	td->notify_on_write = false;
 
 	/* Without REPLY_ACK: no ack asked for. */
 	set_u64(VHOST_USER_SET_PROTOCOL_FEATURES, ALL_PF & ~VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
-	vdev_config_changed(&td.vdev);
+	vdev_config_changed(&td->dev);
 	ck_assert_int_eq(vu_peer_read(bk[1], &rep, 5000), 0);
 	ck_assert_uint_eq(rep.hdr.flags, VU_VERSION);
 	close(bk[1]);
@@ -1018,7 +969,7 @@ START_TEST(session_end_wakes_a_pending_backend_request)
 	ck_assert_int_eq(vu_peer_socketpair(bk), 0);
 	ok(VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &bk[0], 1);
 	close(bk[0]);
-	pthread_create(&t, NULL, config_changed_thread, &td.vdev);
+	pthread_create(&t, NULL, config_changed_thread, &td->dev);
 	ck_assert_int_eq(vu_peer_read(bk[1], &rep, 5000), 0); /* sent; never acked */
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	stop_serving();
@@ -1204,8 +1155,8 @@ START_TEST(random_messages_never_break_the_server)
 	/* The run went deep enough to matter: rings started and were stopped
 	 * by random messages, connections were dropped and renewed. */
 	ck_assert_int_gt(drops, 0);
-	ck_assert_int_gt(td.starts[0], drops);
-	ck_assert_int_gt(td.starts[1], 5);
+	ck_assert_int_gt(td->started[0], drops);
+	ck_assert_int_gt(td->started[1], 5);
 	ck_assert_int_eq(srv.mem.nregions, 0);
 	for (int k = 0; k < 3; k++)
 		close(pool[k]);
@@ -1218,7 +1169,7 @@ END_TEST
 
 static char sock_path[108];
 static struct vu_server lsrv;
-static struct tdev ltd;
+static struct fake_vdev *ltd;
 static int lstop = -1;
 static pthread_t lthread;
 
@@ -1234,12 +1185,13 @@ static void lsetup(void)
 	log_set_level(LOG_ERR);
 	snprintf(sock_path, sizeof(sock_path), "/tmp/cvmm-h3-vu-%d.sock", (int)getpid());
 	unlink(sock_path);
-	tdev_init(&ltd);
+	ltd = tdev_new();
 	lstop = eventfd(0, EFD_CLOEXEC);
 }
 
 static void lteardown(void)
 {
+	fake_vdev_free(ltd);
 	close(lstop);
 	unlink(sock_path);
 }
@@ -1248,7 +1200,7 @@ static void lstart(bool client)
 {
 	struct vu_server_config cfg = { sock_path, client, VU_SERVER_PROTOCOL_FEATURES };
 
-	ck_assert_int_eq(vu_server_init(&lsrv, &ltd.vdev, &cfg), 0);
+	ck_assert_int_eq(vu_server_init(&lsrv, &ltd->dev, &cfg), 0);
 	ck_assert_int_eq(pthread_create(&lthread, NULL, run_thread, NULL), 0);
 }
 
@@ -1300,8 +1252,8 @@ START_TEST(no_fd_leak_over_1000_sessions)
 	for (int i = 0; i < 1000; i++)
 		one_session(mfd, kick, call, bk[0]);
 	lstop_join();
-	ck_assert_int_eq(ltd.starts[0], 1000);
-	ck_assert_int_eq(ltd.stops[0], 1000);
+	ck_assert_int_eq(ltd->started[0], 1000);
+	ck_assert_int_eq(ltd->stopped[0], 1000);
 	ck_assert_int_eq(vu_peer_count_fds(), before);
 	close(mfd);
 	close(kick);
@@ -1324,26 +1276,26 @@ START_TEST(socket_path_rules)
 	strcpy(sa.sun_path, sock_path);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
-	ck_assert_int_eq(vu_server_init(&lsrv, &ltd.vdev, &cfg), 0);
+	ck_assert_int_eq(vu_server_init(&lsrv, &ltd->dev, &cfg), 0);
 	/* A live one is not. */
-	ck_assert_int_eq(vu_server_init(&other, &ltd.vdev, &cfg), -EADDRINUSE);
+	ck_assert_int_eq(vu_server_init(&other, &ltd->dev, &cfg), -EADDRINUSE);
 	vu_server_destroy(&lsrv);
 	ck_assert_int_lt(stat(sock_path, &st), 0);
 	/* A regular file is not a socket to take over. */
 	fd = open(sock_path, O_CREAT | O_WRONLY, 0600);
 	close(fd);
-	ck_assert_int_eq(vu_server_init(&lsrv, &ltd.vdev, &cfg), -EADDRINUSE);
+	ck_assert_int_eq(vu_server_init(&lsrv, &ltd->dev, &cfg), -EADDRINUSE);
 	ck_assert_int_eq(stat(sock_path, &st), 0);
 	unlink(sock_path);
 	cfg.socket_path = "/tmp/cvmm-h3-a-very-long-path-that-does-not-fit-into-sun-path-at-all-"
 			  "because-it-is-far-too-long-for-unix.sock";
-	ck_assert_int_eq(vu_server_init(&lsrv, &ltd.vdev, &cfg), -ENAMETOOLONG);
+	ck_assert_int_eq(vu_server_init(&lsrv, &ltd->dev, &cfg), -ENAMETOOLONG);
 	cfg.socket_path = "/nonexistent-dir-h3/x.sock";
-	ck_assert_int_eq(vu_server_init(&lsrv, &ltd.vdev, &cfg), -ENOENT);
+	ck_assert_int_eq(vu_server_init(&lsrv, &ltd->dev, &cfg), -ENOENT);
 	/* A device model without queue ops is refused. */
-	ltd.vdev.ops = &(struct vdev_ops){ .name = "broken" };
+	ltd->dev.ops = &(struct vdev_ops){ .name = "broken" };
 	cfg.socket_path = sock_path;
-	ck_assert_int_eq(vu_server_init(&lsrv, &ltd.vdev, &cfg), -EINVAL);
+	ck_assert_int_eq(vu_server_init(&lsrv, &ltd->dev, &cfg), -EINVAL);
 }
 END_TEST
 
@@ -1396,6 +1348,7 @@ int main(void)
 	tcase_add_test(tc, call_fd_swapped_while_stopped);
 	tcase_add_test(tc, ring_fds_must_be_eventfds);
 	tcase_add_test(tc, queue_start_failure_reported);
+	tcase_add_test(tc, broken_ring_signals_error_fd);
 	tcase_add_test(tc, add_and_remove_regions);
 	tcase_add_test(tc, inflight_get_set_and_attach);
 	tcase_add_test(tc, inflight_sizes_checked);

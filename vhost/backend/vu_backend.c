@@ -6,6 +6,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cvmm/backends.h"
+#include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "vu_backend.h"
 
@@ -77,10 +79,15 @@ int vu_backend_run(struct vu_backend *b, struct vdev *dev, const struct vu_serve
 	if (err) {
 		log_err("%s: cannot start the signal thread: %s", b->who, strerror(-err));
 	} else {
-		log_info("%s", ready);
-		err = vu_server_run(&srv, b->stop_fd);
-		if (err)
-			log_err("%s: %s: %s", b->who, cfg->socket_path, strerror(-err));
+		/* Setup is over: from here on the server runs confined
+		 * (confine_thread reports its own failure). */
+		err = confine_thread(CONFINE_ROLE_BACKEND);
+		if (!err) {
+			log_info("%s", ready);
+			err = vu_server_run(&srv, b->stop_fd);
+			if (err)
+				log_err("%s: %s: %s", b->who, cfg->socket_path, strerror(-err));
+		}
 	}
 	/* Stop taking signals before the device they reach goes away. */
 	if (b->sig_worker_ready)
@@ -100,4 +107,28 @@ void vu_backend_destroy(struct vu_backend *b)
 	if (b->stop_fd >= 0)
 		close(b->stop_fd);
 	b->sig_fd = b->stop_fd = -1;
+}
+
+int vu_backend_main(const struct devtype *t, const char *opts)
+{
+	struct vu_server_config vcfg = {
+		.protocol_features = t->vu_protocol_features & VU_SERVER_PROTOCOL_FEATURES,
+	};
+	struct devtype_dev d;
+	struct vu_backend be;
+	int ret = 1;
+
+	/* Before the device model starts its threads: they inherit the mask. */
+	if (vu_backend_init(&be, t->backend_option))
+		return 1;
+	if (devtype_create(&d, t, opts, DEVTYPE_BACKEND, 0) == 0) {
+		be.on_hup = d.on_hup;
+		be.hup_arg = d.model;
+		vcfg.socket_path = d.socket;
+		vcfg.client = d.client;
+		ret = vu_backend_run(&be, d.vdev, &vcfg, d.ready ? d.ready : t->backend_option) ? 1 : 0;
+		devtype_destroy(&d);
+	}
+	vu_backend_destroy(&be);
+	return ret;
 }

@@ -84,10 +84,7 @@ static int vu_set_features(struct vu_server *s, struct vu_msg *m, struct vu_repl
 	 * running queue. */
 	if (!s->features_set || vf != dev->features) {
 		vu_queues_stop_all(s);
-		if (dev->ops->set_features)
-			r = dev->ops->set_features(dev, vf);
-		if (r == 0)
-			dev->features = vf;
+		r = vdev_set_features(dev, vf);
 	}
 	if (r == 0) {
 		s->acked_features = f;
@@ -168,40 +165,55 @@ static int vu_get_status(struct vu_server *s, struct vu_msg *m, struct vu_reply 
 
 /* ---- guest memory ---- */
 
-/* Maps one region from fd. The mapping covers [mmap_offset, +size) of the
- * file, which must lie inside it (a mapping past EOF would fault later). The
+/* Maps [offset, offset+size) of fd, a regular file the range must lie in
+ * (a mapping past EOF would fault later), from the page holding offset:
+ * *base and *len are the mapping, *delta where the range starts in it. The
  * front-end may still shrink the file afterwards: the mapping is guarded
  * (memguard), a fault there signals fault_fd and the session ends. */
-static int vu_map_region(const struct vu_mem_region *mr, int fd, int fault_fd,
-			 struct gmem_region *out)
+static int vu_map_fd(int fd, uint64_t offset, uint64_t size, int flags, int fault_fd, void **base,
+		     size_t *len, size_t *delta)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t end, aligned, delta, len;
+	uint64_t end, aligned, total;
 	struct stat st;
 	void *p;
 	int r;
 
-	if (mr->memory_size == 0 ||
-	    __builtin_add_overflow(mr->mmap_offset, mr->memory_size, &end))
+	if (size == 0 || __builtin_add_overflow(offset, size, &end))
 		return -EINVAL;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || end > (uint64_t)st.st_size)
 		return -EINVAL;
-	aligned = mr->mmap_offset & ~(page - 1);
-	delta = mr->mmap_offset - aligned;
-	len = mr->memory_size + delta;
-	if (len > SIZE_MAX)
+	aligned = offset & ~(page - 1);
+	total = size + (offset - aligned);
+	if (total > SIZE_MAX)
 		return -EINVAL;
-	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
-		 (off_t)aligned);
+	p = mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_SHARED | flags, fd, (off_t)aligned);
 	if (p == MAP_FAILED)
 		return -errno;
-	r = memguard_add(p, (size_t)len, fault_fd);
+	r = memguard_add(p, (size_t)total, fault_fd);
 	if (r) {
-		munmap(p, (size_t)len);
+		munmap(p, (size_t)total);
 		return r;
 	}
+	*base = p;
+	*len = (size_t)total;
+	*delta = (size_t)(offset - aligned);
+	return 0;
+}
+
+/* Maps one guest memory region from fd (guarded, see vu_map_fd). */
+static int vu_map_region(const struct vu_mem_region *mr, int fd, int fault_fd,
+			 struct gmem_region *out)
+{
+	size_t len, delta;
+	void *p;
+	int r = vu_map_fd(fd, mr->mmap_offset, mr->memory_size, MAP_NORESERVE, fault_fd, &p, &len,
+			  &delta);
+
+	if (r)
+		return r;
 	*out = (struct gmem_region){
 		.guarded = true,
 		.gpa = mr->guest_phys_addr,
@@ -209,7 +221,7 @@ static int vu_map_region(const struct vu_mem_region *mr, int fd, int fault_fd,
 		.uaddr = mr->userspace_addr,
 		.hva = (uint8_t *)p + delta,
 		.map_base = p,
-		.map_size = (size_t)len,
+		.map_size = len,
 		.fd = -1,
 	};
 	return 0;
@@ -453,34 +465,33 @@ static int vu_set_vring_kick(struct vu_server *s, struct vu_msg *m, struct vu_re
 	return vu_queue_try_start(s, idx);
 }
 
-static int vu_set_vring_call(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
+/* The ring's worker uses its call fd (to interrupt) and error fd (when the
+ * ring breaks): swap either only while the ring is stopped. */
+static int vu_swap_vring_fd(struct vu_server *s, struct vu_msg *m, bool err_fd)
 {
 	struct vu_queue *q;
 	unsigned idx;
 	bool was_started;
 	int fd;
 
-	(void)rep;
 	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
 		return -EINVAL;
-	/* The model's worker signals call_fd: swap it only while stopped. */
 	was_started = q->started;
 	vu_queue_stop(s, idx);
-	vu_replace_fd(&q->call_fd, fd);
+	vu_replace_fd(err_fd ? &q->err_fd : &q->call_fd, fd);
 	return was_started ? vu_queue_try_start(s, idx) : 0;
+}
+
+static int vu_set_vring_call(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
+{
+	(void)rep;
+	return vu_swap_vring_fd(s, m, false);
 }
 
 static int vu_set_vring_err(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
 {
-	struct vu_queue *q;
-	unsigned idx;
-	int fd;
-
 	(void)rep;
-	if (vu_vring_fd_arg(s, m, &idx, &q) || vu_take_eventfd(m, &fd))
-		return -EINVAL;
-	vu_replace_fd(&q->err_fd, fd);
-	return 0;
+	return vu_swap_vring_fd(s, m, true);
 }
 
 static int vu_set_vring_enable(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
@@ -629,10 +640,8 @@ static int vu_get_inflight_fd(struct vu_server *s, struct vu_msg *m, struct vu_r
 static int vu_set_inflight_fd(struct vu_server *s, struct vu_msg *m, struct vu_reply *rep)
 {
 	const struct vu_inflight *in = &m->payload.inflight;
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t total, end, aligned, delta, len;
-	struct stat st;
-	size_t per;
+	uint64_t total;
+	size_t per, len, delta;
 	void *p;
 	int r;
 
@@ -640,28 +649,15 @@ static int vu_set_inflight_fd(struct vu_server *s, struct vu_msg *m, struct vu_r
 	r = vu_inflight_geometry(s, in, &per, &total);
 	if (r)
 		return r;
-	if (in->mmap_size != total ||
-	    __builtin_add_overflow(in->mmap_offset, in->mmap_size, &end))
-		return -EINVAL;
-	if (fstat(m->fds[0], &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || end > (uint64_t)st.st_size)
+	if (in->mmap_size != total)
 		return -EINVAL;
 	if (vu_queues_any_started(s))
 		return -EBUSY;
-	aligned = in->mmap_offset & ~(page - 1);
-	delta = in->mmap_offset - aligned;
-	len = total + delta;
-	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], (off_t)aligned);
-	if (p == MAP_FAILED)
-		return -errno;
-	/* The front-end's file: it may shrink it later (see vu_map_region). */
-	r = memguard_add(p, (size_t)len, s->fault_fd);
-	if (r) {
-		munmap(p, (size_t)len);
+	/* The front-end's file: it may shrink it later (see vu_map_fd). */
+	r = vu_map_fd(m->fds[0], in->mmap_offset, total, 0, s->fault_fd, &p, &len, &delta);
+	if (r)
 		return r;
-	}
-	vu_inflight_attach(s, p, (size_t)len, (size_t)delta, in);
+	vu_inflight_attach(s, p, len, delta, in);
 	return 0;
 }
 

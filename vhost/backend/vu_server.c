@@ -57,8 +57,6 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 		return r;
 	}
 	vq->last_avail_idx = q->base;
-	vq->event_idx = vdev_has_feature(dev, VIRTIO_F_EVENT_IDX);
-	vq->indirect = vdev_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
 	vq->kick_fd = q->kick_fd;
 	vq->call_fd = q->call_fd;
 	if (s->inflight && qi < s->inflight_nq) {
@@ -75,7 +73,7 @@ int vu_queue_try_start(struct vu_server *s, unsigned qi)
 			return r;
 		}
 	}
-	r = dev->ops->queue_start(dev, qi);
+	r = vdev_queue_start(dev, qi);
 	if (r) {
 		log_warn_ratelimited("vhost-user: ring %u: %s cannot start it: %s", qi, dev->ops->name,
 				     strerror(-r));
@@ -92,7 +90,7 @@ void vu_queue_stop(struct vu_server *s, unsigned qi)
 
 	if (!q->started)
 		return;
-	s->dev->ops->queue_stop(s->dev, qi);
+	vdev_queue_stop(s->dev, qi);
 	q->base = s->dev->vqs[qi].last_avail_idx;
 	q->started = false;
 }
@@ -157,9 +155,7 @@ void vu_device_reset(struct vu_server *s)
 	vu_queues_stop_all(s);
 	for (unsigned i = 0; i < dev->num_queues; i++)
 		vu_queue_clear(s, i);
-	if (dev->ops->reset)
-		dev->ops->reset(dev);
-	dev->features = 0;
+	vdev_reset(dev);
 	s->features_set = false;
 	s->acked_features = 0;
 	s->status = 0;
@@ -182,6 +178,23 @@ static void vu_session_end(struct vu_server *s)
 	s->proto_features = 0;
 	pthread_mutex_unlock(&s->backend_lock);
 	vu_close(&s->conn_fd);
+}
+
+/* dev->host_queue_broken, on the ring's worker: the front-end learns it
+ * through the ring's error fd when it gave one (SET_VRING_ERR; the fd only
+ * changes while the ring is stopped). */
+static void vu_server_queue_broken(void *host, unsigned q)
+{
+	struct vu_server *s = host;
+	uint64_t one = 1;
+	int fd = s->queues[q].err_fd;
+
+	if (fd < 0) {
+		log_warn("vhost-user: ring %u broken; the front-end gave no error fd to tell", q);
+		return;
+	}
+	if (write(fd, &one, sizeof(one)) < 0)
+		log_warn("vhost-user: ring %u: cannot signal its error fd: %s", q, strerror(errno));
 }
 
 /* ---- back-end channel ---- */
@@ -307,7 +320,8 @@ static int vu_connect(struct vu_server *s)
 
 static int vu_validate_dev(const struct vdev *dev)
 {
-	if (!dev || !dev->ops || !dev->ops->queue_start || !dev->ops->queue_stop || !dev->vqs)
+	if (!dev || !dev->ops || !dev->vqs || !dev->queues ||
+	    (!dev->ops->handle_queue && (!dev->ops->queue_start || !dev->ops->queue_stop)))
 		return -EINVAL;
 	if (!dev->num_queues || dev->num_queues > VU_SERVER_MAX_QUEUES)
 		return -EINVAL;
@@ -382,6 +396,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 	dev->mem = &s->mem;
 	dev->host = s;
 	dev->host_config_changed = vu_server_config_changed;
+	dev->host_queue_broken = vu_server_queue_broken;
 	return 0;
 }
 
@@ -398,6 +413,7 @@ void vu_server_destroy(struct vu_server *s)
 		unlink(s->path);
 	s->sock_created = false;
 	s->dev->host_config_changed = NULL;
+	s->dev->host_queue_broken = NULL;
 	s->dev->host = NULL;
 	s->dev->mem = NULL;
 	pthread_mutex_destroy(&s->backend_lock);

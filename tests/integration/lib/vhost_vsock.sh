@@ -3,54 +3,31 @@
 # tests/integration/guest/vhost_vsock_guest.sh and a static vsock-tool)
 # with vhost-user-vsock-pci against `cvmm --vsock-backend`.
 # The caller gets $VV_TMP, $VV_TOOL (host build of vsock-tool), $VV_UDS,
-# vv_backend, vv_qemu_bg, vv_fail, vv_guest_line. Everything started here is
-# killed and the temp dir removed on exit.
+# vv_backend, vv_qemu_bg, vv_guest_line. Everything started here is stopped
+# and the temp dir removed on exit (common.sh).
 
-VV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-: "${BUILD:?BUILD (absolute build directory) must be set}"
-CVMM=${CVMM:-$BUILD/cvmm}
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 LINUX_DIR=${LINUX_DIR:-$BUILD/linux}
 VV_CID=${VV_CID:-5}
-VV_PIDS=()
-
-vv_cleanup() {
-    local p
-    for p in "${VV_PIDS[@]}"; do
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    [ -n "${VV_TMP:-}" ] && { [ -n "${VV_KEEP:-}" ] && cp -r "$VV_TMP" "$VV_KEEP"; rm -rf "$VV_TMP"; }
-}
-
-vv_fail() {
-    echo "FAIL: $*"
-    for f in "$VV_TMP"/*.log "$VV_TMP"/*.out; do
-        [ -f "$f" ] || continue
-        echo "--- $(basename "$f") (last lines)"
-        tail -n 15 "$f" | tr -d '\r' | grep -av '^\s*$'
-    done
-    exit 1
-}
 
 vv_setup() {
     command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 is not installed"; exit 77; }
-    [ -x "$CVMM" ] || { echo "FAIL: $CVMM not built"; exit 1; }
-    if ! timeout 300 "$VV_ROOT/images/linux/build.sh" "$LINUX_DIR" >/dev/null 2>"$BUILD/vhost_vsock_kernel.err"; then
+    if ! timeout 300 "$IT_ROOT/images/linux/build.sh" "$LINUX_DIR" >/dev/null 2>"$BUILD/vhost_vsock_kernel.err"; then
         echo "SKIP: cannot get Debian's cloud kernel: $(tail -n 1 "$BUILD/vhost_vsock_kernel.err")"
         exit 77
     fi
-    VV_TMP=$(mktemp -d /tmp/cvmm-vsock.XXXXXX)
-    trap vv_cleanup EXIT
-    local src=$VV_ROOT/tests/integration/guest/vsock-tool.c
+    it_setup vsock
+    VV_TMP=$IT_TMP
+    local src=$IT_ROOT/tests/integration/guest/vsock-tool.c
     VV_TOOL=$VV_TMP/vsock-tool
-    gcc -O2 -o "$VV_TOOL" "$src" || vv_fail "cannot build vsock-tool"
+    gcc -O2 -o "$VV_TOOL" "$src" || it_fail "cannot build vsock-tool"
     if ! gcc -static -O2 -o "$VV_TMP/vsock-tool-static" "$src" 2>"$VV_TMP/gcc-static.err"; then
         echo "SKIP: cannot link a static program for the guest: $(tail -n 1 "$VV_TMP/gcc-static.err")"
         exit 77
     fi
-    LINUX_DIR=$LINUX_DIR "$VV_ROOT/images/linux/mkinitrd.sh" "$VV_TMP/initrd.gz" \
-        "$VV_ROOT/tests/integration/guest/vhost_vsock_guest.sh" \
-        "$VV_TMP/vsock-tool-static:/vsock-tool" || vv_fail "mkinitrd"
+    LINUX_DIR=$LINUX_DIR "$IT_ROOT/images/linux/mkinitrd.sh" "$VV_TMP/initrd.gz" \
+        "$IT_ROOT/tests/integration/guest/vhost_vsock_guest.sh" \
+        "$VV_TMP/vsock-tool-static:/vsock-tool" || it_fail "mkinitrd"
     VV_SOCK=$VV_TMP/vu.sock
     VV_UDS=$VV_TMP/uds
 }
@@ -62,16 +39,16 @@ vv_backend() {
     before=$(grep -ac "vsock-backend: guest cid" "$VV_TMP/backend.log" 2>/dev/null)
     "$CVMM" -v --vsock-backend "cid=$VV_CID,socket=$VV_SOCK,uds_path=$VV_UDS" >>"$VV_TMP/backend.log" 2>&1 &
     VV_BACKEND_PID=$!
-    VV_PIDS+=("$VV_BACKEND_PID")
+    it_track "$VV_BACKEND_PID"
     for i in $(seq 100); do
         if [ "$(grep -ac "vsock-backend: guest cid" "$VV_TMP/backend.log")" -gt "${before:-0}" ] &&
            [ -S "$VV_SOCK" ] && [ -S "$VV_UDS" ]; then
             return 0
         fi
-        kill -0 "$VV_BACKEND_PID" 2>/dev/null || vv_fail "back-end exited at start"
+        kill -0 "$VV_BACKEND_PID" 2>/dev/null || it_fail "back-end exited at start"
         sleep 0.1
     done
-    vv_fail "back-end did not start serving on $VV_SOCK"
+    it_fail "back-end did not start serving on $VV_SOCK"
 }
 
 # vv_qemu_bg MODE LOG [APPEND...]: boots the guest in MODE in the
@@ -85,9 +62,9 @@ vv_qemu_bg() {
         -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
         -chardev "socket,id=c3,path=$VV_SOCK" -device "vhost-user-vsock-pci,chardev=c3${VV_DEV_OPTS-,vectors=0}" \
         -kernel "$LINUX_DIR/vmlinuz" -initrd "$VV_TMP/initrd.gz" \
-        -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_vsock=$mode $*" </dev/null >"$log" 2>&1 &
+        -append "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=$mode $*" </dev/null >"$log" 2>&1 &
     VV_QEMU_PID=$!
-    VV_PIDS+=("$VV_QEMU_PID")
+    it_track "$VV_QEMU_PID"
 }
 
 # vv_host_bg OUT ARGS...: runs the host vsock-tool in the background (its
@@ -97,7 +74,7 @@ vv_host_bg() {
     shift
     timeout 400 "$VV_TOOL" "$@" >"$out" 2>&1 &
     VV_HOST_PID=$!
-    VV_PIDS+=("$VV_HOST_PID")
+    it_track "$VV_HOST_PID"
 }
 
 # vv_guest_line LOG TAG: the guest's last "CVMM-VSOCK: TAG ..." line, without the prefix.

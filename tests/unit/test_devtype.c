@@ -1,0 +1,90 @@
+/* The device type table (devices/devtype.c): rows, the role's keys, ids. */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "cvmm/devtype.h"
+#include "cvmm/log.h"
+#include "check_run.h"
+
+START_TEST(rows_are_complete)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; devtype_table[i]; i++, n++) {
+		const struct devtype *t = devtype_table[i];
+
+		ck_assert_ptr_nonnull(t->name);
+		ck_assert_ptr_nonnull(t->spec);
+		ck_assert_ptr_nonnull(t->create);
+		ck_assert_ptr_nonnull(t->destroy);
+		ck_assert(t->vm_option || t->backend_option);
+		if (t->vm_option) {
+			ck_assert_ptr_nonnull(t->vm_usage);
+			ck_assert_uint_ge(t->max, 1);
+			ck_assert_ptr_eq(devtype_by_vm_option(t->vm_option), t);
+		}
+		if (t->backend_option) {
+			ck_assert_ptr_nonnull(t->backend_usage);
+			ck_assert_ptr_eq(devtype_by_backend_option(t->backend_option), t);
+		}
+	}
+	ck_assert_uint_ge(n, 4);
+	ck_assert_ptr_null(devtype_by_vm_option("--frobnicate"));
+}
+END_TEST
+
+START_TEST(in_vm_ids)
+{
+	const struct devtype *rng = devtype_by_vm_option("--rng");
+	struct devtype_dev d;
+
+	log_set_level(LOG_ERR);
+	ck_assert_ptr_nonnull(rng);
+	ck_assert_int_eq(devtype_create(&d, rng, "", DEVTYPE_IN_VM, 0), 0);
+	ck_assert_str_eq(d.id, "rng");       /* one at most: no number */
+	ck_assert_uint_eq(d.vdev->device_id, 4);
+	devtype_destroy(&d);
+	ck_assert_ptr_null(d.model);
+	ck_assert_int_eq(devtype_create(&d, rng, "id=entropy", DEVTYPE_IN_VM, 0), 0);
+	ck_assert_str_eq(d.id, "entropy");
+	devtype_destroy(&d);
+	ck_assert_int_eq(devtype_create(&d, rng, "id=0123456789012345678901234567890123", DEVTYPE_IN_VM, 0),
+			 -EINVAL);
+	ck_assert_int_eq(devtype_create(&d, rng, "bogus=1", DEVTYPE_IN_VM, 0), -EINVAL);
+	/* socket= belongs to back-ends only. */
+	ck_assert_int_eq(devtype_create(&d, rng, "socket=/tmp/x", DEVTYPE_IN_VM, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(backend_keys)
+{
+	const struct devtype *vsock = devtype_by_backend_option("--vsock-backend");
+	struct devtype_dev d;
+
+	log_set_level(LOG_ERR);
+	ck_assert_ptr_nonnull(vsock);
+	/* socket= is required; id= is the VM's. */
+	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-u", DEVTYPE_BACKEND, 0),
+			 -EINVAL);
+	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-u,socket=/tmp/cvmm-dt-s,id=x",
+					DEVTYPE_BACKEND, 0), -EINVAL);
+	/* vsock offers no client mode. */
+	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-u,socket=/tmp/cvmm-dt-s,client=on",
+					DEVTYPE_BACKEND, 0), -EINVAL);
+	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-s,socket=/tmp/cvmm-dt-s",
+					DEVTYPE_BACKEND, 0), -EINVAL);
+	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-u,socket=/tmp/cvmm-dt-s",
+					DEVTYPE_BACKEND, 0), 0);
+	ck_assert_str_eq(d.socket, "/tmp/cvmm-dt-s");
+	ck_assert(!d.client);
+	ck_assert_ptr_nonnull(d.ready);
+	ck_assert_uint_eq(d.vdev->device_id, 19);
+	devtype_destroy(&d);
+}
+END_TEST
+
+CHECK_MAIN("devtype",
+	   rows_are_complete,
+	   in_vm_ids,
+	   backend_keys)
