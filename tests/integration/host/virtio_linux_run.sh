@@ -75,8 +75,7 @@ for t in pci mmio; do
     check "$t: no virtio probe failures" lacks "$ser" 'probe of virtio[0-9]* failed\|bad capability len'
     # virtio-blk
     check "$t: blk: vda has two queues" has "$ser" '^VL: vda ro=0 queues=2 '
-    q0=$(vl 'vda queue 0 .*runs=\([0-9]*\).*'); q1=$(vl 'vda queue 1 .*runs=\([0-9]*\).*')
-    check "$t: blk: both queues carried requests (runs $q0, $q1)" eval 'gt0 "$q0" && gt0 "$q1"'
+    # Per-queue evidence needs a vector per queue: MSI-X, so PCI only.
     if [ "$t" = pci ]; then
         q0=$(vl 'vda queue 0 .*irqs=\([0-9]*\)'); q1=$(vl 'vda queue 1 .*irqs=\([0-9]*\)')
         check "$t: blk: both virtqueues interrupted on completion (MSI-X: $q0, $q1)" eval 'gt0 "$q0" && gt0 "$q1"'
