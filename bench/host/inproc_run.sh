@@ -80,9 +80,9 @@ ratio() {
         r = a / b; worse = (f ~ /-(secs|usecs)$/) ? r > 1 : r < 1
         printf "%.2f%s", r, worse ? " <" : "" }'
 }
-echo "medians of $ROUNDS rounds; ratio = cvmm / QEMU (iops, mibps: higher is better; secs, usecs: lower is better; '<' marks cvmm behind)"
+echo "medians of the rounds (of $ROUNDS) that produced the figure; ratio = cvmm / QEMU (iops, mibps: higher is better; secs, usecs: lower is better; '<' marks cvmm behind)"
 printf '%-24s %10s %10s %10s %10s %10s\n' figure cvmm-pci cvmm-mmio qemu pci/qemu mmio/qemu
-for w in $(cat cvmm-pci.* cvmm-mmio.* qemu.* 2>/dev/null | awk '!seen[$1]++ { print $1 }'); do
+for w in $(cat cvmm-pci.[0-9]* cvmm-mmio.[0-9]* qemu.[0-9]* 2>/dev/null | awk '!seen[$1]++ { print $1 }'); do
     p=$(median cvmm-pci "$w"); m=$(median cvmm-mmio "$w"); q=$(median qemu "$w")
     printf '%-24s %10s %10s %10s %10s %10s\n' "$w" "${p:-failed}" "${m:-failed}" "${q:-failed}" \
         "$(ratio "$p" "$q" "$w")" "$(ratio "$m" "$q" "$w")"
