@@ -40,8 +40,9 @@ static const char *machine_virtio_queue_default(const struct cli_config *cfg, co
 	unsigned cpus = cfg->cpus;
 
 	*copy = NULL;
+	/* A vhost-user back-end decides its own queues: leave them to the user. */
 	if (!t->vm_queues_key || cfg->transport != CLI_TRANSPORT_PCI || cpus < 2 ||
-	    machine_virtio_has_key(text, t->vm_queues_key))
+	    machine_virtio_has_key(text, t->vm_queues_key) || machine_virtio_has_key(text, "vhost_user"))
 		return text;
 	if (asprintf(copy, "%s%s%s=%u", text, *text ? "," : "", t->vm_queues_key, cpus) < 0) {
 		*copy = NULL;
