@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # In-process device benchmark: what a Linux guest sees of its virtio-blk
-# (4 KiB random read/write at queue depth 32, 1 MiB sequential at depth 4,
-# O_DIRECT, bench/guest/blkload.c) and of its virtio-net (a 256 MiB TCP
-# stream into a tap, timed by the guest), under cvmm and, in the same run,
-# under QEMU with KVM and its own in-process devices (virtio-blk-pci with
-# aio=io_uring on the page cache, as cvmm by default; virtio-net-pci on a
-# tap with vhost=off), on the same image and the same kind of tap, in turn
-# for ROUNDS rounds. Prints each round, the medians and the cvmm/QEMU ratio.
+# (4 KiB random and sequential reads and writes at queue depth 1 and 32,
+# 1 MiB sequential at depth 4, O_DIRECT, bench/guest/blkload.c), of its
+# virtio-net (a TCP stream each way through a tap and 1-byte request/
+# response latency, bench/guest/netload.c) and the time from starting the
+# VMM to the guest's /init, under cvmm (virtio-pci and virtio-mmio) and, in
+# the same run, under QEMU with KVM and its own in-process devices
+# (virtio-blk-pci with aio=io_uring on the page cache, as cvmm by default;
+# virtio-net-pci on a tap with vhost=off), on the same image and the same
+# kind of tap, in turn for ROUNDS rounds. Prints each round, the medians and
+# the cvmm/QEMU ratios.
 #
-#   bench/inproc.sh [BUILD_DIR]      env: ROUNDS=3, SECS=10 (per block workload)
+#   bench/inproc.sh [BUILD_DIR]
+#       env: ROUNDS=3, SECS=10 (per block workload), NETMIB=64 (per TCP
+#       stream), RR=1000 (request/response exchanges)
 #
 # Runs where tests/lib/linux-guest.sh says Linux guests run: directly, or
 # nested inside a QEMU/TCG machine, where QEMU with -enable-kvm runs on the
@@ -18,7 +23,7 @@ set -u
 BUILD=$(cd "${1:-build}" && pwd) || exit 1
 export BUILD
 root=$(cd "$(dirname "$0")/.." && pwd)
-export ROUNDS=${ROUNDS:-3} SECS=${SECS:-10}
+export ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} NETMIB=${NETMIB:-64} RR=${RR:-1000}
 [ -x "$BUILD/cvmm" ] || { echo "inproc: build cvmm first (make BUILD=$BUILD)"; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "inproc: qemu-system-x86_64 is not installed"; exit 1; }
 . "$root/tests/lib/linux-guest.sh"
@@ -33,11 +38,12 @@ linux_guest_prepare || { echo "inproc: cannot build the guest images"; exit 1; }
 
 tmp=$(mktemp -d /var/tmp/cvmm-bench-inproc.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-gcc -static -O2 -o "$tmp/blkload" "$root/bench/guest/blkload.c" -lpthread ||
-    { echo "inproc: cannot build the guest load tool"; exit 1; }
+{ gcc -static -O2 -o "$tmp/blkload" "$root/bench/guest/blkload.c" -lpthread &&
+  gcc -static -O2 -o "$tmp/netload" "$root/bench/guest/netload.c"; } ||
+    { echo "inproc: cannot build the guest load tools"; exit 1; }
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/bench/guest/inproc_guest.sh" \
-    "$tmp/blkload:/blkload" >/dev/null || { echo "inproc: mkinitrd failed"; exit 1; }
-files=("$tmp/initrd.gz")
+    "$tmp/blkload:/blkload" "$tmp/netload:/netload" >/dev/null || { echo "inproc: mkinitrd failed"; exit 1; }
+files=("$tmp/initrd.gz" "$tmp/netload")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
     # QEMU for the outer machine: its binary, its dynamic loader and
     # libraries (run through the loader, so no paths change) and the
@@ -55,5 +61,7 @@ if [ "$LINUX_GUEST_MODE" = nested ]; then
         files+=("$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")")
     done
 fi
-NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((ROUNDS * 2 * (600 + 5 * SECS) + 300)) \
+# Nested, the settings reach the outer /init as environment through its
+# kernel command line.
+NESTED_APPEND="ROUNDS=$ROUNDS SECS=$SECS NETMIB=$NETMIB RR=$RR" NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((ROUNDS * 3 * (600 + 12 * SECS) + 300)) \
     linux_guest_run inproc "$root/bench/host/inproc_run.sh" "${files[@]}"

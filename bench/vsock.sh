@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Vsock back-end throughput: `cvmm --vsock-backend` with a QEMU TCG guest
-# (vhost-user-vsock-pci, Debian's cloud kernel) moving BYTES host -> guest
-# and guest -> host over one connection each (tests/integration/guest/
-# vsock-tool.c on both sides, hybrid vsock on the host). No other C
-# vhost-user-vsock back-end is at hand to compare with, so the figures are
-# reported on their own; the guest is TCG-emulated, which bounds them.
+# Vsock throughput, in two parts.
+# 1. The back-end alone: `cvmm --vsock-backend` with a QEMU TCG guest
+#    (vhost-user-vsock-pci, Debian's cloud kernel) moving BYTES host -> guest
+#    and guest -> host over one connection each (tests/integration/guest/
+#    vsock-tool.c on both sides, hybrid vsock on the host). No other C
+#    vhost-user-vsock back-end is at hand to compare with; the guest is
+#    TCG-emulated, which bounds the figures.
+# 2. In-process `cvmm --vsock` beside the back-end, on the same KVM (this
+#    host's where it runs Linux, else nested in a QEMU/TCG machine, see
+#    tests/lib/linux-guest.sh): ROUNDS rounds, each booting the same guest
+#    under cvmm --vsock and under QEMU -enable-kvm with vhost-user-vsock-pci
+#    on cvmm --vsock-backend; MiB/s each way (BYTES2) and connections/s
+#    (CONNS, each an echoed message), medians and the ratio
+#    (bench/host/vsock_run.sh). Nested, only the ratios mean something.
 #
-#   bench/vsock.sh [BUILD_DIR]      env: BYTES=67108864 RUNS=3
+#   bench/vsock.sh [BUILD_DIR]   env: BYTES=67108864 RUNS=3 (part 1),
+#                                ROUNDS=3 BYTES2=16777216 CONNS=200 (part 2)
 #
 # Each direction is timed on the host: from the connection being set up to
 # the peer's end of stream (the receiver has checksummed every byte).
@@ -43,3 +52,38 @@ awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v mib=$(( (BYTES >> 20) * 2 * RUNS
     'BEGIN { printf "back-end CPU: %.2f s for %d MiB moved (%.1f ms per MiB)\n", t / hz, mib, t / hz * 1000 / mib }'
 kill -TERM "$VV_BACKEND_PID"
 wait "$VV_BACKEND_PID"
+
+# 2. in-process beside the back-end
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/tests/lib/linux-guest.sh"
+linux_guest_mode
+case $? in
+    0) echo "vsock: part 2 $LINUX_GUEST_MODE: $LINUX_GUEST_WHY";;
+    *) echo "vsock: part 2 not measured on this host: $LINUX_GUEST_WHY"; exit 0;;
+esac
+linux_guest_prepare || it_fail "cannot build the guest images"
+[ "$LINUX_GUEST_MODE" = nested ] &&
+    echo "vsock: NESTED (QEMU/TCG outer machine): absolute figures mean nothing here, compare the ratios only"
+files=("$VV_TMP/initrd.gz" "$VV_TMP/vsock-tool-static:vsock-tool")
+if [ "$LINUX_GUEST_MODE" = nested ]; then
+    # QEMU for the outer machine: its binary, loader, libraries and the
+    # firmware it loads for -kernel (as bench/inproc.sh ships it).
+    q=$(command -v qemu-system-x86_64)
+    files+=("$q:qemu/qemu-system-x86_64")
+    while read -r lib; do
+        case $lib in
+            */ld-linux*) files+=("$(readlink -f "$lib"):qemu/ld.so");;
+            *) files+=("$(readlink -f "$lib"):qemu/lib/$(basename "$lib")");;
+        esac
+    done < <(ldd "$q" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
+    for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin; do
+        [ -f "/usr/share/$f" ] || it_fail "QEMU firmware /usr/share/$f not found"
+        files+=("$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")")
+    done
+fi
+# The settings travel as a file: the nested machine gets no environment.
+ROUNDS=${ROUNDS:-3}
+printf 'ROUNDS=%s\nBYTES=%s\nCONNS=%s\n' "$ROUNDS" "${BYTES2:-$((16 << 20))}" "${CONNS:-200}" >"$VV_TMP/bench.env"
+files+=("$VV_TMP/bench.env")
+NESTED_MEM_MIB=3072 NESTED_TIMEOUT=$((ROUNDS * 2 * 600 + 300)) \
+    linux_guest_run vsock_bench "$root/bench/host/vsock_run.sh" "${files[@]}"

@@ -48,30 +48,48 @@ struct devtype_common {
 
 #define DEVTYPE_MAX_KEYS 64
 
+static bool devtype_spec_has(const struct opt_spec *spec, const char *key)
+{
+	for (; spec->key; spec++)
+		if (!strcmp(spec->key, key))
+			return true;
+	return false;
+}
+
 /* The device's spec followed by the role's keys, offsets into a buffer that
- * holds the device's options then a struct devtype_common at common_off. */
+ * holds the device's options then a struct devtype_common at common_off.
+ * A key the device defines itself is its own (vsock's socket= in a VM is
+ * the hybrid-vsock socket), so the role's key of that name is left out. */
 static void devtype_spec(const struct devtype *t, enum devtype_role role, size_t common_off,
 			 struct opt_spec *out)
 {
+	const struct opt_spec *own = role == DEVTYPE_IN_VM && t->vm_spec ? t->vm_spec : t->spec;
+	static const struct opt_spec vm_keys[] = {
+		OPT_SPEC("id", OPT_STRING, struct devtype_common, id),
+		OPT_SPEC("vhost_user", OPT_BOOL, struct devtype_common, vhost_user),
+		OPT_SPEC("socket", OPT_STRING, struct devtype_common, socket),
+		OPT_SPEC("vhost_mode", OPT_STRING, struct devtype_common, vhost_mode),
+		OPT_SPEC_END,
+	};
+	static const struct opt_spec backend_keys[] = {
+		OPT_SPEC("socket", OPT_STRING, struct devtype_common, socket),
+		OPT_SPEC_END,
+	};
+	static const struct opt_spec client_key = OPT_SPEC("client", OPT_BOOL, struct devtype_common, client);
+	const struct opt_spec *role_keys = role == DEVTYPE_IN_VM ? vm_keys : backend_keys;
 	unsigned n = 0;
 
-	for (; t->spec[n].key; n++)
-		out[n] = t->spec[n];
-	if (role == DEVTYPE_IN_VM) {
-		out[n++] = (struct opt_spec){ "id", OPT_STRING,
-					      common_off + offsetof(struct devtype_common, id) };
-		out[n++] = (struct opt_spec){ "vhost_user", OPT_BOOL,
-					      common_off + offsetof(struct devtype_common, vhost_user) };
-		out[n++] = (struct opt_spec){ "socket", OPT_STRING,
-					      common_off + offsetof(struct devtype_common, socket) };
-		out[n++] = (struct opt_spec){ "vhost_mode", OPT_STRING,
-					      common_off + offsetof(struct devtype_common, vhost_mode) };
-	} else {
-		out[n++] = (struct opt_spec){ "socket", OPT_STRING,
-					      common_off + offsetof(struct devtype_common, socket) };
-		if (t->backend_client)
-			out[n++] = (struct opt_spec){ "client", OPT_BOOL,
-						      common_off + offsetof(struct devtype_common, client) };
+	for (; own[n].key; n++)
+		out[n] = own[n];
+	for (const struct opt_spec *k = role_keys; k->key; k++) {
+		if (devtype_spec_has(own, k->key))
+			continue;
+		out[n] = *k;
+		out[n++].offset += common_off;
+	}
+	if (role == DEVTYPE_BACKEND && t->backend_client) {
+		out[n] = client_key;
+		out[n++].offset += common_off;
 	}
 	out[n] = (struct opt_spec)OPT_SPEC_END;
 }

@@ -210,6 +210,13 @@ static const struct confine_rule confine_backend[] = {
 	ALLOW(unlinkat),
 };
 
+/* A vhost-user front-end's service thread (vhost/frontend): on top of a
+ * worker's socket calls, a reconnect makes the new back-end request
+ * channel, one end of which it sends. */
+static const struct confine_rule confine_frontend[] = {
+	ALLOW_ARG(socketpair, 0, AF_UNIX),
+};
+
 /*
  * ASan/UBSan runtimes report (and LeakSanitizer checks at exit) with
  * syscalls cvmm itself never makes: opening /proc/self/maps, an alternate
@@ -256,6 +263,7 @@ static const struct confine_table confine_queue_control_table = TABLE(confine_qu
 static const struct confine_table confine_vcpu_table = TABLE(confine_vcpu);
 static const struct confine_table confine_vmm_table = TABLE(confine_vmm);
 static const struct confine_table confine_backend_table = TABLE(confine_backend);
+static const struct confine_table confine_frontend_table = TABLE(confine_frontend);
 
 const struct confine_role_spec confine_roles[CONFINE_ROLE_COUNT] = {
 	[CONFINE_ROLE_VMM] = { "vmm", {
@@ -269,4 +277,6 @@ const struct confine_role_spec confine_roles[CONFINE_ROLE_COUNT] = {
 	[CONFINE_ROLE_BACKEND] = { "backend", {
 		&confine_base_table, &confine_backend_table, &confine_queue_control_table,
 		&confine_thread_start_table, &confine_worker_table, CONFINE_SANITIZER_TABLE NULL } },
+	[CONFINE_ROLE_FRONTEND] = { "frontend", {
+		&confine_base_table, &confine_worker_table, &confine_frontend_table, CONFINE_SANITIZER_TABLE NULL } },
 };

@@ -17,6 +17,40 @@ static int machine_virtio_check_id(const struct machine_virtio *mv, const struct
 	return 0;
 }
 
+/* True when the key=value list text gives key. */
+static bool machine_virtio_has_key(const char *text, const char *key)
+{
+	size_t len = strlen(key);
+
+	for (const char *p = text; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, key, len) && p[len] == '=')
+			return true;
+	return false;
+}
+
+/* A device's options with its queue count defaulted per vCPU (see
+ * devtype.vm_queues_key), as QEMU does for virtio-blk-pci: with one queue
+ * its interrupt lands on one vCPU, and a request another vCPU issued costs
+ * a wake-up of the first and an IPI back (docs/performance.md). With
+ * virtio-mmio a device has one interrupt line whatever its queues. Returns
+ * text itself or a malloc'd copy in *copy. */
+static const char *machine_virtio_queue_default(const struct cli_config *cfg, const struct devtype *t,
+						const char *text, char **copy)
+{
+	unsigned cpus = cfg->cpus;
+
+	*copy = NULL;
+	/* A vhost-user back-end decides its own queues: leave them to the user. */
+	if (!t->vm_queues_key || cfg->transport != CLI_TRANSPORT_PCI || cpus < 2 ||
+	    machine_virtio_has_key(text, t->vm_queues_key) || machine_virtio_has_key(text, "vhost_user"))
+		return text;
+	if (asprintf(copy, "%s%s%s=%u", text, *text ? "," : "", t->vm_queues_key, cpus) < 0) {
+		*copy = NULL;
+		return text;
+	}
+	return *copy;
+}
+
 /* Devices of one type, numbered in command-line order. */
 static int machine_virtio_open_type(struct machine_virtio *mv, const struct cli_config *cfg,
 				    const struct devtype *t)
@@ -29,7 +63,11 @@ static int machine_virtio_open_type(struct machine_virtio *mv, const struct cli_
 
 		if (cfg->devices[i].type != t)
 			continue;
-		err = devtype_create(d, t, cfg->devices[i].opts, DEVTYPE_IN_VM, index++);
+		char *copy;
+		const char *text = machine_virtio_queue_default(cfg, t, cfg->devices[i].opts, &copy);
+
+		err = devtype_create(d, t, text, DEVTYPE_IN_VM, index++);
+		free(copy);
 		if (err)
 			return err;
 		err = machine_virtio_check_id(mv, d);

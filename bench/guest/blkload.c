@@ -2,7 +2,7 @@
  * Block load from inside a Linux guest (static, no fio in the initramfs):
  * QD threads each keep one O_DIRECT request of BS bytes in flight against
  * DEV for SECS seconds, random or sequential, and the totals are printed as
- * one line: "BENCH: <name> iops=N mibps=M".
+ * one line: "BENCH: <mode>-<size>-qd<QD> iops=N" (mibps=M from 64 KiB up).
  *
  *   blkload DEV randread|randwrite|seqread|seqwrite BS QD SECS SPAN_MIB
  */
@@ -114,7 +114,11 @@ int main(int argc, char **argv)
 		failed |= t[i].failed;
 	}
 	secs = blkload_now() - start;
-	printf("BENCH: %s iops=%.0f mibps=%.1f%s\n", argv[2], (double)ops / secs,
-	       (double)ops * (double)l.bs / secs / 1048576.0, failed ? " (errors)" : "");
+	if (l.bs < 65536)
+		printf("BENCH: %s-%zuk-qd%u iops=%.0f%s\n", argv[2], l.bs / 1024, qd, (double)ops / secs,
+		       failed ? " (errors)" : "");
+	else
+		printf("BENCH: %s-%zuk-qd%u mibps=%.1f%s\n", argv[2], l.bs / 1024, qd,
+		       (double)ops * (double)l.bs / secs / 1048576.0, failed ? " (errors)" : "");
 	return failed;
 }

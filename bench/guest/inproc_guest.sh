@@ -1,21 +1,26 @@
 #!/bin/sh
 # /test.sh of bench/inproc.sh's initramfs: block load on /dev/vda with
-# /blkload, then a 256 MiB TCP stream to the host behind the tap. Parameters come
-# from the kernel command line: bench.secs=N bench.host=A.B.C.D.
+# /blkload (4 KiB random and sequential, read and write, at queue depth 1
+# and 32; 1 MiB sequential at depth 4), then TCP with the host behind the
+# tap with /netload (a stream each way, 1-byte request/response). Parameters
+# come from the kernel command line: bench.secs=N (per block workload)
+# bench.netmib=N (per stream) bench.rr=N (exchanges) bench.host=A.B.C.D.
 secs=$(sed -n 's/.*bench\.secs=\([0-9]*\).*/\1/p' /proc/cmdline)
+netmib=$(sed -n 's/.*bench\.netmib=\([0-9]*\).*/\1/p' /proc/cmdline)
+rr=$(sed -n 's/.*bench\.rr=\([0-9]*\).*/\1/p' /proc/cmdline)
 host=$(sed -n 's/.*bench\.host=\([0-9.]*\).*/\1/p' /proc/cmdline)
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-/blkload /dev/vda randread 4096 32 "$secs" 256
-/blkload /dev/vda randwrite 4096 32 "$secs" 256
+for qd in 1 32; do
+    for mode in randread randwrite seqread seqwrite; do
+        /blkload /dev/vda $mode 4096 $qd "$secs" 256
+    done
+done
 /blkload /dev/vda seqread 1048576 4 "$secs" 256
 /blkload /dev/vda seqwrite 1048576 4 "$secs" 256
 ip link set eth0 up
 ip addr add "${host%.*}.2/24" dev eth0
 ping -c 1 -W 5 "$host" >/dev/null 2>&1
-# The guest times the stream (its own clock, the same way under either VMM),
-# from the first write to nc's exit once the host has everything.
-t0=$(cut -d' ' -f1 /proc/uptime)
-dd if=/dev/zero bs=64k count=4096 2>/dev/null | nc "$host" 5679
-t1=$(cut -d' ' -f1 /proc/uptime)
-awk -v a="$t0" -v b="$t1" 'BEGIN { if (b > a) printf "BENCH: net mibps=%.1f\n", 256 / (b - a) }'
+/netload "$host" 5679 send "$netmib"
+/netload "$host" 5679 recv "$netmib"
+/netload "$host" 5679 rr "$rr"

@@ -1,39 +1,47 @@
 #!/bin/sh
 # The host side of bench/inproc.sh (busybox sh; runs directly or in the
 # nested machine, see tests/lib/linux-guest.sh): ROUNDS rounds, each booting
-# the same guest (initrd.gz: bench/guest/inproc_guest.sh) under cvmm and then
-# under QEMU with KVM and its own in-process devices, on the same image and
-# the same kind of tap. Prints every round's figures, the medians and the
-# cvmm/QEMU ratio of the medians. Env: ROUNDS (3), SECS (per block workload).
+# the same guest (initrd.gz: bench/guest/inproc_guest.sh) under cvmm with
+# virtio-pci, under cvmm with virtio-mmio and under QEMU with KVM and its own
+# in-process devices, on the same image and the same kind of tap. Prints
+# every round's figures, the medians and the ratios of the medians to
+# QEMU's. Env: ROUNDS (3), SECS (per block workload), NETMIB (per TCP
+# stream), RR (request/response exchanges).
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
-append="console=ttyS0 panic=-1 reboot=k bench.secs=$SECS bench.host=10.80.0.1"
+NETMIB=${NETMIB:-64}
+RR=${RR:-1000}
+append="console=ttyS0 panic=-1 reboot=k bench.secs=$SECS bench.netmib=$NETMIB bench.rr=$RR bench.host=10.80.0.1"
 # QEMU shipped in (nested: with its own loader, libraries and firmware), or
-# this host's.
+# this host's (a command line, split on spaces: timeout runs it).
 if [ -x qemu/qemu-system-x86_64 ]; then
-    qemu() { qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share "$@"; }
+    QEMU="qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
 else
-    qemu() { qemu-system-x86_64 "$@"; }
+    QEMU=qemu-system-x86_64
 fi
 dd if=/dev/urandom of=disk.img bs=1M count=256 2>/dev/null
-mkfifo hold
-exec 5<>hold
-WORKLOADS="randread-iops randwrite-iops seqread-mibps seqwrite-mibps net-mibps"
+./netload serve 5679 &
+server=$!
+VMMS="cvmm-pci cvmm-mmio qemu"
 
-# run NAME ROUND COMMAND...: one boot; "workload value" lines into NAME.ROUND
+# now: this host's uptime in seconds (a builtin read, no process started)
+now() { read -r up _ </proc/uptime; echo "$up"; }
+
+# run NAME ROUND COMMAND...: one boot; "figure value" lines into NAME.ROUND.
+# Time to init: from starting the VMM to the guest's /init printing its
+# first line, seen on the serial console as it comes.
 run() {
     name=$1 round=$2
     shift 2
-    timeout 900 nc -l -p 5679 <hold >/dev/null &
-    sink=$!
-    timeout 900 "$@" >"$name.out" 2>"$name.err" </dev/null
-    rc=$?
-    kill $sink 2>/dev/null
-    wait $sink 2>/dev/null
-    [ $rc -eq 0 ] || { echo "inproc: $name round $round exited $rc:"; tail -n 5 "$name.err"; }
-    tr -d '\r' <"$name.out" |
-        sed -n 's/^BENCH: \([a-z]*\) iops=\([0-9]*\) mibps=\([0-9.]*\)$/\1-iops \2\n\1-mibps \3/p;
-                s/^BENCH: net mibps=\([0-9.]*\)$/net-mibps \1/p' >"$name.$round"
+    t0=$(now)
+    timeout 900 "$@" 2>"$name.err" </dev/null | tr -d '\r' | while IFS= read -r line; do
+        case $line in
+            "CVMM-INIT: start"*) echo "BENCH: init secs=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')";;
+        esac
+        echo "$line"
+    done >"$name.out"
+    grep -q "CVMM-INIT: done rc=0" "$name.out" || { echo "inproc: $name round $round failed:"; tail -n 5 "$name.err" "$name.out"; }
+    sed -n 's/^BENCH: \([a-z0-9-]*\) \([a-z]*\)=\([0-9.]*\)$/\1-\2 \3/p' "$name.out" >"$name.$round"
     echo "round $round $name: $(awk '{ printf "%s=%s ", $1, $2 }' "$name.$round")"
 }
 
@@ -45,29 +53,37 @@ tap_for_qemu() {
 }
 
 for round in $(seq "$ROUNDS"); do
-    run cvmm "$round" "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=1G \
-        --serial tty --disk path=disk.img --net "tap=bench0,ip=10.80.0.1,mask=255.255.255.0" \
-        --cmdline "$append"
+    for t in pci mmio; do
+        run "cvmm-$t" "$round" "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 \
+            --memory size=1G --transport "$t" --serial tty --disk path=disk.img \
+            --net "tap=bench0,ip=10.80.0.1,mask=255.255.255.0" --cmdline "$append"
+    done
     tap_for_qemu &
-    run qemu "$round" qemu -enable-kvm -cpu host -smp 2 -m 1G -nographic -nodefaults -serial stdio -no-reboot \
+    run qemu "$round" $QEMU -enable-kvm -cpu host -smp 2 -m 1G -nographic -nodefaults -serial stdio -no-reboot \
         -kernel "$GUEST_KERNEL" -initrd initrd.gz -append "$append" \
         -drive file=disk.img,format=raw,if=none,id=d0,aio=io_uring -device virtio-blk-pci,drive=d0 \
         -netdev tap,id=n0,ifname=bench1,script=no,downscript=no,vhost=off \
         -device virtio-net-pci,netdev=n0,romfile=
-    wait
+    wait $!
 done
+kill $server
 
-# median NAME WORKLOAD: of the rounds that produced the figure
+# median NAME FIGURE: of the rounds that produced the figure
 median() {
     for r in $(seq "$ROUNDS"); do awk -v w="$2" '$1 == w { print $2 }' "$1.$r"; done | sort -n |
         awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-printf '%-18s %12s %12s %8s   (medians of %s rounds)\n' workload cvmm qemu ratio "$ROUNDS"
-for w in $WORKLOADS; do
-    a=$(median cvmm "$w"); b=$(median qemu "$w")
-    if [ -n "$a" ] && [ -n "$b" ]; then
-        printf '%-18s %12s %12s %8s\n' "$w" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", b ? a / b : 0 }')"
-    else
-        printf '%-18s %12s %12s %8s\n' "$w" "${a:-failed}" "${b:-failed}" "-"
-    fi
+# ratio A B FIGURE: A/B, with "<" after it when A is worse than QEMU's B
+ratio() {
+    awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {
+        if (a == "" || b == "" || !b) { print "-"; exit }
+        r = a / b; worse = (f ~ /-(secs|usecs)$/) ? r > 1 : r < 1
+        printf "%.2f%s", r, worse ? " <" : "" }'
+}
+echo "medians of the rounds (of $ROUNDS) that produced the figure; ratio = cvmm / QEMU (iops, mibps: higher is better; secs, usecs: lower is better; '<' marks cvmm behind)"
+printf '%-24s %10s %10s %10s %10s %10s\n' figure cvmm-pci cvmm-mmio qemu pci/qemu mmio/qemu
+for w in $(cat cvmm-pci.[0-9]* cvmm-mmio.[0-9]* qemu.[0-9]* 2>/dev/null | awk '!seen[$1]++ { print $1 }'); do
+    p=$(median cvmm-pci "$w"); m=$(median cvmm-mmio "$w"); q=$(median qemu "$w")
+    printf '%-24s %10s %10s %10s %10s %10s\n' "$w" "${p:-failed}" "${m:-failed}" "${q:-failed}" \
+        "$(ratio "$p" "$q" "$w")" "$(ratio "$m" "$q" "$w")"
 done

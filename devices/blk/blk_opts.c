@@ -121,11 +121,13 @@ const struct devtype blk_devtype = {
 	.vm_option = "--disk",
 	.vm_usage =
 		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR][,id=ID]\n"
-		"                       a virtio-blk disk on a raw image (repeatable, at most 8)\n"
+		"                       a virtio-blk disk on a raw image (repeatable, at most 8);\n"
+		"                       num_queues defaults to the vCPUs with pci, 1 with mmio\n"
 		"  --disk vhost_user=on,socket=SOCK[,num_queues=N][,queue_size=N][,id=ID]\n"
 		"                       a virtio-blk disk served by a vhost-user back-end (guest RAM\n"
 		"                       becomes shared, as with --memory shared=on)\n",
 	.max = 8,
+	.vm_queues_key = "num_queues",
 	.vhost_user = true,
 	.backend_option = "--block-backend",
 	.backend_usage = "path=IMG,socket=SOCK[,...]",

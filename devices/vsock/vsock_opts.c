@@ -1,8 +1,12 @@
 /*
- * --vsock-backend: the virtio-vsock device type (devtype.h), hybrid-vsock
- * host side on uds_path. A vhost-user front-end reads the guest CID with
- * GET_CONFIG; when it goes away the server resets the device (every
- * connection closed) and the next one is told with a TRANSPORT_RESET.
+ * The virtio-vsock device type (devtype.h), host side hybrid vsock:
+ *  - in a VM, --vsock cid=N,socket=PATH: the device runs in cvmm and host
+ *    programs use PATH (as with Firecracker and cloud-hypervisor);
+ *  - as a back-end, --vsock-backend cid=N,socket=SOCK,uds_path=PATH:
+ *    socket= is the vhost-user socket and uds_path= the hybrid one. A
+ *    vhost-user front-end reads the guest CID with GET_CONFIG; when it goes
+ *    away the server resets the device (every connection closed) and the
+ *    next one is told with a TRANSPORT_RESET.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,19 +27,33 @@
 
 struct vsock_type_opts {
 	uint64_t cid;
-	char *uds_path;
+	char *uds_path;    /* back-end: uds_path=; in a VM: socket= */
+	bool vhost_user;   /* in a VM: the device is a vhost-user back-end's */
 };
 
-/* cid first: bit 0 of seen. */
+/* cid first in both: bit 0 of seen. */
 static const struct opt_spec vsock_type_spec[] = {
 	OPT_SPEC("cid", OPT_U64, struct vsock_type_opts, cid),
 	OPT_SPEC("uds_path", OPT_STRING, struct vsock_type_opts, uds_path),
 	OPT_SPEC_END,
 };
 
+static const struct opt_spec vsock_type_vm_spec[] = {
+	OPT_SPEC("cid", OPT_U64, struct vsock_type_opts, cid),
+	OPT_SPEC("socket", OPT_STRING, struct vsock_type_opts, uds_path),
+	OPT_SPEC("vhost_user", OPT_BOOL, struct vsock_type_opts, vhost_user),
+	OPT_SPEC_END,
+};
+
+/* key: what the hybrid socket's option is called in this role. */
 static int vsock_type_check(const struct vsock_type_opts *o, uint64_t seen, const char *socket,
-			    const char *who)
+			    const char *key, const char *who)
 {
+	if (o->vhost_user) {
+		log_err("%s vhost_user=on: a vhost-user vsock front-end is not implemented yet "
+			"(without vhost_user=on the device runs in cvmm)", who);
+		return -EINVAL;
+	}
 	if (!(seen & 1)) {
 		log_err("%s: cid=N is required (the guest's CID, 3 or more)", who);
 		return -EINVAL;
@@ -46,7 +64,7 @@ static int vsock_type_check(const struct vsock_type_opts *o, uint64_t seen, cons
 		return -EINVAL;
 	}
 	if (!o->uds_path) {
-		log_err("%s: uds_path=PATH is required (the hybrid-vsock socket)", who);
+		log_err("%s: %s=PATH is required (the hybrid-vsock socket)", who, key);
 		return -EINVAL;
 	}
 	if (socket && !strcmp(socket, o->uds_path)) {
@@ -60,11 +78,11 @@ static int vsock_type_create(struct devtype_dev *d, const void *opts, uint64_t s
 			     enum devtype_role role, const char *who)
 {
 	const struct vsock_type_opts *o = opts;
+	const char *key = role == DEVTYPE_IN_VM ? "socket" : "uds_path";
 	struct vsock_dev_config cfg;
 	struct vsock_dev *v;
-	int err = vsock_type_check(o, seen, d->socket, who);
+	int err = vsock_type_check(o, seen, d->socket, key, who);
 
-	(void)role;
 	if (err)
 		return err;
 	v = calloc(1, sizeof(*v));
@@ -75,18 +93,23 @@ static int vsock_type_create(struct devtype_dev *d, const void *opts, uint64_t s
 	cfg = (struct vsock_dev_config){ .guest_cid = o->cid, .uds_path = o->uds_path };
 	err = vsock_dev_init(v, &cfg);
 	if (err == -EADDRINUSE)
-		log_err("%s: uds_path %s: another process listens there", who, o->uds_path);
+		log_err("%s: %s %s: another process listens there", who, key, o->uds_path);
 	else if (err == -ENAMETOOLONG)
-		log_err("%s: uds_path %s: too long for a Unix socket (with \"_<port>\" added)", who,
+		log_err("%s: %s %s: too long for a Unix socket (with \"_<port>\" added)", who, key,
 			o->uds_path);
 	else if (err)
-		log_err("%s: cannot listen on uds_path %s: %s", who, o->uds_path, strerror(-err));
+		log_err("%s: cannot listen on %s %s: %s", who, key, o->uds_path, strerror(-err));
 	if (err) {
 		free(v);
 		return err;
 	}
 	d->model = v;
 	d->vdev = &v->vdev;
+	if (role == DEVTYPE_IN_VM) {
+		log_info("%s: guest cid %llu, host connections on %s", who, (unsigned long long)o->cid,
+			 o->uds_path);
+		return 0;
+	}
 	if (asprintf(&d->ready, "vsock-backend: guest cid %llu, vhost-user on %s, host connections on %s",
 		     (unsigned long long)o->cid, d->socket, o->uds_path) < 0)
 		d->ready = NULL;
@@ -100,6 +123,13 @@ static void vsock_type_destroy(struct devtype_dev *d)
 
 const struct devtype vsock_devtype = {
 	.name = "vsock",
+	.vm_option = "--vsock",
+	.vm_usage = "  --vsock cid=N,socket=PATH[,id=ID]\n"
+		    "                       a virtio-vsock device (guest CID N, 3 or more); host programs\n"
+		    "                       reach guest port P by writing \"CONNECT P\\n\" to the Unix socket\n"
+		    "                       PATH, and the guest reaches host port P at PATH_P\n",
+	.max = 1,
+	.vm_spec = vsock_type_vm_spec,
 	.backend_option = "--vsock-backend",
 	.backend_usage = "cid=N,socket=SOCK,uds_path=PATH",
 	.vu_protocol_features = VSOCK_TYPE_PROTOCOL_FEATURES,

@@ -430,6 +430,9 @@ int tg_check_virtio(struct tg *t)
 		case 3:
 			failed |= vio_check_console(t, &devs[i]);
 			break;
+		case 19:
+			failed |= vio_check_vsock(t, &devs[i]);
+			break;
 		default:
 			tg_printf("TG: FAIL virtio: no check for device type %u on %s\n", devs[i].device_id,
 				  vio_kind_name(&devs[i]));

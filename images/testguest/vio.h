@@ -84,6 +84,7 @@ int vio_check_blk(struct tg *t, struct vio_dev *d);
 int vio_check_rng(struct tg *t, struct vio_dev *d);
 int vio_check_net(struct tg *t, struct vio_dev *d);
 int vio_check_console(struct tg *t, struct vio_dev *d);
+int vio_check_vsock(struct tg *t, struct vio_dev *d);
 /* Writes "<prefix> seed=N" (and a newline when nl) at p; returns its length. */
 unsigned vio_seed_message(char *p, const char *prefix, uint8_t seed, bool nl);
 

@@ -22,6 +22,7 @@ enum confine_role {
 	CONFINE_ROLE_VCPU,     /* a vCPU thread: KVM_RUN and the device registers it reaches */
 	CONFINE_ROLE_WORKER,   /* a device worker (devices/worker.c): queues and device back-ends */
 	CONFINE_ROLE_BACKEND,  /* a --*-backend's main thread: the vhost-user server */
+	CONFINE_ROLE_FRONTEND, /* a vhost-user front-end's service thread: reconnects, back-end requests */
 	CONFINE_ROLE_COUNT,
 };
 

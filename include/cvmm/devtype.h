@@ -57,7 +57,13 @@ struct devtype {
 	bool backend_client;       /* offers client=on */
 	uint64_t vu_protocol_features; /* offered as a back-end (within the server's) */
 
+	/* The key counting the device's queues, or NULL: in a VM on virtio-pci,
+	 * in process and not given, the machine sets it to the vCPUs, so that
+	 * each vCPU has a queue whose MSI-X vector the guest targets at it. */
+	const char *vm_queues_key;
+
 	const struct opt_spec *spec; /* the device's keys (at most 60) */
+	const struct opt_spec *vm_spec; /* its keys in a VM when they differ (NULL: spec) */
 	size_t opts_size;
 	void (*opts_defaults)(void *opts);
 	/* Checks the parsed options (seen: bit i set when spec[i] was given)

@@ -9,15 +9,15 @@ chmod 755 "$T"
 trap 'rm -rf "$T"' EXIT
 failures=0
 
-# expect NAME PATTERN CMD...: non-zero exit, one stderr line matching PATTERN,
-# and no new file in $T/out.
+# expect NAME PATTERN CMD...: non-zero exit (exactly $WANT_RC when set), one
+# stderr line matching PATTERN, and no new file in $T/out.
 expect() {
     local name=$1 pat=$2 rc lines
     shift 2
     mkdir -p "$T/out"
     timeout 20 "$@" >/dev/null 2>"$T/err" </dev/null; rc=$?
     lines=$(wc -l <"$T/err")
-    if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ "$lines" -ne 1 ] || ! grep -q -- "$pat" "$T/err" ||
+    if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ "$rc" != "${WANT_RC:-$rc}" ] || [ "$lines" -ne 1 ] || ! grep -q -- "$pat" "$T/err" ||
        [ -n "$(ls -A "$T/out")" ]; then
         echo "FAIL $name: exit $rc, $lines stderr lines, files: $(ls -A "$T/out" | tr '\n' ' ')"
         sed 's/^/    /' "$T/err"
@@ -81,6 +81,40 @@ expect "zero cpus" "must be 1 to" "$CVMM" --kernel "$T/ok.elf" --cpus boot=0
 expect "bad cpus" "is not key=value" "$CVMM" --kernel "$T/ok.elf" --cpus 2
 expect "bad serial" "expected tty, off" "$CVMM" --kernel "$T/ok.elf" --serial bogus
 expect "action with VM option" "cannot be combined" "$CVMM" --check-host --kernel "$T/ok.elf"
+
+# --vsock: bad input is exit status 2
+WANT_RC=2
+V=(--vsock)
+expect "vsock without cid" "cid=N is required" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" "socket=$T/v.sock"
+expect "vsock without socket" "socket=PATH is required" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" cid=3
+expect "vsock cid 2" "cid=2: must be 3..4294967294" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" "cid=2,socket=$T/v.sock"
+expect "vsock cid 2^32-1" "cid=4294967295: must be 3" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" \
+    "cid=4294967295,socket=$T/v.sock"
+expect "vsock cid not a number" "cid" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" "cid=three,socket=$T/v.sock"
+expect "vsock unknown key" "unknown key 'uds_path'" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" \
+    "cid=3,uds_path=$T/v.sock"
+expect "vsock twice" "given twice" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" "cid=3,socket=$T/v.sock" \
+    "${V[@]}" "cid=4,socket=$T/w.sock"
+expect "vsock socket dir missing" "cannot listen on socket $T/no/v.sock" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" \
+    "${V[@]}" "cid=3,socket=$T/no/v.sock"
+expect "vsock socket too long" "too long" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" \
+    "cid=3,socket=$T/$(printf 'x%.0s' $(seq 100))"
+expect "vsock vhost_user=on" "not implemented yet" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" \
+    "cid=3,vhost_user=on,socket=$T/v.sock"
+# A socket another process listens on is refused, and left alone.
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); print("up", flush=True); time.sleep(60)' \
+    "$T/busy.sock" >"$T/busy.up" &
+busy=$!
+for _ in $(seq 100); do grep -q up "$T/busy.up" && break; sleep 0.1; done
+expect "vsock socket busy" "socket $T/busy.sock: another process listens there" "$CVMM" --kernel "$T/ok.elf" \
+    "${SER[@]}" "${V[@]}" "cid=3,socket=$T/busy.sock"
+[ -S "$T/busy.sock" ] || { echo "FAIL vsock socket busy: the other process's socket was removed"; failures=$((failures + 1)); }
+kill "$busy"; wait "$busy" 2>/dev/null
+WANT_RC=
+for f in v.sock w.sock; do
+    [ ! -e "$T/$f" ] || { echo "FAIL vsock: a refused start left $f behind"; failures=$((failures + 1)); }
+done
 
 # KVM access
 if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups \

@@ -29,9 +29,23 @@ ok() { echo "ok: $*"; }
 # status_field PID|PID/task/TID FIELD
 status_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
+# all_confined PID SECCOMP: every thread already shows Seccomp SECCOMP.
+all_confined() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        [ "$(status_field "${t#/proc/}" Seccomp)" = "$2" ] || return 1
+    done
+}
+
 # check_confined WHAT PID SECCOMP: every thread has Seccomp SECCOMP, CapEff 0, NoNewPrivs 1.
 check_confined() {
-    local what=$1 pid=$2 want=$3 t n=0 bad=0 s c p
+    local what=$1 pid=$2 want=$3 t n=0 bad=0 s c p i
+    # A thread confines itself once its setup is over, which can be just
+    # after the socket appears: give every thread up to 10 s to get there.
+    for i in $(seq 100); do
+        all_confined "$pid" "$want" && break
+        sleep 0.1
+    done
     for t in /proc/"$pid"/task/*; do
         t=${t#/proc/}; n=$((n + 1))
         s=$(status_field "$t" Seccomp); c=$(status_field "$t" CapEff); p=$(status_field "$t" NoNewPrivs)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # In-process virtio devices driven from inside the freestanding test guest,
 # over both transports: virtio-blk (write a pattern, read it back, flush,
-# GET_ID), virtio-rng, and virtio-console (a line out to cvmm's stdout, the
-# answer back in from its stdin). The host then reads the image file and checks the
+# GET_ID), virtio-rng, virtio-console (a line out to cvmm's stdout, the
+# answer back in from its stdin) and virtio-vsock (host and guest
+# connections through the hybrid-vsock socket, a device reset under an open
+# connection; lib/vsock_peer.py is the host end). The host then reads the image file and checks the
 # pattern the guest wrote (images/testguest/vio_blk.c: byte i at sector 8 is
 # (seed + 31 i + i / 512) & 0xff), so the data provably went through the
 # device into the file. virtio-net exchanges frames with this test through a
@@ -113,6 +115,34 @@ for transport in pci mmio; do
         fail "console-$transport: no exchange with the guest (peer exit $rc)"
     else
         echo "ok console-$transport (seed $seed)"
+    fi
+done
+
+# virtio-vsock: lib/vsock_peer.py echoes through the guest, takes the
+# guest's connection to host port 5000, and sees a connection closed by a
+# device reset; the guest's hash of the echoed bytes must be the host's.
+for transport in pci mmio; do
+    seed=$((RANDOM % 256))
+    name=vsock-$transport
+    python3 "$(dirname "$0")/lib/vsock_peer.py" "$tmp/$name.sock" "$seed" timeout 60 "$cvmm" --kernel "$guest" \
+        --memory size=128M --serial "file=$tmp/$name.out" --transport "$transport" \
+        --vsock "cid=$((3 + seed)),socket=$tmp/$name.sock" --cmdline "tg.virtio=1 tg.seed=$seed" \
+        >"$tmp/$name.peer" 2>&1 </dev/null
+    rc=$?
+    sed 's/^/    /' "$tmp/$name.peer"
+    out=$(tr -d '\r' <"$tmp/$name.out")
+    h1=$(sed -n 's/^vsock peer: echo bytes=4096 fnv=\([0-9a-f]*\) intact$/\1/p' "$tmp/$name.peer")
+    h2=$(sed -n 's/^vsock peer: after reset echo bytes=512 fnv=\([0-9a-f]*\) intact$/\1/p' "$tmp/$name.peer")
+    if [ $rc -ne 0 ] || ! grep -q "^TG: virtio-vsock $transport host->guest+guest->host+reset ok$" <<<"$out"; then
+        fail "$name: the guest and the host did not complete (peer exit $rc)"
+    elif [ -z "$h1" ] || ! grep -q "^TG: virtio-vsock $transport cid=$((3 + seed)) listening$" <<<"$out" ||
+         ! grep -q "^TG: virtio-vsock $transport echo bytes=4096 fnv=$h1$" <<<"$out" ||
+         [ -z "$h2" ] || ! grep -q "^TG: virtio-vsock $transport after reset echo bytes=512 fnv=$h2$" <<<"$out"; then
+        fail "$name: the guest's cid or hashes differ from the host's"
+    elif [ -e "$tmp/$name.sock" ]; then
+        fail "$name: cvmm left its socket behind"
+    else
+        echo "ok $name (seed $seed, fnv $h1)"
     fi
 done
 

@@ -1,10 +1,13 @@
 /* The device type table (devices/devtype.c): rows, the role's keys, ids. */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
+#include "cvmm/virtio_vsock.h"
 #include "check_run.h"
 
 START_TEST(rows_are_complete)
@@ -84,7 +87,40 @@ START_TEST(backend_keys)
 }
 END_TEST
 
+/* A row's keys in a VM may differ from its back-end keys (vm_spec): --vsock
+ * names the hybrid socket socket=, --vsock-backend uds_path=. */
+START_TEST(vm_keys)
+{
+	const struct devtype *vsock = devtype_by_vm_option("--vsock");
+	const char *path = "/tmp/cvmm-dt-vm";
+	struct devtype_dev d;
+	char opts[128];
+
+	log_set_level(LOG_ERR);
+	ck_assert_ptr_nonnull(vsock);
+	ck_assert_ptr_eq(vsock, devtype_by_backend_option("--vsock-backend"));
+	ck_assert_uint_eq(vsock->max, 1);
+	snprintf(opts, sizeof(opts), "cid=3,uds_path=%s", path);
+	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_IN_VM, 0), -EINVAL);
+	snprintf(opts, sizeof(opts), "cid=3,socket=%s,vhost_user=on", path);
+	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_IN_VM, 0), -EINVAL);
+	/* vhost_user= is no back-end key. */
+	snprintf(opts, sizeof(opts), "cid=3,uds_path=%s,socket=%s-s,vhost_user=off", path, path);
+	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_BACKEND, 0), -EINVAL);
+	snprintf(opts, sizeof(opts), "cid=7,socket=%s", path);
+	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_IN_VM, 0), 0);
+	ck_assert_str_eq(d.id, "vsock");
+	ck_assert_ptr_null(d.socket);       /* the hybrid socket is the model's, not a back-end's */
+	ck_assert_uint_eq(d.vdev->device_id, 19);
+	ck_assert_uint_eq(vsock_dev_nconns(d.model), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	devtype_destroy(&d);
+	ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
 CHECK_MAIN("devtype",
 	   rows_are_complete,
 	   in_vm_ids,
-	   backend_keys)
+	   backend_keys,
+	   vm_keys)

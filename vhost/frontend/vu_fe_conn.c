@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "cvmm/vu_msg.h"
 #include "vu_fe_internal.h"
@@ -214,6 +215,10 @@ static void *vu_fe_thread(void *arg)
 	struct pollfd p[VU_FE_POLL_FIXED + VU_FRONTEND_MAX_QUEUES];
 	unsigned ring_of[VU_FRONTEND_MAX_QUEUES];
 
+	/* It talks to a peer cvmm does not trust (sockets, fds, replies, an
+	 * inflight mapping): a worker's allow-list and what reconnecting needs. */
+	if (confine_thread(CONFINE_ROLE_FRONTEND))
+		_exit(1);
 	for (;;) {
 		unsigned n = VU_FE_POLL_FIXED;
 		uint64_t v;

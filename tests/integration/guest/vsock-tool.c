@@ -6,7 +6,9 @@
  *   hybrid:PATH:PORT  AF_UNIX to a hybrid-vsock socket, "CONNECT PORT\n",
  *                     then the "OK <port>\n" answer
  * Commands (results on stdout, one line, for the test to compare):
- *   recv LISTEN                 accept one, read to EOF: RECV bytes=N sum=X
+ *   recv LISTEN [PAUSE_MS]      accept one, read to EOF: RECV bytes=N sum=X
+ *                               (with PAUSE_MS, stop reading that long
+ *                               after the first MiB: the sender must wait)
  *   send ADDR BYTES SEED        send a seeded pattern, half-close, read to
  *                               EOF: SEND bytes=N sum=X
  *   echo LISTEN COUNT           echo COUNT connections (concurrently) back
@@ -14,6 +16,10 @@
  *                               message and checks the echo: MULTI ok=K of COUNT
  *   garbage PATH TEXT|-         send TEXT (- sends nothing) to a hybrid socket,
  *                               expect it closed: GARBAGE closed after=MS
+ *   hold ADDR COUNT             COUNT connections to an echo server, each
+ *                               proven with one echoed byte: HELD COUNT; then
+ *                               waits until the other side closes them all:
+ *                               CLOSED K of COUNT after=MS
  * Connections are retried for up to 60 s (the peer may not listen yet).
  */
 #include <errno.h>
@@ -187,11 +193,12 @@ static uint64_t vt_sum(uint64_t h, const uint8_t *p, size_t n)
 
 #define VT_SUM_INIT 0xcbf29ce484222325ULL
 
-static int vt_recv(const char *laddr)
+static int vt_recv(const char *laddr, unsigned pause_ms)
 {
 	static uint8_t buf[65536];
 	int l = vt_listen(laddr), fd;
 	uint64_t sum = VT_SUM_INIT, total = 0, t0;
+	bool paused = false;
 	ssize_t n;
 
 	printf("LISTENING\n");
@@ -203,11 +210,15 @@ static int vt_recv(const char *laddr)
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		sum = vt_sum(sum, buf, (size_t)n);
 		total += (uint64_t)n;
+		if (pause_ms && !paused && total >= (1u << 20)) {
+			vt_sleep_ms(pause_ms);
+			paused = true;
+		}
 	}
 	if (n < 0)
 		vt_die("read");
-	printf("RECV bytes=%llu sum=%016llx ms=%llu\n", (unsigned long long)total,
-	       (unsigned long long)sum, (unsigned long long)(vt_now_ms() - t0));
+	printf("RECV bytes=%llu sum=%016llx ms=%llu paused=%u\n", (unsigned long long)total,
+	       (unsigned long long)sum, (unsigned long long)(vt_now_ms() - t0), paused ? pause_ms : 0);
 	close(fd);
 	close(l);
 	return 0;
@@ -341,11 +352,43 @@ static int vt_garbage(const char *path, const char *text)
 	return 0;
 }
 
+static int vt_hold(const char *addr, unsigned count)
+{
+	static int fds[VT_MAX_FDS];
+	unsigned closed = 0;
+	uint64_t t0;
+	char c;
+
+	if (count > VT_MAX_FDS)
+		count = VT_MAX_FDS;
+	for (unsigned i = 0; i < count; i++) {
+		fds[i] = vt_connect(addr);
+		c = 'h';
+		if (vt_write_all(fds[i], &c, 1) || read(fds[i], &c, 1) != 1 || c != 'h') {
+			fprintf(stderr, "vsock-tool: hold: connection %u was not echoed\n", i);
+			return 1;
+		}
+	}
+	printf("HELD %u\n", count);
+	fflush(stdout);
+	t0 = vt_now_ms();
+	for (unsigned i = 0; i < count; i++) {
+		ssize_t r;
+
+		while ((r = read(fds[i], &c, 1)) > 0)
+			;
+		closed++;
+		close(fds[i]);
+	}
+	printf("CLOSED %u of %u after=%llu\n", closed, count, (unsigned long long)(vt_now_ms() - t0));
+	return closed == count ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 3 && !strcmp(argv[1], "recv"))
-		return vt_recv(argv[2]);
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "recv"))
+		return vt_recv(argv[2], argc == 4 ? (unsigned)strtoul(argv[3], NULL, 0) : 0);
 	if (argc == 5 && !strcmp(argv[1], "send"))
 		return vt_send(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "echo"))
@@ -355,6 +398,8 @@ int main(int argc, char **argv)
 				(unsigned)strtoul(argv[4], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "garbage"))
 		return vt_garbage(argv[2], argv[3]);
-	fprintf(stderr, "usage: vsock-tool recv|send|echo|multi|garbage ... (see the source)\n");
+	if (argc == 4 && !strcmp(argv[1], "hold"))
+		return vt_hold(argv[2], (unsigned)strtoul(argv[3], NULL, 0));
+	fprintf(stderr, "usage: vsock-tool recv|send|echo|multi|garbage|hold ... (see the source)\n");
 	return 2;
 }
