@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora (tests/fuzz/corpus/<target>/): real
+vhost-user sessions, rings, register sequences, kernel headers and command
+lines, encoded the way each target reads its input (see the comment at the
+top of tests/fuzz/<target>.c). Run from the repository root; the output is
+committed, so this only needs to run again when an input format changes."""
+import os
+import struct
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- a split ring of 16 entries in 4 KiB of guest memory ----
+QSIZE = 16
+DESC, AVAIL, USED = 0x000, 0x100, 0x140
+F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
+
+
+def desc(addr, length, flags=0, nxt=0):
+    return struct.pack("<QIHH", addr, length, flags, nxt)
+
+
+def ring_memory(size=0x1000, inflight_at=None):
+    """Guest memory with three chains on the avail ring: out+in, an
+    indirect table (out+in), a lone in buffer."""
+    mem = bytearray(size)
+    table = [desc(0x200, 16, F_NEXT, 1), desc(0x300, 64, F_WRITE),
+             desc(0x400, 32, F_INDIRECT), desc(0x700, 16, F_WRITE)]
+    for i, d in enumerate(table):
+        mem[DESC + 16 * i:DESC + 16 * i + 16] = d
+    mem[0x400:0x420] = desc(0x500, 8, F_NEXT, 1) + desc(0x600, 8, F_WRITE)
+    mem[0x200:0x210] = struct.pack("<IIQ", 0, 0, 0)  # a blk-style header
+    mem[AVAIL:AVAIL + 10] = struct.pack("<HHHHH", 0, 3, 0, 2, 3)
+    if inflight_at is not None:
+        # queue 0: version 1, 16 entries, head 0 in flight (counter 1)
+        hdr = struct.pack("<QHHHH", 0, 1, QSIZE, 0, 0)
+        d0 = struct.pack("<B5xHQ", 1, 0, 1)
+        mem[inflight_at:inflight_at + 16 + 16] = hdr + d0
+    return bytes(mem)
+
+
+# ---- vhost-user ----
+def vu(req, payload=b"", flags=1):
+    return struct.pack("<III", req, flags, len(payload)) + payload
+
+
+EVENTFD, MEMFD, SOCKET, PIPE = 0, 1, 2, 3
+
+
+def chunk(data, fds=()):
+    spec = len(fds)
+    for i, k in enumerate(fds):
+        spec |= k << (2 + 2 * i)
+    return struct.pack("<BH", spec, len(data)) + data
+
+
+UADDR = 0x7F0000000000
+MEMSIZE = 0x40000
+NEED_REPLY = 1 | 8
+FEATURES = (1 << 32) | (1 << 30) | (1 << 29) | (1 << 28)
+PROTO = (1 << 0) | (1 << 3) | (1 << 5) | (1 << 9) | (1 << 12) | (1 << 13) | (1 << 15) | (1 << 16)
+
+
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+def vring_state(i, n):
+    return struct.pack("<II", i, n)
+
+
+def vring_addr(i):
+    return struct.pack("<IIQQQQ", i, 0, UADDR + DESC, UADDR + USED, UADDR + AVAIL, 0)
+
+
+def region(gpa=0, size=MEMSIZE, uaddr=UADDR, off=0):
+    return struct.pack("<QQQQ", gpa, size, uaddr, off)
+
+
+def negotiate():
+    return [chunk(vu(1)), chunk(vu(2, u64(FEATURES))), chunk(vu(15)),
+            chunk(vu(16, u64(PROTO))), chunk(vu(3))]
+
+
+def ring_setup(q, base=0):
+    return [chunk(vu(8, vring_state(q, QSIZE), NEED_REPLY)),
+            chunk(vu(9, vring_addr(q), NEED_REPLY)),
+            chunk(vu(10, vring_state(q, base))),
+            chunk(vu(12, u64(q)), [EVENTFD]),
+            chunk(vu(13, u64(q)), [EVENTFD]),
+            chunk(vu(14, u64(q)), [EVENTFD]),
+            chunk(vu(18, vring_state(q, 1), NEED_REPLY))]
+
+
+def vu_seed(mem, chunks):
+    return struct.pack("<H", len(mem)) + mem + b"".join(chunks)
+
+
+def vu_server_seeds():
+    mem = ring_memory(0xa20, inflight_at=0x800)
+    table = struct.pack("<II", 1, 0) + region()
+    session = negotiate() + [chunk(vu(5, table, NEED_REPLY), [MEMFD])] + ring_setup(0) + \
+        [chunk(vu(11, vring_state(0, 0))), chunk(vu(24, struct.pack("<III", 0, 24, 0) + bytes(24)))]
+    write("vu_server", "session", vu_seed(mem, session))
+    inflight = struct.pack("<QQHH4x", 2 * (16 + 16 * QSIZE), 0x800, 2, QSIZE)
+    get_inflight = struct.pack("<QQHH4x", 0, 0, 2, QSIZE)
+    write("vu_server", "inflight", vu_seed(mem, negotiate() + [
+        chunk(vu(31, get_inflight)),
+        chunk(vu(32, inflight, NEED_REPLY), [MEMFD]),
+        chunk(vu(5, table), [MEMFD])] + ring_setup(0, base=1) + ring_setup(1) +
+        [chunk(vu(11, vring_state(0, 0))), chunk(vu(11, vring_state(1, 0)))]))
+    write("vu_server", "mem_slots", vu_seed(mem, negotiate() + [
+        chunk(vu(36)),
+        chunk(vu(37, u64(0) + region(), NEED_REPLY), [MEMFD]),
+        chunk(vu(37, u64(0) + region(0x100000, 0x10000, UADDR + 0x100000), NEED_REPLY), [MEMFD]),
+        chunk(vu(38, u64(0) + region(0x100000, 0x10000, UADDR + 0x100000), NEED_REPLY))] +
+        ring_setup(1) + [chunk(vu(38, u64(0) + region(), NEED_REPLY))]))
+    write("vu_server", "config_status", vu_seed(b"", negotiate() + [
+        chunk(vu(21), [SOCKET]),
+        chunk(vu(25, struct.pack("<III", 0, 8, 0) + bytes(range(8)), NEED_REPLY)),
+        chunk(vu(24, struct.pack("<III", 4, 8, 0) + bytes(8))),
+        chunk(vu(39, u64(15), NEED_REPLY)), chunk(vu(40)), chunk(vu(17)),
+        chunk(vu(34, b"", NEED_REPLY)), chunk(vu(4)), chunk(vu(99, u64(0), NEED_REPLY)),
+        chunk(vu(12, u64(0)), [PIPE])]))
+
+
+TARGETS = {"vu_server": vu_server_seeds}
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or TARGETS:
+        TARGETS[name]()
