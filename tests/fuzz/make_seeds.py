@@ -47,6 +47,83 @@ def ring_memory(size=0x1000, inflight_at=None):
     return bytes(mem)
 
 
+class Ring:
+    """The driver side of queue q's ring in fuzz_ring.h's layout."""
+
+    STRIDE, RAVAIL, RUSED = 0x400, 0x100, 0x140
+
+    def __init__(self, mem, q, size=QSIZE):
+        self.mem, self.base, self.size = mem, q * self.STRIDE, size
+        self.next_desc, self.avail_idx, self.table_at = 0, 0, None
+
+    def put(self, addr, data):
+        self.mem[addr:addr + len(data)] = data
+
+    def chain(self, bufs, indirect_at=None):
+        """bufs: (addr, len, device_writable); published at once."""
+        descs = [desc(a, n, (F_WRITE if w else 0)) for a, n, w in bufs]
+        linked = []
+        for i, d in enumerate(descs):
+            a, n, fl, _ = struct.unpack("<QIHH", d)
+            last = i == len(descs) - 1
+            linked.append((a, n, fl | (0 if last else F_NEXT)))
+        if indirect_at is not None:
+            table = b"".join(desc(a, n, fl, i + 1) for i, (a, n, fl) in enumerate(linked))
+            self.put(indirect_at, table)
+            linked = [(indirect_at, len(table), F_INDIRECT)]
+        head = self.next_desc
+        for i, (a, n, fl) in enumerate(linked):
+            at = self.base + 16 * ((head + i) % self.size)
+            self.put(at, desc(a, n, fl, (head + i + 1) % self.size))
+        self.next_desc = (head + len(linked)) % self.size
+        avail = self.base + self.RAVAIL
+        self.put(avail + 4 + 2 * (self.avail_idx % self.size), struct.pack("<H", head))
+        self.avail_idx += 1
+        self.put(avail + 2, struct.pack("<H", self.avail_idx))
+        return head
+
+
+ALL = 0xFFFFFFFFFFFFFFFF
+
+
+def ring_seed(opts, features, mem):
+    return struct.pack("<BQ", opts, features) + bytes(mem).rstrip(b"\0")
+
+
+# ---- virtio-blk ----
+def blk_seeds():
+    def req(ring, at, typ, sector, data=None, data_len=0, write=False, seg=None, indirect=None):
+        ring.put(at, struct.pack("<IIQ", typ, 0, sector))
+        bufs = [(at, 16, False)]
+        if seg is not None:
+            ring.put(at + 16, seg)
+            bufs.append((at + 16, len(seg), False))
+        if data_len:
+            if data is not None:
+                ring.put(at + 0x40, data)
+            bufs.append((at + 0x40, data_len, write))
+        bufs.append((at + 0x3f0, 1, True))
+        return ring.chain(bufs, indirect)
+
+    mem = bytearray(0x8000)
+    r = Ring(mem, 0)
+    req(r, 0x1000, 1, 4, bytes(range(256)) * 2, 512)           # OUT
+    req(r, 0x1400, 0, 4, None, 512, write=True)                # IN
+    req(r, 0x1800, 4, 0)                                       # FLUSH
+    req(r, 0x1c00, 8, 0, None, 20, write=True)                 # GET_ID
+    req(r, 0x2000, 11, 0, seg=struct.pack("<QII", 0, 8, 0))    # DISCARD
+    req(r, 0x2400, 13, 8, seg=struct.pack("<QII", 8, 8, 1))    # WRITE_ZEROES, unmap
+    req(r, 0x2800, 0, 2, None, 1024, write=True, indirect=0x2c00)
+    write("blk", "requests", ring_seed(3, ALL, mem))
+    mem = bytearray(0x8000)
+    r = Ring(mem, 0)
+    req(r, 0x1000, 0, 127, None, 1024, write=True)             # past the end
+    req(r, 0x1400, 99, 0)                                      # unknown type
+    req(r, 0x1800, 1, 0, None, 100)                            # not a sector multiple
+    write("blk", "bad_requests", ring_seed(0, ALL, mem))
+    write("blk", "readonly_write", ring_seed(0x80, ALL, bytes(mem)))
+
+
 # ---- vhost-user ----
 def vu(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
@@ -132,7 +209,7 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds}
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
