@@ -124,6 +124,53 @@ def blk_seeds():
     write("blk", "readonly_write", ring_seed(0x80, ALL, bytes(mem)))
 
 
+# ---- virtio-net ----
+def net_hdr(flags=0, gso=0, hdr_len=0, gso_size=0, csum_start=0, csum_off=0, nbuf=0):
+    return struct.pack("<BBHHHHH", flags, gso, hdr_len, gso_size, csum_start, csum_off, nbuf)
+
+
+ETH = bytes.fromhex("525400123456" "525400abcdef" "0800") + bytes(46)
+
+
+def net_seeds():
+    def seed(opts, frames, build):
+        mem = bytearray(0x6000)
+        rings = [Ring(mem, q) for q in range(5)]
+        build(rings)
+        head = struct.pack("<BQB", opts, ALL, len(frames))
+        head += b"".join(struct.pack("<H", len(f)) + f for f in frames)
+        return head + bytes(mem).rstrip(b"\0")
+
+    def traffic(r):
+        rx0, tx0, rx1, tx1, ctrl = r
+        tx0.put(0x1400, net_hdr() + ETH)
+        tx0.chain([(0x1400, 12 + len(ETH), False)])
+        tx0.put(0x1500, net_hdr(1, 0, 0, 0, 34, 16))
+        tx0.put(0x1600, ETH)
+        tx0.chain([(0x1500, 12, False), (0x1600, len(ETH), False)])
+        tx1.put(0x1700, net_hdr(1, 1, 54, 1448, 34, 16) + ETH)
+        tx1.chain([(0x1700, 12 + len(ETH), False)], indirect_at=0x1780)
+        for i in range(3):
+            rx0.chain([(0x2000 + i * 0x800, 0x600, True)])
+        rx1.chain([(0x3800, 12, True), (0x3900, 0x500, True)])
+        ctrl.put(0x1800, struct.pack("<BBH", 4, 0, 2))
+        ctrl.chain([(0x1800, 2, False), (0x1802, 2, False), (0x1810, 1, True)])
+
+    frames = [net_hdr() + ETH, net_hdr(2) + ETH, net_hdr() + ETH * 30]
+    write("net", "traffic", seed(3, frames, traffic))
+
+    def small_buffers(r):
+        rx0 = r[0]
+        for i in range(4):
+            rx0.chain([(0x2000 + i * 0x40, 0x40, True)])
+        r[1].put(0x1400, net_hdr(0, 4, 54, 0, 0, 0) + ETH)   # GSO without size
+        r[1].chain([(0x1400, 12 + len(ETH), False)])
+        r[4].put(0x1800, struct.pack("<BBH", 4, 0, 9))       # too many pairs
+        r[4].chain([(0x1800, 4, False), (0x1810, 1, True)])
+
+    write("net", "small_buffers", seed(1, [net_hdr() + ETH * 2], small_buffers))
+
+
 # ---- vhost-user ----
 def vu(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
@@ -209,7 +256,7 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds}
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
