@@ -5,7 +5,7 @@
  * directory (zeroed for every input). Two devices, made once: read-write
  * and read-only.
  *
- * Input: u8 ring options (fuzz_ring.h; bit 7: the read-only device), u64
+ * Input: u8 options (bit 7: the read-only device), u64
  * feature mask, then guest memory (queue 0's ring at 0).
  */
 #include <fcntl.h>
@@ -78,8 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!blk->readonly && fallocate(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 		      BLK_FUZZ_IMAGE) < 0)
 		abort();
-	fuzz_ring_mem_load(&blk_fuzz_mem, in.data, in.size);
-	if (!fuzz_ring_attach(&blk->vdev, &blk_fuzz_mem, opts, features)) {
+	if (!fuzz_ring_attach(&blk->vdev, &blk_fuzz_mem, features, in.data, in.size)) {
 		blk_dev_process_queue(blk, 0);
 		/* Again, as after a kick: a broken ring stays broken, a used
 		 * index stays where it was. */

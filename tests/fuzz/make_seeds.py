@@ -133,11 +133,11 @@ ETH = bytes.fromhex("525400123456" "525400abcdef" "0800") + bytes(46)
 
 
 def net_seeds():
-    def seed(opts, frames, build):
+    def seed(frames, build):
         mem = bytearray(0x6000)
         rings = [Ring(mem, q) for q in range(5)]
         build(rings)
-        head = struct.pack("<BQB", opts, ALL, len(frames))
+        head = struct.pack("<QB", ALL, len(frames))
         head += b"".join(struct.pack("<H", len(f)) + f for f in frames)
         return head + bytes(mem).rstrip(b"\0")
 
@@ -157,7 +157,7 @@ def net_seeds():
         ctrl.chain([(0x1800, 2, False), (0x1802, 2, False), (0x1810, 1, True)])
 
     frames = [net_hdr() + ETH, net_hdr(2) + ETH, net_hdr() + ETH * 30]
-    write("net", "traffic", seed(3, frames, traffic))
+    write("net", "traffic", seed(frames, traffic))
 
     def small_buffers(r):
         rx0 = r[0]
@@ -168,7 +168,45 @@ def net_seeds():
         r[4].put(0x1800, struct.pack("<BBH", 4, 0, 9))       # too many pairs
         r[4].chain([(0x1800, 4, False), (0x1810, 1, True)])
 
-    write("net", "small_buffers", seed(1, [net_hdr() + ETH * 2], small_buffers))
+    write("net", "small_buffers", seed([net_hdr() + ETH * 2], small_buffers))
+
+
+# ---- virtio-vsock ----
+def vsock_hdr(op, src_port=5000, dst_port=1234, length=0, flags=0, buf_alloc=262144, fwd=0,
+              src_cid=3, dst_cid=2):
+    return struct.pack("<QQIIIHHIII", src_cid, dst_cid, src_port, dst_port, length, 1, op,
+                       flags, buf_alloc, fwd)
+
+
+def vsock_seeds():
+    def seed(packets, host=b""):
+        mem = bytearray(0x6000)
+        rx, tx, ev = Ring(mem, 0), Ring(mem, 1), Ring(mem, 2)
+        at = 0x1000
+        for i, (hdr, payload, split) in enumerate(packets):
+            tx.put(at, hdr + payload)
+            if split and payload:
+                tx.chain([(at, 44, False), (at + 44, len(payload), False)])
+            else:
+                tx.chain([(at, 44 + len(payload), False)])
+            at += 0x100
+        for i in range(4):
+            rx.chain([(0x3000 + i * 0x400, 0x400, True)])
+        ev.chain([(0x2f00, 8, True)])
+        return struct.pack("<QH", ALL, len(host)) + host + bytes(mem).rstrip(b"\0")
+
+    write("vsock", "stream", seed([
+        (vsock_hdr(1), b"", False),                       # REQUEST to the listening port
+        (vsock_hdr(5, length=5), b"hello", True),         # RW
+        (vsock_hdr(7), b"", False),                       # CREDIT_REQUEST
+        (vsock_hdr(6, fwd=5), b"", False),                # CREDIT_UPDATE
+        (vsock_hdr(4, flags=3), b"", False),              # SHUTDOWN both ways
+        (vsock_hdr(3), b"", False)], host=b"reply from the host"))
+    write("vsock", "refused", seed([
+        (vsock_hdr(1, dst_port=999), b"", False),         # nobody listens
+        (vsock_hdr(5, src_port=7, length=3), b"abc", False),  # no connection
+        (vsock_hdr(1, dst_cid=9), b"", False),            # wrong cid
+        (vsock_hdr(5, length=4000), b"x" * 8, False)]))  # length beyond the buffer
 
 
 # ---- vhost-user ----
@@ -256,7 +294,7 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds}
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:

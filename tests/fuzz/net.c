@@ -6,7 +6,7 @@
  * the tap queues. The device is made once and reset before every input, as
  * a driver would.
  *
- * Input: u8 ring options (fuzz_ring.h), u64 feature mask, u8 frame count
+ * Input: u64 feature mask, u8 frame count
  * (up to 4), that many {u16 len, len bytes} frames (header included) for
  * the tap to deliver (to pair i % 2), then guest memory: rings of RX0, TX0,
  * RX1, TX1 and control at 0, 0x400, ... 0x1000.
@@ -67,29 +67,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_input in = { data, size };
-	uint8_t opts = fuzz_input_u8(&in);
 	uint64_t features = fuzz_input_u64(&in);
 	unsigned nframes = fuzz_input_u8(&in) % (NET_FUZZ_FRAMES + 1);
 	struct vdev *dev = &net_fuzz_dev.vdev;
+	const uint8_t *frames[NET_FUZZ_FRAMES];
+	size_t frame_len[NET_FUZZ_FRAMES];
 
-	vdev_reset(dev);
-	/* What the last input sent or left undelivered must not steer this one. */
+	for (unsigned i = 0; i < nframes; i++)
+		frames[i] = fuzz_input_take(&in, fuzz_input_u16(&in), &frame_len[i]);
+	/* What the last input sent or left undelivered must not steer this
+	 * one (the workers are stopped: nobody else reads these). */
 	for (unsigned i = 0; i < NET_FUZZ_PAIRS; i++) {
 		while (read(net_fuzz_peer[i], net_fuzz_buf, sizeof(net_fuzz_buf)) >= 0)
 			;
 		while (read(net_fuzz_dev.pairs[i].tap_fd, net_fuzz_buf, sizeof(net_fuzz_buf)) >= 0)
 			;
 	}
-	for (unsigned i = 0; i < nframes; i++) {
-		size_t len;
-		const uint8_t *frame = fuzz_input_take(&in, fuzz_input_u16(&in), &len);
-
-		if (write(net_fuzz_peer[i % NET_FUZZ_PAIRS], frame, len) < 0)
-			break;
-	}
-	fuzz_ring_mem_load(&net_fuzz_mem, in.data, in.size);
-	if (fuzz_ring_attach(dev, &net_fuzz_mem, opts, features))
+	if (fuzz_ring_attach(dev, &net_fuzz_mem, features, in.data, in.size))
 		return 0;
+	/* The frames arrive once the workers are stopped: only this thread reads them. */
+	for (unsigned i = 0; i < nframes; i++)
+		if (write(net_fuzz_peer[i % NET_FUZZ_PAIRS], frames[i], frame_len[i]) < 0)
+			break;
 	/* Control first (it switches pairs on), then each pair's TX and RX,
 	 * then RX again as after a kick with the frames still pending. */
 	dev->ops->handle_queue(dev, 2 * NET_FUZZ_PAIRS);

@@ -25,9 +25,13 @@
 #define FUZZ_RING_EVENT_IDX 1
 #define FUZZ_RING_INDIRECT 2
 
+/* Most queues a device under test has. */
+#define FUZZ_RING_MAX_QUEUES 8
+
 struct fuzz_ring_mem {
 	uint8_t *buf;
 	struct gmem mem;
+	int kick_fd[FUZZ_RING_MAX_QUEUES], call_fd[FUZZ_RING_MAX_QUEUES]; /* eventfds */
 };
 
 int fuzz_ring_mem_init(struct fuzz_ring_mem *m);
@@ -37,9 +41,13 @@ void fuzz_ring_mem_load(struct fuzz_ring_mem *m, const uint8_t *data, size_t len
 /* Sets up queue q's ring of vq over m as a host does, with the options. 0 or -errno. */
 int fuzz_ring_setup(struct virtq *vq, const struct fuzz_ring_mem *m, unsigned q, uint8_t opts);
 
-/* A device model served on the fuzzer's thread: its workers stopped, its
- * rings set up over m, the offered features among `features` negotiated
- * (VERSION_1 always). 0 or -errno (the model refused the features). */
-int fuzz_ring_attach(struct vdev *dev, struct fuzz_ring_mem *m, uint8_t opts, uint64_t features);
+/* Puts a device model in front of the input as a host would, then hands it
+ * to the fuzzer's thread: resets it, negotiates the offered features among
+ * `features` (VERSION_1 always), sets its rings up over m (empty) and starts
+ * its queues; then stops its workers (the fuzzer calls ops->handle_queue
+ * itself, deterministically) and loads data as guest memory. 0 or -errno
+ * (the model refused the features or a queue). */
+int fuzz_ring_attach(struct vdev *dev, struct fuzz_ring_mem *m, uint64_t features,
+		     const uint8_t *data, size_t len);
 
 #endif
