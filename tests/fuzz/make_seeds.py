@@ -209,6 +209,45 @@ def vsock_seeds():
         (vsock_hdr(5, length=4000), b"x" * 8, False)]))  # length beyond the buffer
 
 
+# ---- the ring core ----
+def inflight_region(version=1, used_idx=0, last_batch=0, entries=()):
+    """entries: (head, counter, next) of requests in flight."""
+    descs = [struct.pack("<B5xHQ", 0, 0, 0)] * QSIZE
+    for head, counter, nxt in entries:
+        descs[head] = struct.pack("<B5xHQ", 1, nxt, counter)
+    return struct.pack("<QHHHH", 0, version, QSIZE, last_batch, used_idx) + b"".join(descs)
+
+
+def virtq_seeds():
+    def chains():
+        mem = bytearray(0x4000)
+        r = Ring(mem, 0)
+        r.chain([(0x1000, 16, False), (0x1100, 64, True)])
+        r.chain([(0x1200, 8, False), (0x1300, 8, True)], indirect_at=0x1400)
+        r.chain([(0x1500, 16, True)])
+        r.chain([(0x1600, 0x100, False), (0x1700, 0x100, False), (0x1800, 0x10, True)])
+        return mem, r
+
+    def seed(opts, last_avail, region, mem):
+        return struct.pack("<BH", opts, last_avail) + region + bytes(mem).rstrip(b"\0")
+
+    none = bytes(16 + 16 * QSIZE)
+    mem, _ = chains()
+    write("virtq", "chains", seed(3, 0, none, mem))
+    write("virtq", "chains_batched", seed(1 | 8, 0, none, mem))
+    # a back-end restarted with heads 0 and 2 in flight (2 older), head 4's
+    # batch published but not cleared
+    write("virtq", "inflight_resume", seed(3 | 4, 0, inflight_region(
+        used_idx=0, entries=[(0, 7, 0), (2, 5, 0)]), mem))
+    write("virtq", "inflight_fresh", seed(3 | 4, 0, inflight_region(version=0), mem))
+    loop = bytearray(mem)
+    loop[0:16] = desc(0x1000, 16, F_NEXT, 0)       # a chain that loops on itself
+    write("virtq", "loop", seed(2, 0, none, loop))
+    nested = bytearray(mem)
+    nested[0x1400:0x1410] = desc(0x1400, 32, F_INDIRECT)   # an indirect table naming one
+    write("virtq", "nested_indirect", seed(2, 0, none, nested))
+
+
 # ---- vhost-user ----
 def vu(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
@@ -294,7 +333,7 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds}
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
