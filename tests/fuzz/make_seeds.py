@@ -248,6 +248,82 @@ def virtq_seeds():
     write("virtq", "nested_indirect", seed(2, 0, none, nested))
 
 
+# ---- transports ----
+CF8_R, CF8_W, ECAM_R, ECAM_W, BAR_R, BAR_W, MMIO_R, MMIO_W = range(8)
+
+
+def acc(where, off, val=0, size=4):
+    return struct.pack("<BBII", where, size - 1, off, val)
+
+
+def cfg(dev, off, val=None, size=4):
+    """A config access to 00:dev.0 through CF8/CFC."""
+    ops = [acc(CF8_W, 0, 0x80000000 | dev << 11 | (off & 0xfc))]
+    port = 4 + (off & 3)
+    ops.append(acc(CF8_R, port, 0, size) if val is None else acc(CF8_W, port, val, size))
+    return ops
+
+
+def pci_driver():
+    ops = cfg(1, 0) + cfg(1, 0x34, size=1) + cfg(1, 0x10, 0xFFFFFFFF) + cfg(1, 0x10) + \
+        cfg(1, 0x10, 0xC0000000) + cfg(1, 4, 6, 2)
+    ops += [acc(ECAM_R, (1 << 15) | off) for off in range(0x40, 0x100, 4)]  # the capabilities
+    ops += [acc(BAR_W, 0x14, 0, 1), acc(BAR_W, 0x14, 1, 1), acc(BAR_W, 0x14, 3, 1)]
+    for sel in (0, 1):
+        ops += [acc(BAR_W, 0x00, sel), acc(BAR_R, 0x04), acc(BAR_W, 0x08, sel),
+                acc(BAR_W, 0x0C, [(1 << 29) | (1 << 28), 1][sel])]
+    ops += [acc(BAR_W, 0x14, 11, 1), acc(BAR_R, 0x14, 0, 1), acc(BAR_R, 0x12, 0, 2),
+            acc(BAR_W, 0x10, 0, 2)]
+    for q in (0, 1):
+        base = q * 0x400
+        ops += [acc(BAR_W, 0x16, q, 2), acc(BAR_R, 0x18, 0, 2), acc(BAR_W, 0x18, QSIZE, 2),
+                acc(BAR_W, 0x1A, q + 1, 2), acc(BAR_W, 0x20, base), acc(BAR_W, 0x24, 0),
+                acc(BAR_W, 0x28, base + 0x100), acc(BAR_W, 0x2C, 0),
+                acc(BAR_W, 0x30, base + 0x140), acc(BAR_W, 0x34, 0), acc(BAR_R, 0x1E, 0, 2),
+                acc(BAR_W, 0x1C, 1, 2)]
+    ops += [acc(BAR_W, 0x4000 + 16 * i + k * 4, v) for i in range(3)
+            for k, v in enumerate((0xFEE00000, 0, 0x40 + i, 0))]
+    ops += [acc(BAR_W, 0x14, 15, 1), acc(BAR_W, 0x3000, 0, 2), acc(BAR_W, 0x3004, 1, 2),
+            acc(BAR_R, 0x1000, 0, 1), acc(BAR_R, 0x2000, 0, 4), acc(BAR_W, 0x2000, 0x55, 1),
+            acc(BAR_R, 0x15, 0, 1), acc(BAR_R, 0x5000), acc(BAR_W, 0x14, 0, 1), acc(BAR_R, 0x14, 0, 1)]
+    return ops
+
+
+def mmio_driver():
+    ops = [acc(MMIO_R, o) for o in (0x000, 0x004, 0x008, 0x00C)]
+    ops += [acc(MMIO_W, 0x070, 1), acc(MMIO_W, 0x070, 3)]
+    for sel in (0, 1):
+        ops += [acc(MMIO_W, 0x014, sel), acc(MMIO_R, 0x010), acc(MMIO_W, 0x024, sel),
+                acc(MMIO_W, 0x020, [(1 << 29) | (1 << 28), 1][sel])]
+    ops += [acc(MMIO_W, 0x070, 11), acc(MMIO_R, 0x070)]
+    for q in (0, 1):
+        base = q * 0x400
+        ops += [acc(MMIO_W, 0x030, q), acc(MMIO_R, 0x034), acc(MMIO_W, 0x038, QSIZE),
+                acc(MMIO_W, 0x080, base), acc(MMIO_W, 0x084, 0), acc(MMIO_W, 0x090, base + 0x100),
+                acc(MMIO_W, 0x094, 0), acc(MMIO_W, 0x0A0, base + 0x140), acc(MMIO_W, 0x0A4, 0),
+                acc(MMIO_W, 0x044, 1)]
+    ops += [acc(MMIO_W, 0x070, 15), acc(MMIO_W, 0x050, 0), acc(MMIO_R, 0x060), acc(MMIO_W, 0x064, 1),
+            acc(MMIO_R, 0x0FC), acc(MMIO_R, 0x100, 0, 1), acc(MMIO_W, 0x100, 7, 2),
+            acc(MMIO_W, 0x070, 0), acc(MMIO_R, 0x044)]
+    return ops
+
+
+def transport_seeds():
+    mem, _ = bytearray(0x2000), None
+    for q in (0, 1):
+        r = Ring(mem, q)
+        r.chain([(0x1000 + q * 0x200, 16, False), (0x1100 + q * 0x200, 64, True)])
+        r.chain([(0x1800 + q * 0x100, 8, False), (0x1900 + q * 0x80, 8, True)], indirect_at=0x1c00 + q * 0x40)
+    mem = bytes(mem).rstrip(b"\0")
+    head = struct.pack("<H", len(mem)) + mem
+    write("transport", "pci_driver", head + b"".join(pci_driver()))
+    write("transport", "mmio_driver", head + b"".join(mmio_driver()))
+    write("transport", "pci_bar_sizing", struct.pack("<H", 0) + b"".join(
+        cfg(0, 0) + cfg(1, 0x10, 0xFFFFFFFF) + cfg(1, 0x10) + cfg(1, 4, 0, 2) +
+        [acc(BAR_R, 0x14, 0, 1)] + cfg(1, 0x10, 0xD0000000) + cfg(1, 4, 2, 2) + cfg(2, 0) +
+        [acc(ECAM_R, (1 << 15) | 0x40, 0, 3), acc(ECAM_W, (1 << 15) | 0x4, 0xFFFF, 2)]))
+
+
 # ---- vhost-user ----
 def vu(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
@@ -333,7 +409,7 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds}
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds, "transport": transport_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
