@@ -324,6 +324,50 @@ def transport_seeds():
         [acc(ECAM_R, (1 << 15) | 0x40, 0, 3), acc(ECAM_W, (1 << 15) | 0x4, 0xFFFF, 2)]))
 
 
+# ---- kernel loader ----
+def bzimage(version=0x020F, xlf=1, loadflags=1, body=1024):
+    setup = bytearray(2 * 512)                     # setup_sects = 1
+    setup[0x1F1] = 1
+    struct.pack_into("<H", setup, 0x1FE, 0xAA55)
+    setup[0x200:0x202] = bytes([0xEB, 0x66])       # header ends at 0x268
+    setup[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", setup, 0x206, version)
+    setup[0x211] = loadflags
+    struct.pack_into("<I", setup, 0x22C, 0x7FFFFFFF)   # initrd_addr_max
+    struct.pack_into("<I", setup, 0x230, 0x200000)     # kernel_alignment
+    setup[0x234] = 1                                   # relocatable
+    struct.pack_into("<H", setup, 0x236, xlf)
+    struct.pack_into("<I", setup, 0x238, 2047)         # cmdline_size
+    struct.pack_into("<Q", setup, 0x258, 0x1000000)    # pref_address
+    struct.pack_into("<I", setup, 0x260, 0x400000)     # init_size
+    return bytes(setup) + b"\x90" * body
+
+
+def elf(segs, entry=0x1000000):
+    """segs: (paddr, vaddr, filesz, memsz)."""
+    phoff, n = 64, len(segs)
+    data_at = phoff + 56 * n
+    hdr = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    hdr += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, entry, phoff, 0, 0, 64, 56, n, 0, 0, 0)
+    ph, body = b"", b""
+    for paddr, vaddr, filesz, memsz in segs:
+        ph += struct.pack("<IIQQQQQQ", 1, 5, data_at + len(body), vaddr, paddr, filesz, memsz, 0x1000)
+        body += b"\xf4" * filesz
+    return hdr + ph + body
+
+
+def kernel_seeds():
+    def seed(image, ram=1, initrd_kib=64, cmdline=40):
+        return struct.pack("<BHH", ram, initrd_kib, cmdline) + image
+
+    write("kernel", "bzimage", seed(bzimage()))
+    write("kernel", "bzimage_32bit", seed(bzimage(version=0x020A, xlf=0)))
+    write("kernel", "elf", seed(elf([(0x1000000, 0x1000000, 256, 0x2000)])))
+    write("kernel", "elf_vmlinux", seed(elf([(0x1000000, 0xFFFFFFFF81000000, 128, 0x1000),
+                                             (0x1200000, 0xFFFFFFFF81200000, 64, 0x100000)],
+                                            entry=0xFFFFFFFF81000000), ram=2, initrd_kib=900))
+
+
 # ---- vhost-user ----
 def vu(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
@@ -409,7 +453,7 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds, "transport": transport_seeds}
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds, "transport": transport_seeds, "kernel": kernel_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
