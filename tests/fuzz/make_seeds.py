@@ -368,6 +368,29 @@ def kernel_seeds():
                                             entry=0xFFFFFFFF81000000), ram=2, initrd_kib=900))
 
 
+# ---- command line ----
+def cli_seeds():
+    def seed(*args):
+        return b"\0".join(a.encode() for a in args)
+
+    write("cli", "vm", seed("--kernel", "bzImage", "--initramfs", "initrd", "--cmdline",
+                            "console=ttyS0 quiet", "--cpus", "boot=2", "--memory",
+                            "size=1G,shared=on,hugepages=off", "--serial", "file=/tmp/x",
+                            "--transport", "mmio", "-v", "-v"))
+    write("cli", "devices", seed("--kernel", "k", "--disk",
+                                 "path=a.img,readonly=on,direct=off,num_queues=4,queue_size=256,serial=S1,id=d0",
+                                 "--disk", "path=b.img", "--net",
+                                 "tap=tap0,mac=52:54:00:12:34:56,ip=10.0.0.1,mask=255.255.255.0,"
+                                 "host_mac=52:54:00:ab:cd:ef,mtu=1500,num_queues=2,queue_size=512,id=n0",
+                                 "--rng", "--rng", "src=/dev/urandom", "--console", "socket=/tmp/c.sock"))
+    write("cli", "block_backend", seed("--block-backend",
+                                       "path=img,socket=/tmp/b.sock,client=on,readonly=on,num_queues=2"))
+    write("cli", "net_backend", seed("--net-backend", "tap=t0,socket=/tmp/n.sock,num_queues=2"))
+    write("cli", "vsock_backend", seed("--vsock-backend", "cid=3,socket=/tmp/v.sock,uds_path=/tmp/v"))
+    write("cli", "errors", seed("--kernel", "--memory", "size=1T5", "--cpus", "boot=0,boot=1",
+                                "--disk", "pathx=1", "--help", "--version", "--check-host"))
+
+
 # ---- vhost-user ----
 def vu(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
@@ -453,7 +476,7 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds, "transport": transport_seeds, "kernel": kernel_seeds}
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds, "transport": transport_seeds, "kernel": kernel_seeds, "cli": cli_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
