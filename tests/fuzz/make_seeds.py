@@ -178,8 +178,11 @@ def vsock_hdr(op, src_port=5000, dst_port=1234, length=0, flags=0, buf_alloc=262
                        flags, buf_alloc, fwd)
 
 
+HOST_PORT = 1 << 30   # the first host port cvmm allocates (VSOCK_EPHEMERAL_BASE)
+
+
 def vsock_seeds():
-    def seed(packets, host=b""):
+    def seed(packets, host=b"", client=b""):
         mem = bytearray(0x6000)
         rx, tx, ev = Ring(mem, 0), Ring(mem, 1), Ring(mem, 2)
         at = 0x1000
@@ -193,7 +196,8 @@ def vsock_seeds():
         for i in range(4):
             rx.chain([(0x3000 + i * 0x400, 0x400, True)])
         ev.chain([(0x2f00, 8, True)])
-        return struct.pack("<QH", ALL, len(host)) + host + bytes(mem).rstrip(b"\0")
+        return struct.pack("<QH", ALL, len(host)) + host + struct.pack("<H", len(client)) + client + \
+            bytes(mem).rstrip(b"\0")
 
     write("vsock", "stream", seed([
         (vsock_hdr(1), b"", False),                       # REQUEST to the listening port
@@ -201,7 +205,15 @@ def vsock_seeds():
         (vsock_hdr(7), b"", False),                       # CREDIT_REQUEST
         (vsock_hdr(6, fwd=5), b"", False),                # CREDIT_UPDATE
         (vsock_hdr(4, flags=3), b"", False),              # SHUTDOWN both ways
-        (vsock_hdr(3), b"", False)], host=b"reply from the host"))
+        (vsock_hdr(3), b"", False)], host=b"reply from the host", client=b"CONNECT 5000\nhello guest"))
+    # the host client's connection (on HOST_PORT) answered by the guest,
+    # then data both ways
+    write("vsock", "host_connect", seed([
+        (vsock_hdr(2, src_port=5000, dst_port=HOST_PORT), b"", False),   # RESPONSE
+        (vsock_hdr(5, src_port=5000, dst_port=HOST_PORT, length=4), b"ping", False),
+        (vsock_hdr(6, src_port=5000, dst_port=HOST_PORT, fwd=11), b"", False)],
+        client=b"CONNECT 5000\nhello guest"))
+    write("vsock", "host_bad_line", seed([], client=b"CONNECT 99999999999\n"))
     write("vsock", "refused", seed([
         (vsock_hdr(1, dst_port=999), b"", False),         # nobody listens
         (vsock_hdr(5, src_port=7, length=3), b"abc", False),  # no connection
