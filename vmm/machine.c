@@ -80,15 +80,17 @@ static void machine_unmap_file(struct machine_file *f)
 	f->data = NULL;
 }
 
-static int machine_tables(struct vm *vm)
+static int machine_tables(struct vm *vm, const struct machine_virtio *mv)
 {
+	struct x86_mmio_dev mmio[X86_MAX_MMIO_DEVS];
+	unsigned nmmio = machine_virtio_mmio_devs(mv, mmio);
 	uint8_t *bios = gmem_ptr(&vm->mem, X86_BIOS_ADDR, X86_MPTABLE_ADDR - X86_BIOS_ADDR);
 	uint8_t *fp = gmem_ptr(&vm->mem, X86_EBDA_ADDR, 16);
 	uint8_t *mp = gmem_ptr(&vm->mem, X86_MPTABLE_ADDR, X86_BIOS_END - X86_MPTABLE_ADDR);
 
 	if (!bios || !fp || !mp)
 		return -EFAULT;
-	if (x86_acpi_build(bios, X86_MPTABLE_ADDR - X86_BIOS_ADDR, X86_BIOS_ADDR, vm->cfg.ncpus) < 0 ||
+	if (x86_acpi_build(bios, X86_MPTABLE_ADDR - X86_BIOS_ADDR, X86_BIOS_ADDR, vm->cfg.ncpus, mmio, nmmio) < 0 ||
 	    x86_mptable_build(fp, mp, X86_BIOS_END - X86_MPTABLE_ADDR, X86_MPTABLE_ADDR, vm->cfg.ncpus) < 0)
 		return -ENOSPC;
 	return 0;
@@ -216,7 +218,7 @@ static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, c
 	if (!err)
 		err = x86_boot_tables_write(&m->vm.mem);
 	if (!err)
-		err = machine_tables(&m->vm);
+		err = machine_tables(&m->vm, &m->virtio);
 	if (err) {
 		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
 		return 1;

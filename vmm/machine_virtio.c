@@ -75,22 +75,35 @@ int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg)
 	return 0;
 }
 
+unsigned machine_virtio_mmio_devs(const struct machine_virtio *mv, struct x86_mmio_dev *out)
+{
+	unsigned n = 0, total = mv->ndevs + !!mv->console;
+	uint64_t base;
+	unsigned irq;
+
+	if (mv->kind != VIRTIO_TRANSPORT_MMIO)
+		return 0;
+	for (; n < total && n < X86_MAX_MMIO_DEVS && !virtio_vm_mmio_slot(n, &base, &irq); n++)
+		out[n] = (struct x86_mmio_dev){ .base = base, .size = VMMIO_WINDOW_SIZE, .irq = irq };
+	return n;
+}
+
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm)
 {
-	int err = virtio_vm_init(&mv->host, vm);
+	int err = virtio_vm_init(&mv->virtio, vm);
 
 	mv->attached = true;
 	for (unsigned i = 0; i < mv->ndevs && !err; i++)
-		err = virtio_vm_add(&mv->host, mv->devs[i].vdev, mv->devs[i].id, mv->kind);
+		err = virtio_vm_add(&mv->virtio, mv->devs[i].vdev, mv->devs[i].id, mv->kind);
 	if (!err && mv->console)
-		err = virtio_vm_add(&mv->host, &mv->console->vdev, "console", mv->kind);
+		err = virtio_vm_add(&mv->virtio, &mv->console->vdev, "console", mv->kind);
 	return err;
 }
 
 void machine_virtio_destroy(struct machine_virtio *mv)
 {
 	if (mv->attached)
-		virtio_vm_destroy(&mv->host);
+		virtio_vm_destroy(&mv->virtio);
 	mv->attached = false;
 	for (unsigned i = 0; i < mv->ndevs; i++)
 		devtype_destroy(&mv->devs[i]);

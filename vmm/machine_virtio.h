@@ -14,6 +14,7 @@
 #include "cvmm/devtype.h"
 #include "cvmm/virtio_console.h"
 #include "cvmm/virtio_vm.h"
+#include "cvmm/x86_tables.h"
 
 struct machine_virtio {
 	enum virtio_transport_kind kind;
@@ -22,7 +23,7 @@ struct machine_virtio {
 	/* --console: the virtio-console, whose host side is the VMM's console
 	 * (vmm/console.c, shared with --serial), so it is not a table row. */
 	struct vcon_dev *console;
-	struct virtio_vm host;
+	struct virtio_vm virtio;   /* the devices on the VM (transports wired to KVM) */
 	bool attached;
 	char cmdline[512];  /* kernel arguments the devices need ("" for PCI) */
 };
@@ -32,6 +33,9 @@ struct machine_virtio {
 int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg);
 /* Puts them on vm behind the chosen transport. 0 or -errno, logged. */
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm);
+/* The virtio-mmio devices machine_virtio_attach() will place, for the DSDT
+ * (none with --transport pci). Returns how many, at most X86_MAX_MMIO_DEVS. */
+unsigned machine_virtio_mmio_devs(const struct machine_virtio *mv, struct x86_mmio_dev *out);
 /* Call with the vCPUs stopped. */
 void machine_virtio_destroy(struct machine_virtio *mv);
 

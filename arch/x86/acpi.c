@@ -1,4 +1,5 @@
-/* ACPI tables (ACPI 6.x): RSDP, XSDT, FADT, FACS, DSDT (dsdt.c), MADT. */
+/* ACPI tables (ACPI 6.x): RSDP, XSDT, FADT, FACS, DSDT (dsdt.c), MADT, and
+ * MCFG (PCI Firmware Specification 3.0). */
 #include <errno.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #define ACPI_RSDP_LEN	36
 #define ACPI_FADT_LEN	276
 #define ACPI_FACS_LEN	64
+#define ACPI_MCFG_LEN	(ACPI_HDR_LEN + 8 + 16)
 
 /* FADT flags */
 #define FADT_WBINVD		(1u << 0)
@@ -133,24 +135,39 @@ static void acpi_build_madt(uint8_t *t, unsigned ncpus)
 	acpi_checksum(t, len, 9);
 }
 
-int x86_acpi_build(uint8_t *buf, size_t len, uint64_t base, unsigned ncpus)
+/* The ECAM window for PCI segment 0, bus 0 only (the host bridge's bus
+ * range in the DSDT). */
+static void acpi_build_mcfg(uint8_t *t)
 {
-	/* Layout: RSDP | XSDT | FADT | FACS (64-byte aligned) | DSDT | MADT */
-	size_t xsdt = 48, xsdt_len = ACPI_HDR_LEN + 2 * 8;
+	memset(t, 0, ACPI_MCFG_LEN);
+	acpi_header(t, "MCFG", ACPI_MCFG_LEN, 1);
+	le_put64(t + 44, X86_PCI_ECAM_ADDR);
+	le_put16(t + 52, 0);  /* segment */
+	t[54] = 0;            /* first bus */
+	t[55] = (uint8_t)(X86_PCI_ECAM_SIZE / (1u << 20) - 1);  /* last bus: 1 MiB per bus */
+	acpi_checksum(t, ACPI_MCFG_LEN, 9);
+}
+
+int x86_acpi_build(uint8_t *buf, size_t len, uint64_t base, unsigned ncpus,
+		   const struct x86_mmio_dev *mmio, unsigned nmmio)
+{
+	/* Layout: RSDP | XSDT | FADT | FACS (64-byte aligned) | DSDT | MADT | MCFG */
+	size_t xsdt = 48, xsdt_len = ACPI_HDR_LEN + 3 * 8;
 	size_t fadt = xsdt + xsdt_len;
 	size_t facs = (fadt + ACPI_FADT_LEN + 63) & ~(size_t)63;
-	size_t dsdt = facs + ACPI_FACS_LEN, dsdt_len, madt, end;
+	size_t dsdt = facs + ACPI_FACS_LEN, dsdt_len, madt, mcfg, end;
 	uint8_t *t;
 	int aml;
 
 	if (ncpus == 0 || ncpus > X86_MAX_CPUS || len < dsdt + ACPI_HDR_LEN)
 		return -ENOSPC;
-	aml = x86_dsdt_aml(buf + dsdt + ACPI_HDR_LEN, len - dsdt - ACPI_HDR_LEN);
+	aml = x86_dsdt_aml(buf + dsdt + ACPI_HDR_LEN, len - dsdt - ACPI_HDR_LEN, mmio, nmmio);
 	if (aml < 0)
 		return -ENOSPC;
 	dsdt_len = ACPI_HDR_LEN + (size_t)aml;
 	madt = (dsdt + dsdt_len + 7) & ~(size_t)7;
-	end = madt + acpi_madt_len(ncpus);
+	mcfg = (madt + acpi_madt_len(ncpus) + 7) & ~(size_t)7;
+	end = mcfg + ACPI_MCFG_LEN;
 	if (len < end)
 		return -ENOSPC;
 	memset(buf, 0, dsdt + ACPI_HDR_LEN);
@@ -169,6 +186,7 @@ int x86_acpi_build(uint8_t *buf, size_t len, uint64_t base, unsigned ncpus)
 	acpi_header(t, "XSDT", (uint32_t)xsdt_len, 1);
 	le_put64(t + 36, base + fadt);
 	le_put64(t + 44, base + madt);
+	le_put64(t + 52, base + mcfg);
 	acpi_checksum(t, xsdt_len, 9);
 
 	acpi_build_fadt(buf + fadt, base + dsdt, base + facs);
@@ -183,5 +201,6 @@ int x86_acpi_build(uint8_t *buf, size_t len, uint64_t base, unsigned ncpus)
 	acpi_checksum(t, dsdt_len, 9);
 
 	acpi_build_madt(buf + madt, ncpus);
+	acpi_build_mcfg(buf + mcfg);
 	return (int)end;
 }

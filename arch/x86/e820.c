@@ -33,6 +33,8 @@ unsigned x86_e820_build(uint64_t ram_size, struct x86_e820_entry *e, unsigned ma
 		n = x86_e820_add(e, n, max, X86_EBDA_ADDR, X86_HIMEM_ADDR - X86_EBDA_ADDR, X86_E820_RESERVED);
 	if (low_end > X86_HIMEM_ADDR)
 		n = x86_e820_add(e, n, max, X86_HIMEM_ADDR, low_end - X86_HIMEM_ADDR, X86_E820_RAM);
+	/* The ECAM window: Linux uses the MCFG's window only when it is reserved. */
+	n = x86_e820_add(e, n, max, X86_PCI_ECAM_ADDR, X86_PCI_ECAM_SIZE, X86_E820_RESERVED);
 	if (nr == 2)
 		n = x86_e820_add(e, n, max, r[1].gpa, r[1].size, X86_E820_RAM);
 	return n;

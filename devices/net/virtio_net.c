@@ -463,13 +463,16 @@ static void net_on_tap(void *arg, uint32_t events)
 
 /* ---- control queue ---- */
 
-/* Attaches the tap queues of the first k pairs and detaches the others. */
+/* Attaches the tap queues of the first k pairs and detaches the others.
+ * Only queues that change are touched: the kernel refuses to detach a
+ * detached queue (EINVAL), as a reset to one pair would otherwise do. */
 static int net_set_active_pairs(struct net_dev *n, unsigned k)
 {
 	int err = 0;
 
 	for (unsigned i = 1; i < n->npairs && n->is_tap && !err; i++)
-		err = tap_queue_enable(&n->tap, i, i < k);
+		if ((i < k) != (i < n->active_pairs))
+			err = tap_queue_enable(&n->tap, i, i < k);
 	if (err) {
 		log_warn("virtio-net: %s: cannot switch to %u pairs: %s", n->tap.name, k, strerror(-err));
 		return err;
@@ -531,6 +534,7 @@ int net_dev_enable_ctrl(struct net_dev *n)
 		return err;
 	n->vdev.host_features |= VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ);
 	net_dev_offer_mq(n);
+	n->active_pairs = n->npairs;  /* the tap opened with every queue attached */
 	return net_set_active_pairs(n, 1);
 }
 

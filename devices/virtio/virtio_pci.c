@@ -95,7 +95,9 @@ static void vpci_build_cfg(struct vpci *p, uint32_t bar0)
 	pci_cfg_set(c, PCI_SUBSYSTEM_VENDOR_ID, 2, VPCI_VENDOR);
 	pci_cfg_set(c, PCI_SUBSYSTEM_ID, 2, 0x40 + dev->device_id);
 	pci_cfg_set(c, PCI_CAPABILITY_LIST, 1, VPCI_CAP_COMMON_AT);
-	pci_cfg_set(c, PCI_INTERRUPT_PIN, 1, 1);
+	/* Interrupt Pin 0: no INTx. Interrupts are MSI-X only (the DSDT has
+	 * no _PRT, and nothing drives a pin). */
+	pci_cfg_set(c, PCI_INTERRUPT_PIN, 1, 0);
 	pci_cfg_set_wmask(c, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
 	pci_cfg_set_wmask(c, PCI_BAR0, 4, ~(uint32_t)(VPCI_BAR_SIZE - 1));
 	pci_cfg_set_wmask(c, PCI_INTERRUPT_LINE, 1, 0xff);
@@ -105,9 +107,16 @@ static void vpci_build_cfg(struct vpci *p, uint32_t bar0)
 	vpci_add_cap(p, VPCI_CAP_NOTIFY_AT, VPCI_CAP_ISR_AT, 20, VPCI_CAP_NOTIFY,
 		     VPCI_NOTIFY_OFF, dev->num_queues * VPCI_NOTIFY_MULTIPLIER);
 	pci_cfg_set(c, VPCI_CAP_NOTIFY_AT + 16, 4, VPCI_NOTIFY_MULTIPLIER);
-	vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_DEVICE_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
-	vpci_add_cap(p, VPCI_CAP_DEVICE_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_DEVICE,
-		     VPCI_DEVICE_OFF, dev->config_size);
+	/* A device without device-specific configuration (virtio-rng) gets no
+	 * device-config capability: virtio 1.2 4.1.4.6 asks for one only when
+	 * there is a configuration, and Linux refuses a zero-length one. */
+	if (dev->config_size) {
+		vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_DEVICE_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
+		vpci_add_cap(p, VPCI_CAP_DEVICE_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_DEVICE,
+			     VPCI_DEVICE_OFF, dev->config_size);
+	} else {
+		vpci_add_cap(p, VPCI_CAP_ISR_AT, VPCI_CAP_PCI_CFG_AT, 16, VPCI_CAP_ISR, VPCI_ISR_OFF, 1);
+	}
 	/* The PCI configuration access capability: bar, offset, length and
 	 * data are the driver's to write. */
 	vpci_add_cap(p, VPCI_CAP_PCI_CFG_AT, VPCI_CAP_MSIX_AT, 20, VPCI_CAP_PCI_CFG, 0, 0);
@@ -195,6 +204,17 @@ bool vpci_msi_message(const struct vpci *p, unsigned q, uint64_t *addr, uint32_t
 	*addr = (uint64_t)p->msix[v].addr_hi << 32 | p->msix[v].addr_lo;
 	*data = p->msix[v].data;
 	return true;
+}
+
+bool vpci_config_route(struct vpci *p, bool active)
+{
+	uint32_t gen = __atomic_load_n(&p->tr.config_generation, __ATOMIC_ACQUIRE);
+
+	if (!active) {
+		p->config_gen_unrouted = gen;
+		return false;
+	}
+	return gen != p->config_gen_unrouted;
 }
 
 static void vpci_msix_changed(struct vpci *p)

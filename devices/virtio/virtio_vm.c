@@ -11,6 +11,8 @@
 
 /* ISA lines free on cvmm's machine (4 is the UART, 9 the ACPI SCI; 0/1/2/8
  * are the PIT, keyboard controller, cascade and RTC). */
+_Static_assert(PCI_ECAM_BUS_SIZE == X86_PCI_ECAM_SIZE, "the MCFG announces one bus of ECAM");
+
 static const unsigned virtio_vm_mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 13, 14, 15 };
 
 /* The MMIO notify register is shared by all queues: KVM tells them apart by
@@ -83,8 +85,7 @@ static void virtio_vm_mmio_access(void *opaque, uint64_t off, uint8_t *data, uns
 	virtio_vm_access(&virtio_vm_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
 }
 
-/* Where the i-th MMIO device goes. */
-static int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
+int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
 {
 	if (i >= sizeof(virtio_vm_mmio_irqs) / sizeof(virtio_vm_mmio_irqs[0]))
 		return -ENOSPC;
@@ -173,7 +174,7 @@ static void virtio_vm_pci_bar_access(void *opaque, uint64_t off, uint8_t *data, 
 static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 {
 	struct virtio_vm_dev *d = ctx;
-	struct vm *vm = d->host->vm;
+	struct vm *vm = d->owner->vm;
 	struct vdev *dev = d->dev;
 	uint32_t bar = vpci_bar0(p);
 
@@ -200,8 +201,10 @@ static void virtio_vm_pci_bar_changed(void *ctx, struct vpci *p)
 }
 
 /* Points each queue's (and the config) interrupt at the MSI-X message the
- * driver programmed. A vector that becomes usable is signalled once, since
- * an interrupt raised while it was masked has no route and was lost. */
+ * driver programmed. An interrupt raised while a vector had no route was
+ * lost: a queue vector that becomes usable is signalled once (a spurious
+ * queue interrupt only makes the driver look at its ring), the config
+ * vector only when the configuration changed meanwhile. */
 static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 {
 	struct virtio_vm_dev *d = ctx;
@@ -213,11 +216,17 @@ static void virtio_vm_pci_msix_changed(void *ctx, struct vpci *p)
 		bool active = vpci_msi_message(p, i, &addr, &data);
 		bool was_active = d->route_active[i];
 
-		if (irq_routing_set_msi(&d->host->routing, d->gsi[i], active, addr, data))
+		if (irq_routing_set_msi(&d->owner->routing, d->gsi[i], active, addr, data))
 			continue;
 		d->route_active[i] = active;
-		if (active && !was_active)
-			virtio_vm_signal(i < dev->num_queues ? dev->vqs[i].call_fd : p->tr.config_fd);
+		if (active == was_active)
+			continue;
+		if (i < dev->num_queues) {
+			if (active)
+				virtio_vm_signal(dev->vqs[i].call_fd);
+		} else if (vpci_config_route(p, active)) {
+			virtio_vm_signal(p->tr.config_fd);
+		}
 	}
 }
 
@@ -343,7 +352,7 @@ int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum vi
 		err = -ENOMEM;
 		goto fail;
 	}
-	d->host = h;
+	d->owner = h;
 	d->dev = dev;
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->kind = kind;

@@ -75,7 +75,9 @@ static uint8_t vio_pci_cfg8(unsigned slot, unsigned off)
 	return (uint8_t)(vio_pci_cfg32(slot, off) >> (8 * (off & 3)));
 }
 
-/* Fills the structure addresses from the virtio vendor capabilities. */
+/* Fills the structure addresses from the virtio vendor capabilities. As
+ * Linux's virtio_pci does, refuses a structure of length 0; the
+ * device-specific one is optional (virtio-rng has none). */
 static bool vio_pci_caps(struct vio_dev *d)
 {
 	unsigned at = vio_pci_cfg8(d->slot, 0x34);
@@ -87,6 +89,11 @@ static bool vio_pci_caps(struct vio_dev *d)
 		uint64_t where = bar + vio_pci_cfg32(d->slot, at + 8);
 
 		if (vio_pci_cfg8(d->slot, at) == 0x09 && vio_pci_cfg8(d->slot, at + 4) == 0) {
+			if (type >= 1 && type <= 4 && !vio_pci_cfg32(d->slot, at + 12)) {
+				tg_printf("TG: FAIL virtio: PCI 00:%x.0 capability type %u has length 0\n",
+					  d->slot, type);
+				return false;
+			}
 			if (type == 1)
 				d->common = where;
 			else if (type == 2) {
@@ -97,7 +104,7 @@ static bool vio_pci_caps(struct vio_dev *d)
 		}
 		at = vio_pci_cfg8(d->slot, at + 1);
 	}
-	return bar && d->common && d->notify && d->devcfg;
+	return bar && d->common && d->notify;
 }
 
 static unsigned vio_find_pci(struct vio_dev *devs, unsigned max)
@@ -308,6 +315,14 @@ uint16_t vio_offer(struct vio_queue *q, const struct vio_buf *bufs, unsigned n)
 	q->avail[1] = ++q->avail_idx;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return head;
+}
+
+void vio_reoffer(struct vio_queue *q, uint16_t head)
+{
+	q->avail[2 + q->avail_idx % q->size] = head;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	q->avail[1] = ++q->avail_idx;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 void vio_kick(struct vio_dev *d, struct vio_queue *q)

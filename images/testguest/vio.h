@@ -66,6 +66,9 @@ uint8_t vio_status(struct vio_dev *d);
 /* Publishes one chain without notifying; returns its head. Descriptors are
  * taken in turn, so at most VIO_QUEUE_SIZE may be outstanding. */
 uint16_t vio_offer(struct vio_queue *q, const struct vio_buf *bufs, unsigned n);
+/* Makes the used chain at head available again as it is (a receive buffer
+ * handed back keeps its descriptor, so its id still names its buffer). */
+void vio_reoffer(struct vio_queue *q, uint16_t head);
 void vio_kick(struct vio_dev *d, struct vio_queue *q);
 /* Polls for the next used entry: its length (and head in *id), or -1 on timeout. */
 int64_t vio_wait(struct vio_queue *q, uint16_t *id);

@@ -37,10 +37,19 @@ static int vio_net_set_pairs(struct vio_dev *d, uint16_t ctrl, uint16_t pairs)
 	return vio_request(d, &q, bufs, 2) == 1 && ack == 0 ? 0 : -1;
 }
 
+/* The host's answer comes from a process on the host, which a loaded
+ * machine may not run for a while: wait for it by the clock (the ACPI PM
+ * timer cvmm provides at 0x608, 3.579545 MHz, 32 bits), not by a count of
+ * polls, which passed in about a second. */
+#define VIO_NET_PM_TMR		0x608
+#define VIO_NET_WAIT_TICKS	(10u * 3579545u)
+
 /* Takes the next used RX buffer of any pair: its length, with pair and buffer. */
 static int64_t vio_net_receive(unsigned pairs, unsigned *pair, uint16_t *id)
 {
-	for (unsigned i = 0; i < 2000000; i++) {
+	uint32_t start = tg_inl(VIO_NET_PM_TMR);
+
+	for (unsigned i = 0; (i & 1023) || tg_inl(VIO_NET_PM_TMR) - start < VIO_NET_WAIT_TICKS; i++) {
 		for (unsigned p = 0; p < pairs; p++) {
 			int64_t len = vio_poll(&vio_net_rxq[p], id);
 
@@ -117,8 +126,10 @@ int vio_check_net(struct tg *t, struct vio_dev *d)
 				  mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], pairs);
 			return 0;
 		}
-		b = (struct vio_buf){ vio_net_rx[pair][id], VIO_NET_BUF, true };
-		vio_offer(&vio_net_rxq[pair], &b, 1);
+		/* Not the answer: the same descriptor goes back. (Offering it
+		 * anew took the next free descriptor, whose id, past the
+		 * receive buffers, then read as "no answer".) */
+		vio_reoffer(&vio_net_rxq[pair], id);
 		vio_kick(d, &vio_net_rxq[pair]);
 	}
 	tg_printf("TG: FAIL virtio-net %s: the host's answer never came\n", vio_kind_name(d));

@@ -56,6 +56,7 @@ struct vpci {
 	uint16_t queue_sel;
 	const struct vpci_host *host;
 	void *host_ctx;
+	uint32_t config_gen_unrouted; /* config_generation when the config vector last lost its route */
 };
 
 extern const struct pci_func_ops vpci_func_ops;
@@ -64,6 +65,14 @@ extern const struct pci_func_ops vpci_func_ops;
 int vpci_init(struct vpci *p, struct vdev *dev, uint32_t bar0,
 	      const struct vpci_host *host, void *host_ctx);
 void vpci_destroy(struct vpci *p);
+
+/* The host tells the transport that the config vector's MSI route became
+ * active (true) or inactive (false). Returns true when the device's
+ * configuration changed while there was no route, so that interrupt was
+ * lost and must be raised now; a change-free activation raises nothing
+ * (a spurious config interrupt makes Linux re-read the configuration, and
+ * virtio-blk then logs a "new size" nobody caused). */
+bool vpci_config_route(struct vpci *p, bool active);
 
 /* Current BAR0 address, or 0 while memory decoding is off. */
 uint32_t vpci_bar0(const struct vpci *p);

@@ -23,7 +23,7 @@
 
 #define VIRTIO_VM_PCI_BAR_BASE X86_PCI_MMIO_START /* the window the DSDT gives PCI */
 #define VIRTIO_VM_MMIO_BASE 0xd0000000ULL
-#define VIRTIO_VM_ECAM_BASE 0xe0000000ULL
+#define VIRTIO_VM_ECAM_BASE X86_PCI_ECAM_ADDR
 #define VIRTIO_VM_MAX_DEVS 16
 
 enum virtio_transport_kind {
@@ -34,7 +34,7 @@ enum virtio_transport_kind {
 struct virtio_vm;
 
 struct virtio_vm_dev {
-	struct virtio_vm *host;
+	struct virtio_vm *owner;  /* the VM's set of virtio devices this one is in */
 	struct vdev *dev;
 	char id[32];          /* the user's name for it (--disk id=...), for log lines */
 	enum virtio_transport_kind kind;
@@ -69,5 +69,8 @@ int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum vi
  * (they are placed in the order they are added), so the command line can be
  * planned before the VM exists. 0 or -ENOSPC. */
 int virtio_vm_mmio_cmdline(unsigned n, char *buf, size_t len);
+/* Where the i-th MMIO device goes: its window and IOAPIC line. 0, or
+ * -ENOSPC past the last slot. */
+int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq);
 
 #endif

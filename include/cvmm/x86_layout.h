@@ -43,6 +43,10 @@
 /* The PCI host bridge's memory window (DSDT _CRS): PCI BARs go here. */
 #define X86_PCI_MMIO_START	0xc0000000ULL
 #define X86_PCI_MMIO_SIZE	0x10000000ULL
+/* PCI ECAM (enhanced configuration) for bus 0: announced in the MCFG,
+ * reserved in e820 and as a DSDT motherboard resource. */
+#define X86_PCI_ECAM_ADDR	0xe0000000ULL
+#define X86_PCI_ECAM_SIZE	0x100000ULL
 #define X86_IOAPIC_ADDR		0xfec00000ULL
 #define X86_LAPIC_ADDR		0xfee00000ULL
 #define X86_IOAPIC_PINS		24

@@ -87,8 +87,11 @@ if ip netns add "$ns"; then
         sed 's/^/    /' "$tmp/$name.peer"
         if [ $rc -ne 0 ] || ! grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:56 pairs=$pairs tx+rx ok" <(tr -d '\r' <"$tmp/$name.out"); then
             fail "$name: no frame exchange with the guest over $pairs pair(s) (peer exit $rc)"
+            tr -d '\r' <"$tmp/$name.out" | grep -E '^TG: (virtio|FAIL)' | sed 's/^/    guest: /'
         elif ! grep -q "tap mtu 1400" "$tmp/$name.peer" || ! grep -q "tap addr 10.77.0.1/24" "$tmp/$name.peer"; then
             fail "$name: the tap did not get mtu 1400 and 10.77.0.1/24"
+        elif grep -q "cannot switch to" "$tmp/$name.peer"; then
+            fail "$name: cvmm could not switch the tap's queues (see above)"
         else
             echo "ok $name (seed $seed)"
         fi

@@ -78,6 +78,8 @@ START_TEST(config_space_through_both_mechanisms)
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_VENDOR_ID, 2), 0x1af4);
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_DEVICE_ID, 2), 0x1042);
 	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_REVISION_ID, 1), 1);
+	/* No INTx (MSI-X only): Linux asks ACPI for a route only for pin 1-4. */
+	ck_assert_uint_eq(tp_cfg_read(t, 1, PCI_INTERRUPT_PIN, 1), 0);
 	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 4), 0xffffffff);
 	ck_assert_uint_eq(tp_cfg_read(t, 2, PCI_VENDOR_ID, 2), 0xffff);
 	ck_assert_uint_eq(pci_ecam_read(&t->bus, 1 << 15, 4), 0x10421af4);
@@ -157,6 +159,31 @@ START_TEST(capabilities_describe_bar0)
 }
 END_TEST
 
+/* virtio-rng has no device-specific configuration: Linux's virtio_pci
+ * refuses a device-config capability of length 0 ("bad capability len 0"),
+ * so there must be none, and the rest of the list must still be walkable. */
+START_TEST(no_device_config_capability_without_config)
+{
+	struct tp *t = calloc(1, sizeof(*t));
+	uint32_t at;
+
+	t->f = fake_vdev_new(4);
+	t->f->dev.config_size = 0;
+	pci_bus_init(&t->bus);
+	ck_assert_int_eq(vpci_init(&t->p, &t->f->dev, TP_BAR0, &tp_host, t), 0);
+	ck_assert_int_eq(pci_bus_add(&t->bus, &vpci_func_ops, &t->p), 1);
+	ck_assert_uint_eq(tp_find_cap(t, 4), 0);
+	for (uint8_t type = 1; type <= 3; type++) {
+		at = tp_find_cap(t, type);
+		ck_assert_uint_ne(at, 0);
+		ck_assert_uint_ne(tp_cfg_read(t, 1, at + 12, 4), 0); /* length */
+	}
+	ck_assert_uint_ne(tp_find_cap(t, 5), 0);
+	ck_assert_uint_ne(tp_find_cap(t, 0), 0);
+	tp_free(t);
+}
+END_TEST
+
 START_TEST(common_config_drives_the_device)
 {
 	struct tp *t = tp_new();
@@ -223,6 +250,25 @@ START_TEST(msix_routes_follow_the_driver)
 	ck_assert(!vpci_msi_message(p, FAKE_QUEUES, &addr, &data)); /* config: no vector */
 	ck_assert(!vpci_msi_message(p, FAKE_QUEUES + 1, &addr, &data));
 	ck_assert_int_ge(t->msix_changes, 6);
+	tp_free(t);
+}
+END_TEST
+
+/* Linux enables the config vector while probing: raising the config
+ * interrupt then, with nothing changed, made virtio-blk log "new size" at
+ * every probe. Only a change made while the vector had no route is owed. */
+START_TEST(config_interrupt_owed_only_for_a_change_without_route)
+{
+	struct tp *t = tp_new();
+	struct vpci *p = &t->p;
+
+	ck_assert(!vpci_config_route(p, true));   /* first activation: nothing happened */
+	vdev_config_changed(&t->f->dev);           /* delivered through the route */
+	ck_assert(!vpci_config_route(p, false));
+	ck_assert(!vpci_config_route(p, true));   /* nothing changed while unrouted */
+	ck_assert(!vpci_config_route(p, false));
+	vdev_config_changed(&t->f->dev);           /* lost: no route */
+	ck_assert(vpci_config_route(p, true));
 	tp_free(t);
 }
 END_TEST
@@ -323,7 +369,9 @@ CHECK_MAIN("virtio_pci",
 	   config_space_through_both_mechanisms,
 	   bar_sizing_and_moving,
 	   capabilities_describe_bar0,
+	   no_device_config_capability_without_config,
 	   common_config_drives_the_device,
 	   msix_routes_follow_the_driver,
+	   config_interrupt_owed_only_for_a_change_without_route,
 	   bar_and_cfg_window_share_one_lock,
 	   config_change_never_lost_to_isr_read)

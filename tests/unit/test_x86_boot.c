@@ -169,10 +169,15 @@ START_TEST(bzimage_plan_and_params)
 	ck_assert_uint_eq(le_get32(zp + 0x218), p.initrd_addr);
 	ck_assert_uint_eq(le_get32(zp + 0x21c), 4096);
 	ck_assert_uint_eq(le_get64(zp + 0x070), 0xe0000);
-	ck_assert_uint_eq(zp[0x1e8], 3);
+	ck_assert_uint_eq(zp[0x1e8], 4);
 	e = (const struct x86_e820_entry *)(zp + 0x2d0);
 	ck_assert_uint_eq(e[2].addr, X86_HIMEM_ADDR);
 	ck_assert_uint_eq(e[2].addr + e[2].size, 512 * MIB);
+	/* The ECAM window the MCFG announces is reserved: Linux's MMCONFIG
+	 * code ignores a window that is not. */
+	ck_assert_uint_eq(e[3].addr, X86_PCI_ECAM_ADDR);
+	ck_assert_uint_eq(e[3].size, X86_PCI_ECAM_SIZE);
+	ck_assert_uint_eq(e[3].type, X86_E820_RESERVED);
 	ck_assert_uint_eq(e[2].type, X86_E820_RAM);
 }
 END_TEST
@@ -267,7 +272,10 @@ START_TEST(e820_maps)
 	unsigned n;
 
 	n = x86_e820_build(512 * MIB, e, X86_E820_MAX);
-	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(e[3].addr, X86_PCI_ECAM_ADDR);
+	ck_assert_uint_eq(e[3].size, X86_PCI_ECAM_SIZE);
+	ck_assert_uint_eq(e[3].type, X86_E820_RESERVED);
 	ck_assert_uint_eq(e[0].addr, 0);
 	ck_assert_uint_eq(e[0].size, X86_EBDA_ADDR);
 	ck_assert_uint_eq(e[0].type, X86_E820_RAM);
@@ -278,14 +286,15 @@ START_TEST(e820_maps)
 
 	/* 4 GiB of RAM: 3 GiB below the hole, 1 GiB from 4 GiB. */
 	n = x86_e820_build(4096 * MIB, e, X86_E820_MAX);
-	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(n, 5);
 	ck_assert_uint_eq(e[2].addr + e[2].size, X86_HOLE_START);
-	ck_assert_uint_eq(e[3].addr, X86_HIGH_RAM_ADDR);
-	ck_assert_uint_eq(e[3].size, 1024 * MIB);
-	ck_assert_uint_eq(e[3].type, X86_E820_RAM);
+	ck_assert_uint_eq(e[3].addr, X86_PCI_ECAM_ADDR);
+	ck_assert_uint_eq(e[4].addr, X86_HIGH_RAM_ADDR);
+	ck_assert_uint_eq(e[4].size, 1024 * MIB);
+	ck_assert_uint_eq(e[4].type, X86_E820_RAM);
 
 	n = x86_e820_build(3072 * MIB, e, X86_E820_MAX);
-	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(n, 4);
 }
 END_TEST
 
@@ -398,9 +407,9 @@ static const uint8_t *test_acpi_at(uint64_t gpa, const char *sig)
 START_TEST(acpi_tables)
 {
 	const unsigned ncpus = 3;
-	const uint8_t *xsdt, *fadt, *madt, *dsdt, *e, *end;
+	const uint8_t *xsdt, *fadt, *madt, *dsdt, *mcfg, *e, *end;
 	unsigned lapics = 0, ioapics = 0, isos = 0;
-	int n = x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, ncpus);
+	int n = x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, ncpus, NULL, 0);
 
 	ck_assert_int_gt(n, 0);
 	ck_assert_mem_eq(acpi_buf, "RSD PTR ", 8);
@@ -408,9 +417,18 @@ START_TEST(acpi_tables)
 	ck_assert_uint_eq(x86_table_sum(acpi_buf, 36), 0);
 	ck_assert_uint_eq(acpi_buf[15], 2);
 	xsdt = test_acpi_at(le_get64(acpi_buf + 24), "XSDT");
-	ck_assert_uint_eq(le_get32(xsdt + 4), 36 + 16);
+	ck_assert_uint_eq(le_get32(xsdt + 4), 36 + 24);
 	fadt = test_acpi_at(le_get64(xsdt + 36), "FACP");
 	madt = test_acpi_at(le_get64(xsdt + 44), "APIC");
+	mcfg = test_acpi_at(le_get64(xsdt + 52), "MCFG");
+
+	/* MCFG: one ECAM allocation, segment 0, bus 0 (without it Linux says
+	 * "fail to add MMCONFIG information"). */
+	ck_assert_uint_eq(le_get32(mcfg + 4), 36 + 8 + 16);
+	ck_assert_uint_eq(le_get64(mcfg + 44), X86_PCI_ECAM_ADDR);
+	ck_assert_uint_eq(le_get16(mcfg + 52), 0);
+	ck_assert_uint_eq(mcfg[54], 0);
+	ck_assert_uint_eq(mcfg[55], 0);
 
 	/* FADT: DSDT with \_S5, FACS, the PM blocks cvmm implements. */
 	ck_assert_uint_eq(le_get32(fadt + 4), 276);
@@ -450,10 +468,11 @@ START_TEST(acpi_tables)
 	ck_assert_uint_eq(ioapics, 1);
 	ck_assert_uint_eq(isos, 1);
 
-	ck_assert_int_eq(x86_acpi_build(acpi_buf, 100, X86_BIOS_ADDR, 1), -ENOSPC);
-	ck_assert_int_eq(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, 0), -ENOSPC);
-	ck_assert_int_eq(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, X86_MAX_CPUS + 1), -ENOSPC);
-	ck_assert_int_gt(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, X86_MAX_CPUS), 0);
+	ck_assert_int_eq(x86_acpi_build(acpi_buf, 100, X86_BIOS_ADDR, 1, NULL, 0), -ENOSPC);
+	ck_assert_int_eq(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, 0, NULL, 0), -ENOSPC);
+	ck_assert_int_eq(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, X86_MAX_CPUS + 1, NULL, 0),
+			 -ENOSPC);
+	ck_assert_int_gt(x86_acpi_build(acpi_buf, sizeof(acpi_buf), X86_BIOS_ADDR, X86_MAX_CPUS, NULL, 0), 0);
 }
 END_TEST
 
@@ -471,46 +490,117 @@ static size_t test_pkglen(const uint8_t *p, unsigned *n)
 	return v;
 }
 
-START_TEST(dsdt_aml)
+/* Checks the _CRS buffer that follows "_CRS" at name: descriptors that
+ * walk to an end tag at the buffer's end. Returns the first descriptor. */
+static const uint8_t *test_crs(const uint8_t *name, const uint8_t **end)
 {
-	static uint8_t aml[1024];
-	const uint8_t *scope, *dev, *crs, *end;
+	const uint8_t *crs = name + 5, *d;
 	unsigned n;
 	size_t len;
-	int total = x86_dsdt_aml(aml, sizeof(aml));
+
+	ck_assert_mem_eq(name, "_CRS\x11", 5);
+	len = test_pkglen(crs, &n);
+	ck_assert_uint_eq(crs[n], 0x0a);
+	ck_assert_uint_eq(crs[n + 1], len - n - 2);
+	*end = crs + len - 2;
+	ck_assert_mem_eq(*end, "\x79\x00", 2);
+	for (d = crs + n + 2; d < *end;) {
+		d += d[0] & 0x80 ? 3 + le_get16(d + 1) : 1 + (d[0] & 7);
+		ck_assert(d <= *end);
+	}
+	return crs + n + 2;
+}
+
+/* The body of Device (name) in aml: checks the PkgLength lies inside. */
+static const uint8_t *test_device(const uint8_t *aml, size_t total, const char *name, const uint8_t **end)
+{
+	char op[6] = { 0x5b, (char)0x82 };
+	const uint8_t *dev;
+	unsigned n;
+	size_t len;
+
+	for (dev = aml; (dev = memmem(dev, total - (size_t)(dev - aml), op, 2)); dev += 2) {
+		len = test_pkglen(dev + 2, &n);
+		if (!memcmp(dev + 2 + n, name, 4)) {
+			*end = dev + 2 + len;
+			ck_assert(*end <= aml + total);
+			return dev + 2 + n + 4;
+		}
+	}
+	ck_abort_msg("no Device (%s)", name);
+	return NULL;
+}
+
+START_TEST(dsdt_aml)
+{
+	static uint8_t aml[2048];
+	static const struct x86_mmio_dev mmio[2] = { { 0xd0000000, 0x1000, 5 }, { 0xd0001000, 0x1000, 6 } };
+	const uint8_t *scope, *dev, *dev_end, *d, *end;
+	unsigned n;
+	size_t len;
+	int total = x86_dsdt_aml(aml, sizeof(aml), mmio, 2);
+	bool window = false;
 
 	ck_assert_int_gt(total, 0);
 	ck_assert_mem_eq(aml, "\x08_S5_\x12\x08\x04\x0a\x05\x0a\x05\x00\x00", 14);
-	/* Scope (\_SB) runs to the end of the AML and holds Device (PCI0). */
+	/* Scope (\_SB) runs to the end of the AML and holds the devices. */
 	scope = aml + 14;
 	ck_assert_uint_eq(scope[0], 0x10);
 	len = test_pkglen(scope + 1, &n);
 	ck_assert_uint_eq(1 + len, (size_t)total - 14);
 	ck_assert_mem_eq(scope + 1 + n, "\\_SB_\x5b\x82", 7);
-	dev = scope + 1 + n + 7;
-	len = test_pkglen(dev, &n);
-	ck_assert_ptr_eq(dev + len, aml + total);
-	ck_assert_mem_eq(dev + n, "PCI0\x08_HID\x0c\x41\xd0\x0a\x03", 14);
-	/* _CRS: a buffer of resource descriptors ending in an end tag, with
-	 * the memory window cvmm's layout reserves for PCI. */
-	crs = memmem(aml, (size_t)total, "_CRS\x11", 5);
-	ck_assert_ptr_nonnull(crs);
-	crs += 5;
-	len = test_pkglen(crs, &n);
-	ck_assert_ptr_eq(crs + len, aml + total);
-	ck_assert_uint_eq(crs[n], 0x0a);
-	ck_assert_uint_eq(crs[n + 1], len - n - 2);
-	end = crs + len - 2;
-	ck_assert_mem_eq(end, "\x79\x00", 2);
-	for (const uint8_t *d = crs + n + 2; d < end;) {
+
+	/* PCI0: the host bridge, with the memory window cvmm's layout reserves
+	 * for PCI in its _CRS, and no _PRT (no INTx). */
+	dev = test_device(aml, (size_t)total, "PCI0", &dev_end);
+	ck_assert_mem_eq(dev, "\x08_HID\x0c\x41\xd0\x0a\x03", 10);
+	ck_assert_ptr_null(memmem(aml, (size_t)total, "_PRT", 4));
+	for (d = test_crs(memmem(dev, (size_t)(dev_end - dev), "_CRS", 4), &end); d < end;
+	     d += d[0] & 0x80 ? 3 + le_get16(d + 1) : 1 + (d[0] & 7)) {
 		if (d[0] == 0x87) {
 			ck_assert_uint_eq(le_get32(d + 10), X86_PCI_MMIO_START);
 			ck_assert_uint_eq(le_get32(d + 22), X86_PCI_MMIO_SIZE);
+			window = true;
 		}
-		d += d[0] & 0x80 ? 3 + le_get16(d + 1) : 1 + (d[0] & 7);
-		ck_assert(d <= end);
 	}
-	ck_assert_int_eq(x86_dsdt_aml(aml, 40), -1);
+	ck_assert(window);
+
+	/* MRES: a PNP0C02 motherboard resource reserving the ECAM window,
+	 * which Linux wants before it uses the MCFG's window. */
+	dev = test_device(aml, (size_t)total, "MRES", &dev_end);
+	ck_assert_mem_eq(dev, "\x08_HID\x0c\x41\xd0\x0c\x02", 10);
+	d = test_crs(memmem(dev, (size_t)(dev_end - dev), "_CRS", 4), &end);
+	ck_assert_mem_eq(d, "\x86\x09\x00\x01", 4);  /* Memory32Fixed, read/write */
+	ck_assert_uint_eq(le_get32(d + 4), X86_PCI_ECAM_ADDR);
+	ck_assert_uint_eq(le_get32(d + 8), X86_PCI_ECAM_SIZE);
+
+	/* VR00, VR01: virtio-mmio devices as Linux's virtio_mmio driver finds
+	 * them without virtio_mmio.device=: _HID "LNRO0005", _UID, a
+	 * Memory32Fixed window and one edge, active-high interrupt. */
+	for (unsigned i = 0; i < 2; i++) {
+		char name[5] = { 'V', 'R', '0', (char)('0' + i), 0 };
+		const uint8_t uid[] = { 0x08, '_', 'U', 'I', 'D', 0x0a, (uint8_t)i };
+
+		dev = test_device(aml, (size_t)total, name, &dev_end);
+		ck_assert_mem_eq(dev, "\x08_HID\x0dLNRO0005\x00", 15);
+		ck_assert_mem_eq(dev + 15, uid, sizeof(uid));
+		d = test_crs(memmem(dev, (size_t)(dev_end - dev), "_CRS", 4), &end);
+		ck_assert_mem_eq(d, "\x86\x09\x00\x01", 4);
+		ck_assert_uint_eq(le_get32(d + 4), mmio[i].base);
+		ck_assert_uint_eq(le_get32(d + 8), mmio[i].size);
+		d += 12;
+		ck_assert_mem_eq(d, "\x89\x06\x00\x03\x01", 5);  /* consumer, edge, high, exclusive */
+		ck_assert_uint_eq(le_get32(d + 5), mmio[i].irq);
+		ck_assert_ptr_eq(d + 9, end);
+	}
+	ck_assert_ptr_null(memmem(aml, (size_t)total, "VR02", 4));
+
+	/* With PCI, no virtio-mmio device is announced. */
+	total = x86_dsdt_aml(aml, sizeof(aml), NULL, 0);
+	ck_assert_int_gt(total, 0);
+	ck_assert_ptr_null(memmem(aml, (size_t)total, "LNRO", 4));
+	ck_assert_int_eq(x86_dsdt_aml(aml, 40, NULL, 0), -1);
+	ck_assert_int_eq(x86_dsdt_aml(aml, sizeof(aml), mmio, X86_MAX_MMIO_DEVS + 1), -1);
 }
 END_TEST
 
