@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +13,7 @@ static struct fuzz_vdev *fuzz_vdev_of(struct vdev *dev)
 /* The host broke the contract: make the fuzzer report it. */
 static void fuzz_vdev_violation(const char *what)
 {
-	(void)what;
+	fprintf(stderr, "fuzz device: the host broke the device contract: %s\n", what);
 	abort();
 }
 
