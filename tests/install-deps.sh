@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(gcc clang libclang-rt-14-dev make pkg-config libc6-dev libfdt-dev libseccomp-dev libcap-dev liburing-dev check
       busybox-static cpio gzip xz-utils zstd kmod iproute2 util-linux
-      qemu-system-x86 qemu-utils strace
+      qemu-system-x86 qemu-utils strace gdb
       dpdk-dev librte-net-vhost23 librte-net-virtio23 librte-mempool-ring23)
 missing=()
 for p in "${PKGS[@]}"; do

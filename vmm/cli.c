@@ -10,8 +10,8 @@
  * table (OPT_DEVICE: --disk, --net, ...; OPT_BACKEND: --block-backend, ...). */
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
-	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_TRANSPORT, OPT_CONSOLE, OPT_COUNT,
-	OPT_DEVICE = OPT_COUNT, OPT_BACKEND,
+	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_TRANSPORT, OPT_CONSOLE, OPT_SECCOMP,
+	OPT_COUNT, OPT_DEVICE = OPT_COUNT, OPT_BACKEND,
 };
 
 /* Room in seen[] for the fixed options and two per device type. */
@@ -22,6 +22,7 @@ struct cli_option {
 	bool has_arg;
 	bool optional_arg;  /* the value may be left out (then it is "") */
 	bool repeatable;
+	bool checked_by_main;  /* main checks the value (its exit status depends on the action) */
 };
 
 static const struct cli_option cli_options[OPT_COUNT] = {
@@ -38,6 +39,7 @@ static const struct cli_option cli_options[OPT_COUNT] = {
 	[OPT_CHECK_HOST] = { "--check-host", false },
 	[OPT_TRANSPORT] = { "--transport", true },
 	[OPT_CONSOLE] = { "--console", true },
+	[OPT_SECCOMP] = { "--seccomp", true, false, false, true },
 };
 
 /* An option found on the command line: a fixed one or a device type's. */
@@ -80,6 +82,12 @@ void cli_usage(FILE *out)
 		"  --transport pci|mmio how virtio devices attach (default pci); mmio devices are\n"
 		"                       announced in the ACPI DSDT and on the kernel command line\n"
 		"                       (virtio_mmio.device=)\n"
+		"  --seccomp true|false|log\n"
+		"                       after setup every thread runs under a seccomp allow-list for\n"
+		"                       its role (default true: a forbidden syscall ends cvmm, naming\n"
+		"                       it); log: allowed but logged by the kernel; false: no filter.\n"
+		"                       Capabilities are dropped either way (docs/security.md).\n"
+		"                       Also for the back-ends: cvmm --seccomp log --block-backend ...\n"
 		"  --log-file PATH      write cvmm's log there instead of stderr\n"
 		"  -v                   more log output (-v info, -v -v debug)\n"
 		"  --help, --version\n"
@@ -258,7 +266,7 @@ static int cli_transport(struct cli_config *c, const char *v, char *err, size_t 
 static int cli_apply(struct cli_config *c, const struct cli_found *f, const char *v, char *err,
 		     size_t errlen)
 {
-	if (f->desc.has_arg && !f->desc.optional_arg && !*v) {
+	if (f->desc.has_arg && !f->desc.optional_arg && !f->desc.checked_by_main && !*v) {
 		snprintf(err, errlen, "%s needs a non-empty value", f->desc.name);
 		return -EINVAL;
 	}
@@ -267,6 +275,7 @@ static int cli_apply(struct cli_config *c, const struct cli_found *f, const char
 	case OPT_INITRAMFS: c->initramfs = v; return 0;
 	case OPT_CMDLINE: c->cmdline = v; return 0;
 	case OPT_LOG_FILE: c->log_file = v; return 0;
+	case OPT_SECCOMP: c->seccomp = v; return 0;
 	case OPT_VERBOSE: c->verbose++; return 0;
 	case OPT_CPUS: return cli_cpus(c, v, err, errlen);
 	case OPT_MEMORY: return cli_memory(c, v, err, errlen);
@@ -303,6 +312,7 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 	c->mem_size = CLI_DEFAULT_MEMORY;
 	c->serial = CLI_SERIAL_TTY;
 	c->console = CLI_SERIAL_OFF;
+	c->seccomp = "true";
 	for (int i = 1; i < argc; i++) {
 		struct cli_found f;
 		const char *v;
@@ -337,7 +347,7 @@ int cli_parse(int argc, char **argv, struct cli_config *c, char *err, size_t err
 				return -EINVAL;
 			}
 			action_opt = f.desc.name;
-		} else if (f.opt != OPT_VERBOSE && f.opt != OPT_LOG_FILE) {
+		} else if (f.opt != OPT_VERBOSE && f.opt != OPT_LOG_FILE && f.opt != OPT_SECCOMP) {
 			vm_opt = f.desc.name;
 		}
 		if (cli_apply(c, &f, v, err, errlen))

@@ -52,6 +52,7 @@ struct cli_config {
 	enum cli_transport transport;
 	enum cli_serial console;    /* --console: virtio-console host side (default off) */
 	const char *console_path;
+	const char *seccomp;        /* --seccomp value, checked by confine_parse_mode (default "true") */
 };
 
 /* Fills c from argv. 0, or -EINVAL with one line in err saying what is

@@ -39,6 +39,11 @@ int log_set_file(const char *path)
 	return 0;
 }
 
+int log_get_fd(void)
+{
+	return log_state.fd;
+}
+
 void log_close(void)
 {
 	if (log_state.fd != STDERR_FILENO)

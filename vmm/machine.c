@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "cvmm/confine.h"
 #include "cvmm/legacy.h"
 #include "cvmm/log.h"
 #include "machine.h"
@@ -246,6 +247,12 @@ static int machine_boot_and_run(struct machine *m, const struct x86_kernel *k, c
 	}
 	if (vm_start(&m->vm))
 		return 1;
+	/* Setup is over: the vCPUs and workers confined themselves as they
+	 * started, now this thread. */
+	if (confine_thread(CONFINE_ROLE_VMM)) {
+		vm_stop(&m->vm, VM_EXIT_ERROR);
+		return 1;
+	}
 	machine_loop(m, sig_fd);
 	vm_stop(&m->vm, VM_EXIT_ERROR);
 	machine_report(m);

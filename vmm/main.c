@@ -6,12 +6,14 @@
 
 #include "cvmm/backends.h"
 #include "cli.h"
+#include "cvmm/confine.h"
 #include "hostcheck.h"
 #include "cvmm/log.h"
 #include "machine.h"
 
 #define CVMM_VERSION "0.1.0"
 #define MAIN_EXIT_USAGE 2
+#define MAIN_EXIT_BACKEND_USAGE 1   /* the back-ends' convention for bad options */
 
 /* Host sockets (vsock connections), images and vhost-user regions are fds:
  * the default soft limit (often 1024) is far below what the host allows. */
@@ -29,6 +31,7 @@ static void main_raise_fd_limit(void)
 int main(int argc, char **argv)
 {
 	struct cli_config cfg;
+	enum confine_mode seccomp;
 	struct timespec start;
 	char err[512];
 	int ret;
@@ -46,6 +49,10 @@ int main(int argc, char **argv)
 		printf("cvmm " CVMM_VERSION "\n");
 		return 0;
 	}
+	if (confine_parse_mode(cfg.seccomp, &seccomp)) {
+		fprintf(stderr, "cvmm: --seccomp '%s': expected true, false or log\n", cfg.seccomp);
+		return cfg.action == CLI_BACKEND ? MAIN_EXIT_BACKEND_USAGE : MAIN_EXIT_USAGE;
+	}
 	log_set_level(cfg.verbose >= 2 ? LOG_DEBUG : cfg.verbose ? LOG_INFO : LOG_WARN);
 	if (cfg.log_file) {
 		ret = log_set_file(cfg.log_file);
@@ -55,6 +62,13 @@ int main(int argc, char **argv)
 		}
 	}
 	main_raise_fd_limit();
+	/* Filters are built before any thread starts; threads confine
+	 * themselves once setup is over (the host check runs a probe VM and
+	 * exits: nothing to confine). */
+	if (cfg.action != CLI_CHECK_HOST && confine_configure(seccomp)) {
+		log_close();
+		return 1;
+	}
 	switch (cfg.action) {
 	case CLI_CHECK_HOST:
 		ret = hostcheck_main();

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "vcpu.h"
 #include "cvmm/vm.h"
@@ -182,9 +183,14 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	bool first = true;
+	char name[16];
 
+	snprintf(name, sizeof(name), "cvmm-vcpu%u", v->id);
+	pthread_setname_np(pthread_self(), name);
 	if (vcpu_set_signal_mask(v))
 		vcpu_fatal(v, VM_EXIT_ERROR, "cannot set its signal mask");
+	else if (confine_thread(CONFINE_ROLE_VCPU))
+		vcpu_fatal(v, VM_EXIT_ERROR, "cannot confine its thread");
 	while (vm_exit_reason(v->vm) == VM_RUNNING) {
 		if (first && v->id == 0)
 			log_info("first KVM_RUN %.3f ms after start", vm_ms_since_start(v->vm));
@@ -210,7 +216,6 @@ static void *vcpu_thread(void *arg)
 int vcpu_start(struct vcpu *v)
 {
 	sigset_t kick, old;
-	char name[16];
 	int err;
 
 	/* The thread starts with the kick signal blocked (see above). */
@@ -224,8 +229,6 @@ int vcpu_start(struct vcpu *v)
 		return -err;
 	}
 	v->started = true;
-	snprintf(name, sizeof(name), "cvmm-vcpu%u", v->id);
-	pthread_setname_np(v->thread, name);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "cvmm/worker.h"
 
@@ -57,6 +58,9 @@ static void *worker_main(void *arg)
 	struct epoll_event evs[WORKER_MAX_EVENTS];
 
 	pthread_setname_np(pthread_self(), w->name);
+	/* A worker serves hostile input: it never runs unconfined. */
+	if (confine_thread(CONFINE_ROLE_WORKER))
+		_exit(1);
 	for (;;) {
 		int n = epoll_wait(w->epfd, evs, WORKER_MAX_EVENTS, -1);
 

@@ -13,6 +13,8 @@ enum log_level log_get_level(void);
 /* Sends log lines to PATH (appended) instead of stderr. Returns 0 or -errno. */
 int log_set_file(const char *path);
 void log_close(void);
+/* Where log lines go now (for a signal handler's own line). */
+int log_get_fd(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -42,7 +42,7 @@ guest() {
         -chardev "socket,id=c1,path=$VN_SOCK" -netdev "vhost-user,id=n0,chardev=c1,queues=$pairs" \
         -device "virtio-net-pci,netdev=n0,vectors=0,mq=$([ "$pairs" -gt 1 ] && echo on || echo off),mac=$VN_GUEST_MAC" \
         -kernel "$LINUX_DIR/vmlinuz" -initrd "$VN_TMP/initrd.gz" \
-        -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_net=$VN_GUEST_IP,$VN_HOST_IP" \
+        -append "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_net=$VN_GUEST_IP,$VN_HOST_IP" \
         </dev/null >"$log" 2>&1 || it_fail "qemu ($name) exited with $?"
     grep -aq "CVMM-INIT: done" "$log" || it_fail "guest ($name) did not finish"
 

@@ -176,6 +176,28 @@ START_TEST(cli_actions)
 }
 END_TEST
 
+/* --seccomp goes with every action; main checks its value (the exit
+ * status of a bad one depends on the action), an empty one included. */
+START_TEST(cli_seccomp)
+{
+	struct cli_config c;
+	char err[256];
+
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", NULL), 0);
+	ck_assert_str_eq(c.seccomp, "true");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--seccomp", "log", "--block-backend", "x=y", NULL), 0);
+	ck_assert_int_eq(c.action, CLI_BACKEND);
+	ck_assert_str_eq(c.backend->backend_option, "--block-backend");
+	ck_assert_str_eq(c.seccomp, "log");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--vsock-backend", "x=y", "--seccomp=", NULL), 0);
+	ck_assert_str_eq(c.seccomp, "");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--seccomp", "false", NULL), 0);
+	ck_assert_str_eq(c.seccomp, "false");
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--seccomp", NULL), -EINVAL);
+	ck_assert_str_eq(err, "--seccomp needs a value");
+}
+END_TEST
+
 START_TEST(cli_errors)
 {
 	struct cli_config c;
@@ -212,6 +234,7 @@ static Suite *cli_suite(void)
 	tc = tcase_create("cli");
 	tcase_add_test(tc, cli_defaults_and_values);
 	tcase_add_test(tc, cli_actions);
+	tcase_add_test(tc, cli_seccomp);
 	tcase_add_test(tc, cli_errors);
 	suite_add_tcase(s, tc);
 	return s;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cvmm/backends.h"
+#include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "vu_backend.h"
 
@@ -78,10 +79,15 @@ int vu_backend_run(struct vu_backend *b, struct vdev *dev, const struct vu_serve
 	if (err) {
 		log_err("%s: cannot start the signal thread: %s", b->who, strerror(-err));
 	} else {
-		log_info("%s", ready);
-		err = vu_server_run(&srv, b->stop_fd);
-		if (err)
-			log_err("%s: %s: %s", b->who, cfg->socket_path, strerror(-err));
+		/* Setup is over: from here on the server runs confined
+		 * (confine_thread reports its own failure). */
+		err = confine_thread(CONFINE_ROLE_BACKEND);
+		if (!err) {
+			log_info("%s", ready);
+			err = vu_server_run(&srv, b->stop_fd);
+			if (err)
+				log_err("%s: %s: %s", b->who, cfg->socket_path, strerror(-err));
+		}
 	}
 	/* Stop taking signals before the device they reach goes away. */
 	if (b->sig_worker_ready)

@@ -57,7 +57,7 @@ vb_qemu_bg() {
         -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
         -chardev "socket,id=c1,path=$VB_SOCK${3:-}" -device "vhost-user-blk-pci,chardev=c1,num-queues=${VB_NQ:-1}" \
         -kernel "$LINUX_DIR/vmlinuz" -initrd "$VB_TMP/initrd.gz" \
-        -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_blk=$1" </dev/null >"$2" 2>&1 &
+        -append "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_blk=$1" </dev/null >"$2" 2>&1 &
     VB_QEMU_PID=$!
     it_track "$VB_QEMU_PID"
 }

@@ -62,7 +62,7 @@ vv_qemu_bg() {
         -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
         -chardev "socket,id=c3,path=$VV_SOCK" -device "vhost-user-vsock-pci,chardev=c3${VV_DEV_OPTS-,vectors=0}" \
         -kernel "$LINUX_DIR/vmlinuz" -initrd "$VV_TMP/initrd.gz" \
-        -append "console=ttyS0 panic=-1 reboot=k quiet cvmm_vsock=$mode $*" </dev/null >"$log" 2>&1 &
+        -append "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=$mode $*" </dev/null >"$log" 2>&1 &
     VV_QEMU_PID=$!
     it_track "$VV_QEMU_PID"
 }
