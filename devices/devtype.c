@@ -42,6 +42,8 @@ struct devtype_common {
 	char *id;
 	char *socket;
 	bool client;
+	bool vhost_user;
+	char *vhost_mode;
 };
 
 #define DEVTYPE_MAX_KEYS 64
@@ -58,6 +60,12 @@ static void devtype_spec(const struct devtype *t, enum devtype_role role, size_t
 	if (role == DEVTYPE_IN_VM) {
 		out[n++] = (struct opt_spec){ "id", OPT_STRING,
 					      common_off + offsetof(struct devtype_common, id) };
+		out[n++] = (struct opt_spec){ "vhost_user", OPT_BOOL,
+					      common_off + offsetof(struct devtype_common, vhost_user) };
+		out[n++] = (struct opt_spec){ "socket", OPT_STRING,
+					      common_off + offsetof(struct devtype_common, socket) };
+		out[n++] = (struct opt_spec){ "vhost_mode", OPT_STRING,
+					      common_off + offsetof(struct devtype_common, vhost_mode) };
 	} else {
 		out[n++] = (struct opt_spec){ "socket", OPT_STRING,
 					      common_off + offsetof(struct devtype_common, socket) };
@@ -81,6 +89,26 @@ static int devtype_take_common(struct devtype_dev *d, const struct devtype_commo
 		d->client = c->client;
 		return d->socket ? 0 : -ENOMEM;
 	}
+	if (!c->vhost_user && (c->socket || c->vhost_mode)) {
+		log_err("%s: %s= needs vhost_user=on", who, c->socket ? "socket" : "vhost_mode");
+		return -EINVAL;
+	}
+	if (c->vhost_user && !c->socket) {
+		log_err("%s vhost_user=on: socket=PATH (the back-end's socket) is required", who);
+		return -EINVAL;
+	}
+	if (c->vhost_mode && strcmp(c->vhost_mode, "client") && strcmp(c->vhost_mode, "server")) {
+		log_err("%s: vhost_mode=%s: expected client or server", who, c->vhost_mode);
+		return -EINVAL;
+	}
+	if (c->vhost_user && !d->type->vhost_user) {
+		log_err("%s: vhost_user=on is not available for this device", who);
+		return -EINVAL;
+	}
+	d->vhost_user = c->vhost_user;
+	d->vhost_server = c->vhost_mode && !strcmp(c->vhost_mode, "server");
+	if (c->vhost_user && !(d->socket = strdup(c->socket)))
+		return -ENOMEM;
 	if (c->id && strlen(c->id) >= sizeof(d->id)) {
 		log_err("%s: id=%s: at most %zu characters", who, c->id, sizeof(d->id) - 1);
 		return -EINVAL;

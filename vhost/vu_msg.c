@@ -348,6 +348,53 @@ reject:
 	return r;
 }
 
+/* Back-end requests the front-end understands, with their wire rules. */
+static const struct vu_msg_rule vu_msg_backend_rules[VHOST_USER_BACKEND_REQUEST_MAX] = {
+	[VHOST_USER_BACKEND_CONFIG_CHANGE_MSG] = { "CONFIG_CHANGE_MSG", 0, 0, 0, 0, NULL },
+};
+
+int vu_msg_recv_backend(int sock, struct vu_msg *m, int timeout_ms)
+{
+	int fds[VU_MSG_RECV_FDS];
+	const struct vu_msg_rule *rule = NULL;
+	unsigned nfds;
+	bool ctrunc;
+	int64_t deadline;
+	uint32_t fl;
+	int r;
+
+	m->nfds = 0;
+	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, timeout_ms, &deadline);
+	if (r)
+		return r;
+	fl = m->hdr.flags;
+	if ((fl & VU_FLAG_VERSION_MASK) != VU_VERSION || (fl & ~VU_FLAG_KNOWN) ||
+	    (fl & VU_FLAG_REPLY)) {
+		r = -EPROTO;
+		goto reject;
+	}
+	/* The payload is consumed even when refused, to keep framing. */
+	r = vu_msg_read_payload(sock, m, deadline);
+	if (r)
+		goto reject;
+	if (m->hdr.request < VHOST_USER_BACKEND_REQUEST_MAX && vu_msg_backend_rules[m->hdr.request].name)
+		rule = &vu_msg_backend_rules[m->hdr.request];
+	if (!rule) {
+		r = -EOPNOTSUPP;
+		goto reject;
+	}
+	if (ctrunc || !vu_msg_size_fits(rule, m->hdr.size) || nfds < rule->min_fds || nfds > rule->max_fds) {
+		r = -EBADMSG;
+		goto reject;
+	}
+	memcpy(m->fds, fds, nfds * sizeof(int));
+	m->nfds = nfds;
+	return 0;
+reject:
+	vu_msg_close_array(fds, nfds);
+	return r;
+}
+
 int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_ms)
 {
 	int fds[VU_MSG_RECV_FDS];

@@ -82,8 +82,11 @@ int console_attach(struct console *c, const struct console_sink *sink, struct vm
 	if (c->mode != CLI_SERIAL_TTY || !isatty(c->in_fd))
 		return 0;
 	/* A background job touching its terminal would be stopped (SIGTTOU,
-	 * SIGTTIN): it gets no input instead. */
-	if (tcgetpgrp(c->in_fd) != getpgrp()) {
+	 * SIGTTIN): it gets no input instead. A terminal that is no one's
+	 * controlling terminal (tcgetpgrp fails, e.g. /dev/console read by an
+	 * init) stops no one, so it is used. */
+	pid_t foreground = tcgetpgrp(c->in_fd);
+	if (foreground >= 0 && foreground != getpgrp()) {
 		c->in_fd = -1;
 		return 0;
 	}

@@ -286,6 +286,12 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	if (machine_virtio_open(&m->virtio, cfg))
 		goto out_files;
 	m->have_virtio = true;
+	/* A vhost-user back-end maps guest RAM from its memfd: private
+	 * (copy-on-write) RAM would hide the guest's writes from it. */
+	if (machine_virtio_shares_memory(&m->virtio) && !vc.shared) {
+		vc.shared = true;
+		log_info("guest memory is shared with the vhost-user back-ends (as with --memory shared=on)");
+	}
 	if (asprintf(&m->cmdline, "%s%s%s", cfg->cmdline, m->virtio.cmdline[0] ? " " : "", m->virtio.cmdline) < 0) {
 		m->cmdline = NULL;
 		goto out_files;

@@ -31,6 +31,14 @@ struct machine_virtio {
 /* Creates the device models. Logs one line and returns -errno (-EINVAL for
  * a malformed option). */
 int machine_virtio_open(struct machine_virtio *mv, const struct cli_config *cfg);
+/* True when a vhost-user back-end must map guest memory (MAP_SHARED RAM). */
+static inline bool machine_virtio_shares_memory(const struct machine_virtio *mv)
+{
+	for (unsigned i = 0; i < mv->ndevs; i++)
+		if (mv->devs[i].vhost_user)
+			return true;
+	return false;
+}
 /* Puts them on vm behind the chosen transport. 0 or -errno, logged. */
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm);
 /* The virtio-mmio devices machine_virtio_attach() will place, for the DSDT

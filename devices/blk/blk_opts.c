@@ -6,6 +6,7 @@
 #include "cvmm/blk_opts.h"
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
+#include "cvmm/vu_fe_dev.h"
 #include "cvmm/vu_proto.h"
 
 int blk_opts_open(struct blk_dev *b, const struct blk_opts *o, const char *who)
@@ -59,14 +60,34 @@ static void blk_type_hup(void *model)
 	blk_dev_rescan(model);
 }
 
+/* vhost_user=on: the disk is served by an external back-end. */
+static int blk_type_create_vhost(struct devtype_dev *d, const struct blk_opts *o, uint64_t seen, const char *who)
+{
+	/* Indexes into blk_type_spec of the keys the back-end owns. */
+	static const unsigned backend_keys[] = { 0 /* path */, 1 /* readonly */, 2 /* direct */, 5 /* serial */ };
+	struct vu_fe_dev_config c = { .device_id = VIRTIO_ID_BLOCK, .num_queues = o->num_queues };
+	int err = vu_fe_devtype_refuse_keys(d->type, seen, backend_keys,
+					    sizeof(backend_keys) / sizeof(backend_keys[0]), who);
+
+	if (err)
+		return err;
+	if (o->num_queues < 1 || o->num_queues > BLK_DEV_MAX_QUEUES) {
+		log_err("%s: num_queues=%u: must be 1..%u", who, o->num_queues, BLK_DEV_MAX_QUEUES);
+		return -EINVAL;
+	}
+	return vu_fe_devtype_create(d, &c, o->queue_size, who);
+}
+
 static int blk_type_create(struct devtype_dev *d, const void *opts, uint64_t seen,
 			   enum devtype_role role, const char *who)
 {
 	const struct blk_opts *o = opts;
-	struct blk_dev *b = calloc(1, sizeof(*b));
+	struct blk_dev *b;
 	int err;
 
-	(void)seen;
+	if (d->vhost_user)
+		return blk_type_create_vhost(d, o, seen, who);
+	b = calloc(1, sizeof(*b));
 	if (!b) {
 		log_err("%s: out of memory", who);
 		return -ENOMEM;
@@ -89,7 +110,10 @@ static int blk_type_create(struct devtype_dev *d, const void *opts, uint64_t see
 
 static void blk_type_destroy(struct devtype_dev *d)
 {
-	blk_dev_destroy(d->model);
+	if (d->vhost_user)
+		vu_fe_dev_destroy(d->model);
+	else
+		blk_dev_destroy(d->model);
 }
 
 const struct devtype blk_devtype = {
@@ -97,8 +121,12 @@ const struct devtype blk_devtype = {
 	.vm_option = "--disk",
 	.vm_usage =
 		"  --disk path=IMG[,readonly=on][,direct=on][,num_queues=N][,queue_size=N][,serial=STR][,id=ID]\n"
-		"                       a virtio-blk disk on a raw image (repeatable, at most 8)\n",
+		"                       a virtio-blk disk on a raw image (repeatable, at most 8)\n"
+		"  --disk vhost_user=on,socket=SOCK[,num_queues=N][,queue_size=N][,id=ID]\n"
+		"                       a virtio-blk disk served by a vhost-user back-end (guest RAM\n"
+		"                       becomes shared, as with --memory shared=on)\n",
 	.max = 8,
+	.vhost_user = true,
 	.backend_option = "--block-backend",
 	.backend_usage = "path=IMG,socket=SOCK[,...]",
 	.backend_client = true,

@@ -92,7 +92,7 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		virtq_disable_notify(vq);
 		/* Take chains while request slots last; their reads and writes
 		 * go to io_uring together, in one submission. */
-		while (n < BLK_BUDGET && (!q->uring || q->nfree) && (r = virtq_pop(vq, q->chain)) > 0) {
+		while (n < BLK_BUDGET && q->nfree && (r = virtq_pop(vq, q->chain)) > 0) {
 			uint32_t len = blk_req_handle_chain(b, q, q->chain);
 
 			if (len != BLK_PENDING)
@@ -101,11 +101,22 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		}
 		if (blk_req_in_flight(q)) {
 			/* Keep the image busy: as soon as some requests complete,
-			 * tell the driver and take what it queued meanwhile. A
-			 * pass ends only with nothing in flight. */
-			if (r >= 0 && n < BLK_BUDGET && blk_req_wait(b, q) == 0) {
-				virtq_notify(vq);
-				continue;
+			 * tell the driver and take what it queued meanwhile; with
+			 * slots free, a kick (notifications on while we wait)
+			 * wakes us for new requests too. A pass ends only with
+			 * nothing in flight. */
+			if (r >= 0 && n < BLK_BUDGET) {
+				int kick = -1;
+
+				if (q->nfree && vq->kick_fd >= 0) {
+					if (virtq_enable_notify(vq))
+						continue;
+					kick = vq->kick_fd;
+				}
+				if (blk_req_wait(b, q, kick) == 0) {
+					virtq_notify(vq);
+					continue;
+				}
 			}
 			blk_req_complete_all(b, q);
 		}
@@ -120,6 +131,7 @@ unsigned blk_dev_process_queue(struct blk_dev *b, unsigned qi)
 		if (!virtq_enable_notify(vq))
 			break;
 	}
+	blk_req_unwatch_kicks(b, q);
 	virtq_notify(vq);
 	return n;
 }
@@ -351,7 +363,9 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 			err = -ENOMEM;
 			goto fail;
 		}
-		blk_req_uring_init(q);
+		err = blk_req_queue_init(q, !cfg->no_uring);
+		if (err)
+			goto fail;
 	}
 
 	b->vdev.ops = &blk_vdev_ops;
@@ -392,7 +406,7 @@ void blk_dev_destroy(struct blk_dev *b)
 		for (unsigned i = 0; i < b->vdev.num_queues; i++) {
 			struct blk_queue *q = &b->queues[i];
 
-			blk_req_uring_destroy(q);
+			blk_req_queue_destroy(q);
 			free(q->chain);
 			free(q->data_iov);
 		}

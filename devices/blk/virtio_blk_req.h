@@ -5,6 +5,7 @@
 #ifndef CVMM_VIRTIO_BLK_REQ_H
 #define CVMM_VIRTIO_BLK_REQ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cvmm/virtio_blk.h"
@@ -22,19 +23,24 @@ static inline uint64_t blk_capacity(const struct blk_dev *b)
 }
 
 /* Serves one popped chain: returns the used length to push, or BLK_PENDING
- * when its read or write went to the queue's io_uring. */
+ * when its read or write went to the queue's io_uring or, write-through,
+ * waits for a sync. Needs a free request slot (q->nfree). */
 uint32_t blk_req_handle_chain(struct blk_dev *b, struct blk_queue *q, struct virtq_chain *c);
-/* Reads and writes of queue q in io_uring, not completed yet. */
+/* Requests of queue q taken and not completed yet. */
 unsigned blk_req_in_flight(const struct blk_queue *q);
-/* Submits the queue's prepared requests and completes at least one of
- * those in flight (pushed to the used ring; the caller notifies). 0 or
- * -errno when io_uring fails. */
-int blk_req_wait(struct blk_dev *b, struct blk_queue *q);
+/* Submits the queue's prepared requests and waits until some of those in
+ * flight progress (completed ones are pushed to the used ring; the caller
+ * notifies) or, with kick_fd >= 0, the driver kicks. 0 or -errno when
+ * io_uring fails. */
+int blk_req_wait(struct blk_dev *b, struct blk_queue *q, int kick_fd);
+/* Ends what blk_req_wait set up to watch kicks; at the end of every pass,
+ * before the kick fd may change. */
+void blk_req_unwatch_kicks(struct blk_dev *b, struct blk_queue *q);
 /* Submits the queue's prepared requests and completes them all. */
 void blk_req_complete_all(struct blk_dev *b, struct blk_queue *q);
-/* Gives queue q an io_uring; without one (old kernel, seccomp, memory) it
- * stays synchronous. */
-void blk_req_uring_init(struct blk_queue *q);
-void blk_req_uring_destroy(struct blk_queue *q);
+/* Gives queue q its request slots and, with use_uring, an io_uring; without
+ * one (old kernel, seccomp, memory) it stays synchronous. 0 or -ENOMEM. */
+int blk_req_queue_init(struct blk_queue *q, bool use_uring);
+void blk_req_queue_destroy(struct blk_queue *q);
 
 #endif

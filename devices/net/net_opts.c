@@ -7,6 +7,7 @@
 
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
+#include "cvmm/vu_fe_dev.h"
 #include "cvmm/net_opts.h"
 #include "cvmm/tap.h"
 #include "cvmm/vu_proto.h"
@@ -144,14 +145,45 @@ static void net_type_defaults(void *opts)
 	*(struct net_opts *)opts = (struct net_opts)NET_OPTS_DEFAULTS;
 }
 
+/* vhost_user=on: the network device is served by an external back-end;
+ * cvmm builds its config (the MAC) and runs the control queue. */
+static int net_type_create_vhost(struct devtype_dev *d, const struct net_opts *o, uint64_t seen, const char *who)
+{
+	/* Indexes into net_type_spec of the keys the back-end owns. */
+	static const unsigned backend_keys[] = { 0 /* tap */, 1 /* ip */, 2 /* mask */, 4 /* host_mac */,
+						 5 /* mtu */ };
+	struct vu_fe_dev_config c = { .device_id = VIRTIO_ID_NET, .num_queues = o->num_queues };
+	uint8_t mac[6];
+	int err = vu_fe_devtype_refuse_keys(d->type, seen, backend_keys,
+					    sizeof(backend_keys) / sizeof(backend_keys[0]), who);
+
+	if (err)
+		return err;
+	if (o->num_queues < 2 || o->num_queues % 2 || o->num_queues > 2 * NET_DEV_MAX_PAIRS) {
+		log_err("%s: num_queues=%u: must be even, 2..%u (two per queue pair)", who, o->num_queues,
+			2 * NET_DEV_MAX_PAIRS);
+		return -EINVAL;
+	}
+	if (o->mac) {
+		if (net_parse_mac(o->mac, mac) < 0) {
+			log_err("%s: mac=%s: expected six hex bytes like 52:54:00:12:34:56", who, o->mac);
+			return -EINVAL;
+		}
+		c.mac = mac;
+	}
+	return vu_fe_devtype_create(d, &c, o->queue_size, who);
+}
+
 static int net_type_create(struct devtype_dev *d, const void *opts, uint64_t seen,
 			   enum devtype_role role, const char *who)
 {
 	const struct net_opts *o = opts;
-	struct net_dev *n = calloc(1, sizeof(*n));
+	struct net_dev *n;
 	int err;
 
-	(void)seen;
+	if (d->vhost_user)
+		return net_type_create_vhost(d, o, seen, who);
+	n = calloc(1, sizeof(*n));
 	if (!n) {
 		log_err("%s: out of memory", who);
 		return -ENOMEM;
@@ -183,7 +215,10 @@ static int net_type_create(struct devtype_dev *d, const void *opts, uint64_t see
 
 static void net_type_destroy(struct devtype_dev *d)
 {
-	net_dev_destroy(d->model);
+	if (d->vhost_user)
+		vu_fe_dev_destroy(d->model);
+	else
+		net_dev_destroy(d->model);
 }
 
 const struct devtype net_devtype = {
@@ -191,8 +226,11 @@ const struct devtype net_devtype = {
 	.vm_option = "--net",
 	.vm_usage =
 		"  --net tap=NAME[,mac=MAC][,ip=A,mask=M][,host_mac=MAC][,mtu=N][,num_queues=N][,queue_size=N][,id=ID]\n"
-		"                       a virtio-net device on a tap (created if missing; repeatable, at most 4)\n",
+		"                       a virtio-net device on a tap (created if missing; repeatable, at most 4)\n"
+		"  --net vhost_user=on,socket=SOCK[,mac=MAC][,num_queues=N][,queue_size=N][,vhost_mode=client|server][,id=ID]\n"
+		"                       a virtio-net device served by a vhost-user back-end\n",
 	.max = 4,
+	.vhost_user = true,
 	.backend_option = "--net-backend",
 	.backend_usage = "tap=NAME,socket=SOCK[,...]",
 	.backend_client = true,

@@ -481,27 +481,34 @@ static int net_set_active_pairs(struct net_dev *n, unsigned k)
 	return 0;
 }
 
+bool net_ctrl_parse(const struct virtq_chain *c, uint8_t **ack, uint16_t *pairs)
+{
+	uint8_t hdr[2];
+
+	*ack = NULL;
+	for (unsigned i = c->nout + c->nin; i-- > c->nout && !*ack;)
+		if (c->iov[i].iov_len)
+			*ack = (uint8_t *)c->iov[i].iov_base + c->iov[i].iov_len - 1;
+	if (!*ack || iov_to_buf(c->iov, c->nout, 0, hdr, 2) != 2 || hdr[0] != VIRTIO_NET_CTRL_MQ ||
+	    hdr[1] != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || iov_to_buf(c->iov, c->nout, 2, pairs, 2) != 2)
+		return false;
+	*pairs = le16toh(*pairs);
+	return true;
+}
+
 /* One control command; the ack is the chain's last writable byte. Only
  * VQ_PAIRS_SET is offered (no CTRL_RX, CTRL_VLAN, ...): the rest get ERR. */
 static uint32_t net_ctrl_handle(void *arg, struct virtq_chain *c)
 {
 	struct net_dev *n = arg;
-	uint8_t hdr[2], st = VIRTIO_NET_ERR, *ack = NULL;
+	uint8_t *ack;
 	uint16_t pairs;
+	bool set = net_ctrl_parse(c, &ack, &pairs);
 
-	for (unsigned i = c->nout + c->nin; i-- > c->nout && !ack;)
-		if (c->iov[i].iov_len)
-			ack = (uint8_t *)c->iov[i].iov_base + c->iov[i].iov_len - 1;
 	if (!ack)
 		return 0;
-	if (iov_to_buf(c->iov, c->nout, 0, hdr, 2) == 2 && hdr[0] == VIRTIO_NET_CTRL_MQ &&
-	    hdr[1] == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET &&
-	    iov_to_buf(c->iov, c->nout, 2, &pairs, 2) == 2) {
-		pairs = le16toh(pairs);
-		if (pairs >= 1 && pairs <= n->npairs && net_set_active_pairs(n, pairs) == 0)
-			st = VIRTIO_NET_OK;
-	}
-	*ack = st;
+	*ack = set && pairs >= 1 && pairs <= n->npairs && net_set_active_pairs(n, pairs) == 0 ? VIRTIO_NET_OK
+											 : VIRTIO_NET_ERR;
 	return 1;
 }
 

@@ -3,7 +3,9 @@
  * tg.halt (halt instead of resetting at the end, so a benchmark can look at
  * the running VMM), tg.poweroff (end with ACPI S5 instead of resetting),
  * tg.virtio=N (virtio devices that must be found and work), tg.seed=N
- * (0-255, varies what the virtio-blk check writes).
+ * (0-255, varies what the virtio-blk check writes), tg.blkloop=N (1-400:
+ * the virtio-blk check then writes and reads back N more 4 KiB blocks, one
+ * after the other, so a test can disturb a disk under load).
  * An unknown tg.* word fails, so a typo in a test cannot pass silently. */
 #include "tg.h"
 
@@ -51,6 +53,11 @@ int tg_check_cmdline(struct tg *t)
 				bad = 1;
 			else
 				t->seed = (uint8_t)n;
+		} else if (tg_word_is(w, len, "tg.blkloop=", &v, &vlen)) {
+			if (!tg_parse_size(v, vlen, &n) || n == 0 || n > 400)
+				bad = 1;
+			else
+				t->blk_loops = (unsigned)n;
 		} else if (tg_word_is(w, len, "tg.mem=", &v, &vlen)) {
 			if (!tg_parse_size(v, vlen, &n) || n == 0)
 				bad = 1;

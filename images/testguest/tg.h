@@ -46,6 +46,7 @@ struct tg {
 	bool poweroff;          /* tg.poweroff: end with ACPI S5 instead of resetting */
 	unsigned want_virtio;   /* tg.virtio=N: virtio devices expected (0: none checked) */
 	uint8_t seed;           /* tg.seed=N: varies the data written to virtio-blk */
+	unsigned blk_loops;     /* tg.blkloop=N: after the check, N more write+read rounds */
 
 	/* From the MADT (acpi.c), 0 when not found. */
 	unsigned madt_cpus;

@@ -1,7 +1,13 @@
 /* virtio-blk from inside: write a pattern, read it back, flush, GET_ID.
  * The host checks the image afterwards: byte i of the VIO_BLK_BYTES written
  * at sector VIO_BLK_SECTOR is (seed + i * 31 + i / 512) & 0xff, with seed
- * from tg.seed= (default 0). */
+ * from tg.seed= (default 0).
+ * With tg.blkloop=N, N more blocks follow: block k (0 <= k < N) at sector
+ * VIO_BLK_LOOP_SECTOR + 8 k holds bytes (seed + 7 k + 31 i) & 0xff, each
+ * read back before the next is written. Each request may wait
+ * VIO_BLK_LOOP_WAITS times the usual poll limit, so a back-end restarted
+ * under the guest has time to come back. The capacity is read again at the
+ * end and printed (a test may resize the disk meanwhile). */
 #include "vio.h"
 
 #define VIO_BLK_F_FLUSH 9
@@ -11,6 +17,8 @@
 #define VIO_BLK_T_GET_ID 8
 #define VIO_BLK_SECTOR 8
 #define VIO_BLK_BYTES 4096
+#define VIO_BLK_LOOP_SECTOR 64
+#define VIO_BLK_LOOP_WAITS 20
 
 struct vio_blk_hdr {
 	uint32_t type;
@@ -41,6 +49,53 @@ static int vio_blk_do(struct vio_dev *d, struct vio_queue *q, uint32_t type, voi
 	if (vio_request(d, q, bufs, n) < 0)
 		return -1;
 	return vio_blk_status;
+}
+
+/* One request of the load loop, at sector, with the long wait. */
+static int vio_blk_loop_do(struct vio_dev *d, struct vio_queue *q, uint32_t type, uint64_t sector, void *data,
+			   bool device_writes)
+{
+	struct vio_buf bufs[3];
+	uint16_t head, id = 0;
+	int64_t len = -1;
+
+	vio_blk_hdr = (struct vio_blk_hdr){ .type = type, .sector = sector };
+	vio_blk_status = 0xff;
+	bufs[0] = (struct vio_buf){ &vio_blk_hdr, sizeof(vio_blk_hdr), false };
+	bufs[1] = (struct vio_buf){ data, VIO_BLK_BYTES, device_writes };
+	bufs[2] = (struct vio_buf){ &vio_blk_status, 1, true };
+	head = vio_offer(q, bufs, 3);
+	vio_kick(d, q);
+	for (unsigned i = 0; i < VIO_BLK_LOOP_WAITS && len < 0; i++)
+		len = vio_wait(q, &id);
+	if (len < 0 || id != head)
+		return -1;
+	return vio_blk_status;
+}
+
+static int vio_blk_loop(struct tg *t, struct vio_dev *d, struct vio_queue *q)
+{
+	uint64_t capacity;
+
+	for (unsigned k = 0; k < t->blk_loops; k++) {
+		uint64_t sector = VIO_BLK_LOOP_SECTOR + 8 * (uint64_t)k;
+		int st;
+
+		for (unsigned i = 0; i < VIO_BLK_BYTES; i++)
+			vio_blk_out[i] = (uint8_t)(t->seed + 7 * k + 31 * i);
+		st = vio_blk_loop_do(d, q, VIO_BLK_T_OUT, sector, vio_blk_out, false);
+		if (st == 0)
+			st = vio_blk_loop_do(d, q, VIO_BLK_T_IN, sector, vio_blk_in, true);
+		if (st != 0 || memcmp(vio_blk_in, vio_blk_out, VIO_BLK_BYTES)) {
+			tg_printf("TG: FAIL virtio-blk %s: loop block %u: status %d%s\n", vio_kind_name(d), k, st,
+				  st ? "" : ", read back differs");
+			return -1;
+		}
+	}
+	/* Read again: a disk resized meanwhile shows its new size here. */
+	vio_config_read(d, 0, &capacity, sizeof(capacity));
+	tg_printf("TG: virtio-blk %s loop %u blocks ok capacity=%lu\n", vio_kind_name(d), t->blk_loops, capacity);
+	return 0;
 }
 
 int vio_check_blk(struct tg *t, struct vio_dev *d)
@@ -86,5 +141,10 @@ int vio_check_blk(struct tg *t, struct vio_dev *d)
 	tg_printf("TG: virtio-blk %s capacity=%lu wrote+read %u bytes at sector %u flush=%s id=%s ok\n",
 		  vio_kind_name(d), capacity, VIO_BLK_BYTES, VIO_BLK_SECTOR,
 		  d->features & (1ULL << VIO_BLK_F_FLUSH) ? "yes" : "no", vio_blk_id);
-	return 0;
+	if (t->blk_loops && capacity < VIO_BLK_LOOP_SECTOR + 8 * (uint64_t)t->blk_loops) {
+		tg_printf("TG: FAIL virtio-blk %s: capacity %lu sectors is too small for the loop\n",
+			  vio_kind_name(d), capacity);
+		return -1;
+	}
+	return t->blk_loops ? vio_blk_loop(t, d, &q) : 0;
 }

@@ -6,8 +6,9 @@
  *
  * Options are cloud-hypervisor style "key=value,..." strings. A row gives the
  * device's own keys (spec, offsets into an options struct of opts_size
- * bytes); the keys every device of a role takes are added here: id= in a VM,
- * socket= (and client= where offered) for a back-end.
+ * bytes); the keys every device of a role takes are added here: id= (and
+ * vhost_user=, socket=, vhost_mode= for a device served by a vhost-user
+ * back-end) in a VM, socket= (and client= where offered) for a back-end.
  */
 #ifndef CVMM_DEVTYPE_H
 #define CVMM_DEVTYPE_H
@@ -34,7 +35,10 @@ struct devtype_dev {
 	struct vdev *vdev;         /* the model's struct vdev */
 	void *model;               /* the model's own struct (blk_dev, ...), owned here */
 	char id[DEVTYPE_ID_LEN];   /* in a VM: id= or the default ("disk0", "rng") */
-	/* Back-end role: */
+	/* In a VM, vhost_user=on: an external back-end on socket serves the
+	 * device (cvmm connects, or listens with vhost_mode=server). */
+	bool vhost_user, vhost_server;
+	/* Back-end role (and vhost_user=on): */
 	char *socket;              /* socket= */
 	bool client;               /* client=on: connect instead of listen */
 	char *ready;               /* logged once the socket is there (malloc'd) */
@@ -47,6 +51,7 @@ struct devtype {
 	const char *vm_usage;      /* --help lines for it (each ends with \n) */
 	unsigned max;              /* devices of this type in one VM */
 	bool value_optional;       /* the option may come without a value ("--rng") */
+	bool vhost_user;           /* in a VM, vhost_user=on hands it to an external back-end */
 	const char *backend_option; /* "--block-backend"; NULL: no back-end */
 	const char *backend_usage;  /* the --help synopsis of the back-end */
 	bool backend_client;       /* offers client=on */

@@ -11,6 +11,15 @@
  * iovecs (no bounce buffer); preadv/pwritev serve them where io_uring is
  * unavailable. One control worker watches the image for size changes and
  * reports them with vdev_config_changed().
+ *
+ * Write-through (the driver did not negotiate FLUSH, or turned the cache
+ * off with CONFIG_WCE): a write's completion reaches the used ring only
+ * after a sync of the image that started once its data was written. Writes
+ * stay pipelined: their data goes to io_uring as in writeback mode, the
+ * completed ones wait for a sync, and one fdatasync (itself in io_uring, a
+ * few at a time per queue) covers every write completed before it started;
+ * writes completing meanwhile wait for the next. Without io_uring, one
+ * fdatasync covers the writes of a pass.
  */
 #ifndef CVMM_VIRTIO_BLK_H
 #define CVMM_VIRTIO_BLK_H
@@ -36,6 +45,7 @@
 #define VIRTIO_BLK_F_MQ 12
 #define VIRTIO_BLK_F_DISCARD 13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
+#define VIRTIO_BLK_F_SECURE_ERASE 16
 
 /* Request types. */
 #define VIRTIO_BLK_T_IN 0
@@ -104,11 +114,26 @@ struct blk_dev_config {
 	unsigned num_queues;   /* 1..BLK_DEV_MAX_QUEUES; 0 means 1 */
 	uint16_t queue_size;   /* power of two up to VIRTQ_MAX_SIZE; 0 means 1024 */
 	const char *serial;    /* GET_ID string (up to 20 bytes used); NULL: derived from the path */
+	bool no_uring;         /* serve reads and writes with preadv/pwritev only */
 };
 
 struct blk_dev;
 struct blk_req;
+struct blk_io;
 struct io_uring;
+struct io_uring_sqe;
+
+/* How the image is made durable (FLUSH requests, write-through writes).
+ * NULL in blk_dev (the default) is fdatasync on the image; tests put an
+ * instrumented sync in its place. */
+struct blk_sync_ops {
+	/* Syncs now, on the calling thread: 0 or -errno. */
+	int (*sync)(struct blk_dev *b, void *arg);
+	/* Prepares sqe to sync asynchronously; a completion result >= 0
+	 * means every write that had completed before it was submitted is
+	 * durable, a negative one is -errno. */
+	void (*prep)(struct blk_dev *b, void *arg, struct io_uring_sqe *sqe);
+};
 
 /* Per-queue state; the worker thread owns it while the queue runs. */
 struct blk_queue {
@@ -120,10 +145,14 @@ struct blk_queue {
 	/* Asynchronous reads and writes; uring is NULL when io_uring is
 	 * unavailable and requests are served with preadv/pwritev. */
 	struct io_uring *uring;
-	struct blk_req *reqs;          /* BLK_URING_DEPTH request slots */
+	struct blk_req *reqs;          /* BLK_REQ_SLOTS request slots: reads and
+	                                  writes in io_uring, write-through
+	                                  writes waiting for their sync */
 	uint16_t *free_reqs;           /* stack of free slot numbers */
 	unsigned nfree;
 	unsigned unsubmitted;          /* prepared SQEs not yet submitted */
+
+	struct blk_io *io;             /* the request engine's own state */
 };
 
 struct blk_dev {
@@ -136,6 +165,8 @@ struct blk_dev {
 	uint64_t capacity;             /* sectors; read and written atomically */
 	uint8_t writeback;             /* config writeback (CONFIG_WCE); atomic */
 	uint32_t seg_max, size_max;
+	const struct blk_sync_ops *sync_ops; /* NULL: fdatasync */
+	void *sync_arg;
 	struct virtq *vqs;
 	struct blk_queue *queues;
 

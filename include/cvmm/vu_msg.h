@@ -46,6 +46,12 @@ struct vu_msg {
  */
 int vu_msg_recv(int sock, struct vu_msg *m);
 
+/* Reads and validates one back-end request (front-end side of the
+ * SET_BACKEND_REQ_FD channel), waiting at most timeout_ms for it to start
+ * (-1: forever). Same results as vu_msg_recv; only the requests a front-end
+ * acts on are known (CONFIG_CHANGE_MSG), others are -EOPNOTSUPP. */
+int vu_msg_recv_backend(int sock, struct vu_msg *m, int timeout_ms);
+
 /* Reads a reply to `request` (REPLY flag set, version 1), waiting at most
  * timeout_ms for it to start (-1: forever). Fds it carries are kept in m
  * (up to VU_MAX_FDS, more is -EPROTO). 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */

@@ -1,0 +1,25 @@
+#!/bin/busybox sh
+# shellcheck shell=dash
+# /init of the outer machine (images/nested/build.sh): loads kvm-amd and
+# tun with modprobe, runs the run's script /run/test.sh with cvmm on
+# PATH, prints "NESTED-EXIT: <status>" on the serial console and powers off.
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o size=90% tmpfs /tmp
+exec </dev/console >/dev/console 2>&1
+ip link set lo up
+ok=1
+for m in kvm_amd tun; do
+    modprobe "$m" || { echo "NESTED: modprobe $m failed"; ok=0; }
+done
+[ -c /dev/kvm ] || { echo "NESTED: no /dev/kvm"; ok=0; }
+if [ $ok -eq 1 ]; then
+    cd /run && CVMM=/bin/cvmm GUEST_KERNEL=/guest/vmlinuz FILES=/run sh /run/test.sh
+    rc=$?
+else
+    rc=125
+fi
+echo "NESTED-EXIT: $rc"
+poweroff -f

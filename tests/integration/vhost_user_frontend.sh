@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# cvmm as a vhost-user front-end (--disk vhost_user=on,socket=...): the test
+# guest's virtio-blk check (write a pattern, read it back, flush, GET_ID) on
+# a disk served by `cvmm --block-backend` and by qemu-storage-daemon, over
+# both transports, with the pattern then checked in the image on the host.
+# Then, while the guest writes and reads back 40 blocks one after the other
+# (tg.blkloop), the back-end is killed with SIGKILL in the middle of a
+# request (strace holds each of its I/O syscalls 0.3 s, so one is in flight)
+# and started again: cvmm reconnects, the guest sees no error and the image
+# holds every block. The image grown under a guest reaches it
+# (CONFIG_CHANGE_MSG, GET_CONFIG). Bad options are one-line errors (exit 2).
+set -u
+: "${BUILD:?BUILD is not set}"
+cvmm=$BUILD/cvmm
+guest=$BUILD/testguest/testguest.elf
+[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
+[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+for tool in qemu-storage-daemon strace python3; do
+    command -v $tool >/dev/null || { echo "FAIL: $tool is missing (tests/install-deps.sh installs it)"; exit 1; }
+done
+tmp=$(mktemp -d /tmp/cvmm-vufe.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failed=0
+fail() { echo "FAIL $*"; failed=1; }
+
+# check_image IMG SEED LOOPS: the check's block at sector 8 and LOOPS loop
+# blocks at sector 64 + 8 k (images/testguest/vio_blk.c).
+check_image() {
+    python3 - "$@" <<'PY'
+import sys
+path, seed, loops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, 'rb') as f:
+    data = f.read()
+ok = data[8 * 512:8 * 512 + 4096] == bytes((seed + i * 31 + i // 512) & 0xff for i in range(4096))
+for k in range(loops):
+    off = (64 + 8 * k) * 512
+    if data[off:off + 4096] != bytes((seed + 7 * k + 31 * i) & 0xff for i in range(4096)):
+        print("block %d differs" % k)
+        ok = False
+sys.exit(0 if ok else 1)
+PY
+}
+
+# wait_sock PATH PID: until PATH is a socket, while PID lives.
+wait_sock() {
+    for _ in $(seq 100); do
+        [ -S "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# Back-ends, started in the background; BE_PID is the process itself (also
+# under strace, whose tracee it then is). Each removes a stale socket.
+start_cvmm_backend() {   # IMG SOCK LOG [WRAPPER...]
+    local img=$1 sock=$2 log=$3
+    shift 3
+    "$@" "$cvmm" --block-backend "path=$img,socket=$sock" >>"$log" 2>&1 &
+    BE_PID=$!
+    pids+=("$BE_PID")
+    wait_sock "$sock" "$BE_PID" || return 1
+    if [ $# -gt 0 ]; then
+        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
+        pids+=("$BE_PID")
+    fi
+}
+start_qsd() {   # IMG SOCK LOG [WRAPPER...]
+    local img=$1 sock=$2 log=$3
+    shift 3
+    rm -f "$sock"
+    "$@" qemu-storage-daemon --blockdev "driver=file,node-name=f0,filename=$img" \
+        --export "type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=$sock,writable=on,num-queues=1" \
+        </dev/null >>"$log" 2>&1 &
+    BE_PID=$!
+    pids+=("$BE_PID")
+    wait_sock "$sock" "$BE_PID" || return 1
+    if [ $# -gt 0 ]; then
+        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
+        pids+=("$BE_PID")
+    fi
+}
+
+guest_lines() { tr -d '\r' <"$1" 2>/dev/null | grep -E '^TG: (virtio|FAIL|PASS)'; }
+
+# The check on both back-ends and both transports.
+for backend in cvmm qsd; do
+    for transport in pci mmio; do
+        name=$backend-$transport
+        seed=$((RANDOM % 256))
+        img=$tmp/$name.img
+        sock=$tmp/$name.sock
+        truncate -s 1M "$img"
+        if ! start_$([ $backend = cvmm ] && echo cvmm_backend || echo qsd) "$img" "$sock" "$tmp/$name.be"; then
+            fail "$name: the back-end did not start: $(tail -n 3 "$tmp/$name.be")"
+            continue
+        fi
+        timeout 60 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
+            --transport $transport --cmdline "tg.virtio=1 tg.seed=$seed" \
+            --disk "vhost_user=on,socket=$sock,id=vu0" >"$tmp/$name.log" 2>&1 </dev/null
+        rc=$?
+        kill -TERM "$BE_PID"
+        wait "$BE_PID" 2>/dev/null
+        echo "--- $name: exit=$rc"
+        guest_lines "$tmp/$name.out" | sed 's/^/    /'
+        if [ $rc -ne 0 ]; then
+            fail "$name: cvmm exited $rc: $(tail -n 3 "$tmp/$name.log")"
+        elif ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk $transport capacity=2048 wrote+read 4096 bytes at sector 8 flush=yes id=.* ok$"; then
+            fail "$name: no virtio-blk ok line"
+        elif ! grep -q "vu0 (vhost-user): virtio-$transport" "$tmp/$name.log"; then
+            fail "$name: the disk was not the vhost-user device"
+        elif ! check_image "$img" "$seed" 0; then
+            fail "$name: the image does not hold the guest's pattern (seed $seed)"
+        elif check_image "$img" $(((seed + 1) % 256)) 0; then
+            fail "$name: the pattern check cannot tell seeds apart"
+        else
+            echo "ok $name (seed $seed)"
+        fi
+    done
+done
+
+# SIGKILL and restart under a running guest, for each back-end.
+loops=40
+for backend in cvmm qsd; do
+    name=kill-$backend
+    seed=$((RANDOM % 256))
+    img=$tmp/$name.img
+    sock=$tmp/$name.sock
+    truncate -s 4M "$img"
+    if [ $backend = cvmm ]; then
+        start=start_cvmm_backend
+        slow=(strace -f -qq -o /dev/null -e trace=io_uring_enter,pwritev,preadv,fdatasync
+              -e inject=io_uring_enter,pwritev,preadv,fdatasync:delay_enter=300000)
+    else
+        start=start_qsd
+        slow=(strace -f -qq -o /dev/null -e trace=pwritev,preadv,pwrite64,pread64,io_submit,fdatasync
+              -e inject=pwritev,preadv,pwrite64,pread64,io_submit,fdatasync:delay_enter=300000)
+    fi
+    $start "$img" "$sock" "$tmp/$name.be" "${slow[@]}" || { fail "$name: the back-end did not start"; continue; }
+    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
+        --cmdline "tg.virtio=1 tg.seed=$seed tg.blkloop=$loops" \
+        --disk "vhost_user=on,socket=$sock" >"$tmp/$name.log" 2>&1 </dev/null &
+    vm=$!
+    pids+=("$vm")
+    for _ in $(seq 300); do
+        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    sleep 1.5
+    if grep -q "loop $loops blocks" "$tmp/$name.out"; then
+        fail "$name: the guest finished before the kill; the test would prove nothing"
+    fi
+    kill -KILL "$BE_PID"
+    sleep 0.5
+    $start "$img" "$sock" "$tmp/$name.be" || fail "$name: the back-end did not restart"
+    wait "$vm"
+    rc=$?
+    kill -TERM "$BE_PID"
+    wait "$BE_PID" 2>/dev/null
+    echo "--- $name: exit=$rc"
+    guest_lines "$tmp/$name.out" | sed 's/^/    /'
+    grep -E "gone|reconnected" "$tmp/$name.log" | sed 's/^/    cvmm: /'
+    if [ $rc -ne 0 ] || ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop $loops blocks ok capacity=8192$"; then
+        fail "$name: the guest did not finish its blocks (exit $rc): $(tail -n 3 "$tmp/$name.log")"
+    elif ! grep -q "vhost-user back-end reconnected" "$tmp/$name.log"; then
+        fail "$name: cvmm did not reconnect"
+    elif ! check_image "$img" "$seed" $loops; then
+        fail "$name: the image lacks blocks the guest wrote"
+    else
+        echo "ok $name: SIGKILL and restart under the guest, $loops blocks intact"
+    fi
+done
+
+# A disk resized under the guest: cvmm --block-backend sends CONFIG_CHANGE_MSG,
+# cvmm fetches the config again and the guest reads the new capacity.
+name=resize
+seed=$((RANDOM % 256))
+img=$tmp/$name.img
+sock=$tmp/$name.sock
+truncate -s 4M "$img"
+if start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
+    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
+        --cmdline "tg.virtio=1 tg.seed=$seed tg.blkloop=20" \
+        --disk "vhost_user=on,socket=$sock" >"$tmp/$name.log" 2>&1 </dev/null &
+    vm=$!
+    pids+=("$vm")
+    for _ in $(seq 300); do
+        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q "loop 20 blocks" "$tmp/$name.out" && fail "$name: the guest finished before the resize"
+    truncate -s 8M "$img"
+    wait "$vm"
+    rc=$?
+    kill -TERM "$BE_PID"
+    wait "$BE_PID" 2>/dev/null
+    guest_lines "$tmp/$name.out" | grep loop | sed 's/^/    /'
+    if [ $rc -ne 0 ] || ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop 20 blocks ok capacity=16384$"; then
+        fail "$name: the guest did not see the disk grow to 16384 sectors (exit $rc)"
+    else
+        echo "ok $name: the guest read the new capacity"
+    fi
+else
+    fail "$name: the back-end did not start"
+fi
+
+# Bad options: one line naming the problem, exit 2, no VM.
+check_error() {   # NAME EXPECTED-TEXT ARGS...
+    local name=$1 want=$2
+    shift 2
+    timeout 20 "$cvmm" --kernel "$guest" --serial null "$@" >/dev/null 2>"$tmp/$name.err" </dev/null
+    local rc=$?
+    if [ $rc -ne 2 ] || ! grep -q -- "$want" "$tmp/$name.err" || [ "$(wc -l <"$tmp/$name.err")" -gt 1 ]; then
+        fail "$name: exit $rc, stderr: $(cat "$tmp/$name.err")"
+    else
+        echo "ok $name: $(head -n1 "$tmp/$name.err")"
+    fi
+}
+check_error no-socket "socket=PATH (the back-end's socket) is required" --disk vhost_user=on
+check_error path "path= is the back-end's to set" --disk "vhost_user=on,socket=$tmp/x.sock,path=$tmp/x.img"
+check_error socket-only "socket= needs vhost_user=on" --disk "socket=$tmp/x.sock"
+check_error no-backend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
+    --disk "vhost_user=on,socket=$tmp/none.sock"
+check_error bool "vhost_user" --disk "vhost_user=maybe,socket=$tmp/x.sock"
+# A back-end with fewer queues than asked for is refused.
+truncate -s 1M "$tmp/q.img"
+start_cvmm_backend "$tmp/q.img" "$tmp/q.sock" "$tmp/q.be" || fail "queues: the back-end did not start"
+check_error queues "the vhost-user back-end has 1 queue(s), 2 configured" \
+    --disk "vhost_user=on,socket=$tmp/q.sock,num_queues=2"
+kill -TERM "$BE_PID"
+wait "$BE_PID" 2>/dev/null
+
+exit $failed

@@ -1,0 +1,112 @@
+# shellcheck shell=bash
+# Where and how a Linux guest runs under cvmm; sourced by every test (and
+# `make demo`, bench/inproc.sh) that boots Linux:
+#   . "$root/tests/lib/linux-guest.sh"
+#   linux_guest_mode_or_skip            # sets LINUX_GUEST_MODE, or SKIP + exit 77
+#   linux_guest_run NAME SCRIPT [SRC[:DEST]]...
+#
+# The one decision: "direct" where this host's KVM runs Linux (`cvmm
+# --check-host` says "can"); "nested" where it cannot but QEMU's TCG offers
+# AMD SVM with nested paging, so cvmm runs on the /dev/kvm of an outer QEMU
+# machine (tests/lib/nested.sh); a skip, with both reasons, only where
+# neither works. LINUX_GUEST_MODE=direct|nested in the environment forces one.
+#
+# SCRIPT is a POSIX sh script for busybox's sh: the "host" side of a test.
+# It runs cvmm ("$CVMM") with the inner guest's kernel ("$GUEST_KERNEL",
+# Debian's cloud bzImage) and the files given as SRC[:DEST] (under "$FILES",
+# its working directory; DEST defaults to the basename), and checks what a
+# host sees (disk images, taps, console files) with busybox tools. Directly,
+# it runs in a fresh network namespace with busybox's applets first on PATH;
+# nested, inside the outer machine. Its output is printed and its exit
+# status is linux_guest_run's.
+
+_lg_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$_lg_root/tests/lib/nested.sh"
+
+# Prints cvmm --check-host's verdict line; returns its exit status.
+linux_guest_host_verdict() {
+    local out rc
+    out=$(timeout 30 "${BUILD:?BUILD is not set}/cvmm" --check-host 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | tail -n 1
+    return $rc
+}
+
+# Sets LINUX_GUEST_MODE and LINUX_GUEST_WHY (one line saying why). Returns 1
+# when Linux can run neither way here, 2 when cvmm --check-host gave no
+# verdict (LINUX_GUEST_WHY then says what happened).
+linux_guest_mode() {
+    local v rc why
+    if [ -n "${LINUX_GUEST_MODE:-}" ]; then
+        LINUX_GUEST_WHY="LINUX_GUEST_MODE=$LINUX_GUEST_MODE set in the environment"
+        return 0
+    fi
+    v=$(linux_guest_host_verdict)
+    rc=$?
+    case "$rc:$v" in
+        "0:cvmm: host KVM can run Linux guests")
+            LINUX_GUEST_MODE=direct
+            LINUX_GUEST_WHY="host KVM can run Linux guests"
+            return 0;;
+        "1:cvmm: host KVM cannot run Linux guests: "*|"2:cvmm: cannot check host KVM: "*) ;;
+        *)  LINUX_GUEST_WHY="cvmm --check-host gave no verdict (exit $rc): $v"
+            return 2;;
+    esac
+    if why=$(nested_unavailable); then
+        LINUX_GUEST_WHY="${v#cvmm: }, and no nested machine: $why"
+        return 1
+    fi
+    LINUX_GUEST_MODE=nested
+    LINUX_GUEST_WHY="${v#cvmm: }; so cvmm runs inside qemu-system-x86_64 -accel tcg -cpu max (nested SVM)"
+}
+
+# Builds what the mode needs: Debian's kernel (images/linux) and, nested,
+# the outer machine's image (images/nested).
+linux_guest_prepare() {
+    timeout 900 "$_lg_root/images/linux/build.sh" "$BUILD/linux" >/dev/null || return 1
+    [ "$LINUX_GUEST_MODE" = direct ] || timeout 900 "$_lg_root/images/nested/build.sh" "$BUILD" || return 1
+}
+
+linux_guest_mode_or_skip() {
+    linux_guest_mode
+    case $? in
+        0) echo "linux-guest: $LINUX_GUEST_MODE ($LINUX_GUEST_WHY)";;
+        1) echo "SKIP: $LINUX_GUEST_WHY"; exit 77;;
+        *) echo "FAIL: $LINUX_GUEST_WHY"; exit 1;;
+    esac
+    linux_guest_prepare || { echo "FAIL: cannot build the guest images"; exit 1; }
+}
+
+# linux_guest_run NAME SCRIPT [SRC[:DEST]]...   (env: NESTED_MEM_MIB, NESTED_TIMEOUT)
+linux_guest_run() {
+    local name=$1 script=$2
+    shift 2
+    if [ "$LINUX_GUEST_MODE" = nested ]; then
+        nested_run "$name" "$script" "$@"
+        return
+    fi
+    local dir ns rc spec src dest
+    dir=$(mktemp -d "/tmp/cvmm-$name.XXXXXX")
+    mkdir -p "$dir/bin" "$dir/files"
+    /bin/busybox --install -s "$dir/bin"
+    for spec in "$@"; do
+        src=${spec%%:*}
+        dest=$(basename "$src")
+        [ "$spec" != "$src" ] && dest=${spec#*:}
+        mkdir -p "$dir/files/$(dirname "$dest")"
+        cp -a "$src" "$dir/files/$dest"
+    done
+    cp "$script" "$dir/test.sh"
+    ns=cvmm-$name-$$
+    if ! { ip netns add "$ns" && ip netns exec "$ns" ip link set lo up; }; then
+        echo "linux-guest: cannot create network namespace $ns (run as root)"
+        rm -rf "$dir"
+        return 1
+    fi
+    (cd "$dir/files" && PATH="$dir/bin:$PATH" CVMM=$BUILD/cvmm GUEST_KERNEL=$BUILD/linux/vmlinuz \
+        FILES=$dir/files timeout "${NESTED_TIMEOUT:-900}" ip netns exec "$ns" /bin/busybox sh "$dir/test.sh")
+    rc=$?
+    ip netns del "$ns"
+    rm -rf "$dir"
+    return $rc
+}

@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# Runs a script inside an outer QEMU/TCG machine whose kvm-amd gives cvmm a
+# working /dev/kvm (images/nested/build.sh builds its image). Used through
+# tests/lib/linux-guest.sh.
+#
+#   nested_unavailable   prints why no nested machine can run here, or returns 1
+#   nested_run NAME SCRIPT [SRC[:DEST]]...
+#       boots the outer machine (2 vCPUs, NESTED_MEM_MIB MiB, default 2048)
+#       with SCRIPT as /run/test.sh and each SRC as /run/DEST, prints its
+#       serial console and returns the script's exit status, which the outer
+#       /init reports as "NESTED-EXIT: <status>"; 124 when the machine did
+#       not finish in NESTED_TIMEOUT seconds (default 900), 125 when it
+#       ended without reporting. The console stays in $BUILD/nested/NAME.log.
+#   nested_initrd NAME SCRIPT [SRC[:DEST]]...   the outer initramfs nested_run boots
+#   nested_qemu_args INITRD   the outer machine's QEMU arguments, one a line
+#       (NESTED_APPEND adds to its kernel command line)
+
+NESTED_QEMU=${NESTED_QEMU:-qemu-system-x86_64}
+
+nested_unavailable() {
+    command -v "$NESTED_QEMU" >/dev/null ||
+        { echo "$NESTED_QEMU is not installed (apt-get install qemu-system-x86)"; return 0; }
+    [ -x /bin/busybox ] || { echo "busybox-static is not installed"; return 0; }
+    # TCG's -cpu max offers SVM and nested paging on any host CPU; a QEMU
+    # built without TCG, or too old to emulate them, refuses these flags.
+    echo q | timeout 30 "$NESTED_QEMU" -accel tcg -cpu max,+svm,+npt,enforce -display none \
+        -nodefaults -S -monitor stdio -serial none >/dev/null 2>&1 && return 1
+    echo "$NESTED_QEMU -accel tcg -cpu max offers no SVM with nested paging"
+}
+
+# no_timer_check: on a busy host the TCG vCPUs run so unevenly that the
+# kernel's boot-time check of the IO-APIC timer fails and it panics ("IO-APIC
+# + timer doesn't work!"); the timer itself works.
+nested_qemu_args() {
+    printf '%s\n' -accel tcg,thread=multi -cpu max -smp 2 -m "${NESTED_MEM_MIB:-2048}" \
+        -nodefaults -no-user-config -display none -no-reboot \
+        -kernel "$BUILD/nested/vmlinuz" -initrd "$1" \
+        -append "console=ttyS0 panic=-1 quiet mitigations=off no_timer_check ${NESTED_APPEND:-}"
+}
+
+# nested_initrd NAME SCRIPT [SRC[:DEST]]...: prints the path of an outer
+# initramfs (base.cpio.gz and an archive with SCRIPT and the files) in a new
+# directory the caller removes.
+nested_initrd() {
+    local name=$1 script=$2
+    shift 2
+    local dir spec src dest
+    dir=$(mktemp -d "$BUILD/nested/run-$name.XXXXXX")
+    mkdir -p "$dir/root/run"
+    install -m 0755 "$script" "$dir/root/run/test.sh"
+    for spec in "$@"; do
+        src=${spec%%:*}
+        dest=$(basename "$src")
+        [ "$spec" != "$src" ] && dest=${spec#*:}
+        mkdir -p "$dir/root/run/$(dirname "$dest")"
+        cp -a "$src" "$dir/root/run/$dest"
+    done
+    (cd "$dir/root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$dir/run.cpio.gz"
+    cat "$BUILD/nested/base.cpio.gz" "$dir/run.cpio.gz" >"$dir/initrd.gz"
+    rm -rf "$dir/root" "$dir/run.cpio.gz"
+    echo "$dir/initrd.gz"
+}
+
+nested_run() {
+    local name=$1 initrd log rc args
+    initrd=$(nested_initrd "$@") || return 1
+    log=$BUILD/nested/$name.log
+    mapfile -t args < <(nested_qemu_args "$initrd")
+    timeout "${NESTED_TIMEOUT:-900}" "$NESTED_QEMU" "${args[@]}" -serial stdio </dev/null 2>&1 |
+        sed -u 's/\r$//' | tee "$log" | grep --line-buffered -v '^NESTED-EXIT: '
+    rc=${PIPESTATUS[0]}
+    rm -rf "$(dirname "$initrd")"
+    [ "$rc" -eq 124 ] && { echo "nested: the outer machine did not finish in ${NESTED_TIMEOUT:-900} s"; return 124; }
+    rc=$(sed -n 's/^NESTED-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+    [ -n "$rc" ] || { echo "nested: the outer machine ended without a result (console in $log)"; return 125; }
+    return "$rc"
+}

@@ -1,0 +1,482 @@
+/*
+ * vhost-user device model: the vdev interface turned into front-end calls,
+ * with one table entry per device type (what config the back-end gives,
+ * which protocol features the type needs).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/epoll.h>
+#include <sys/random.h>
+
+#include "cvmm/devtype.h"
+#include "cvmm/log.h"
+#include "cvmm/virtio_blk.h"
+#include "cvmm/virtio_net.h"
+#include "cvmm/vu_fe_dev.h"
+
+/* Transport features cvmm's transports and ring layout support; a
+ * back-end's other transport bits (packed ring, notification data, ...)
+ * are not offered to the guest. */
+#define VU_FE_TRANSPORT_FEATURES \
+	(VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1))
+/* Device-specific feature bits are 0..23. */
+#define VU_FE_DEVICE_FEATURES 0xffffffULL
+
+struct vu_fe_type {
+	uint32_t device_id;
+	const char *name;
+	uint32_t config_size;        /* the most the guest sees */
+	/* The back-end's config bytes for its features (optional). */
+	uint32_t (*config_size_for)(uint64_t features);
+	uint64_t protocol_features;  /* wanted */
+	uint64_t required_protocol;  /* the back-end must offer these */
+	uint64_t device_features;    /* device-specific bits of the back-end's the guest may see */
+	uint64_t own_features;       /* bits cvmm implements and offers itself */
+	/* Adjusts the back-end's config to the guest's device (optional). */
+	void (*fix_config)(const struct vu_fe_dev *d, uint8_t *config);
+	/* Builds the whole config when cvmm owns it (no GET_CONFIG). */
+	void (*build_config)(struct vu_fe_dev *d);
+};
+
+/* The guest gets the queue count cvmm was given, which may be fewer than
+ * the back-end serves. */
+static void vu_fe_blk_fix_config(const struct vu_fe_dev *d, uint8_t *config)
+{
+	uint16_t nq = (uint16_t)d->num_queues;
+
+	memcpy(config + offsetof(struct virtio_blk_config, num_queues), &nq, sizeof(nq));
+}
+
+/* The virtio-blk config layout ends after the last field a feature uses
+ * (as QEMU computes it): back-ends refuse reads past their end. */
+static uint32_t vu_fe_blk_config_size(uint64_t features)
+{
+	static const struct {
+		unsigned bit;
+		uint32_t end;
+	} ends[] = {
+		{ VIRTIO_BLK_F_DISCARD, offsetof(struct virtio_blk_config, discard_sector_alignment) + 4 },
+		{ VIRTIO_BLK_F_WRITE_ZEROES, offsetof(struct virtio_blk_config, write_zeroes_may_unmap) + 1 },
+		{ VIRTIO_BLK_F_SECURE_ERASE, sizeof(struct virtio_blk_config) },
+	};
+	uint32_t size = offsetof(struct virtio_blk_config, max_discard_sectors);
+
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if ((features & VIRTIO_BIT(ends[i].bit)) && ends[i].end > size)
+			size = ends[i].end;
+	return size;
+}
+
+/* virtio-net: the back-end moves frames, cvmm owns the config (as QEMU
+ * does; DPDK offers no CONFIG): the MAC, a link that is always up, the pairs. */
+static void vu_fe_net_build_config(struct vu_fe_dev *d)
+{
+	struct virtio_net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = (uint16_t)d->pairs };
+
+	memcpy(c.mac, d->mac, sizeof(c.mac));
+	memcpy(d->config, &c, offsetof(struct virtio_net_config, mtu));
+}
+
+#define VU_FE_NET_OFFLOADS                                                                              \
+	(VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) |                            \
+	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) |                      \
+	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |                        \
+	 VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |                        \
+	 VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |                          \
+	 VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF))
+
+static const struct vu_fe_type vu_fe_types[] = {
+	{
+		.device_id = VIRTIO_ID_BLOCK,
+		.name = "vhost-user-blk",
+		.config_size = sizeof(struct virtio_blk_config),
+		.config_size_for = vu_fe_blk_config_size,
+		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES,
+		.required_protocol = VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG),
+		.device_features = VU_FE_DEVICE_FEATURES,
+		.fix_config = vu_fe_blk_fix_config,
+	},
+	{
+		.device_id = VIRTIO_ID_NET,
+		.name = "vhost-user-net",
+		.config_size = offsetof(struct virtio_net_config, mtu),
+		/* No INFLIGHT (a frame resent is not a request) and no CONFIG. */
+		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES & ~(VU_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+								       VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG)),
+		.device_features = VU_FE_NET_OFFLOADS,
+		.own_features = VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS),
+		.build_config = vu_fe_net_build_config,
+	},
+};
+
+static struct vu_fe_dev *vu_fe_of(struct vdev *dev)
+{
+	return (struct vu_fe_dev *)dev;
+}
+
+static void vu_fe_dev_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
+{
+	struct vu_fe_dev *d = vu_fe_of(dev);
+	uint8_t config[VU_MAX_CONFIG_SIZE];
+
+	if (d->type->build_config) {
+		memcpy(buf, d->config + off, len);
+		return;
+	}
+	vu_frontend_read_config(&d->fe, 0, config, dev->config_size);
+	if (d->type->fix_config)
+		d->type->fix_config(d, config);
+	memcpy(buf, config + off, len);
+}
+
+static int vu_fe_dev_write_config(struct vdev *dev, uint32_t off, const void *buf, uint32_t len)
+{
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	/* A config cvmm owns is read-only (MAC writes need CTRL_MAC_ADDR). */
+	return d->type->build_config ? -EINVAL : vu_frontend_write_config(&d->fe, off, buf, len);
+}
+
+/* ---- net's control queue ---- */
+
+/* Pairs after the first start disabled on the back-end until the driver
+ * switches them on. */
+static int vu_fe_net_set_pairs(struct vu_fe_dev *d, unsigned active)
+{
+	int err = 0;
+
+	for (unsigned q = 2; q < 2 * d->pairs && !err; q++)
+		err = vu_frontend_ring_enable(&d->fe, q, q / 2 < active);
+	return err;
+}
+
+static uint32_t vu_fe_net_ctrl_handle(void *arg, struct virtq_chain *c)
+{
+	struct vu_fe_dev *d = arg;
+	uint8_t *ack;
+	uint16_t pairs;
+	bool set = net_ctrl_parse(c, &ack, &pairs);
+
+	if (!ack)
+		return 0;
+	*ack = set && pairs >= 1 && pairs <= d->pairs && !vu_fe_net_set_pairs(d, pairs) ? VIRTIO_NET_OK
+											 : VIRTIO_NET_ERR;
+	return 1;
+}
+
+static void vu_fe_net_ctrl_kick(void *arg, uint32_t events)
+{
+	struct vu_fe_dev *d = arg;
+	struct virtq *vq = &d->vqs[d->num_queues];
+
+	(void)events;
+	virtq_kick_consume(vq);
+	if (virtq_serve(vq, d->ctrl_chain, 64, vu_fe_net_ctrl_handle, d) < 0)
+		log_warn("%s: malformed chain on the control queue; stopped until reset", d->fe.name);
+}
+
+static int vu_fe_net_ctrl_start(struct vu_fe_dev *d)
+{
+	struct virtq *vq = &d->vqs[d->num_queues];
+	uint64_t one = 1;
+	int err;
+
+	if (d->ctrl_started)
+		return 0;
+	err = worker_watch(&d->ctrl_worker, vq->kick_fd, EPOLLIN, &d->ctrl_watch);
+	if (!err && (err = worker_start(&d->ctrl_worker)) < 0)
+		worker_unwatch(&d->ctrl_worker, vq->kick_fd);
+	if (err)
+		return err;
+	d->ctrl_started = true;
+	/* Commands queued before the start. */
+	(void)!write(vq->kick_fd, &one, sizeof(one));
+	return 0;
+}
+
+static void vu_fe_net_ctrl_stop(struct vu_fe_dev *d)
+{
+	if (!d->ctrl_started)
+		return;
+	worker_stop(&d->ctrl_worker);
+	worker_unwatch(&d->ctrl_worker, d->vqs[d->num_queues].kick_fd);
+	d->ctrl_started = false;
+}
+
+/* ---- queue life cycle ---- */
+
+static int vu_fe_dev_queue_start(struct vdev *dev, unsigned q)
+{
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	if (q == d->num_queues)
+		return vu_fe_net_ctrl_start(d);
+	return vu_frontend_ring_start(&d->fe, dev->mem, dev->features, q, &dev->vqs[q]);
+}
+
+static void vu_fe_dev_queue_stop(struct vdev *dev, unsigned q)
+{
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	if (q == d->num_queues)
+		vu_fe_net_ctrl_stop(d);
+	else
+		vu_frontend_ring_stop(&d->fe, q);
+}
+
+static void vu_fe_dev_reset(struct vdev *dev)
+{
+	struct vu_fe_dev *d = vu_fe_of(dev);
+
+	vu_frontend_reset(&d->fe);
+	if (d->has_ctrl)
+		vu_fe_net_set_pairs(d, 1);
+}
+
+static const struct vdev_ops vu_fe_dev_ops = {
+	.name = "vhost-user",
+	.read_config = vu_fe_dev_read_config,
+	.write_config = vu_fe_dev_write_config,
+	.queue_start = vu_fe_dev_queue_start,
+	.queue_stop = vu_fe_dev_queue_stop,
+	.reset = vu_fe_dev_reset,
+};
+
+static void vu_fe_dev_config_changed(void *opaque)
+{
+	vdev_config_changed(opaque);
+}
+
+/* The host's DEVICE_NEEDS_RESET path: what it does for a ring the driver
+ * broke (status bit and config interrupt, safe from any thread). */
+static void vu_fe_dev_needs_reset(void *opaque)
+{
+	struct vdev *dev = opaque;
+
+	if (dev->host_queue_broken)
+		dev->host_queue_broken(dev->host, 0);
+}
+
+static uint32_t vu_fe_dev_config_size(void *opaque, uint64_t features)
+{
+	const struct vu_fe_dev *d = opaque;
+
+	return d->type->config_size_for ? d->type->config_size_for(features) : d->type->config_size;
+}
+
+static const struct vu_frontend_ops vu_fe_dev_fe_ops = {
+	.config_changed = vu_fe_dev_config_changed,
+	.needs_reset = vu_fe_dev_needs_reset,
+	.config_size = vu_fe_dev_config_size,
+};
+
+static const struct vu_fe_type *vu_fe_type_of(uint32_t device_id)
+{
+	for (size_t i = 0; i < sizeof(vu_fe_types) / sizeof(vu_fe_types[0]); i++)
+		if (vu_fe_types[i].device_id == device_id)
+			return &vu_fe_types[i];
+	return NULL;
+}
+
+/* Whether the connected back-end can carry this type of device. */
+static int vu_fe_dev_check(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	uint64_t missing = d->type->required_protocol & ~d->fe.protocol_features;
+
+	if (!(vu_frontend_features(&d->fe) & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
+		log_err("%s: the vhost-user back-end on %s does not offer VIRTIO_F_VERSION_1 (legacy only)",
+			cfg->id, cfg->socket_path);
+		return -EINVAL;
+	}
+	if (missing) {
+		log_err("%s: the vhost-user back-end on %s lacks protocol features %s needs (0x%llx)", cfg->id,
+			cfg->socket_path, d->type->name, (unsigned long long)missing);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Net with several pairs: the control queue after the data queues, on a
+ * worker of its own. */
+static int vu_fe_net_ctrl_init(struct vu_fe_dev *d)
+{
+	int err;
+
+	d->ctrl_chain = malloc(sizeof(*d->ctrl_chain));
+	if (!d->ctrl_chain)
+		return -ENOMEM;
+	err = worker_init(&d->ctrl_worker, "vu-net-ctl");
+	if (err) {
+		free(d->ctrl_chain);
+		d->ctrl_chain = NULL;
+		return err;
+	}
+	d->ctrl_watch = (struct worker_watch){ .fn = vu_fe_net_ctrl_kick, .arg = d };
+	d->has_ctrl = true;
+	return 0;
+}
+
+/* The features the guest is offered: the back-end's that cvmm can carry,
+ * and cvmm's own. */
+static int vu_fe_dev_features(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	uint64_t backend = vu_frontend_features(&d->fe);
+
+	d->vdev.host_features = (backend & (d->type->device_features | VU_FE_TRANSPORT_FEATURES)) |
+				d->type->own_features;
+	if (!d->has_ctrl)
+		return 0;
+	/* Pairs are switched with SET_VRING_ENABLE, which needs bit 30. */
+	if (!(backend & VIRTIO_BIT(VIRTIO_NET_F_MQ)) ||
+	    !(d->fe.backend_features & VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES))) {
+		log_err("%s: the vhost-user back-end on %s offers no multiqueue (VIRTIO_NET_F_MQ): use num_queues=2",
+			cfg->id, cfg->socket_path);
+		return -EINVAL;
+	}
+	d->vdev.host_features |= VIRTIO_BIT(VIRTIO_NET_F_MQ) | VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ);
+	return vu_fe_net_set_pairs(d, 1);
+}
+
+static void vu_fe_dev_free(struct vu_fe_dev *d)
+{
+	if (d->vdev.queues)
+		vdev_destroy(&d->vdev);
+	if (d->has_ctrl)
+		worker_destroy(&d->ctrl_worker);
+	d->has_ctrl = false;
+	free(d->ctrl_chain);
+	d->ctrl_chain = NULL;
+	for (unsigned q = 0; q < d->vdev.num_queues; q++)
+		virtq_destroy(&d->vqs[q]);
+	free(d->vqs);
+	d->vqs = NULL;
+}
+
+int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	struct vu_frontend_config fc = {
+		.name = cfg->id, .socket_path = cfg->socket_path, .server = cfg->server,
+		.num_queues = cfg->num_queues, .queue_size = cfg->queue_size,
+		.reply_timeout_ms = cfg->reply_timeout_ms, .ops = &vu_fe_dev_fe_ops, .opaque = &d->vdev,
+	};
+	bool net = cfg->device_id == VIRTIO_ID_NET;
+	unsigned nvqs;
+	int err;
+
+	memset(d, 0, sizeof(*d));
+	d->type = vu_fe_type_of(cfg->device_id);
+	if (!d->type || !cfg->num_queues || cfg->num_queues > VU_FRONTEND_MAX_QUEUES || (net && cfg->num_queues % 2))
+		return -EINVAL;
+	d->num_queues = cfg->num_queues;
+	d->pairs = net ? cfg->num_queues / 2 : 0;
+	nvqs = cfg->num_queues + (d->pairs > 1);
+	fc.protocol_features = d->type->protocol_features;
+	fc.config_size = d->type->build_config ? 0 : d->type->config_size;
+	fc.own_features = d->type->own_features | (d->pairs > 1 ? VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) : 0);
+	/* Net back-ends count queue pairs in GET_QUEUE_NUM (QEMU and DPDK do). */
+	fc.min_backend_queues = d->pairs;
+	if (d->type->build_config) {
+		if (cfg->mac)
+			memcpy(d->mac, cfg->mac, sizeof(d->mac));
+		else if (getrandom(d->mac, sizeof(d->mac), 0) != sizeof(d->mac))
+			return -EIO;
+		/* Unicast and locally administered when cvmm picks it. */
+		if (!cfg->mac)
+			d->mac[0] = (uint8_t)((d->mac[0] & 0xfe) | 0x02);
+		d->type->build_config(d);
+	}
+	d->vqs = calloc(nvqs, sizeof(*d->vqs));
+	if (!d->vqs)
+		return -ENOMEM;
+	for (unsigned q = 0; q < nvqs; q++)
+		virtq_init(&d->vqs[q]);
+	/* Before the connection: its service thread may report through vdev. */
+	d->vdev = (struct vdev){
+		.ops = &vu_fe_dev_ops,
+		.device_id = cfg->device_id,
+		.num_queues = nvqs,
+		.queue_size_max = cfg->queue_size,
+		.vqs = d->vqs,
+		.config_size = d->type->config_size,
+	};
+	/* The core's queue runtime, without workers (no handle_queue). */
+	err = vdev_init(&d->vdev, 0, "vu");
+	if (err)
+		goto fail;
+	if (d->pairs > 1 && (err = vu_fe_net_ctrl_init(d)))
+		goto fail;
+	err = vu_frontend_init(&d->fe, &fc);
+	if (err)
+		goto fail;
+	err = vu_frontend_connect(&d->fe);
+	if (!err)
+		err = vu_fe_dev_check(d, cfg);
+	if (!err)
+		err = vu_fe_dev_features(d, cfg);
+	if (!err)
+		return 0;
+	vu_frontend_destroy(&d->fe);
+fail:
+	vu_fe_dev_free(d);
+	return err;
+}
+
+void vu_fe_dev_destroy(struct vu_fe_dev *d)
+{
+	if (!d->vqs)
+		return;
+	/* Queues still started are stopped through the front-end first. */
+	vdev_destroy(&d->vdev);
+	vu_fe_net_ctrl_stop(d);
+	vu_frontend_destroy(&d->fe);
+	vu_fe_dev_free(d);
+}
+
+bool vu_fe_dev_is(const struct vdev *dev)
+{
+	return dev && dev->ops == &vu_fe_dev_ops;
+}
+
+int vu_fe_devtype_create(struct devtype_dev *d, struct vu_fe_dev_config *c, uint32_t queue_size,
+			 const char *who)
+{
+	struct vu_fe_dev *v;
+	int err;
+
+	if (queue_size < 2 || queue_size > VIRTQ_MAX_SIZE || (queue_size & (queue_size - 1))) {
+		log_err("%s: queue_size=%u: must be a power of two, 2..%u", who, queue_size, VIRTQ_MAX_SIZE);
+		return -EINVAL;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		log_err("%s: out of memory", who);
+		return -ENOMEM;
+	}
+	c->id = d->id;
+	c->socket_path = d->socket;
+	c->server = d->vhost_server;
+	c->queue_size = (uint16_t)queue_size;
+	err = vu_fe_dev_init(v, c);
+	if (err) {
+		free(v);
+		/* A back-end that is there but cannot serve the device is bad input. */
+		return err == -EINVAL ? -EINVAL : -EIO;
+	}
+	d->model = v;
+	d->vdev = &v->vdev;
+	return 0;
+}
+
+int vu_fe_devtype_refuse_keys(const struct devtype *t, uint64_t seen, const unsigned *keys, unsigned nkeys,
+			      const char *who)
+{
+	for (unsigned k = 0; k < nkeys; k++)
+		if (seen & (1ULL << keys[k])) {
+			log_err("%s vhost_user=on: %s= is the back-end's to set, not cvmm's", who, t->spec[keys[k]].key);
+			return -EINVAL;
+		}
+	return 0;
+}
