@@ -13,6 +13,9 @@ secs=${FUZZ_SECONDS:-3}
 src=$(cd "$(dirname "$0")" && pwd)/fuzz
 tmp=$(mktemp -d /tmp/cvmm-fuzz.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+# Targets make their temporary files here: gone even when a fuzzer exits
+# without running its cleanup.
+export TMPDIR=$tmp
 pass=0; fail=0
 for bin in "$dir"/*; do
     t=$(basename "$bin")

@@ -47,8 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	fuzz_quiet_log();
-	strcpy(blk_fuzz_dir, "/tmp/cvmm-fuzz-blk-XXXXXX");
-	if (!mkdtemp(blk_fuzz_dir) || fuzz_ring_mem_init(&blk_fuzz_mem))
+	if (fuzz_temp_dir(blk_fuzz_dir, sizeof(blk_fuzz_dir), "blk") || fuzz_ring_mem_init(&blk_fuzz_mem))
 		abort();
 	for (unsigned i = 0; i < 2; i++) {
 		int fd;

@@ -101,8 +101,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	fuzz_quiet_log();
-	strcpy(vsock_fuzz_dir, "/tmp/cvmm-fuzz-vsock-XXXXXX");
-	if (!mkdtemp(vsock_fuzz_dir) || fuzz_ring_mem_init(&vsock_fuzz_mem))
+	if (fuzz_temp_dir(vsock_fuzz_dir, sizeof(vsock_fuzz_dir), "vsock") ||
+	    fuzz_ring_mem_init(&vsock_fuzz_mem))
 		abort();
 	snprintf(vsock_fuzz_uds, sizeof(vsock_fuzz_uds), "%s/v.sock", vsock_fuzz_dir);
 	sa->sun_family = AF_UNIX;

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,4 +66,12 @@ void fuzz_quiet_log(void)
 		log_set_file("/dev/null");
 	else if (!strcmp(v, "debug"))
 		log_set_level(LOG_DEBUG);
+}
+
+int fuzz_temp_dir(char *buf, size_t len, const char *name)
+{
+	const char *tmp = getenv("TMPDIR");
+	int n = snprintf(buf, len, "%s/cvmm-fuzz-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+
+	return n > 0 && (size_t)n < len && mkdtemp(buf) ? 0 : -1;
 }

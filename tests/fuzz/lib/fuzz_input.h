@@ -35,4 +35,9 @@ uint64_t fuzz_input_u64(struct fuzz_input *in);
  * (CVMM_FUZZ_LOG=debug: debug lines too, to see what a seed reaches). */
 void fuzz_quiet_log(void);
 
+/* Makes a private directory "$TMPDIR/cvmm-fuzz-<name>-XXXXXX" (/tmp without
+ * TMPDIR: run-fuzz.sh points it into its own temporary directory, removed
+ * however the fuzzer ends) into buf. 0 or -1. */
+int fuzz_temp_dir(char *buf, size_t len, const char *name);
+
 #endif
