@@ -70,10 +70,20 @@ UNIT_HELPER_OBJS := $(UNIT_HELPERS:%.c=$(BUILD)/%.o)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
+# Fuzz targets (clang libFuzzer): tests/fuzz/<target>.c -> $(BUILD)/bin/<target>
+# in the fuzz build ($(BUILD)/fuzz), linked with the library and tests/fuzz/lib.
+FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/bin/%)
+FUZZ_HELPER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/fuzz/lib/*.c))
+FUZZ_SAN  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# GNU C the project uses (a struct kvm_msrs header with its entries after
+# it) and positional initializers that leave trailing fields zero.
+FUZZ_CLANG_WARN := -Wno-gnu-variable-sized-type-not-at-end -Wno-missing-field-initializers
+
 CVMM      := $(BUILD)/cvmm
 
 .SECONDARY:
-.PHONY: all deps check unit unit-bins integration asan asan-check demo testguest images clean bench
+.PHONY: all deps check unit unit-bins integration asan asan-check demo testguest images clean bench fuzz fuzz-bins fuzz-check
 all: $(CVMM) testguest
 
 $(CVMM): $(OBJS)
@@ -105,6 +115,23 @@ testguest:
 
 bench: $(CVMM) $(BENCH_BINS) testguest
 
+$(BUILD)/bin/%: $(BUILD)/tests/fuzz/%.o $(FUZZ_HELPER_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# Builds the fuzz targets with clang: the whole library instrumented for
+# libFuzzer, ASan and UBSan, into $(BUILD)/fuzz/bin/. See docs/fuzzing.md.
+fuzz:
+	$(MAKE) BUILD=$(BUILD)/fuzz CC=clang CFLAGS="-O1 -g" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN) $(FUZZ_CLANG_WARN)" \
+	  LDFLAGS="-fsanitize=fuzzer $(FUZZ_SAN)" fuzz-bins
+
+# Replays the committed crash inputs, then runs each target briefly from its seeds.
+fuzz-check: fuzz
+	./tests/run-fuzz.sh $(abspath $(BUILD))/fuzz/bin
+
 # Debian packages needed to build and test; idempotent, skipped when all are present.
 deps:
 	@./tests/install-deps.sh
@@ -124,6 +151,7 @@ check: deps
 	$(MAKE) ARCH=arm64 BUILD=$(BUILD)/arm64 all
 	$(MAKE) asan-unit
 	./tests/run-unit.sh $(UNIT_BINS)
+	$(MAKE) fuzz-check
 	./tests/run-integration.sh $(abspath $(BUILD))
 
 asan:
@@ -142,4 +170,5 @@ demo: deps all
 clean:
 	rm -rf build build-asan
 
--include $(OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(UNIT_HELPER_OBJS:.o=.d) $(PORTABLE_SRCS:%.c=$(BUILD)/%.d)
+-include $(OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(UNIT_HELPER_OBJS:.o=.d) $(PORTABLE_SRCS:%.c=$(BUILD)/%.d) \
+  $(FUZZ_SRCS:%.c=$(BUILD)/%.d) $(FUZZ_HELPER_OBJS:.o=.d)

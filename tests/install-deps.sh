@@ -2,7 +2,7 @@
 # Installs the Debian packages cvmm needs to build and test. Idempotent:
 # does nothing (and needs no network) when every package is present.
 set -euo pipefail
-PKGS=(gcc make pkg-config libc6-dev libfdt-dev libseccomp-dev libcap-dev liburing-dev zlib1g-dev check
+PKGS=(gcc clang libclang-rt-14-dev make pkg-config libc6-dev libfdt-dev libseccomp-dev libcap-dev liburing-dev zlib1g-dev check
       busybox-static cpio gzip xz-utils zstd lz4 kmod iproute2 util-linux ethtool
       qemu-system-x86 qemu-utils strace gdb
       dpdk-dev librte-net-vhost23 librte-net-virtio23 librte-mempool-ring23

@@ -303,7 +303,10 @@ static bool vu_msg_size_fits(const struct vu_msg_rule *rule, uint32_t size)
 	return size >= rule->min_size && size <= rule->max_size;
 }
 
-int vu_msg_recv(int sock, struct vu_msg *m)
+/* A request (front-end's, or a back-end's on its channel) whose wire rule
+ * rule_of gives, read by one deadline. */
+static int vu_msg_recv_request(int sock, struct vu_msg *m, int timeout_ms,
+			       const struct vu_msg_rule *(*rule_of)(uint32_t request))
 {
 	int fds[VU_MSG_RECV_FDS];
 	const struct vu_msg_rule *rule;
@@ -314,7 +317,7 @@ int vu_msg_recv(int sock, struct vu_msg *m)
 	int r;
 
 	m->nfds = 0;
-	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, VU_MSG_TIMEOUT_MS, &deadline);
+	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, timeout_ms, &deadline);
 	if (r)
 		return r;
 	/* Judged on the header alone: a bad header is dropped at once, without
@@ -325,7 +328,7 @@ int vu_msg_recv(int sock, struct vu_msg *m)
 		r = -EPROTO;
 		goto reject;
 	}
-	rule = vu_msg_rule_of(m->hdr.request);
+	rule = rule_of(m->hdr.request);
 	size_ok = rule && vu_msg_size_fits(rule, m->hdr.size);
 	/* The payload is consumed even when refused, to keep framing. */
 	r = vu_msg_read_payload(sock, m, deadline);
@@ -348,51 +351,26 @@ reject:
 	return r;
 }
 
+int vu_msg_recv(int sock, struct vu_msg *m)
+{
+	return vu_msg_recv_request(sock, m, VU_MSG_TIMEOUT_MS, vu_msg_rule_of);
+}
+
 /* Back-end requests the front-end understands, with their wire rules. */
 static const struct vu_msg_rule vu_msg_backend_rules[VHOST_USER_BACKEND_REQUEST_MAX] = {
 	[VHOST_USER_BACKEND_CONFIG_CHANGE_MSG] = { "CONFIG_CHANGE_MSG", 0, 0, 0, 0, NULL },
 };
 
+static const struct vu_msg_rule *vu_msg_backend_rule_of(uint32_t request)
+{
+	return request < VHOST_USER_BACKEND_REQUEST_MAX && vu_msg_backend_rules[request].name
+		       ? &vu_msg_backend_rules[request]
+		       : NULL;
+}
+
 int vu_msg_recv_backend(int sock, struct vu_msg *m, int timeout_ms)
 {
-	int fds[VU_MSG_RECV_FDS];
-	const struct vu_msg_rule *rule = NULL;
-	unsigned nfds;
-	bool ctrunc;
-	int64_t deadline;
-	uint32_t fl;
-	int r;
-
-	m->nfds = 0;
-	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, timeout_ms, &deadline);
-	if (r)
-		return r;
-	fl = m->hdr.flags;
-	if ((fl & VU_FLAG_VERSION_MASK) != VU_VERSION || (fl & ~VU_FLAG_KNOWN) ||
-	    (fl & VU_FLAG_REPLY)) {
-		r = -EPROTO;
-		goto reject;
-	}
-	/* The payload is consumed even when refused, to keep framing. */
-	r = vu_msg_read_payload(sock, m, deadline);
-	if (r)
-		goto reject;
-	if (m->hdr.request < VHOST_USER_BACKEND_REQUEST_MAX && vu_msg_backend_rules[m->hdr.request].name)
-		rule = &vu_msg_backend_rules[m->hdr.request];
-	if (!rule) {
-		r = -EOPNOTSUPP;
-		goto reject;
-	}
-	if (ctrunc || !vu_msg_size_fits(rule, m->hdr.size) || nfds < rule->min_fds || nfds > rule->max_fds) {
-		r = -EBADMSG;
-		goto reject;
-	}
-	memcpy(m->fds, fds, nfds * sizeof(int));
-	m->nfds = nfds;
-	return 0;
-reject:
-	vu_msg_close_array(fds, nfds);
-	return r;
+	return vu_msg_recv_request(sock, m, timeout_ms, vu_msg_backend_rule_of);
 }
 
 int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_ms)

@@ -52,6 +52,9 @@ void log_close(void)
 }
 
 static void log_vmsg(enum log_level level, unsigned long suppressed, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void log_vmsg(enum log_level level, unsigned long suppressed, const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timespec ts;

@@ -39,17 +39,28 @@ static uint64_t boot_align_up(uint64_t v, uint64_t a)
 }
 
 /* bzImage: its preferred address when it fits (no relocation needed), else
- * the lowest aligned address from 1 MiB if it is relocatable. */
-static void boot_plan_bzimage(const struct x86_kernel *k, struct x86_boot_plan *p)
+ * the lowest aligned address from 1 MiB if it is relocatable. The header is
+ * the file's: a preferred address near 2^64 must not wrap the kernel's end
+ * back into RAM. 0, or -E2BIG when the kernel cannot be placed. */
+static int boot_plan_bzimage(const struct x86_kernel *k, struct x86_boot_plan *p, char *err,
+			     size_t errlen)
 {
 	uint64_t align = k->kernel_alignment ? k->kernel_alignment : 2 * BOOT_MIB;
+	uint64_t pref_end;
+	bool pref_wraps = __builtin_add_overflow(k->pref_address, (uint64_t)k->init_size, &pref_end);
 
 	p->kernel_addr = k->pref_address;
-	if (k->relocatable && k->pref_address + k->init_size > X86_HOLE_START)
+	if (k->relocatable && (pref_wraps || pref_end > X86_HOLE_START))
 		p->kernel_addr = boot_align_up(X86_HIMEM_ADDR, align);
+	else if (pref_wraps) {
+		snprintf(err, errlen, "bzImage is not relocatable and its preferred address %#llx is "
+			 "beyond any RAM", (unsigned long long)k->pref_address);
+		return -E2BIG;
+	}
 	p->kernel_end = p->kernel_addr + k->init_size;
 	/* 64-bit entry: startup_64, 0x200 into the protected-mode kernel. */
 	p->entry = p->kernel_addr + 0x200;
+	return 0;
 }
 
 static void boot_plan_elf(const struct x86_kernel *k, struct x86_boot_plan *p)
@@ -81,10 +92,14 @@ int x86_boot_plan(const struct x86_kernel *k, uint64_t ram_size, uint64_t initrd
 			 (unsigned long long)k->cmdline_size : X86_CMDLINE_MAX - 1);
 		return -E2BIG;
 	}
-	if (k->kind == X86_KERNEL_BZIMAGE)
-		boot_plan_bzimage(k, p);
-	else
+	if (k->kind == X86_KERNEL_BZIMAGE) {
+		int ret = boot_plan_bzimage(k, p, err, errlen);
+
+		if (ret)
+			return ret;
+	} else {
 		boot_plan_elf(k, p);
+	}
 	need = boot_align_up(p->kernel_end, BOOT_PAGE) + boot_align_up(initrd_size, BOOT_PAGE);
 	if (p->kernel_end > low_end) {
 		snprintf(err, errlen, "memory too small: the kernel needs RAM up to %llu MiB, there are %llu MiB: "

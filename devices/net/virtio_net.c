@@ -506,7 +506,7 @@ static int net_set_active_pairs(struct net_dev *n, unsigned k)
 	return 0;
 }
 
-bool net_ctrl_parse(const struct virtq_chain *c, uint8_t **ack, uint16_t *pairs)
+static bool net_ctrl_parse(const struct virtq_chain *c, uint8_t **ack, uint16_t *pairs)
 {
 	uint8_t hdr[2];
 
@@ -521,20 +521,32 @@ bool net_ctrl_parse(const struct virtq_chain *c, uint8_t **ack, uint16_t *pairs)
 	return true;
 }
 
-/* One control command; the ack is the chain's last writable byte. Only
- * VQ_PAIRS_SET is offered (no CTRL_RX, CTRL_VLAN, ...): the rest get ERR. */
-static uint32_t net_ctrl_handle(void *arg, struct virtq_chain *c)
+uint32_t net_ctrl_answer(const struct virtq_chain *c, unsigned max_pairs,
+			 int (*set_pairs)(void *arg, unsigned pairs), void *arg)
 {
-	struct net_dev *n = arg;
 	uint8_t *ack;
 	uint16_t pairs;
 	bool set = net_ctrl_parse(c, &ack, &pairs);
 
 	if (!ack)
 		return 0;
-	*ack = set && pairs >= 1 && pairs <= n->npairs && net_set_active_pairs(n, pairs) == 0 ? VIRTIO_NET_OK
-											 : VIRTIO_NET_ERR;
+	*ack = set && pairs >= 1 && pairs <= max_pairs && set_pairs(arg, pairs) == 0 ? VIRTIO_NET_OK
+										   : VIRTIO_NET_ERR;
 	return 1;
+}
+
+static int net_ctrl_set_pairs(void *arg, unsigned pairs)
+{
+	return net_set_active_pairs(arg, pairs);
+}
+
+/* One control command. Only VQ_PAIRS_SET is offered (no CTRL_RX,
+ * CTRL_VLAN, ...): the rest get ERR. */
+static uint32_t net_ctrl_handle(void *arg, struct virtq_chain *c)
+{
+	struct net_dev *n = arg;
+
+	return net_ctrl_answer(c, n->npairs, net_ctrl_set_pairs, n);
 }
 
 static int net_dev_runtime_init(struct net_dev *n);

@@ -198,11 +198,13 @@ int net_dev_rx_process(struct net_dev *n, unsigned p);
  * when it asks for an offload the driver did not negotiate or is malformed. */
 int net_hdr_check_tx(const struct virtio_net_hdr *h, uint64_t features, uint32_t frame_len);
 
-/* One control-queue chain: *ack points at its status byte (NULL when the
- * chain has no writable byte: nothing to answer); true, with the pair
- * count in host order, for a VQ_PAIRS_SET command, the only one cvmm
- * offers. Shared by the in-process device and the vhost-user front-end. */
-bool net_ctrl_parse(const struct virtq_chain *c, uint8_t **ack, uint16_t *pairs);
+/* Answers one control-queue chain: VQ_PAIRS_SET (the only command cvmm
+ * offers) with 1..max_pairs pairs calls set_pairs(arg, pairs) and acks OK
+ * when it returns 0; anything else acks ERR. The ack is the chain's last
+ * writable byte; returns the bytes written (0 when there is no such byte).
+ * Shared by the in-process device and the vhost-user front-end. */
+uint32_t net_ctrl_answer(const struct virtq_chain *c, unsigned max_pairs,
+			 int (*set_pairs)(void *arg, unsigned pairs), void *arg);
 
 /* Parses "aa:bb:cc:dd:ee:ff". 0 or -EINVAL. */
 int net_parse_mac(const char *s, uint8_t mac[6]);

@@ -60,7 +60,8 @@ struct x86_boot_plan {
 int x86_kernel_parse(struct x86_kernel *k, const uint8_t *data, size_t size, char *err, size_t errlen);
 
 /* Places kernel and initramfs in ram_size bytes of RAM. 0, or -E2BIG with a
- * reason in err (memory too small, command line too long). */
+ * reason in err (memory too small, command line too long, a kernel that
+ * cannot be placed). */
 int x86_boot_plan(const struct x86_kernel *k, uint64_t ram_size, uint64_t initrd_size,
 		  size_t cmdline_len, struct x86_boot_plan *p, char *err, size_t errlen);
 

@@ -735,6 +735,7 @@ START_TEST(inflight_sizes_checked)
 	struct vu_inflight in = { .num_queues = TQ, .queue_size = 256 };
 	size_t per = virtq_inflight_size(256);
 	int fd = vu_peer_memfd(TQ * per), small = vu_peer_memfd(per);
+	int big = vu_peer_memfd(TQ * per + 4096);
 
 	negotiate(TFEAT | PFEAT, ALL_PF);
 	in.mmap_size = TQ * per;
@@ -747,6 +748,12 @@ START_TEST(inflight_sizes_checked)
 	fails(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);      /* past its end */
 	in.mmap_offset = ~0ULL - 10;
 	fails(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);      /* wraps */
+	/* Found by the vu_server fuzz target: at an offset that is not a
+	 * multiple of 8 the region's 64-bit fields are misaligned. */
+	in.mmap_offset = 4;
+	fails(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &big, 1);
+	in.mmap_offset = 8;
+	ok(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &big, 1);
 	in.mmap_offset = 0;
 	in.queue_size = 100;
 	fails(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);
@@ -771,6 +778,7 @@ START_TEST(inflight_sizes_checked)
 	ck_assert(vu_peer_closed(fe, 5000));
 	close(fd);
 	close(small);
+	close(big);
 }
 END_TEST
 

@@ -102,6 +102,30 @@ START_TEST(bzimage_bad_headers)
 }
 END_TEST
 
+/* Found by the kernel fuzz target (tests/fuzz/crashes/kernel/): a kernel
+ * that is not relocatable, with a preferred address so high that adding
+ * init_size wraps, was planned at that address (its end, wrapped, looked
+ * below the end of RAM) and the load then failed as an internal error. */
+START_TEST(bzimage_plan_address_wraps)
+{
+	struct x86_boot_plan p;
+	struct x86_kernel k;
+
+	test_make_bzimage();
+	bz[0x234] = 0;  /* not relocatable */
+	le_put64(bz + 0x258, 0xfffffffffff00000ULL);
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 512 * MIB, 0, 20, &p, err, sizeof(err)), -E2BIG);
+	ck_assert_ptr_nonnull(strstr(err, "not relocatable"));
+	/* Relocatable, the same header is placed from 1 MiB. */
+	bz[0x234] = 1;
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 512 * MIB, 0, 20, &p, err, sizeof(err)), 0);
+	ck_assert_uint_eq(p.kernel_addr, 0x200000);
+	ck_assert_uint_eq(p.kernel_end, 0x200000 + 0x2000000);
+}
+END_TEST
+
 START_TEST(bzimage_plan_and_params)
 {
 	struct x86_boot_plan p;
@@ -657,6 +681,7 @@ static Suite *x86_boot_suite(void)
 	tcase_add_test(tc, bzimage_parses);
 	tcase_add_test(tc, bzimage_bad_headers);
 	tcase_add_test(tc, bzimage_plan_and_params);
+	tcase_add_test(tc, bzimage_plan_address_wraps);
 	tcase_add_test(tc, elf_parses_and_translates_entry);
 	tcase_add_test(tc, elf_bad);
 	tcase_add_test(tc, e820_maps);

@@ -649,7 +649,9 @@ static int vu_set_inflight_fd(struct vu_server *s, struct vu_msg *m, struct vu_r
 	r = vu_inflight_geometry(s, in, &per, &total);
 	if (r)
 		return r;
-	if (in->mmap_size != total)
+	/* At an offset not a multiple of 8 the region's 64-bit fields would
+	 * be misaligned (undefined behaviour, and a fault on some hosts). */
+	if (in->mmap_size != total || in->mmap_offset % _Alignof(struct virtq_inflight))
 		return -EINVAL;
 	if (vu_queues_any_started(s))
 		return -EBUSY;

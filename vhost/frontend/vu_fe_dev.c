@@ -144,8 +144,9 @@ static int vu_fe_dev_write_config(struct vdev *dev, uint32_t off, const void *bu
 
 /* Pairs after the first start disabled on the back-end until the driver
  * switches them on. */
-static int vu_fe_net_set_pairs(struct vu_fe_dev *d, unsigned active)
+static int vu_fe_net_set_pairs(void *arg, unsigned active)
 {
+	struct vu_fe_dev *d = arg;
 	int err = 0;
 
 	for (unsigned q = 2; q < 2 * d->pairs && !err; q++)
@@ -156,15 +157,8 @@ static int vu_fe_net_set_pairs(struct vu_fe_dev *d, unsigned active)
 static uint32_t vu_fe_net_ctrl_handle(void *arg, struct virtq_chain *c)
 {
 	struct vu_fe_dev *d = arg;
-	uint8_t *ack;
-	uint16_t pairs;
-	bool set = net_ctrl_parse(c, &ack, &pairs);
 
-	if (!ack)
-		return 0;
-	*ack = set && pairs >= 1 && pairs <= d->pairs && !vu_fe_net_set_pairs(d, pairs) ? VIRTIO_NET_OK
-											 : VIRTIO_NET_ERR;
-	return 1;
+	return net_ctrl_answer(c, d->pairs, vu_fe_net_set_pairs, d);
 }
 
 static void vu_fe_net_ctrl_kick(void *arg, uint32_t events)
