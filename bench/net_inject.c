@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_net.h"
+#include "devices/net/virtio_net_dev.h"
 
 #define INJ_BATCH 64
 #define INJ_MAX 1514

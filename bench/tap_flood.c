@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cvmm/tap.h"
-#include "cvmm/virtio_net.h"
+#include "devices/net/tap.h"
+#include "devices/net/virtio_net_dev.h"
 
 #define TAP_FLOOD_BATCH 256
 #define TAP_FLOOD_MAX 1514

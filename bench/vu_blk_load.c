@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_blk.h"
+#include "devices/blk/virtio_blk_dev.h"
 #include "cvmm/virtq.h"
 #include "cvmm/vu_msg.h"
 #include "cvmm/vu_proto.h"

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cvmm/blk_opts.h"
+#include "blk_opts.h"
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
 #include "cvmm/vu_fe_dev.h"

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/virtio_blk.h"
+#include "virtio_blk_dev.h"
 #include "virtio_blk_req.h"
 
 /* Chains served per pass before the worker yields (Linux vhost's weight). */

@@ -30,7 +30,7 @@
 
 #include "cvmm/iov.h"
 #include "cvmm/log.h"
-#include "cvmm/virtio_blk.h"
+#include "virtio_blk_dev.h"
 #include "virtio_blk_req.h"
 
 /* Requests a queue has in progress: reads and writes in io_uring, and

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cvmm/virtio_blk.h"
+#include "virtio_blk_dev.h"
 
 /* Limits advertised for DISCARD / WRITE_ZEROES. */
 #define BLK_MAX_DZ_SECTORS (1u << 22)

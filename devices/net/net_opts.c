@@ -8,8 +8,8 @@
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
 #include "cvmm/vu_fe_dev.h"
-#include "cvmm/net_opts.h"
-#include "cvmm/tap.h"
+#include "net_opts.h"
+#include "tap.h"
 #include "cvmm/vu_proto.h"
 
 #define NET_OPTS_DEFAULT_TAP "cvmm-net%d"

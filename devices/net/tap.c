@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cvmm/tap.h"
+#include "tap.h"
 #include "cvmm/virtio_net.h"
 
 static void tap_reset(struct tap *t)

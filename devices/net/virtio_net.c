@@ -17,7 +17,7 @@
 
 #include "cvmm/iov.h"
 #include "cvmm/log.h"
-#include "cvmm/virtio_net.h"
+#include "virtio_net_dev.h"
 
 /* Chains / frames per pass before the worker serves its other fds. */
 #define NET_TX_BUDGET 256

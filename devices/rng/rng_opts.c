@@ -5,7 +5,7 @@
 
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
-#include "cvmm/virtio_rng.h"
+#include "virtio_rng.h"
 
 struct rng_type_opts {
 	char *src;

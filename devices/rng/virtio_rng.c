@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/virtio_rng.h"
+#include "virtio_rng.h"
 
 #define RNG_BUDGET 64
 

@@ -1,7 +1,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cvmm/vsock_conn.h"
+#include "vsock_conn.h"
 
 _Static_assert(sizeof(struct vsock_hdr) == VSOCK_HDR_SIZE, "virtio-vsock header is 44 bytes");
 

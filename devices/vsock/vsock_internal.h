@@ -8,7 +8,7 @@
 #ifndef CVMM_DEVICES_VSOCK_INTERNAL_H
 #define CVMM_DEVICES_VSOCK_INTERNAL_H
 
-#include "cvmm/virtio_vsock.h"
+#include "virtio_vsock.h"
 
 /* Host-side ports of host-initiated connections (as Firecracker does: far
  * from the ports guest programs connect to). */

@@ -15,7 +15,7 @@
 
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
-#include "cvmm/virtio_vsock.h"
+#include "virtio_vsock.h"
 #include "cvmm/vu_proto.h"
 
 /* MQ and inflight tracking mean nothing for vsock (its state lives in the

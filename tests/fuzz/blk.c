@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_blk.h"
+#include "devices/blk/virtio_blk_dev.h"
 #include "lib/fuzz_input.h"
 #include "lib/fuzz_ring.h"
 

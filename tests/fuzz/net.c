@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_net.h"
+#include "devices/net/virtio_net_dev.h"
 #include "lib/fuzz_input.h"
 #include "lib/fuzz_ring.h"
 

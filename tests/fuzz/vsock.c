@@ -24,7 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_vsock.h"
+#include "devices/vsock/virtio_vsock.h"
 #include "lib/fuzz_input.h"
 #include "lib/fuzz_ring.h"
 

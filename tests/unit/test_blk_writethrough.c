@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_blk.h"
+#include "devices/blk/virtio_blk_dev.h"
 #include "check_run.h"
 
 #define T_MEM_SIZE (1u << 20)

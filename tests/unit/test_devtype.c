@@ -7,7 +7,7 @@
 
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
-#include "cvmm/virtio_vsock.h"
+#include "devices/vsock/virtio_vsock.h"
 #include "check_run.h"
 
 START_TEST(rows_are_complete)

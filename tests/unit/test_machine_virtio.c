@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "check_run.h"
-#include "cvmm/virtio_blk.h"
+#include "devices/blk/virtio_blk_dev.h"
 #include "vmm/cli.h"
 #include "vmm/machine_virtio.h"
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/virtio_net.h"
+#include "devices/net/virtio_net_dev.h"
 #include "vhost/backend/vu_server.h"
 #include "guest_ring.h"
 #include "vu_peer.h"

@@ -11,7 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_blk.h"
+#include "devices/blk/virtio_blk_dev.h"
 #include "check_run.h"
 #include "guest_ring.h"
 

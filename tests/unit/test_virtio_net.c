@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
-#include "cvmm/virtio_net.h"
+#include "devices/net/virtio_net_dev.h"
 #include "check_run.h"
 #include "guest_ring.h"
 

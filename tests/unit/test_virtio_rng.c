@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cvmm/virtio_mmio.h"
-#include "cvmm/virtio_rng.h"
+#include "devices/rng/virtio_rng.h"
 #include "check_run.h"
 #include "guest_ring.h"
 

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cvmm/virtio_vsock.h"
+#include "devices/vsock/virtio_vsock.h"
 #include "check_run.h"
 #include "guest_ring.h"
 

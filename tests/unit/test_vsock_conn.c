@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cvmm/vsock_conn.h"
+#include "devices/vsock/vsock_conn.h"
 #include "check_run.h"
 
 #define T_CID 7

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "cvmm/opts.h"
-#include "cvmm/virtio_blk.h"
+#include "virtio_blk_dev.h"
 
 struct blk_opts {
 	char *path, *serial;

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #include "cvmm/vdev.h"
-#include "cvmm/vsock_conn.h"
+#include "vsock_conn.h"
 
 #define VIRTIO_ID_VSOCK 19
 #define VSOCK_QUEUE_SIZE 1024

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "cvmm/opts.h"
-#include "cvmm/virtio_net.h"
+#include "virtio_net_dev.h"
 
 struct net_opts {
 	char *tap, *ip, *mask, *mac, *host_mac;
