@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "devices/net/virtio_net_dev.h"
+#include "udp_frame.h"
 
 #define INJ_BATCH 64
 #define INJ_MAX 1514
@@ -37,30 +38,9 @@ static double inj_now(void)
 static void inj_frame(uint8_t *f, size_t len, const uint8_t dst[6])
 {
 	static const uint8_t src[6] = { 0x02, 0x77, 0, 0, 0, 1 };
-	uint16_t ip_len = (uint16_t)(len - 14), udp_len = (uint16_t)(len - 34);
-	uint32_t sum = 0;
+	static const uint8_t saddr[4] = { 10, 77, 0, 1 }, daddr[4] = { 10, 77, 0, 2 };
 
-	memset(f, 0, len);
-	memcpy(f, dst, 6);
-	memcpy(f + 6, src, 6);
-	f[12] = 0x08;
-	f[14] = 0x45;
-	f[16] = (uint8_t)(ip_len >> 8);
-	f[17] = (uint8_t)ip_len;
-	f[22] = 64;
-	f[23] = 17;
-	f[26] = 10, f[27] = 77, f[28] = 0, f[29] = 1;
-	f[30] = 10, f[31] = 77, f[32] = 0, f[33] = 2;
-	for (int i = 14; i < 34; i += 2)
-		sum += (uint32_t)(f[i] << 8 | f[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	f[24] = (uint8_t)(~sum >> 8);
-	f[25] = (uint8_t)~sum;
-	f[35] = 9;
-	f[37] = 9;
-	f[38] = (uint8_t)(udp_len >> 8);
-	f[39] = (uint8_t)udp_len;
+	bench_udp_frame(f, len, dst, src, saddr, daddr);
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,7 @@
 
 #include "devices/net/tap.h"
 #include "devices/net/virtio_net_dev.h"
+#include "udp_frame.h"
 
 #define TAP_FLOOD_BATCH 256
 #define TAP_FLOOD_MAX 1514
@@ -39,30 +40,10 @@ static double tf_now(void)
  * address), IPv4 UDP 198.18.0.1:9 -> 198.18.0.2:9, after a zero vnet header. */
 static void tf_frame(uint8_t *f, size_t len)
 {
-	uint16_t ip_len = (uint16_t)(len - 14), udp_len = (uint16_t)(len - 34);
-	uint32_t sum = 0;
+	static const uint8_t dst[6] = { 0x02, 0, 0, 0, 0, 0 }, src[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+	static const uint8_t saddr[4] = { 198, 18, 0, 1 }, daddr[4] = { 198, 18, 0, 2 };
 
-	memset(f, 0, len);
-	f[0] = 0x02;
-	f[6] = 0x02, f[11] = 0x01;
-	f[12] = 0x08;
-	f[14] = 0x45;
-	f[16] = (uint8_t)(ip_len >> 8);
-	f[17] = (uint8_t)ip_len;
-	f[22] = 64;
-	f[23] = 17;
-	f[26] = 198, f[27] = 18, f[28] = 0, f[29] = 1;
-	f[30] = 198, f[31] = 18, f[32] = 0, f[33] = 2;
-	for (int i = 14; i < 34; i += 2)
-		sum += (uint32_t)(f[i] << 8 | f[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	f[24] = (uint8_t)(~sum >> 8);
-	f[25] = (uint8_t)~sum;
-	f[35] = 9;
-	f[37] = 9;
-	f[38] = (uint8_t)(udp_len >> 8);
-	f[39] = (uint8_t)udp_len;
+	bench_udp_frame(f, len, dst, src, saddr, daddr);
 }
 
 static int tf_up(const char *name)
