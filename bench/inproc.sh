@@ -45,21 +45,10 @@ LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/
     "$tmp/blkload:/blkload" "$tmp/netload:/netload" >/dev/null || { echo "inproc: mkinitrd failed"; exit 1; }
 files=("$tmp/initrd.gz" "$tmp/netload")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
-    # QEMU for the outer machine: its binary, its dynamic loader and
-    # libraries (run through the loader, so no paths change) and the
-    # firmware it loads for -kernel.
-    q=$(command -v qemu-system-x86_64)
-    files+=("$q:qemu/qemu-system-x86_64")
-    while read -r lib; do
-        case $lib in
-            */ld-linux*) files+=("$(readlink -f "$lib"):qemu/ld.so");;
-            *) files+=("$(readlink -f "$lib"):qemu/lib/$(basename "$lib")");;
-        esac
-    done < <(ldd "$q" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
-    for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin; do
-        [ -f "/usr/share/$f" ] || { echo "inproc: QEMU firmware /usr/share/$f not found"; exit 1; }
-        files+=("$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")")
-    done
+    # QEMU for the outer machine (tests/lib/nested.sh).
+    qf=$(nested_qemu_files) || { echo "inproc: cannot ship QEMU into the nested machine"; exit 1; }
+    mapfile -t qfiles <<<"$qf"
+    files+=("${qfiles[@]}")
 fi
 # Nested, the settings reach the outer /init as environment through its
 # kernel command line.

@@ -66,20 +66,10 @@ linux_guest_prepare || it_fail "cannot build the guest images"
     echo "vsock: NESTED (QEMU/TCG outer machine): absolute figures mean nothing here, compare the ratios only"
 files=("$VV_TMP/initrd.gz" "$VV_TMP/vsock-tool-static:vsock-tool")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
-    # QEMU for the outer machine: its binary, loader, libraries and the
-    # firmware it loads for -kernel (as bench/inproc.sh ships it).
-    q=$(command -v qemu-system-x86_64)
-    files+=("$q:qemu/qemu-system-x86_64")
-    while read -r lib; do
-        case $lib in
-            */ld-linux*) files+=("$(readlink -f "$lib"):qemu/ld.so");;
-            *) files+=("$(readlink -f "$lib"):qemu/lib/$(basename "$lib")");;
-        esac
-    done < <(ldd "$q" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
-    for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin; do
-        [ -f "/usr/share/$f" ] || it_fail "QEMU firmware /usr/share/$f not found"
-        files+=("$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")")
-    done
+    # QEMU for the outer machine (tests/lib/nested.sh).
+    qf=$(nested_qemu_files) || it_fail "cannot ship QEMU into the nested machine"
+    mapfile -t qfiles <<<"$qf"
+    files+=("${qfiles[@]}")
 fi
 # The settings travel as a file: the nested machine gets no environment.
 ROUNDS=${ROUNDS:-3}

@@ -75,3 +75,24 @@ nested_run() {
     [ -n "$rc" ] || { echo "nested: the outer machine ended without a result (console in $log)"; return 125; }
     return "$rc"
 }
+
+# Prints the "SOURCE:DEST" lines that ship this host's qemu-system-x86_64 into
+# the outer machine (benchmarks run QEMU beside cvmm there): its binary, its
+# dynamic loader and libraries (run through the loader, so no paths change)
+# and the firmware it loads for -kernel. Returns 1, saying why, when a
+# firmware file is missing.
+nested_qemu_files() {
+    local q lib f
+    q=$(command -v qemu-system-x86_64) || { echo "qemu-system-x86_64 not found" >&2; return 1; }
+    echo "$q:qemu/qemu-system-x86_64"
+    while read -r lib; do
+        case $lib in
+            */ld-linux*) echo "$(readlink -f "$lib"):qemu/ld.so";;
+            *) echo "$(readlink -f "$lib"):qemu/lib/$(basename "$lib")";;
+        esac
+    done < <(ldd "$q" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
+    for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin; do
+        [ -f "/usr/share/$f" ] || { echo "QEMU firmware /usr/share/$f not found" >&2; return 1; }
+        echo "$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")"
+    done
+}
