@@ -1,15 +1,20 @@
 /*
  * A virtio device whose queues an external vhost-user back-end serves
- * (--disk / --net vhost_user=on,socket=...). cvmm keeps the transport and the config
+ * (--disk / --net / --vsock vhost_user=on,socket=...). cvmm keeps the transport and the config
  * space; the front-end (vu_frontend.h) hands the back-end guest memory and
  * each ring with its kick fd (the transport's ioeventfd) and call fd (the
  * irqfd), so no cvmm thread is in the data path.
  *
- * The device touches no data ring (net's control queue is cvmm's own, on
- * one worker): queue_start/queue_stop and
+ * The device touches no data ring; a queue after the back-end's is cvmm's
+ * own, on one worker (net's control queue, vsock's event queue):
+ * queue_start/queue_stop and
  * reset become vhost-user messages. Config reads come from the back-end's
  * config (blk: cached, refreshed on CONFIG_CHANGE_MSG) or from the one cvmm
- * builds (net: MAC, link up, the pairs; cvmm runs the control queue).
+ * builds (net: MAC, link up, the pairs; cvmm runs the control queue). vsock
+ * takes the guest CID from the back-end's config where it gives one, else
+ * from cid=; cvmm puts TRANSPORT_RESET on the event queue for each new
+ * driver and whenever a new back-end took over (the old one's connections
+ * are gone; the guest's driver keeps its listeners).
  */
 #ifndef CVMM_VU_FE_DEV_H
 #define CVMM_VU_FE_DEV_H
@@ -27,10 +32,11 @@ struct vu_fe_dev_config {
 	const char *id;            /* "disk0", for log lines */
 	const char *socket_path;
 	bool server;               /* cvmm listens, the back-end connects */
-	uint32_t device_id;        /* VIRTIO_ID_BLOCK or VIRTIO_ID_NET */
+	uint32_t device_id;        /* VIRTIO_ID_BLOCK, VIRTIO_ID_NET or VIRTIO_ID_VSOCK */
 	unsigned num_queues;       /* the back-end's rings (net: 2 per pair) */
 	uint16_t queue_size;
 	const uint8_t *mac;        /* net: the guest's MAC; NULL: a random local one */
+	uint64_t cid;              /* vsock: the guest's CID; 0: the back-end's (GET_CONFIG) */
 	int reply_timeout_ms;      /* 0: the front-end's default */
 };
 
@@ -43,13 +49,22 @@ struct vu_fe_dev {
 	uint8_t mac[6];
 	uint8_t config[VU_MAX_CONFIG_SIZE]; /* the config cvmm builds (net) */
 
-	/* net with several pairs: cvmm serves the control queue (VQ_PAIRS_SET
-	 * switches pairs on and off on the back-end). */
+	/* The queue cvmm serves itself, after the back-end's: net's control
+	 * queue with several pairs (VQ_PAIRS_SET switches pairs on and off on
+	 * the back-end), vsock's event queue. */
 	unsigned pairs;
-	bool has_ctrl, ctrl_started;
-	struct worker ctrl_worker;
-	struct worker_watch ctrl_watch;
-	struct virtq_chain *ctrl_chain;
+	bool has_own_queue, own_started;
+	struct worker own_worker;
+	struct worker_watch own_watch;
+	struct virtq_chain *own_chain;
+
+	/* vsock: the guest's CID when the back-end's config gives none, and
+	 * the TRANSPORT_RESET the driver is owed (set on any thread, given on
+	 * the own worker, which event_wake_fd wakes). */
+	uint64_t cid;
+	bool reset_owed;
+	int event_wake_fd;
+	struct worker_watch event_wake_watch;
 };
 
 /* Connects to the back-end and negotiates, so the device's features and

@@ -63,6 +63,10 @@ struct vu_frontend_ops {
 	 * features has (a layout grows with features, and back-ends refuse
 	 * reads past their end); at most config_size. Lock held. */
 	uint32_t (*config_size)(void *opaque, uint64_t features);
+	/* Optional: a new back-end took over the running device after a
+	 * reconnect (its rings restored and kicked); vsock tells its driver
+	 * with TRANSPORT_RESET. Called on the service thread, no lock held. */
+	void (*restored)(void *opaque);
 };
 
 struct vu_frontend_config {

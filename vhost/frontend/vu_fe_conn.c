@@ -125,7 +125,7 @@ static bool vu_fe_reconnect(struct vu_frontend *fe)
 	bool logged = false;
 
 	for (;;) {
-		bool changed = false;
+		bool changed = false, running = false;
 		int fd = fe->cfg.server ? vu_fe_accept(fe, fe->stop_fd) : vu_fe_dial(fe);
 		int r = fd;
 
@@ -140,11 +140,14 @@ static bool vu_fe_reconnect(struct vu_frontend *fe)
 				vu_fe_close_conn(fe);
 			else
 				fe->reconnects++;
+			running = !r && fe->driver_ok && !fe->needs_reset;
 			pthread_mutex_unlock(&fe->lock);
 			if (!r) {
 				log_info("%s: vhost-user back-end reconnected on %s", fe->name, fe->path);
 				if (changed && fe->cfg.ops && fe->cfg.ops->config_changed)
 					fe->cfg.ops->config_changed(fe->cfg.opaque);
+				if (running && fe->cfg.ops && fe->cfg.ops->restored)
+					fe->cfg.ops->restored(fe->cfg.opaque);
 				return true;
 			}
 		}

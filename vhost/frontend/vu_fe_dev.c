@@ -1,7 +1,7 @@
 /*
  * vhost-user device model: the vdev interface turned into front-end calls,
  * with one table entry per device type (what config the back-end gives,
- * which protocol features the type needs).
+ * which protocol features the type needs, the queue cvmm serves itself).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -10,13 +10,16 @@
 #include <unistd.h>
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 
 #include "cvmm/devtype.h"
+#include "cvmm/iov.h"
 #include "cvmm/log.h"
 #include "cvmm/virtio_blk.h"
 #include "cvmm/virtio_net.h"
 #include "cvmm/vu_fe_dev.h"
+#include "devices/vsock/virtio_vsock.h"
 
 /* Transport features cvmm's transports and ring layout support; a
  * back-end's other transport bits (packed ring, notification data, ...)
@@ -40,7 +43,28 @@ struct vu_fe_type {
 	void (*fix_config)(const struct vu_fe_dev *d, uint8_t *config);
 	/* Builds the whole config when cvmm owns it (no GET_CONFIG). */
 	void (*build_config)(struct vu_fe_dev *d);
+	/* The type fixes its rings (no MQ): GET_QUEUE_NUM is not asked. */
+	bool fixed_queues;
+	/* The queue cvmm serves itself after the back-end's (optional): its
+	 * kick handler, on the device's own worker, and how many queue pairs
+	 * the device needs for it to exist. */
+	void (*own_queue_kick)(void *arg, uint32_t events);
+	unsigned own_queue_min_pairs;
+	/* Optional: checks what the back-end gave once connected (logs one
+	 * line). 0 or -EINVAL. */
+	int (*check)(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg);
+	/* Optional: the guest reset the device (its queues are stopped). */
+	void (*reset)(struct vu_fe_dev *d);
+	/* Optional: a new back-end took over the running device. */
+	void (*restored)(struct vu_fe_dev *d);
 };
+
+static void vu_fe_net_ctrl_kick(void *arg, uint32_t events);
+static void vu_fe_net_reset(struct vu_fe_dev *d);
+static void vu_fe_vsock_event_kick(void *arg, uint32_t events);
+static int vu_fe_vsock_check(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg);
+static void vu_fe_vsock_fix_config(const struct vu_fe_dev *d, uint8_t *config);
+static void vu_fe_vsock_owe_reset(struct vu_fe_dev *d);
 
 /* The guest gets the queue count cvmm was given, which may be fewer than
  * the back-end serves. */
@@ -89,6 +113,11 @@ static void vu_fe_net_build_config(struct vu_fe_dev *d)
 	 VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |                          \
 	 VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF))
 
+/* virtio-vsock's STREAM, SEQPACKET and NO_IMPLIED_STREAM (virtio 1.2
+ * 5.10.3): socket types the back-end serves; the event queue is the same. */
+#define VU_FE_VSOCK_FEATURES 0x7ULL
+#define VU_FE_VSOCK_CONFIG_SIZE 8
+
 static const struct vu_fe_type vu_fe_types[] = {
 	{
 		.device_id = VIRTIO_ID_BLOCK,
@@ -110,6 +139,27 @@ static const struct vu_fe_type vu_fe_types[] = {
 		.device_features = VU_FE_NET_OFFLOADS,
 		.own_features = VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS),
 		.build_config = vu_fe_net_build_config,
+		.own_queue_kick = vu_fe_net_ctrl_kick,
+		.own_queue_min_pairs = 2,
+		.reset = vu_fe_net_reset,
+	},
+	{
+		/* rx and tx on the back-end; the event queue is cvmm's (as in
+		 * QEMU's vhost-user-vsock), so cvmm can tell the guest when a
+		 * new back-end took over. No INFLIGHT: a connection's state is
+		 * in the back-end's host sockets, which die with it. */
+		.device_id = VIRTIO_ID_VSOCK,
+		.name = "vhost-user-vsock",
+		.config_size = VU_FE_VSOCK_CONFIG_SIZE,
+		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES & ~(VU_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+								       VU_BIT(VHOST_USER_PROTOCOL_F_MQ)),
+		.device_features = VU_FE_VSOCK_FEATURES,
+		.fix_config = vu_fe_vsock_fix_config,
+		.fixed_queues = true,
+		.own_queue_kick = vu_fe_vsock_event_kick,
+		.check = vu_fe_vsock_check,
+		.reset = vu_fe_vsock_owe_reset,
+		.restored = vu_fe_vsock_owe_reset,
 	},
 };
 
@@ -169,36 +219,164 @@ static void vu_fe_net_ctrl_kick(void *arg, uint32_t events)
 
 	(void)events;
 	virtq_kick_consume(vq);
-	if (virtq_serve(vq, d->ctrl_chain, 64, vu_fe_net_ctrl_handle, d) < 0)
+	if (virtq_serve(vq, d->own_chain, 64, vu_fe_net_ctrl_handle, d) < 0)
 		log_warn("%s: malformed chain on the control queue; stopped until reset", d->fe.name);
 }
 
-static int vu_fe_net_ctrl_start(struct vu_fe_dev *d)
+/* A reset driver starts with one pair. */
+static void vu_fe_net_reset(struct vu_fe_dev *d)
+{
+	if (d->has_own_queue)
+		vu_fe_net_set_pairs(d, 1);
+}
+
+/* ---- vsock: the CID and the event queue ---- */
+
+static uint64_t vu_fe_vsock_cid_of(const uint8_t *config)
+{
+	uint64_t cid;
+
+	memcpy(&cid, config, sizeof(cid));
+	return cid;
+}
+
+static bool vu_fe_vsock_cid_ok(uint64_t cid)
+{
+	return cid >= 3 && cid <= UINT32_MAX - 1;
+}
+
+/* A back-end without CONFIG (or one that says nonsense) gets the CID the
+ * device was made with. */
+static void vu_fe_vsock_fix_config(const struct vu_fe_dev *d, uint8_t *config)
+{
+	if (!vu_fe_vsock_cid_ok(vu_fe_vsock_cid_of(config)))
+		memcpy(config, &d->cid, sizeof(d->cid));
+}
+
+static int vu_fe_vsock_check(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	uint8_t config[VU_FE_VSOCK_CONFIG_SIZE];
+	uint64_t cid;
+
+	vu_frontend_read_config(&d->fe, 0, config, sizeof(config));
+	cid = vu_fe_vsock_cid_of(config);
+	if (!cid && !cfg->cid) {
+		log_err("%s: the vhost-user back-end on %s gives no guest CID (no CONFIG): add cid=N", cfg->id,
+			cfg->socket_path);
+		return -EINVAL;
+	}
+	if (cid && !vu_fe_vsock_cid_ok(cid)) {
+		log_err("%s: the vhost-user back-end on %s gives guest CID %llu (3..%u expected)", cfg->id,
+			cfg->socket_path, (unsigned long long)cid, UINT32_MAX - 1);
+		return -EINVAL;
+	}
+	if (cid && cfg->cid && cid != cfg->cid) {
+		log_err("%s: cid=%llu, but the vhost-user back-end on %s serves guest CID %llu", cfg->id,
+			(unsigned long long)cfg->cid, cfg->socket_path, (unsigned long long)cid);
+		return -EINVAL;
+	}
+	d->cid = cid ? cid : cfg->cid;
+	return 0;
+}
+
+/* The driver must hear of a TRANSPORT_RESET: a new driver (the device was
+ * reset) or a new back-end (its predecessor's connections are gone). Any
+ * thread. */
+static void vu_fe_vsock_owe_reset(struct vu_fe_dev *d)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(&d->reset_owed, true, __ATOMIC_SEQ_CST);
+	(void)!write(d->event_wake_fd, &one, sizeof(one));
+}
+
+/* Gives an owed TRANSPORT_RESET in the driver's next event buffer; with
+ * none there, waits for the driver's kick. Own worker. */
+static void vu_fe_vsock_event_send(struct vu_fe_dev *d)
+{
+	static const uint8_t ev[4] = { VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0 };
+	struct virtq *vq = &d->vqs[d->num_queues];
+	struct virtq_chain *c = d->own_chain;
+	int r;
+
+	while (__atomic_exchange_n(&d->reset_owed, false, __ATOMIC_SEQ_CST)) {
+		r = virtq_pop_or_notify(vq, c);
+		if (r <= 0) {
+			if (r < 0)
+				log_warn("%s: malformed chain on the event queue; stopped until reset", d->fe.name);
+			else
+				__atomic_store_n(&d->reset_owed, true, __ATOMIC_SEQ_CST);
+			return;
+		}
+		if (c->in_len < sizeof(ev)) {
+			virtq_push(vq, c->head, 0);
+			__atomic_store_n(&d->reset_owed, true, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		iov_from_buf(&c->iov[c->nout], c->nin, 0, ev, sizeof(ev));
+		virtq_push(vq, c->head, sizeof(ev));
+		virtq_notify(vq);
+	}
+}
+
+static void vu_fe_vsock_event_kick(void *arg, uint32_t events)
+{
+	struct vu_fe_dev *d = arg;
+
+	(void)events;
+	virtq_kick_consume(&d->vqs[d->num_queues]);
+	vu_fe_vsock_event_send(d);
+}
+
+static void vu_fe_vsock_event_wake(void *arg, uint32_t events)
+{
+	struct vu_fe_dev *d = arg;
+	uint64_t v;
+
+	(void)events;
+	(void)!read(d->event_wake_fd, &v, sizeof(v));
+	vu_fe_vsock_event_send(d);
+}
+
+/* The event wake-up on the own worker: it runs while the event queue does. */
+static int vu_fe_vsock_init(struct vu_fe_dev *d)
+{
+	d->event_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->event_wake_fd < 0)
+		return -errno;
+	d->event_wake_watch = (struct worker_watch){ .fn = vu_fe_vsock_event_wake, .arg = d };
+	d->reset_owed = true;
+	return worker_watch(&d->own_worker, d->event_wake_fd, EPOLLIN, &d->event_wake_watch);
+}
+
+/* ---- the queue cvmm serves itself ---- */
+
+static int vu_fe_own_queue_start(struct vu_fe_dev *d)
 {
 	struct virtq *vq = &d->vqs[d->num_queues];
 	uint64_t one = 1;
 	int err;
 
-	if (d->ctrl_started)
+	if (d->own_started)
 		return 0;
-	err = worker_watch(&d->ctrl_worker, vq->kick_fd, EPOLLIN, &d->ctrl_watch);
-	if (!err && (err = worker_start(&d->ctrl_worker)) < 0)
-		worker_unwatch(&d->ctrl_worker, vq->kick_fd);
+	err = worker_watch(&d->own_worker, vq->kick_fd, EPOLLIN, &d->own_watch);
+	if (!err && (err = worker_start(&d->own_worker)) < 0)
+		worker_unwatch(&d->own_worker, vq->kick_fd);
 	if (err)
 		return err;
-	d->ctrl_started = true;
-	/* Commands queued before the start. */
+	d->own_started = true;
+	/* Buffers queued before the start. */
 	(void)!write(vq->kick_fd, &one, sizeof(one));
 	return 0;
 }
 
-static void vu_fe_net_ctrl_stop(struct vu_fe_dev *d)
+static void vu_fe_own_queue_stop(struct vu_fe_dev *d)
 {
-	if (!d->ctrl_started)
+	if (!d->own_started)
 		return;
-	worker_stop(&d->ctrl_worker);
-	worker_unwatch(&d->ctrl_worker, d->vqs[d->num_queues].kick_fd);
-	d->ctrl_started = false;
+	worker_stop(&d->own_worker);
+	worker_unwatch(&d->own_worker, d->vqs[d->num_queues].kick_fd);
+	d->own_started = false;
 }
 
 /* ---- queue life cycle ---- */
@@ -208,7 +386,7 @@ static int vu_fe_dev_queue_start(struct vdev *dev, unsigned q)
 	struct vu_fe_dev *d = vu_fe_of(dev);
 
 	if (q == d->num_queues)
-		return vu_fe_net_ctrl_start(d);
+		return vu_fe_own_queue_start(d);
 	return vu_frontend_ring_start(&d->fe, dev->mem, dev->features, q, &dev->vqs[q]);
 }
 
@@ -217,7 +395,7 @@ static void vu_fe_dev_queue_stop(struct vdev *dev, unsigned q)
 	struct vu_fe_dev *d = vu_fe_of(dev);
 
 	if (q == d->num_queues)
-		vu_fe_net_ctrl_stop(d);
+		vu_fe_own_queue_stop(d);
 	else
 		vu_frontend_ring_stop(&d->fe, q);
 }
@@ -227,8 +405,8 @@ static void vu_fe_dev_reset(struct vdev *dev)
 	struct vu_fe_dev *d = vu_fe_of(dev);
 
 	vu_frontend_reset(&d->fe);
-	if (d->has_ctrl)
-		vu_fe_net_set_pairs(d, 1);
+	if (d->type->reset)
+		d->type->reset(d);
 }
 
 static const struct vdev_ops vu_fe_dev_ops = {
@@ -262,10 +440,19 @@ static uint32_t vu_fe_dev_config_size(void *opaque, uint64_t features)
 	return d->type->config_size_for ? d->type->config_size_for(features) : d->type->config_size;
 }
 
+static void vu_fe_dev_restored(void *opaque)
+{
+	struct vu_fe_dev *d = vu_fe_of(opaque);
+
+	if (d->type->restored)
+		d->type->restored(d);
+}
+
 static const struct vu_frontend_ops vu_fe_dev_fe_ops = {
 	.config_changed = vu_fe_dev_config_changed,
 	.needs_reset = vu_fe_dev_needs_reset,
 	.config_size = vu_fe_dev_config_size,
+	.restored = vu_fe_dev_restored,
 };
 
 static const struct vu_fe_type *vu_fe_type_of(uint32_t device_id)
@@ -291,26 +478,26 @@ static int vu_fe_dev_check(struct vu_fe_dev *d, const struct vu_fe_dev_config *c
 			cfg->socket_path, d->type->name, (unsigned long long)missing);
 		return -EINVAL;
 	}
-	return 0;
+	return d->type->check ? d->type->check(d, cfg) : 0;
 }
 
-/* Net with several pairs: the control queue after the data queues, on a
- * worker of its own. */
-static int vu_fe_net_ctrl_init(struct vu_fe_dev *d)
+/* The queue cvmm serves itself, after the back-end's, on a worker of its
+ * own. */
+static int vu_fe_own_queue_init(struct vu_fe_dev *d)
 {
 	int err;
 
-	d->ctrl_chain = malloc(sizeof(*d->ctrl_chain));
-	if (!d->ctrl_chain)
+	d->own_chain = malloc(sizeof(*d->own_chain));
+	if (!d->own_chain)
 		return -ENOMEM;
-	err = worker_init(&d->ctrl_worker, "vu-net-ctl");
+	err = worker_init(&d->own_worker, "vu-own-q");
 	if (err) {
-		free(d->ctrl_chain);
-		d->ctrl_chain = NULL;
+		free(d->own_chain);
+		d->own_chain = NULL;
 		return err;
 	}
-	d->ctrl_watch = (struct worker_watch){ .fn = vu_fe_net_ctrl_kick, .arg = d };
-	d->has_ctrl = true;
+	d->own_watch = (struct worker_watch){ .fn = d->type->own_queue_kick, .arg = d };
+	d->has_own_queue = true;
 	return 0;
 }
 
@@ -322,7 +509,7 @@ static int vu_fe_dev_features(struct vu_fe_dev *d, const struct vu_fe_dev_config
 
 	d->vdev.host_features = (backend & (d->type->device_features | VU_FE_TRANSPORT_FEATURES)) |
 				d->type->own_features;
-	if (!d->has_ctrl)
+	if (d->type->device_id != VIRTIO_ID_NET || !d->has_own_queue)
 		return 0;
 	/* Pairs are switched with SET_VRING_ENABLE, which needs bit 30. */
 	if (!(backend & VIRTIO_BIT(VIRTIO_NET_F_MQ)) ||
@@ -339,11 +526,14 @@ static void vu_fe_dev_free(struct vu_fe_dev *d)
 {
 	if (d->vdev.queues)
 		vdev_destroy(&d->vdev);
-	if (d->has_ctrl)
-		worker_destroy(&d->ctrl_worker);
-	d->has_ctrl = false;
-	free(d->ctrl_chain);
-	d->ctrl_chain = NULL;
+	if (d->has_own_queue)
+		worker_destroy(&d->own_worker);
+	d->has_own_queue = false;
+	free(d->own_chain);
+	d->own_chain = NULL;
+	if (d->event_wake_fd >= 0)
+		close(d->event_wake_fd);
+	d->event_wake_fd = -1;
 	for (unsigned q = 0; q < d->vdev.num_queues; q++)
 		virtq_destroy(&d->vqs[q]);
 	free(d->vqs);
@@ -358,21 +548,25 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 		.reply_timeout_ms = cfg->reply_timeout_ms, .ops = &vu_fe_dev_fe_ops, .opaque = &d->vdev,
 	};
 	bool net = cfg->device_id == VIRTIO_ID_NET;
+	bool own_queue;
 	unsigned nvqs;
 	int err;
 
 	memset(d, 0, sizeof(*d));
+	d->event_wake_fd = -1;
 	d->type = vu_fe_type_of(cfg->device_id);
 	if (!d->type || !cfg->num_queues || cfg->num_queues > VU_FRONTEND_MAX_QUEUES || (net && cfg->num_queues % 2))
 		return -EINVAL;
 	d->num_queues = cfg->num_queues;
 	d->pairs = net ? cfg->num_queues / 2 : 0;
-	nvqs = cfg->num_queues + (d->pairs > 1);
+	own_queue = d->type->own_queue_kick && d->pairs >= d->type->own_queue_min_pairs;
+	nvqs = cfg->num_queues + own_queue;
 	fc.protocol_features = d->type->protocol_features;
 	fc.config_size = d->type->build_config ? 0 : d->type->config_size;
 	fc.own_features = d->type->own_features | (d->pairs > 1 ? VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) : 0);
-	/* Net back-ends count queue pairs in GET_QUEUE_NUM (QEMU and DPDK do). */
-	fc.min_backend_queues = d->pairs;
+	/* Net back-ends count queue pairs in GET_QUEUE_NUM (QEMU and DPDK do);
+	 * without MQ a back-end has the one queue (set) it was asked of. */
+	fc.min_backend_queues = d->type->fixed_queues ? 1 : d->pairs;
 	if (d->type->build_config) {
 		if (cfg->mac)
 			memcpy(d->mac, cfg->mac, sizeof(d->mac));
@@ -401,7 +595,9 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 	err = vdev_init(&d->vdev, 0, "vu");
 	if (err)
 		goto fail;
-	if (d->pairs > 1 && (err = vu_fe_net_ctrl_init(d)))
+	if (own_queue && (err = vu_fe_own_queue_init(d)))
+		goto fail;
+	if (cfg->device_id == VIRTIO_ID_VSOCK && (err = vu_fe_vsock_init(d)))
 		goto fail;
 	err = vu_frontend_init(&d->fe, &fc);
 	if (err)
@@ -425,7 +621,7 @@ void vu_fe_dev_destroy(struct vu_fe_dev *d)
 		return;
 	/* Queues still started are stopped through the front-end first. */
 	vdev_destroy(&d->vdev);
-	vu_fe_net_ctrl_stop(d);
+	vu_fe_own_queue_stop(d);
 	vu_frontend_destroy(&d->fe);
 	vu_fe_dev_free(d);
 }
