@@ -11,7 +11,14 @@
  *     sets the device up again, must get a TRANSPORT_RESET on the event
  *     queue, and echoes one more host connection to port 1234 (the host
  *     socket survived the reset).
- * The first TRANSPORT_RESET (after the driver's first set-up) is checked too. */
+ * The first TRANSPORT_RESET (after the driver's first set-up) is checked too.
+ * With tg.vsockrestart (a vhost-user back-end serves the device), then:
+ *  4. the host connects to port 1236 and says something, which the guest
+ *     echoes; the host kills the back-end (SIGKILL) and starts another;
+ *  5. the guest must get a TRANSPORT_RESET on a fresh event buffer, the
+ *     new back-end must refuse the old connection (RST), and a new host
+ *     connection to port 1234 and a new guest connection to host port 5000
+ *     must work. */
 #include "vio.h"
 
 #define VV_HDR 44
@@ -21,10 +28,12 @@
 #define VV_HOST_CID 2
 #define VV_ECHO_PORT 1234
 #define VV_RESET_PORT 1235
+#define VV_RESTART_PORT 1236
 #define VV_HOST_PORT 5000
 #define VV_TYPE_STREAM 1
 #define VV_SHUTDOWN_BOTH 3
-/* vio_wait rounds before giving up on the host (several seconds each). */
+/* vio_wait rounds before giving up on the host (several seconds each;
+ * plenty for a back-end restart too). */
 #define VV_WAIT_ROUNDS 8
 
 enum {
@@ -264,6 +273,44 @@ static int vv_reset_midway(struct vv *v, uint32_t *bytes, uint32_t *hash)
 	return vv_echo(v, bytes, hash);
 }
 
+/* Lives through a back-end restart under an established host connection:
+ * the TRANSPORT_RESET comes on a fresh event buffer, the new back-end knows
+ * nothing of the old connection, and new connections work both ways. */
+static int vv_backend_restart(struct tg *t, struct vv *v, uint32_t *bytes, uint32_t *hash)
+{
+	static const uint8_t probe[] = "stale";
+	struct vv_conn c;
+	struct vio_buf b;
+
+	if (vv_accept(v, &c, VV_RESTART_PORT))
+		return -1;
+	do
+		if (vv_next(v, &c) || v->h.op == VV_OP_RST)
+			return -1;
+	while (v->h.op != VV_OP_RW);
+	c.fwd_cnt += v->h.len;
+	memset(vv_event, 0xff, sizeof(vv_event));
+	b = (struct vio_buf){ vv_event, sizeof(vv_event), true };
+	vio_offer(&v->ev, &b, 1);
+	vio_kick(v->d, &v->ev);
+	/* The echo tells the host the guest waits for the restart now. */
+	if (vv_send(v, &c, VV_OP_RW, 0, v->data, v->h.len))
+		return -1;
+	if (vv_reset_event(v)) {
+		tg_printf("TG: FAIL virtio-vsock %s: no TRANSPORT_RESET after the back-end restart\n",
+			  vio_kind_name(v->d));
+		return -1;
+	}
+	if (vv_send(v, &c, VV_OP_RW, 0, probe, sizeof(probe)) || vv_next(v, &c) || v->h.op != VV_OP_RST) {
+		tg_printf("TG: FAIL virtio-vsock %s: the new back-end did not refuse the old connection\n",
+			  vio_kind_name(v->d));
+		return -1;
+	}
+	if (vv_echo(v, bytes, hash))
+		return -1;
+	return vv_connect_host(t, v);
+}
+
 int vio_check_vsock(struct tg *t, struct vio_dev *d)
 {
 	struct vv *v = &vv_state;
@@ -297,6 +344,15 @@ int vio_check_vsock(struct tg *t, struct vio_dev *d)
 		return -1;
 	}
 	tg_printf("TG: virtio-vsock %s after reset echo bytes=%u fnv=%x\n", vio_kind_name(d), bytes2, hash2);
+	if (t->vsock_restart) {
+		if (vv_backend_restart(t, v, &bytes2, &hash2)) {
+			tg_printf("TG: FAIL virtio-vsock %s: back-end restart (last op %u)\n", vio_kind_name(d),
+				  v->h.op);
+			return -1;
+		}
+		tg_printf("TG: virtio-vsock %s after back-end restart echo bytes=%u fnv=%x, guest->host ok\n",
+			  vio_kind_name(d), bytes2, hash2);
+	}
 	tg_printf("TG: virtio-vsock %s host->guest+guest->host+reset ok\n", vio_kind_name(d));
 	return 0;
 }
