@@ -99,8 +99,8 @@ expect "vsock socket dir missing" "cannot listen on socket $T/no/v.sock" "$CVMM"
     "${V[@]}" "cid=3,socket=$T/no/v.sock"
 expect "vsock socket too long" "too long" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" \
     "cid=3,socket=$T/$(printf 'x%.0s' $(seq 100))"
-expect "vsock vhost_user=on" "not implemented yet" "$CVMM" --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" \
-    "cid=3,vhost_user=on,socket=$T/v.sock"
+expect "vsock vhost_user=on, no back-end" "cannot connect to the vhost-user back-end on $T/v.sock" "$CVMM" \
+    --kernel "$T/ok.elf" "${SER[@]}" "${V[@]}" "cid=3,vhost_user=on,socket=$T/v.sock"
 # A socket another process listens on is refused, and left alone.
 python3 -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); print("up", flush=True); time.sleep(60)' \

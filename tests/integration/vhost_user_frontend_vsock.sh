@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# cvmm as a vhost-user front-end for vsock (--vsock vhost_user=on,socket=...):
+# the test guest's virtio-vsock check (images/testguest/vio_vsock.c, with
+# lib/vsock_peer.py at the host end of the back-end's hybrid socket: an echo
+# whose FNV-1a hash the guest and the host compare, a guest connection to
+# the host, a device reset under an open connection) on a device served by
+# `cvmm --vsock-backend`, over both transports. Then, under the running
+# guest, the back-end is killed with SIGKILL while a host connection is
+# open and started again (tg.vsockrestart): the open connection ends, cvmm
+# reconnects, the guest gets a TRANSPORT_RESET on the event queue (which
+# cvmm keeps), the new back-end refuses the old connection, and new
+# connections work both ways. The guest's CID comes from the back-end's
+# config (pci run) or from a matching cid= (mmio run). Bad options are
+# one-line errors (exit 2).
+set -u
+: "${BUILD:?BUILD is not set}"
+cvmm=$BUILD/cvmm
+guest=$BUILD/testguest/testguest.elf
+here=$(dirname "$0")
+[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
+[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+command -v python3 >/dev/null || { echo "FAIL: python3 is missing (tests/install-deps.sh installs it)"; exit 1; }
+tmp=$(mktemp -d /tmp/cvmm-vufe-vsock.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failed=0
+fail() { echo "FAIL $*"; failed=1; }
+
+for transport in pci mmio; do
+    seed=$((RANDOM % 256))
+    cid=$((3 + seed))
+    name=vsock-$transport
+    vu=$tmp/$name-vu.sock
+    uds=$tmp/$name.sock
+    opts="vhost_user=on,socket=$vu"
+    [ $transport = mmio ] && opts="cid=$cid,$opts"
+    # The peer starts the back-end, kills it with SIGKILL midway and starts
+    # it again; it runs cvmm and waits for it.
+    timeout 240 python3 "$here/lib/vsock_peer.py" --backend "$tmp/$name.be" \
+        "$cvmm -v --vsock-backend cid=$cid,socket=$vu,uds_path=$uds" "$uds" "$seed" \
+        timeout 150 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
+        --transport "$transport" --vsock "$opts" --cmdline "tg.virtio=1 tg.seed=$seed tg.vsockrestart" \
+        >"$tmp/$name.peer" 2>&1 </dev/null
+    rc=$?
+    grep '^vsock peer' "$tmp/$name.peer" | sed 's/^/    /'
+    grep -E "gone|reconnected" "$tmp/$name.peer" | sed 's/^/    cvmm: /'
+    out=$(tr -d '\r' <"$tmp/$name.out" 2>/dev/null)
+    grep -E '^TG: (virtio|FAIL|PASS)' <<<"$out" | sed 's/^/    /'
+    h1=$(sed -n 's/^vsock peer: echo bytes=4096 fnv=\([0-9a-f]*\) intact$/\1/p' "$tmp/$name.peer")
+    h2=$(sed -n 's/^vsock peer: after reset echo bytes=512 fnv=\([0-9a-f]*\) intact$/\1/p' "$tmp/$name.peer")
+    h3=$(sed -n 's/^vsock peer: after restart echo bytes=512 fnv=\([0-9a-f]*\) intact$/\1/p' "$tmp/$name.peer")
+    if [ $rc -ne 0 ] || ! grep -q "^TG: virtio-vsock $transport host->guest+guest->host+reset ok$" <<<"$out"; then
+        fail "$name: the guest and the host did not complete (peer exit $rc): $(grep -E 'error|FAIL' "$tmp/$name.peer" | tail -n 3)"
+    elif ! grep -q "vsock (vhost-user): virtio-$transport" "$tmp/$name.peer"; then
+        fail "$name: the device was not the vhost-user one"
+    elif [ -z "$h1" ] || ! grep -q "^TG: virtio-vsock $transport cid=$cid listening$" <<<"$out" ||
+         ! grep -q "^TG: virtio-vsock $transport echo bytes=4096 fnv=$h1$" <<<"$out" ||
+         [ -z "$h2" ] || ! grep -q "^TG: virtio-vsock $transport after reset echo bytes=512 fnv=$h2$" <<<"$out"; then
+        fail "$name: the guest's cid or hashes differ from the host's"
+    elif ! grep -q "^vsock peer: port 1236 echoed b'kill-me'; back-end killed, the connection ended" "$tmp/$name.peer" ||
+         ! grep -q "vsock: vhost-user back-end reconnected on $vu" "$tmp/$name.peer"; then
+        fail "$name: the back-end was not killed under an open connection and reconnected"
+    elif [ -z "$h3" ] ||
+         ! grep -q "^TG: virtio-vsock $transport after back-end restart echo bytes=512 fnv=$h3, guest->host ok$" <<<"$out" ||
+         ! grep -q "^vsock peer: after restart guest connection said b'cvmm-guest seed=$seed\\\\n', then eof ok$" "$tmp/$name.peer"; then
+        fail "$name: no working connections after the back-end restart"
+    else
+        echo "ok $name (seed $seed, cid $cid, fnv $h1 $h2 $h3): SIGKILL and restart under the guest"
+    fi
+done
+
+# Bad options: one line naming the problem, exit 2, no VM.
+check_error() {   # NAME EXPECTED-TEXT ARGS...
+    local name=$1 want=$2
+    shift 2
+    timeout 20 "$cvmm" --kernel "$guest" --serial null "$@" >/dev/null 2>"$tmp/$name.err" </dev/null
+    local rc=$?
+    if [ $rc -ne 2 ] || ! grep -q -- "$want" "$tmp/$name.err" || [ "$(wc -l <"$tmp/$name.err")" -gt 1 ]; then
+        fail "$name: exit $rc, stderr: $(cat "$tmp/$name.err")"
+    else
+        echo "ok $name: $(head -n1 "$tmp/$name.err")"
+    fi
+}
+check_error no-socket "socket=PATH (the back-end's socket) is required" --vsock vhost_user=on,cid=3
+check_error no-backend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
+    --vsock "vhost_user=on,socket=$tmp/none.sock"
+check_error mode "vhost_mode=both: expected client or server" --vsock "vhost_user=on,socket=$tmp/x.sock,vhost_mode=both"
+check_error mode-alone "vhost_mode= needs vhost_user=on" --vsock "cid=3,socket=$tmp/x.sock,vhost_mode=client"
+check_error cid "cid=2: must be 3" --vsock "cid=2,vhost_user=on,socket=$tmp/x.sock"
+# A cid= other than the back-end's is refused.
+"$cvmm" -v --vsock-backend "cid=5,socket=$tmp/c.sock,uds_path=$tmp/c-h.sock" 2>"$tmp/c.be" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "vsock-backend: guest cid" "$tmp/c.be" && break; sleep 0.1; done
+check_error cid-differs "cid=6, but the vhost-user back-end on $tmp/c.sock serves guest CID 5" \
+    --vsock "cid=6,vhost_user=on,socket=$tmp/c.sock"
+
+exit $failed
