@@ -102,8 +102,17 @@ START_TEST(vm_keys)
 	ck_assert_uint_eq(vsock->max, 1);
 	snprintf(opts, sizeof(opts), "cid=3,uds_path=%s", path);
 	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_IN_VM, 0), -EINVAL);
+	/* vhost_user=on: socket= is the back-end's (none listens here), so
+	 * nothing is created at that path. */
 	snprintf(opts, sizeof(opts), "cid=3,socket=%s,vhost_user=on", path);
+	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_IN_VM, 0), -EIO);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert_ptr_null(d.socket);
+	snprintf(opts, sizeof(opts), "vhost_user=on,socket=%s,vhost_mode=both", path);
 	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_IN_VM, 0), -EINVAL);
+	snprintf(opts, sizeof(opts), "cid=3,socket=%s,vhost_mode=client", path);
+	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_IN_VM, 0), -EINVAL);
+	ck_assert_int_eq(access(path, F_OK), -1);
 	/* vhost_user= is no back-end key. */
 	snprintf(opts, sizeof(opts), "cid=3,uds_path=%s,socket=%s-s,vhost_user=off", path, path);
 	ck_assert_int_eq(devtype_create(&d, vsock, opts, DEVTYPE_BACKEND, 0), -EINVAL);

@@ -25,6 +25,8 @@
 #include "cvmm/vu_fe_dev.h"
 #include "cvmm/vu_frontend.h"
 #include "cvmm/vu_msg.h"
+#include "devices/vsock/virtio_vsock.h"
+#include "guest_ring.h"
 #include "vu_peer.h"
 #include "check_run.h"
 
@@ -346,7 +348,7 @@ static uint64_t seen_u64(const struct seen *s)
 static struct vu_frontend fe;
 static struct gmem mem;
 static struct virtq vqs[NQ];
-static int config_changes, needs_resets;
+static int config_changes, needs_resets, restores;
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 static char sock_path[108];
 
@@ -363,6 +365,14 @@ static void cb_needs_reset(void *opaque)
 	(void)opaque;
 	pthread_mutex_lock(&cb_lock);
 	needs_resets++;
+	pthread_mutex_unlock(&cb_lock);
+}
+
+static void cb_restored(void *opaque)
+{
+	(void)opaque;
+	pthread_mutex_lock(&cb_lock);
+	restores++;
 	pthread_mutex_unlock(&cb_lock);
 }
 
@@ -390,6 +400,7 @@ static bool cb_wait(int *what, int n)
 static const struct vu_frontend_ops cb_ops = {
 	.config_changed = cb_config_changed,
 	.needs_reset = cb_needs_reset,
+	.restored = cb_restored,
 };
 
 static void mem_setup(void)
@@ -430,7 +441,7 @@ static int pair_setup(void)
 	int sv[2];
 
 	log_set_level(LOG_ERR);
-	config_changes = needs_resets = 0;
+	config_changes = needs_resets = restores = 0;
 	fbe_init(&fb);
 	mem_setup();
 	ck_assert_int_eq(vu_peer_socketpair(sv), 0);
@@ -914,7 +925,7 @@ static void listen_setup(void)
 	struct vu_frontend_config c;
 
 	log_set_level(LOG_ERR);
-	config_changes = needs_resets = 0;
+	config_changes = needs_resets = restores = 0;
 	fbe_init(&fb);
 	mem_setup();
 	snprintf(sock_path, sizeof(sock_path), "/tmp/cvmm-vufe-%d.sock", getpid());
@@ -1005,6 +1016,10 @@ START_TEST(reconnect_restores_rings)
 	}
 	ck_assert(cb_wait(&config_changes, 1));
 	ck_assert_int_eq(cb_count(&needs_resets), 0);
+	/* The device hears that a new back-end runs it, once. */
+	ck_assert(cb_wait(&restores, 1));
+	usleep(50000);
+	ck_assert_int_eq(cb_count(&restores), 1);
 }
 END_TEST
 
@@ -1021,6 +1036,8 @@ START_TEST(reconnect_before_driver_ok)
 	for (int k = 0; k < 300 && fe.reconnects < 1; k++)
 		usleep(10000);
 	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_FEATURES, from), 0);
+	/* No running device, so nothing was taken over. */
+	ck_assert_int_eq(cb_count(&restores), 0);
 	start_all(FEAT_DEV);
 	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_FEATURES, from), 1);
 }
@@ -1041,6 +1058,7 @@ START_TEST(reconnect_lacking_feature_needs_reset)
 	/* The rings are not handed to a back-end that cannot serve them. */
 	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_FEATURES, from), 0);
 	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_VRING_KICK, from), 0);
+	ck_assert_int_eq(cb_count(&restores), 0);
 }
 END_TEST
 
@@ -1095,7 +1113,7 @@ static void listen_only_setup(void)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	log_set_level(LOG_ERR);
-	config_changes = needs_resets = 0;
+	config_changes = needs_resets = restores = 0;
 	fbe_init(&fb);
 	mem_setup();
 	snprintf(sock_path, sizeof(sock_path), "/tmp/cvmm-vufe-%d.sock", getpid());
@@ -1210,6 +1228,220 @@ START_TEST(net_multiqueue_needs_backend_mq)
 }
 END_TEST
 
+
+/* ---- vsock: rx and tx on the back-end, the event queue cvmm's ---- */
+
+#define VSOCK_FEATS (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(1) | \
+		     VIRTIO_BIT(5) | VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES))
+
+static void fbe_set_cid(struct fbe *b, uint64_t cid)
+{
+	pthread_mutex_lock(&b->lock);
+	memset(b->config, 0, sizeof(b->config));
+	memcpy(b->config, &cid, sizeof(cid));
+	pthread_mutex_unlock(&b->lock);
+}
+
+static uint64_t vsock_cid(struct vu_fe_dev *d)
+{
+	uint64_t cid = 0;
+
+	d->vdev.ops->read_config(&d->vdev, 0, &cid, sizeof(cid));
+	return cid;
+}
+
+START_TEST(vsock_device_cid_from_backend)
+{
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "v", .device_id = VIRTIO_ID_VSOCK, .num_queues = 2, .queue_size = 64 };
+	int i;
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fb.features = VSOCK_FEATS;
+	fbe_set_cid(&fb, 42);
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	/* rx, tx and the event queue; SEQPACKET passed on, bit 5 (no vsock
+	 * bit) and the vhost bit not. */
+	ck_assert_uint_eq(d.vdev.num_queues, 3);
+	ck_assert_uint_eq(d.vdev.host_features, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+			  VIRTIO_BIT(1));
+	ck_assert_uint_eq(vsock_cid(&d), 42);
+	i = fbe_wait(&fb, VHOST_USER_GET_CONFIG, 0);
+	ck_assert_int_ge(i, 0);
+	ck_assert_uint_eq(fb.log[i].size, VU_CONFIG_HDR_SIZE + 8);
+	/* No MQ (two rings, fixed) and no inflight tracking for vsock. */
+	i = fbe_wait(&fb, VHOST_USER_SET_PROTOCOL_FEATURES, 0);
+	ck_assert_uint_eq(seen_u64(&fb.log[i]) & (VU_BIT(VHOST_USER_PROTOCOL_F_MQ) |
+						  VU_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)), 0);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_GET_QUEUE_NUM, 0), 0);
+	vu_fe_dev_destroy(&d);
+
+	/* A matching cid= is fine, another one refused. */
+	c.cid = 42;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	vu_fe_dev_destroy(&d);
+	c.cid = 43;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+	/* A back-end's CID no guest may have is refused. */
+	c.cid = 0;
+	fbe_set_cid(&fb, 2);
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+}
+END_TEST
+
+START_TEST(vsock_device_cid_from_option)
+{
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "v", .device_id = VIRTIO_ID_VSOCK, .num_queues = 2, .queue_size = 64 };
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fb.features = VSOCK_FEATS;
+	fb.protocol = VU_FRONTEND_PROTOCOL_FEATURES & ~VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG);
+	/* No CONFIG: cvmm must be told the CID. */
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+	c.cid = 9;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_GET_CONFIG, 0), 0);
+	ck_assert_uint_eq(vsock_cid(&d), 9);
+	vu_fe_dev_destroy(&d);
+}
+END_TEST
+
+/* The guest side of the device's three queues in mem: rings at 0x10000
+ * (rx), 0x20000 (tx) and 0x30000 (event), buffers from 0x80000. */
+struct vsock_guest {
+	struct guest_ring ev;
+	uint8_t *buf;
+	int kick[3], call[3];     /* the transport's eventfds */
+};
+
+static void vsock_guest_init(struct vsock_guest *g)
+{
+	for (unsigned q = 0; q < 3; q++) {
+		g->kick[q] = vu_peer_eventfd();
+		g->call[q] = vu_peer_eventfd();
+	}
+}
+
+static void vsock_guest_destroy(struct vsock_guest *g)
+{
+	for (unsigned q = 0; q < 3; q++) {
+		close(g->kick[q]);
+		close(g->call[q]);
+	}
+}
+
+/* What a transport does at DRIVER_OK: fresh rings, its fds, the queues started. */
+static void vsock_guest_start(struct vu_fe_dev *d, struct vsock_guest *g)
+{
+	uint8_t *base = mem.regions[0].hva;
+
+	d->vdev.mem = &mem;
+	memset(base + 0x10000, 0, 0x30000);
+	ck_assert_int_eq(vdev_set_features(&d->vdev, VIRTIO_BIT(VIRTIO_F_VERSION_1)), 0);
+	for (unsigned q = 0; q < 3; q++) {
+		uint64_t at = 0x10000 * (q + 1);
+
+		virtq_destroy(&d->vqs[q]);
+		virtq_init(&d->vqs[q]);
+		d->vqs[q].kick_fd = g->kick[q];
+		d->vqs[q].call_fd = g->call[q];
+		ck_assert_int_eq(virtq_setup(&d->vqs[q], &mem, QSIZE, at, at + 0x1000, at + 0x2000), 0);
+	}
+	guest_ring_init(&g->ev, base, QSIZE, 0x30000, 0x31000, 0x32000);
+	g->buf = base + 0x80000;
+	for (unsigned q = 0; q < 3; q++)
+		ck_assert_int_eq(vdev_queue_start(&d->vdev, q), 0);
+}
+
+/* Offers event buffer k (8 bytes, 0xff) and kicks the event queue. */
+static void vsock_guest_offer_event(struct vu_fe_dev *d, struct vsock_guest *g, unsigned k)
+{
+	struct guest_buf b = { .gpa = 0x80000 + 8 * k, .len = 8, .writable = true };
+	uint64_t one = 1;
+
+	memset(g->buf + 8 * k, 0xff, 8);
+	guest_ring_post(&g->ev, &b, 1);
+	ck_assert_int_eq(write(d->vqs[VSOCK_Q_EVENT].kick_fd, &one, sizeof(one)), sizeof(one));
+}
+
+/* The next event is a TRANSPORT_RESET in buffer k (within 3 s). */
+static void vsock_guest_expect_reset(struct vsock_guest *g, unsigned k)
+{
+	static const uint8_t want[8] = { 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
+	struct virtq_used_elem e;
+
+	ck_assert_msg(guest_ring_wait_more(&g->ev, 3000), "no event in buffer %u", k);
+	e = guest_ring_next_used(&g->ev);
+	ck_assert_uint_eq(e.len, 4);
+	ck_assert_mem_eq(g->buf + 8 * k, want, sizeof(want));
+}
+
+START_TEST(vsock_event_queue_transport_reset)
+{
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "v", .device_id = VIRTIO_ID_VSOCK, .num_queues = 2, .queue_size = 64 };
+	struct vsock_guest g;
+	unsigned from;
+	int i;
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fb.features = VSOCK_FEATS;
+	fbe_set_cid(&fb, 42);
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	vsock_guest_init(&g);
+	vsock_guest_start(&d, &g);
+	/* Only rx and tx reach the back-end. */
+	ck_assert_int_ge(fbe_wait(&fb, VHOST_USER_SET_VRING_KICK, 0), 0);
+	pthread_mutex_lock(&fb.lock);
+	for (unsigned k = 0; k < fb.nlog; k++)
+		if (fb.log[k].request == VHOST_USER_SET_VRING_NUM || fb.log[k].request == VHOST_USER_SET_VRING_KICK)
+			ck_assert_uint_lt(fb.log[k].payload[0], 2);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_VRING_KICK, 0), 2);
+	/* A new driver is owed a TRANSPORT_RESET: the buffer it offers after
+	 * DRIVER_OK gets it, and no other event follows. */
+	vsock_guest_offer_event(&d, &g, 0);
+	vsock_guest_expect_reset(&g, 0);
+	vsock_guest_offer_event(&d, &g, 1);
+	ck_assert(!guest_ring_wait_more(&g.ev, 200));
+
+	/* The back-end dies and another takes over: the waiting buffer gets
+	 * the TRANSPORT_RESET once the rings are restored. */
+	pthread_mutex_lock(&fb.lock);
+	from = fb.nlog;
+	pthread_mutex_unlock(&fb.lock);
+	fbe_drop_connection(&fb);
+	ck_assert(fbe_wait_connections(&fb, 2));
+	vsock_guest_expect_reset(&g, 1);
+	i = fbe_wait(&fb, VHOST_USER_SET_VRING_ENABLE, from);
+	ck_assert_int_ge(i, 0);
+	ck_assert_uint_eq(d.fe.reconnects, 1);
+	/* A reconnect with no buffer waiting: owed until the driver offers one. */
+	fbe_drop_connection(&fb);
+	ck_assert(fbe_wait_connections(&fb, 3));
+	for (int k = 0; k < 300 && d.fe.reconnects < 2; k++)
+		usleep(10000);
+	ck_assert_uint_eq(d.fe.reconnects, 2);
+	ck_assert(!guest_ring_wait_more(&g.ev, 200));
+	vsock_guest_offer_event(&d, &g, 2);
+	vsock_guest_expect_reset(&g, 2);
+
+	/* A guest reset: the next driver is told again. */
+	for (unsigned q = 0; q < 3; q++)
+		vdev_queue_stop(&d.vdev, q);
+	vdev_reset(&d.vdev);
+	vsock_guest_start(&d, &g);
+	vsock_guest_offer_event(&d, &g, 3);
+	vsock_guest_expect_reset(&g, 3);
+	vu_fe_dev_destroy(&d);
+	vsock_guest_destroy(&g);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vu_frontend");
@@ -1251,6 +1483,9 @@ int main(void)
 	tcase_add_test(td, blk_device_needs_config);
 	tcase_add_test(td, net_device_builds_config);
 	tcase_add_test(td, net_multiqueue_needs_backend_mq);
+	tcase_add_test(td, vsock_device_cid_from_backend);
+	tcase_add_test(td, vsock_device_cid_from_option);
+	tcase_add_test(td, vsock_event_queue_transport_reset);
 	suite_add_tcase(s, td);
 	return check_run(s);
 }
