@@ -113,8 +113,9 @@ static void vu_fe_net_build_config(struct vu_fe_dev *d)
 	 VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |                          \
 	 VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF))
 
-/* virtio-vsock's STREAM, SEQPACKET and NO_IMPLIED_STREAM (virtio 1.2
- * 5.10.3): socket types the back-end serves; the event queue is the same. */
+/* virtio-vsock's STREAM and SEQPACKET (virtio 1.2 5.10.3) and
+ * NO_IMPLIED_STREAM (virtio 1.3): socket types the back-end serves; the
+ * event queue is the same whatever they are. */
 #define VU_FE_VSOCK_FEATURES 0x7ULL
 #define VU_FE_VSOCK_CONFIG_SIZE 8
 
