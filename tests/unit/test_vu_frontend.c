@@ -1370,9 +1370,29 @@ START_TEST(fs_devtype_creates_device)
 	struct virtio_fs_config fc;
 	char opts[200];
 
+	/* Each with socket=<the fake's path> added, but the fourth. */
+	static const char *const bad[] = {
+		"", "tag=", "tag=abcdefghijklmnopqrstuvwxyz0123456789X", "tag=share",
+		"tag=share,num_queues=0", "tag=share,num_queues=65", "tag=share,queue_size=100",
+		"tag=share,queue_size=0", "tag=share,vhost_user=off", "tag=share,vhost_mode=both",
+		"tag=share,path=/srv",
+	};
+
 	listen_only_setup();
 	fbe_like_virtiofsd(&fb);
 	ck_assert_ptr_nonnull(t);
+	/* Bad options are refused before the back-end is contacted. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (i == 3)
+			snprintf(opts, sizeof(opts), "%s", bad[i]);
+		else
+			snprintf(opts, sizeof(opts), "%s%ssocket=%s", bad[i], *bad[i] ? "," : "", sock_path);
+		ck_assert_msg(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 0) == -EINVAL, "%s accepted", opts);
+	}
+	usleep(50000);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_uint_eq(fb.connections, 0);
+	pthread_mutex_unlock(&fb.lock);
 	snprintf(opts, sizeof(opts), "tag=share,socket=%s,queue_size=256", sock_path);
 	ck_assert_int_eq(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 0), 0);
 	ck_assert(d.vhost_user);
