@@ -8,6 +8,8 @@
 arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 md5() { md5sum | cut -d' ' -f1; }
 say() { echo "VF: $*"; }
+# What the kernel said about the device, for a failure's report.
+klog() { dmesg | grep -i 'virtio\|fuse' | tail -n 20; }
 tag=$(arg vf.tag)
 
 fsdev=
@@ -19,10 +21,10 @@ while [ -z "$fsdev" ] && [ $i -lt 100 ]; do
     [ -n "$fsdev" ] || sleep 0.1
     i=$((i + 1))
 done
-[ -n "$fsdev" ] || { say "no virtio-fs device"; exit 1; }
+[ -n "$fsdev" ] || { say "no virtio-fs device"; klog; exit 1; }
 say "device $(basename "$fsdev") status=$(cat "$fsdev/status")"
 mkdir -p /mnt
-mount -t virtiofs "$tag" /mnt || { say "mount of $tag failed"; exit 1; }
+mount -t virtiofs "$tag" /mnt || { say "mount of $tag failed"; klog; exit 1; }
 say "mounted $(grep " /mnt " /proc/mounts | cut -d' ' -f1,3)"
 say "host file md5=$(md5 </mnt/host.bin)"
 say "hello [$(cat /mnt/hello.txt)]"
