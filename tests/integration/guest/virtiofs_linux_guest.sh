@@ -2,7 +2,7 @@
 # /test.sh of virtiofs_linux.sh's initramfs: Debian's virtiofs driver on
 # cvmm's --fs, served by virtiofsd on the host. Mounts the tag from
 # vf.tag=, reads the host's files, writes, renames and deletes its own,
-# then waits for the host to kill virtiofsd and reports the device status
+# resets the device (driver unbound and bound) and mounts again, then waits for the host to kill virtiofsd and reports the device status
 # (DEVICE_NEEDS_RESET, 0x40, expected). Reports in "VF:" lines; the host
 # side is tests/integration/host/virtiofs_linux_run.sh.
 arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
@@ -37,6 +37,12 @@ sync
 # Read back through FUSE, not the page cache.
 echo 3 >/proc/sys/vm/drop_caches
 say "guest file read back md5=$(md5 </mnt/guest.bin)"
+# A device reset with the back-end there: unmount, unbind and bind the
+# driver (cvmm stops the rings and hands them over again), mount again.
+dev=$(basename "$fsdev")
+umount /mnt && echo "$dev" >/sys/bus/virtio/drivers/virtiofs/unbind &&
+    echo "$dev" >/sys/bus/virtio/drivers/virtiofs/bind && mount -t virtiofs "$tag" /mnt &&
+    say "remounted after a device reset: [$(cat /mnt/dir/note.txt)] status=$(cat "$fsdev/status")"
 say "files written"
 
 # The host checks the files, then kills virtiofsd: the device must say

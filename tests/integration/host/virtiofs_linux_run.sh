@@ -5,8 +5,9 @@
 # directory, boots Debian's kernel under cvmm --fs, and prints one
 # PASS/FAIL line per property: the guest mounts the tag and reads the
 # host's file; the guest's files, rename and delete are found on the host;
-# virtiofsd killed under the running guest puts the device in
-# DEVICE_NEEDS_RESET, and the guest still resets cleanly (cvmm exits 0).
+# a device reset by the guest works with the same virtiofsd; virtiofsd
+# killed under the running guest puts the device in DEVICE_NEEDS_RESET, and
+# the guest still resets cleanly (cvmm exits 0).
 fails=0
 ok() { echo "PASS $1"; }
 no() { echo "FAIL $1"; fails=$((fails + 1)); }
@@ -78,6 +79,8 @@ for t in pci mmio; do
     check "$t: the guest's mkdir and rename are on the host" \
         [ "${note:-}" = "written by the guest" -a "${tmp_left:-}" = no ]
     check "$t: the guest's delete is on the host" [ "${deleted:-}" = yes ]
+    check "$t: a device reset (driver unbound, bound) and the tag mounted again" \
+        has "$ser" '^VF: remounted after a device reset: \[written by the guest\] status=0x0000000f$'
     st=$(vf 'status after the back-end went=\(0x[0-9a-f]*\)')
     check "$t: virtiofsd killed: DEVICE_NEEDS_RESET (status ${st:-none})" \
         eval '[ -n "$st" ] && [ $((st & 0x40)) -ne 0 ]'
