@@ -48,10 +48,10 @@ CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 
 SRC_DIRS  := vmm arch/$(ARCH) devices vhost
 SRCS      := $(sort $(shell find $(SRC_DIRS) -name '*.c'))
-# The arm64 device tree and Image code needs no KVM: unit tests check it on
+# The arm64 device tree, Image and --check-host verdict code needs no KVM: unit tests check it on
 # every build machine.
 ifneq ($(ARCH),arm64)
-PORTABLE_SRCS := arch/arm64/fdt.c arch/arm64/image.c
+PORTABLE_SRCS := arch/arm64/fdt.c arch/arm64/image.c arch/arm64/hostcheck_verdict.c
 endif
 # Assembly that is part of cvmm itself (e.g. the host-check probe guest).
 ASRCS     := $(sort $(shell find $(SRC_DIRS) -name '*.S'))

@@ -9,7 +9,9 @@
 # Image; poweroff ends it with 0); in both virtio-blk (data checked in the
 # image), virtio-net (ping and TCP through a tap), virtio-rng and
 # virtio-console work. The device tree it dumps decodes with dtc, and
-# malformed kernels are refused with exit 2. Seccomp is on (the default).
+# malformed kernels are refused with exit 2. `cvmm --check-host` says it can
+# run Linux guests there (and cannot check without /dev/kvm). Seccomp is on
+# (the default).
 # pauth-impdef: QEMU's own pointer-authentication algorithm, much cheaper to
 # emulate than QARMA (Debian's kernel signs return addresses).
 set -u
@@ -106,6 +108,10 @@ for t in mmio pci; do
     grep -Eq "$p\\| VL: rng .*bytes=[0-9a-f]{128}\$" <<<"$out" || fail "$t: no bytes from /dev/hwrng"
     line "$p hvc| VL: hello over hvc0" || fail "$t: nothing from hvc0 in the console file"
 done
+line '^A64H: checkhost| cvmm: host KVM can run Linux guests$' && line '^A64H: checkhost rc=0$' ||
+    fail "--check-host: no 'can run Linux guests' verdict with exit 0 where arm64 Linux runs"
+line '^A64H: checkhost-nokvm| cvmm: cannot check host KVM: /dev/kvm: ' && line '^A64H: checkhost-nokvm rc=2$' ||
+    fail "--check-host without /dev/kvm: no 'cannot check' verdict with exit 2"
 line '^A64H: dtb rc=0$' || fail "--dump-dtb: cvmm did not exit 0"
 sed -n 's/^A64H: dtb-hex //p' <<<"$out" |
     python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read()))' >"$tmp/cvmm.dtb"
