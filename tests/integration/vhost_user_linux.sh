@@ -23,9 +23,11 @@ linux_guest_mode_or_skip
 
 tmp=$(mktemp -d /tmp/cvmm-vhost-user-linux.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+# The data the guest writes and sends, known to both sides.
+dd if=/dev/urandom of="$tmp/pat" bs=1M count=4 2>/dev/null
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
-    "$here/guest/vhost_user_linux_guest.sh" || { echo "FAIL: mkinitrd"; exit 1; }
-files=("$tmp/initrd.gz")
+    "$here/guest/vhost_user_linux_guest.sh" "$tmp/pat:/pat" || { echo "FAIL: mkinitrd"; exit 1; }
+files=("$tmp/initrd.gz" "$tmp/pat")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
     qf=$(nested_program_files qemu-storage-daemon) || { echo "FAIL: cannot ship qemu-storage-daemon"; exit 1; }
     mapfile -t qfiles <<<"$qf"
