@@ -36,7 +36,7 @@ LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/
     "$tmp/blkload:/blkload" >/dev/null || { echo "vhost_blk_linux: mkinitrd failed"; exit 1; }
 files=("$tmp/initrd.gz")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
-    qf=$(nested_program_files qemu-storage-daemon) || { echo "vhost_blk_linux: cannot ship qemu-storage-daemon"; exit 1; }
+    qf=$(nested_program_files "$(command -v qemu-storage-daemon)" qemu) || { echo "vhost_blk_linux: cannot ship qemu-storage-daemon"; exit 1; }
     mapfile -t qfiles <<<"$qf"
     files+=("${qfiles[@]}")
 fi

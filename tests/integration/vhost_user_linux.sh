@@ -29,7 +29,7 @@ LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
     "$here/guest/vhost_user_linux_guest.sh" "$tmp/pat:/pat" || { echo "FAIL: mkinitrd"; exit 1; }
 files=("$tmp/initrd.gz" "$tmp/pat")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
-    qf=$(nested_program_files qemu-storage-daemon) || { echo "FAIL: cannot ship qemu-storage-daemon"; exit 1; }
+    qf=$(nested_program_files "$(command -v qemu-storage-daemon)" qemu) || { echo "FAIL: cannot ship qemu-storage-daemon"; exit 1; }
     mapfile -t qfiles <<<"$qf"
     files+=("${qfiles[@]}")
 fi

@@ -76,33 +76,34 @@ nested_run() {
     return "$rc"
 }
 
-# nested_program_files PROGRAM: prints the "SOURCE:DEST" lines that ship
-# PROGRAM (a command on this host's PATH, e.g. qemu-storage-daemon) into the
-# outer machine as qemu/PROGRAM, with its dynamic loader (qemu/ld.so) and
-# libraries (qemu/lib/); run it there through the loader, so no paths change:
-#   qemu/ld.so --library-path qemu/lib qemu/PROGRAM ...
-# Several programs share qemu/lib (the same library is the same file).
-nested_program_files() {
-    local p lib
-    p=$(command -v "$1") || { echo "$1 not found" >&2; return 1; }
-    echo "$p:qemu/$1"
-    while read -r lib; do
-        case $lib in
-            */ld-linux*) echo "$(readlink -f "$lib"):qemu/ld.so";;
-            *) echo "$(readlink -f "$lib"):qemu/lib/$(basename "$lib")";;
-        esac
-    done < <(ldd "$p" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
-}
-
 # Prints the "SOURCE:DEST" lines that ship this host's qemu-system-x86_64 into
 # the outer machine (benchmarks run QEMU beside cvmm there): the program as
-# nested_program_files ships it and the firmware it loads for -kernel (give
-# QEMU -L qemu/share). Returns 1, saying why, when a firmware file is missing.
+# nested_program_files ships it (into qemu/, run through the loader, so no
+# paths change) and the firmware it loads for -kernel (give QEMU -L
+# qemu/share). Returns 1, saying why, when a firmware file is missing.
+# Other QEMU programs (qemu-storage-daemon) can share qemu/.
 nested_qemu_files() {
-    local f
-    nested_program_files qemu-system-x86_64 || return 1
+    local q f
+    q=$(command -v qemu-system-x86_64) || { echo "qemu-system-x86_64 not found" >&2; return 1; }
+    nested_program_files "$q" qemu || return 1
     for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin; do
         [ -f "/usr/share/$f" ] || { echo "QEMU firmware /usr/share/$f not found" >&2; return 1; }
         echo "$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")"
     done
+}
+
+# nested_program_files PROGRAM DIR: prints the "SOURCE:DEST" lines that ship
+# a dynamically linked PROGRAM (e.g. /usr/lib/qemu/virtiofsd) into the outer
+# machine as DIR/NAME with its loader as DIR/ld.so and its libraries in
+# DIR/lib; run it there as: DIR/ld.so --library-path DIR/lib DIR/NAME ...
+nested_program_files() {
+    local p=$1 dir=$2 lib
+    [ -x "$p" ] || { echo "$p not found" >&2; return 1; }
+    echo "$(readlink -f "$p"):$dir/$(basename "$p")"
+    while read -r lib; do
+        case $lib in
+            */ld-linux*) echo "$(readlink -f "$lib"):$dir/ld.so";;
+            *) echo "$(readlink -f "$lib"):$dir/lib/$(basename "$lib")";;
+        esac
+    done < <(ldd "$p" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
 }
