@@ -77,20 +77,15 @@ nested_run() {
 }
 
 # Prints the "SOURCE:DEST" lines that ship this host's qemu-system-x86_64 into
-# the outer machine (benchmarks run QEMU beside cvmm there): its binary, its
-# dynamic loader and libraries (run through the loader, so no paths change)
-# and the firmware it loads for -kernel. Returns 1, saying why, when a
-# firmware file is missing.
+# the outer machine (benchmarks run QEMU beside cvmm there): the program as
+# nested_program_files ships it (into qemu/, run through the loader, so no
+# paths change) and the firmware it loads for -kernel (give QEMU -L
+# qemu/share). Returns 1, saying why, when a firmware file is missing.
+# Other QEMU programs (qemu-storage-daemon) can share qemu/.
 nested_qemu_files() {
-    local q lib f
+    local q f
     q=$(command -v qemu-system-x86_64) || { echo "qemu-system-x86_64 not found" >&2; return 1; }
-    echo "$q:qemu/qemu-system-x86_64"
-    while read -r lib; do
-        case $lib in
-            */ld-linux*) echo "$(readlink -f "$lib"):qemu/ld.so";;
-            *) echo "$(readlink -f "$lib"):qemu/lib/$(basename "$lib")";;
-        esac
-    done < <(ldd "$q" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
+    nested_program_files "$q" qemu || return 1
     for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin; do
         [ -f "/usr/share/$f" ] || { echo "QEMU firmware /usr/share/$f not found" >&2; return 1; }
         echo "$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")"
