@@ -4,12 +4,12 @@
 # (skipped: it prints why) or anything else (failed). Closing line:
 # "integration: N passed, N failed, N skipped".
 #
-# --sanitizers: BUILD holds an ASan+UBSan cvmm (`make asan`). Every report
-# makes the reporting process abort, and goes to a file under
-# BUILD/sanitizer/TEST/ as well: a test with any such file, or a log line of a
-# report ("runtime error:", "ERROR: AddressSanitizer", ...) fails, even
-# when the process was one whose exit status the test ignores (a killed
-# back-end).
+# --sanitizers: BUILD holds an ASan+UBSan cvmm (`make asan`). A report
+# (ASan, LeakSanitizer at exit, UBSan) makes the process abort and leaves a
+# file under BUILD/sanitizer/TEST/: a test with any such file, or with a
+# report's line in its log ("runtime error:", "ERROR: AddressSanitizer"...),
+# fails, even when the process was one whose exit status the test ignores (a
+# back-end it kills at the end).
 set -u
 sanitizers=0
 if [ "${1:-}" = --sanitizers ]; then
@@ -37,8 +37,12 @@ for t in "${tests[@]}"; do
         san="$BUILD/sanitizer/$name"
         rm -rf "$san"
         mkdir -p "$san"
-        export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:log_path=$san/asan"
-        export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$san/ubsan"
+        # One log_path for both: UBSan's runtime, starting at its first
+        # report, sets the report file from its own options. It writes its
+        # report to stderr even so; handle_abort makes ASan report the abort
+        # that follows, in the file, with the UBSan handler on the stack.
+        export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:handle_abort=1:detect_leaks=1:log_path=$san/report"
+        export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$san/report"
     fi
     start=$(date +%s)
     bash "$t" >"$log" 2>&1
