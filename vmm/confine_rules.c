@@ -250,6 +250,7 @@ static const struct confine_rule confine_sanitizer[] = {
 	ALLOW(dup2),
 	ALLOW(dup3),
 	ALLOW(fcntl),               /* symbolizing a report's stack */
+	ALLOW_IOCTL(TCGETS),        /* is stderr a terminal (colours) */
 	ALLOW(mkdir),               /* log_path: UBSan makes the report's directory (EEXIST) */
 	ALLOW(mkdirat),
 };
