@@ -31,10 +31,13 @@
  *            (as REPLY); then every whole message waiting there is handled
  *   ERROR    u8 q: the back-end signals ring q's error fd
  * op % 9 picks the record. At the end, the request channel is shut and what
- * is left there is handled (a partial message, EOF).
+ * is left there is handled (a partial message, EOF). The target aborts when
+ * the process has more fds open after the front-end is destroyed than
+ * before it was made: every fd a back-end sends must be closed.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +431,21 @@ static void vf_op(struct vf_harness *h, struct fuzz_input *in, unsigned nq)
 	vf_drain_all(h);
 }
 
+/* Open fds of this process: every fd a back-end sends must be closed by
+ * the time the front-end is destroyed. */
+static unsigned vf_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	if (!d)
+		abort();
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -450,6 +468,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.queue_size = VF_QSIZE, .protocol_features = vf_protocol(mask), .config_size = config_size,
 		.ops = setup & 4 ? &vf_ops_sized : &vf_ops, .opaque = &h,
 	};
+	unsigned fds_before = vf_open_fds();
 
 	vf_mem_setup(&h, nq);
 	if (vu_frontend_init(&h.fe, &cfg))
@@ -469,5 +488,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < h.nkeep; i++)
 		close(h.keep[i]);
 	vf_mem_destroy(&h, nq);
+	if (vf_open_fds() != fds_before)
+		abort();
 	return 0;
 }
