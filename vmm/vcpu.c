@@ -127,7 +127,10 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		vcpu_fatal(v, VM_EXIT_TRIPLE_FAULT, "triple fault (KVM_EXIT_SHUTDOWN): the guest crashed");
+		/* SVM hosts reset the vCPU before this exit reaches us. */
+		vcpu_fatal(v, VM_EXIT_TRIPLE_FAULT,
+			   "triple fault (KVM_EXIT_SHUTDOWN): the guest crashed (on AMD hosts KVM has "
+			   "already reset the vCPU: the registers logged are not the crash's)");
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
 		vcpu_system_event(v);

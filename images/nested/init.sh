@@ -10,6 +10,9 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o size=90% tmpfs /tmp
 exec </dev/console >/dev/console 2>&1
 ip link set lo up
+# Guest RAM shared with vhost-user back-ends (a memfd) gets transparent huge
+# pages only where shmem allows them on advice (cvmm asks with MADV_HUGEPAGE).
+echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled
 ok=1
 for m in kvm_amd tun; do
     modprobe "$m" || { echo "NESTED: modprobe $m failed"; ok=0; }
