@@ -170,7 +170,10 @@ asan-unit:
 # (boot_linux, virtio_linux, vsock_linux), where cvmm runs inside a nested
 # QEMU/TCG machine (that machine would need the sanitizer runtime, and those
 # tests are already the slowest part of `make check`), arm64_linux (the
-# aarch64 cvmm under qemu-system-aarch64) and linux_image (no cvmm in it).
+# aarch64 cvmm under qemu-system-aarch64), linux_image (no cvmm in it) and
+# guest_ram (it finds guest RAM in /proc/PID/smaps by its size, and ASan's
+# shadow has mappings of that size; its guest is a few instructions that
+# boot_minimal's cover).
 # The sanitized cvmm runs with its default confinement (--seccomp true): in
 # sanitizer builds the allow-lists gain what the sanitizer runtimes need
 # (vmm/confine_rules.c, docs/security.md).
