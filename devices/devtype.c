@@ -10,7 +10,7 @@
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
 
-extern const struct devtype blk_devtype, net_devtype, rng_devtype, vsock_devtype;
+extern const struct devtype blk_devtype, net_devtype, rng_devtype, vsock_devtype, fs_devtype;
 
 /* A new device type: its folder under devices/ and one row here. */
 const struct devtype *const devtype_table[] = {
@@ -18,6 +18,7 @@ const struct devtype *const devtype_table[] = {
 	&net_devtype,
 	&rng_devtype,
 	&vsock_devtype,
+	&fs_devtype,
 	NULL,
 };
 

@@ -29,6 +29,10 @@ enum vmmio_reg {
 	VMMIO_QUEUE_DRIVER_HIGH = 0x094,
 	VMMIO_QUEUE_DEVICE_LOW = 0x0a0,
 	VMMIO_QUEUE_DEVICE_HIGH = 0x0a4,
+	VMMIO_SHM_LEN_LOW = 0x0b0,
+	VMMIO_SHM_LEN_HIGH = 0x0b4,
+	VMMIO_SHM_BASE_LOW = 0x0b8,
+	VMMIO_SHM_BASE_HIGH = 0x0bc,
 	VMMIO_CONFIG_GENERATION = 0x0fc,
 };
 
@@ -88,6 +92,15 @@ uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size)
 		return vtr_status(&m->tr);
 	case VMMIO_CONFIG_GENERATION:
 		return vtr_config_generation(&m->tr);
+	case VMMIO_SHM_LEN_LOW:
+	case VMMIO_SHM_LEN_HIGH:
+	case VMMIO_SHM_BASE_LOW:
+	case VMMIO_SHM_BASE_HIGH:
+		/* No shared memory regions: whatever SHMSel selects does not
+		 * exist, which the spec (4.2.2) says is a length of -1 (a 0
+		 * would be an empty region at 0: Linux's virtiofs then fails
+		 * to reserve its DAX window). */
+		return 0xffffffff;
 	default:
 		return 0;
 	}

@@ -41,6 +41,8 @@ MODULES=(
     net/vmw_vsock/vmw_vsock_virtio_transport
     drivers/char/hw_random/virtio-rng
     drivers/char/virtio_console
+    fs/fuse/fuse
+    fs/fuse/virtiofs
 )
 
 # Module names as /proc/modules shows them (dashes become underscores).

@@ -1,6 +1,6 @@
 /*
  * A virtio device whose queues an external vhost-user back-end serves
- * (--disk / --net vhost_user=on,socket=...). cvmm keeps the transport and the config
+ * (--disk / --net vhost_user=on,socket=..., --fs). cvmm keeps the transport and the config
  * space; the front-end (vu_frontend.h) hands the back-end guest memory and
  * each ring with its kick fd (the transport's ioeventfd) and call fd (the
  * irqfd), so no cvmm thread is in the data path.
@@ -9,7 +9,8 @@
  * one worker): queue_start/queue_stop and
  * reset become vhost-user messages. Config reads come from the back-end's
  * config (blk: cached, refreshed on CONFIG_CHANGE_MSG) or from the one cvmm
- * builds (net: MAC, link up, the pairs; cvmm runs the control queue).
+ * builds (net: MAC, link up, the pairs; cvmm runs the control queue; fs:
+ * the tag and the request queues).
  */
 #ifndef CVMM_VU_FE_DEV_H
 #define CVMM_VU_FE_DEV_H
@@ -27,10 +28,12 @@ struct vu_fe_dev_config {
 	const char *id;            /* "disk0", for log lines */
 	const char *socket_path;
 	bool server;               /* cvmm listens, the back-end connects */
-	uint32_t device_id;        /* VIRTIO_ID_BLOCK or VIRTIO_ID_NET */
-	unsigned num_queues;       /* the back-end's rings (net: 2 per pair) */
+	uint32_t device_id;        /* VIRTIO_ID_BLOCK, VIRTIO_ID_NET or VIRTIO_ID_FS */
+	unsigned num_queues;       /* the back-end's rings (net: 2 per pair; fs: the
+				    * high-priority queue and the request queues) */
 	uint16_t queue_size;
 	const uint8_t *mac;        /* net: the guest's MAC; NULL: a random local one */
+	const char *tag;           /* fs: the mount tag, 1..VIRTIO_FS_TAG_LEN bytes */
 	int reply_timeout_ms;      /* 0: the front-end's default */
 };
 
@@ -41,7 +44,7 @@ struct vu_fe_dev {
 	struct virtq *vqs;         /* vdev.num_queues: those, then net's control queue */
 	struct vu_frontend fe;
 	uint8_t mac[6];
-	uint8_t config[VU_MAX_CONFIG_SIZE]; /* the config cvmm builds (net) */
+	uint8_t config[VU_MAX_CONFIG_SIZE]; /* the config cvmm builds (net, fs) */
 
 	/* net with several pairs: cvmm serves the control queue (VQ_PAIRS_SET
 	 * switches pairs on and off on the back-end). */

@@ -19,7 +19,8 @@
  *
  * Failures: every reply has a deadline (reply_timeout_ms). A back-end that
  * misses it, answers garbage, refuses a start step, signals a ring's error
- * fd (SET_VRING_ERR), or comes back without a feature the driver acked,
+ * fd (SET_VRING_ERR), or comes back without a feature the driver acked
+ * (or goes away at all, with state_lost_on_disconnect),
  * makes the device call ops->needs_reset (the
  * transport sets DEVICE_NEEDS_RESET); the connection to a back-end that
  * broke the protocol is dropped and a new one sought. Until the guest resets
@@ -78,6 +79,11 @@ struct vu_frontend_config {
 	uint64_t own_features;      /* virtio features the front-end implements itself (net MAC,
 				     * STATUS): not sent to the back-end, not asked of it */
 	int reply_timeout_ms;       /* 0: VU_FRONTEND_REPLY_TIMEOUT_MS */
+	/* The back-end's device state dies with its connection (virtiofsd's
+	 * FUSE session): losing a back-end the driver started the device on
+	 * means DEVICE_NEEDS_RESET, and the rings are not handed to the next
+	 * back-end until the guest resets the device. */
+	bool state_lost_on_disconnect;
 	const struct vu_frontend_ops *ops;
 	void *opaque;
 };

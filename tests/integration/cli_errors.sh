@@ -116,6 +116,49 @@ for f in v.sock w.sock; do
     [ ! -e "$T/$f" ] || { echo "FAIL vsock: a refused start left $f behind"; failures=$((failures + 1)); }
 done
 
+# --fs (virtio-fs on a vhost-user back-end): bad input is exit status 2,
+# found before any back-end is contacted (the socket does not exist).
+WANT_RC=2
+F=("$CVMM" --kernel "$T/ok.elf" "${SER[@]}" --fs)
+expect "fs without tag" "tag=TAG is required" "${F[@]}" "socket=$T/fs.sock"
+expect "fs empty tag" "tag=: bad value" "${F[@]}" "tag=,socket=$T/fs.sock"
+expect "fs tag of 37 bytes" "tag=$(printf 'x%.0s' $(seq 37)): at most 36 bytes" "${F[@]}" \
+    "tag=$(printf 'x%.0s' $(seq 37)),socket=$T/fs.sock"
+expect "fs without socket" "socket=PATH .* is required" "${F[@]}" "tag=share"
+expect "fs no request queue" "num_queues=0: must be 1..64" "${F[@]}" "tag=share,socket=$T/fs.sock,num_queues=0"
+expect "fs too many request queues" "num_queues=65: must be 1..64" "${F[@]}" "tag=share,socket=$T/fs.sock,num_queues=65"
+expect "fs queue_size not a power of two" "queue_size=100: must be a power of two" "${F[@]}" \
+    "tag=share,socket=$T/fs.sock,queue_size=100"
+expect "fs queue_size too big" "queue_size=65536: must be a power of two" "${F[@]}" \
+    "tag=share,socket=$T/fs.sock,queue_size=65536"
+expect "fs vhost_user=off" "vhost_user=off: a virtio-fs device is always served" "${F[@]}" \
+    "tag=share,socket=$T/fs.sock,vhost_user=off"
+expect "fs bad vhost_mode" "vhost_mode=both: expected client or server" "${F[@]}" \
+    "tag=share,socket=$T/fs.sock,vhost_mode=both"
+expect "fs unknown key" "unknown key 'path'" "${F[@]}" "tag=share,socket=$T/fs.sock,path=/srv"
+expect "fs no back-end there" "cannot connect to the vhost-user back-end on $T/fs.sock" "${F[@]}" \
+    "tag=share,socket=$T/fs.sock"
+expect "fs five devices" "--fs: at most 4" "${F[@]}" "tag=a,socket=$T/fs.sock" --fs "tag=b,socket=$T/fs.sock" \
+    --fs "tag=c,socket=$T/fs.sock" --fs "tag=d,socket=$T/fs.sock" --fs "tag=e,socket=$T/fs.sock"
+# virtiofsd serves one request queue (hiprio + 1): more are refused at connect.
+virtiofsd=/usr/lib/qemu/virtiofsd
+if [ -x "$virtiofsd" ]; then
+    mkdir -p "$T/share"
+    "$virtiofsd" --socket-path="$T/fs.sock" -o source="$T/share" -o sandbox=chroot -f </dev/null >"$T/vfs.log" 2>&1 &
+    vfs=$!
+    for _ in $(seq 100); do [ -S "$T/fs.sock" ] && break; sleep 0.1; done
+    expect "fs more request queues than virtiofsd has" "back-end has 2 queue(s), 3 configured: lower num_queues" \
+        "${F[@]}" "tag=share,socket=$T/fs.sock,num_queues=2"
+    # It ends when its front-end goes.
+    for _ in $(seq 100); do kill -0 "$vfs" 2>/dev/null || break; sleep 0.1; done
+    kill "$vfs" 2>/dev/null && { echo "FAIL fs: virtiofsd still runs after cvmm left"; failures=$((failures + 1)); }
+    wait "$vfs" 2>/dev/null
+else
+    echo "FAIL fs: $virtiofsd is missing (qemu-system-common; tests/install-deps.sh)"
+    failures=$((failures + 1))
+fi
+WANT_RC=
+
 # KVM access
 if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups \
         test -w /dev/kvm; then

@@ -96,3 +96,19 @@ nested_qemu_files() {
         echo "$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")"
     done
 }
+
+# nested_program_files PROGRAM DIR: prints the "SOURCE:DEST" lines that ship
+# a dynamically linked PROGRAM (e.g. /usr/lib/qemu/virtiofsd) into the outer
+# machine as DIR/NAME with its loader as DIR/ld.so and its libraries in
+# DIR/lib; run it there as: DIR/ld.so --library-path DIR/lib DIR/NAME ...
+nested_program_files() {
+    local p=$1 dir=$2 lib
+    [ -x "$p" ] || { echo "$p not found" >&2; return 1; }
+    echo "$(readlink -f "$p"):$dir/$(basename "$p")"
+    while read -r lib; do
+        case $lib in
+            */ld-linux*) echo "$(readlink -f "$lib"):$dir/ld.so";;
+            *) echo "$(readlink -f "$lib"):$dir/lib/$(basename "$lib")";;
+        esac
+    done < <(ldd "$p" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
+}

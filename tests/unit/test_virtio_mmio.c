@@ -76,6 +76,12 @@ START_TEST(identity_registers)
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x100, 2), 0x2211);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x106, 2), 0x8877);
 	ck_assert_uint_eq(vmmio_read(&t->m, 0x107, 2), 0); /* crosses the end of config */
+	/* No shared memory region, whichever SHMSel picks: length -1. */
+	for (uint32_t id = 0; id < 2; id++) {
+		vmmio_write(&t->m, 0x0ac, 4, id);
+		ck_assert_uint_eq(vmmio_read(&t->m, 0x0b0, 4), 0xffffffff);
+		ck_assert_uint_eq(vmmio_read(&t->m, 0x0b4, 4), 0xffffffff);
+	}
 #if ARCH_VIRTIO_MMIO_ON_CMDLINE
 	ck_assert_int_eq(virtio_vm_mmio_cmdline(2, arg, sizeof(arg)), 0);
 	ck_assert_str_eq(arg, "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6");

@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/devtype.h"
 #include "cvmm/virtio_blk.h"
+#include "cvmm/virtio_fs.h"
 #include "cvmm/virtio_net.h"
 #include "cvmm/virtio_transport.h"
 #include "cvmm/vu_fe_dev.h"
@@ -349,6 +351,8 @@ static struct virtq vqs[NQ];
 static int config_changes, needs_resets;
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 static char sock_path[108];
+/* fe_config's state_lost_on_disconnect (a test sets it before its setup). */
+static bool state_lost;
 
 static void cb_config_changed(void *opaque)
 {
@@ -419,7 +423,7 @@ static void fe_config(struct vu_frontend_config *c, const char *path)
 	*c = (struct vu_frontend_config){
 		.name = "t", .socket_path = path, .num_queues = NQ, .queue_size = QSIZE,
 		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES, .config_size = CFG_SIZE,
-		.reply_timeout_ms = TIMEOUT_MS, .ops = &cb_ops,
+		.reply_timeout_ms = TIMEOUT_MS, .state_lost_on_disconnect = state_lost, .ops = &cb_ops,
 	};
 }
 
@@ -461,6 +465,7 @@ static void teardown(void)
 	if (sock_path[0])
 		unlink(sock_path);
 	sock_path[0] = 0;
+	state_lost = false;
 }
 
 static void start_all(uint64_t features)
@@ -1088,6 +1093,62 @@ START_TEST(ring_started_while_disconnected)
 }
 END_TEST
 
+/* A back-end whose state dies with it (virtiofsd): losing it under a
+ * started device is DEVICE_NEEDS_RESET, the next back-end gets no rings
+ * until the guest resets the device, and then the device starts afresh. */
+START_TEST(state_lost_backend_gone_needs_reset)
+{
+	unsigned from;
+
+	state_lost = true;
+	listen_setup();
+	start_all(FEAT_DEV);
+	ck_assert_int_eq(cb_count(&needs_resets), 0);
+	from = fbe_nlog(&fb);
+	fbe_drop_connection(&fb);
+	ck_assert(cb_wait(&needs_resets, 1));
+	/* A new back-end is connected and negotiated with, but not handed the rings. */
+	ck_assert(fbe_wait_connections(&fb, 2));
+	ck_assert_int_ge(fbe_wait(&fb, VHOST_USER_GET_FEATURES, from), 0);
+	for (int k = 0; k < 300 && fe.reconnects < 1; k++)
+		usleep(10000);
+	ck_assert_uint_eq(fe.reconnects, 1);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_FEATURES, from), 0);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_VRING_KICK, from), 0);
+	/* The driver cannot start rings on the failed device... */
+	ck_assert_int_eq(vu_frontend_ring_start(&fe, &mem, FEAT_DEV, 0, &vqs[0]), -EIO);
+	ck_assert_int_eq(cb_count(&needs_resets), 1);
+	/* ...until it resets it: then the new back-end gets a fresh start. */
+	for (unsigned q = 0; q < NQ; q++)
+		vu_frontend_ring_stop(&fe, q);
+	vu_frontend_reset(&fe);
+	from = fbe_nlog(&fb);
+	start_all(FEAT_DEV);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_FEATURES, from), 1);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_VRING_KICK, from), NQ);
+	ck_assert_int_eq(cb_count(&needs_resets), 1);
+}
+END_TEST
+
+/* Without a started device there is nothing to lose: a reconnect is quiet. */
+START_TEST(state_lost_backend_gone_before_driver_ok)
+{
+	unsigned from;
+
+	state_lost = true;
+	listen_setup();
+	fbe_drop_connection(&fb);
+	ck_assert(fbe_wait_connections(&fb, 2));
+	for (int k = 0; k < 300 && fe.reconnects < 1; k++)
+		usleep(10000);
+	ck_assert_uint_eq(fe.reconnects, 1);
+	from = fbe_nlog(&fb);
+	start_all(FEAT_DEV);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_SET_FEATURES, from), 1);
+	ck_assert_int_eq(cb_count(&needs_resets), 0);
+}
+END_TEST
+
 /* ---- the device model on top (vu_fe_dev), against the listening fake ---- */
 
 static void listen_only_setup(void)
@@ -1210,6 +1271,156 @@ START_TEST(net_multiqueue_needs_backend_mq)
 }
 END_TEST
 
+/* virtiofsd's offer (PEERS.md): MQ, REPLY_ACK, BACKEND_REQ, CONFIGURE_MEM_SLOTS
+ * and others cvmm does not use, no CONFIG; GET_QUEUE_NUM counts every ring. */
+static void fbe_like_virtiofsd(struct fbe *b)
+{
+	b->features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+		      VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(0) /* VIRTIO_FS_F_NOTIFICATION */ |
+		      VU_BIT(VHOST_F_LOG_ALL) | VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	b->protocol = VU_BIT(VHOST_USER_PROTOCOL_F_MQ) | VU_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) |
+		      VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | VU_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) |
+		      VU_BIT(VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD) | VU_BIT(VHOST_USER_PROTOCOL_F_HOST_NOTIFIER) |
+		      VU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
+		      /* Offered by none, asked for by no fs front-end: still not used. */
+		      VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG) | VU_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+	b->queues = NQ;
+}
+
+START_TEST(fs_device_builds_config)
+{
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "f", .device_id = VIRTIO_ID_FS, .num_queues = 2, .queue_size = 128,
+				      .tag = "hostshare" };
+	struct virtio_fs_config fc;
+	uint8_t want_tag[VIRTIO_FS_TAG_LEN] = "hostshare";
+	int i;
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fbe_like_virtiofsd(&fb);
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	/* Transport bits only: NOTIFICATION needs a queue cvmm does not make. */
+	ck_assert_uint_eq(d.vdev.host_features, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+			  VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC));
+	ck_assert_uint_eq(d.vdev.device_id, 26);
+	ck_assert_uint_eq(d.vdev.num_queues, 2);
+	ck_assert_uint_eq(d.vdev.queue_size_max, 128);
+	/* The config is cvmm's: tag NUL-padded, one request queue; no GET_CONFIG. */
+	ck_assert_uint_eq(d.vdev.config_size, 40);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_GET_CONFIG, 0), 0);
+	memset(&fc, 0xff, sizeof(fc));
+	d.vdev.ops->read_config(&d.vdev, 0, &fc, d.vdev.config_size);
+	ck_assert_mem_eq(fc.tag, want_tag, sizeof(want_tag));
+	ck_assert_uint_eq(fc.num_request_queues, 1);
+	/* Read-only to the driver. */
+	ck_assert_int_ne(d.vdev.ops->write_config(&d.vdev, 0, "x", 1), 0);
+	/* Neither CONFIG nor INFLIGHT is negotiated, and the back-end's state
+	 * does not survive it. */
+	i = fbe_wait(&fb, VHOST_USER_SET_PROTOCOL_FEATURES, 0);
+	ck_assert_int_ge(i, 0);
+	ck_assert_uint_eq(seen_u64(&fb.log[i]),
+			  VU_BIT(VHOST_USER_PROTOCOL_F_MQ) | VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+			  VU_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) | VU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+	ck_assert(d.fe.cfg.state_lost_on_disconnect);
+	vu_fe_dev_destroy(&d);
+}
+END_TEST
+
+/* The tag fills all 36 bytes without a NUL; longer or empty tags, and a
+ * device without a request queue, are refused. */
+START_TEST(fs_device_tag_and_queues)
+{
+	static const char tag36[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	struct vu_fe_dev d;
+	struct vu_fe_dev_config c = { .id = "f", .device_id = VIRTIO_ID_FS, .num_queues = 2, .queue_size = 128,
+				      .tag = tag36 };
+	struct virtio_fs_config fc;
+
+	listen_only_setup();
+	c.socket_path = sock_path;
+	fbe_like_virtiofsd(&fb);
+	ck_assert_uint_eq(strlen(tag36), VIRTIO_FS_TAG_LEN);
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
+	d.vdev.ops->read_config(&d.vdev, 0, &fc, sizeof(fc));
+	ck_assert_mem_eq(fc.tag, tag36, VIRTIO_FS_TAG_LEN);
+	ck_assert_uint_eq(fc.num_request_queues, 1);
+	vu_fe_dev_destroy(&d);
+	c.tag = "abcdefghijklmnopqrstuvwxyz0123456789X";
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+	c.tag = "";
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+	c.tag = NULL;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+	c.tag = "t";
+	c.num_queues = 1;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+	/* A back-end with fewer rings than hiprio + request queues is refused. */
+	c.num_queues = NQ + 1;
+	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
+}
+END_TEST
+
+/* --fs through the device type table: a vhost-user device (so guest RAM is
+ * shared), default id, request queues counted apart from hiprio. */
+START_TEST(fs_devtype_creates_device)
+{
+	const struct devtype *t = devtype_by_vm_option("--fs");
+	struct devtype_dev d;
+	struct virtio_fs_config fc;
+	char opts[200];
+
+	/* Each with socket=<the fake's path> added, but the fourth. */
+	static const char *const bad[] = {
+		"", "tag=", "tag=abcdefghijklmnopqrstuvwxyz0123456789X", "tag=share",
+		"tag=share,num_queues=0", "tag=share,num_queues=65", "tag=share,queue_size=100",
+		"tag=share,queue_size=0", "tag=share,vhost_user=off", "tag=share,vhost_mode=both",
+		"tag=share,path=/srv",
+	};
+
+	listen_only_setup();
+	fbe_like_virtiofsd(&fb);
+	ck_assert_ptr_nonnull(t);
+	/* Bad options are refused before the back-end is contacted. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (i == 3)
+			snprintf(opts, sizeof(opts), "%s", bad[i]);
+		else
+			snprintf(opts, sizeof(opts), "%s%ssocket=%s", bad[i], *bad[i] ? "," : "", sock_path);
+		ck_assert_msg(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 0) == -EINVAL, "%s accepted", opts);
+	}
+	usleep(50000);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_uint_eq(fb.connections, 0);
+	pthread_mutex_unlock(&fb.lock);
+	snprintf(opts, sizeof(opts), "tag=share,socket=%s,queue_size=256", sock_path);
+	ck_assert_int_eq(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 0), 0);
+	ck_assert(d.vhost_user);
+	ck_assert(!d.vhost_server);
+	ck_assert_str_eq(d.id, "fs0");
+	ck_assert_str_eq(d.socket, sock_path);
+	ck_assert(vu_fe_dev_is(d.vdev));
+	ck_assert_uint_eq(d.vdev->device_id, VIRTIO_ID_FS);
+	ck_assert_uint_eq(d.vdev->num_queues, 2);
+	ck_assert_uint_eq(d.vdev->queue_size_max, 256);
+	d.vdev->ops->read_config(d.vdev, 0, &fc, sizeof(fc));
+	ck_assert_str_eq((const char *)fc.tag, "share");
+	devtype_destroy(&d);
+	/* Two request queues need a back-end with three rings. */
+	snprintf(opts, sizeof(opts), "tag=share,socket=%s,num_queues=2,id=docs", sock_path);
+	ck_assert_int_eq(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 1), -EINVAL);
+	pthread_mutex_lock(&fb.lock);
+	fb.queues = 3;
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 1), 0);
+	ck_assert_str_eq(d.id, "docs");
+	ck_assert_uint_eq(d.vdev->num_queues, 3);
+	d.vdev->ops->read_config(d.vdev, 0, &fc, sizeof(fc));
+	ck_assert_uint_eq(fc.num_request_queues, 2);
+	devtype_destroy(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vu_frontend");
@@ -1243,6 +1454,8 @@ int main(void)
 	tcase_add_test(tl, reconnect_before_driver_ok);
 	tcase_add_test(tl, reconnect_lacking_feature_needs_reset);
 	tcase_add_test(tl, ring_started_while_disconnected);
+	tcase_add_test(tl, state_lost_backend_gone_needs_reset);
+	tcase_add_test(tl, state_lost_backend_gone_before_driver_ok);
 	suite_add_tcase(s, tl);
 
 	tcase_add_checked_fixture(td, NULL, dev_teardown);
@@ -1251,6 +1464,9 @@ int main(void)
 	tcase_add_test(td, blk_device_needs_config);
 	tcase_add_test(td, net_device_builds_config);
 	tcase_add_test(td, net_multiqueue_needs_backend_mq);
+	tcase_add_test(td, fs_device_builds_config);
+	tcase_add_test(td, fs_device_tag_and_queues);
+	tcase_add_test(td, fs_devtype_creates_device);
 	suite_add_tcase(s, td);
 	return check_run(s);
 }

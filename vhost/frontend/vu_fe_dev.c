@@ -15,6 +15,7 @@
 #include "cvmm/devtype.h"
 #include "cvmm/log.h"
 #include "cvmm/virtio_blk.h"
+#include "cvmm/virtio_fs.h"
 #include "cvmm/virtio_net.h"
 #include "cvmm/vu_fe_dev.h"
 
@@ -39,7 +40,9 @@ struct vu_fe_type {
 	/* Adjusts the back-end's config to the guest's device (optional). */
 	void (*fix_config)(const struct vu_fe_dev *d, uint8_t *config);
 	/* Builds the whole config when cvmm owns it (no GET_CONFIG). */
-	void (*build_config)(struct vu_fe_dev *d);
+	void (*build_config)(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg);
+	/* The back-end cannot take over a running device (vu_frontend.h). */
+	bool state_lost_on_disconnect;
 };
 
 /* The guest gets the queue count cvmm was given, which may be fewer than
@@ -73,12 +76,23 @@ static uint32_t vu_fe_blk_config_size(uint64_t features)
 
 /* virtio-net: the back-end moves frames, cvmm owns the config (as QEMU
  * does; DPDK offers no CONFIG): the MAC, a link that is always up, the pairs. */
-static void vu_fe_net_build_config(struct vu_fe_dev *d)
+static void vu_fe_net_build_config(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 {
 	struct virtio_net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = (uint16_t)d->pairs };
 
+	(void)cfg;
 	memcpy(c.mac, d->mac, sizeof(c.mac));
 	memcpy(d->config, &c, offsetof(struct virtio_net_config, mtu));
+}
+
+/* virtio-fs: virtiofsd offers no CONFIG; the tag and the request queues
+ * are what the user gave (as QEMU and cloud-hypervisor do). */
+static void vu_fe_fs_build_config(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
+{
+	struct virtio_fs_config c = { .num_request_queues = d->num_queues - VIRTIO_FS_HIPRIO_QUEUES };
+
+	memcpy(c.tag, cfg->tag, strlen(cfg->tag));
+	memcpy(d->config, &c, sizeof(c));
 }
 
 #define VU_FE_NET_OFFLOADS                                                                              \
@@ -110,6 +124,20 @@ static const struct vu_fe_type vu_fe_types[] = {
 		.device_features = VU_FE_NET_OFFLOADS,
 		.own_features = VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS),
 		.build_config = vu_fe_net_build_config,
+	},
+	{
+		.device_id = VIRTIO_ID_FS,
+		.name = "vhost-user-fs",
+		.config_size = sizeof(struct virtio_fs_config),
+		/* No INFLIGHT (a FUSE session does not survive its back-end
+		 * anyway) and no CONFIG (cvmm builds it). No device features:
+		 * NOTIFICATION needs a notification queue cvmm does not make. */
+		.protocol_features = VU_FRONTEND_PROTOCOL_FEATURES & ~(VU_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+								       VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG)),
+		.build_config = vu_fe_fs_build_config,
+		/* virtiofsd keeps the guest's open files and inodes in its
+		 * process: a new one cannot go on with the old FUSE session. */
+		.state_lost_on_disconnect = true,
 	},
 };
 
@@ -357,13 +385,16 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 		.num_queues = cfg->num_queues, .queue_size = cfg->queue_size,
 		.reply_timeout_ms = cfg->reply_timeout_ms, .ops = &vu_fe_dev_fe_ops, .opaque = &d->vdev,
 	};
-	bool net = cfg->device_id == VIRTIO_ID_NET;
+	bool net = cfg->device_id == VIRTIO_ID_NET, fs = cfg->device_id == VIRTIO_ID_FS;
 	unsigned nvqs;
 	int err;
 
 	memset(d, 0, sizeof(*d));
 	d->type = vu_fe_type_of(cfg->device_id);
 	if (!d->type || !cfg->num_queues || cfg->num_queues > VU_FRONTEND_MAX_QUEUES || (net && cfg->num_queues % 2))
+		return -EINVAL;
+	if (fs && (cfg->num_queues <= VIRTIO_FS_HIPRIO_QUEUES || !cfg->tag || !cfg->tag[0] ||
+		   strlen(cfg->tag) > VIRTIO_FS_TAG_LEN))
 		return -EINVAL;
 	d->num_queues = cfg->num_queues;
 	d->pairs = net ? cfg->num_queues / 2 : 0;
@@ -373,7 +404,8 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 	fc.own_features = d->type->own_features | (d->pairs > 1 ? VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) : 0);
 	/* Net back-ends count queue pairs in GET_QUEUE_NUM (QEMU and DPDK do). */
 	fc.min_backend_queues = d->pairs;
-	if (d->type->build_config) {
+	fc.state_lost_on_disconnect = d->type->state_lost_on_disconnect;
+	if (net) {
 		if (cfg->mac)
 			memcpy(d->mac, cfg->mac, sizeof(d->mac));
 		else if (getrandom(d->mac, sizeof(d->mac), 0) != sizeof(d->mac))
@@ -381,8 +413,9 @@ int vu_fe_dev_init(struct vu_fe_dev *d, const struct vu_fe_dev_config *cfg)
 		/* Unicast and locally administered when cvmm picks it. */
 		if (!cfg->mac)
 			d->mac[0] = (uint8_t)((d->mac[0] & 0xfe) | 0x02);
-		d->type->build_config(d);
 	}
+	if (d->type->build_config)
+		d->type->build_config(d, cfg);
 	d->vqs = calloc(nvqs, sizeof(*d->vqs));
 	if (!d->vqs)
 		return -ENOMEM;

@@ -54,7 +54,8 @@ void vu_fe_drop(struct vu_frontend *fe, bool broken, const char *fmt, ...)
 	log_warn("%s: vhost-user back-end: %s", fe->name, why);
 	shutdown(fe->sock, SHUT_RDWR);
 	fe->dead = true;
-	if (broken)
+	/* A back-end whose state went with it cannot resume the driver's device. */
+	if (broken || fe->cfg.state_lost_on_disconnect)
 		vu_fe_fail(fe);
 	vu_fe_wake(fe->wake_fd);
 }
