@@ -167,7 +167,7 @@ asan-unit:
 	$(ASAN_MAKE) unit
 
 # Not run against the sanitized cvmm: the Linux guests under cvmm
-# (boot_linux, virtio_linux, vsock_linux), where cvmm runs inside a nested
+# (boot_linux, virtio_linux, vsock_linux, virtiofs_linux), where cvmm runs inside a nested
 # QEMU/TCG machine (that machine would need the sanitizer runtime, and those
 # tests are already the slowest part of `make check`), arm64_linux (the
 # aarch64 cvmm under qemu-system-aarch64), linux_image (no cvmm in it) and

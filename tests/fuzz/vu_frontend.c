@@ -13,7 +13,8 @@
  * deadline is covered by the unit tests).
  *
  * Input: u8 setup (bits 0-1: queues - 1; bit 2: the device gives a config
- * size per feature set; bit 3: min_backend_queues 1), u8 mask of the
+ * size per feature set; bit 3: min_backend_queues 1; bit 4:
+ * state_lost_on_disconnect, as for virtiofsd), u8 mask of the
  * protocol features wanted (bit i: the i-th of VU_FRONTEND_PROTOCOL_FEATURES),
  * u8 config size; then records {u8 op, ...} until the end:
  *   REPLY    u8 fds, u16 len, bytes: sent on the next connection, in one
@@ -466,6 +467,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vu_frontend_config cfg = {
 		.name = "fuzz", .num_queues = nq, .min_backend_queues = setup & 8 ? 1 : 0,
 		.queue_size = VF_QSIZE, .protocol_features = vf_protocol(mask), .config_size = config_size,
+		.state_lost_on_disconnect = setup & 16,
 		.ops = setup & 4 ? &vf_ops_sized : &vf_ops, .opaque = &h,
 	};
 	unsigned fds_before = vf_open_fds();
