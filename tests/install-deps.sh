@@ -11,7 +11,9 @@ PKGS=(gcc clang libclang-rt-14-dev make pkg-config libc6-dev libfdt-dev libsecco
       # :arm64 packages would replace this machine's, so the build links the :arm64
       # runtime library (libfdt1) and the test unpacks busybox-static:arm64 itself.
       gcc-aarch64-linux-gnu libc6-dev:arm64 libseccomp-dev:arm64 libcap-dev:arm64 liburing-dev:arm64
-      zlib1g-dev:arm64 libfdt1:arm64 qemu-system-arm device-tree-compiler python3)
+      zlib1g-dev:arm64 libfdt1:arm64 qemu-system-arm device-tree-compiler python3
+      # make check runs the arm64 unit tests (Check) under qemu-user on other machines.
+      check:arm64 qemu-user)
 foreign_arch=true
 dpkg --print-foreign-architectures | grep -qx arm64 || foreign_arch=false
 missing=()

@@ -9,7 +9,6 @@
  * slot, one vCPU, long mode set up from the VMM side.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdint.h>
@@ -17,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "vmm/hostcheck.h"
 
@@ -42,95 +39,13 @@ extern const uint64_t hostcheck_probe_entry_off;
 #define HC_PORT_USER	0xe1
 #define HC_PORT_ENTRY	0xe2
 
-#define HC_TIMEOUT_S	5
-
 #define HC_MSR_STAR	0xc0000081
 #define HC_MSR_LSTAR	0xc0000082
 #define HC_MSR_SFMASK	0xc0000084
 
-struct hc_vm {
-	int kvm, vm, vcpu;
-	uint8_t *mem;
-	struct kvm_run *run;
-	size_t run_size;
-};
-
-static void hc_vm_destroy(struct hc_vm *v)
-{
-	if (v->run)
-		munmap(v->run, v->run_size);
-	if (v->mem)
-		munmap(v->mem, HC_MEM_SIZE);
-	if (v->vcpu >= 0)
-		close(v->vcpu);
-	if (v->vm >= 0)
-		close(v->vm);
-	if (v->kvm >= 0)
-		close(v->kvm);
-}
-
-/* Opens /dev/kvm and creates the VM and its vCPU. On failure writes the
- * reason to why and returns -1 (the caller destroys v). */
-static int hc_vm_init(struct hc_vm *v, char *why, size_t whylen)
-{
-	struct kvm_userspace_memory_region slot;
-	long sz;
-
-	v->vm = v->vcpu = -1;
-	v->mem = NULL;
-	v->run = NULL;
-	v->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (v->kvm < 0) {
-		snprintf(why, whylen, "/dev/kvm: %s (load the kvm module; run as root or in group kvm)",
-			 strerror(errno));
-		return -1;
-	}
-	if (ioctl(v->kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-		snprintf(why, whylen, "/dev/kvm: unsupported KVM API version");
-		return -1;
-	}
-	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
-	if (v->vm < 0) {
-		snprintf(why, whylen, "KVM_CREATE_VM: %s", strerror(errno));
-		return -1;
-	}
-	v->mem = mmap(NULL, HC_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (v->mem == MAP_FAILED) {
-		v->mem = NULL;
-		snprintf(why, whylen, "guest memory: %s", strerror(errno));
-		return -1;
-	}
-	slot = (struct kvm_userspace_memory_region){
-		.slot = 0, .guest_phys_addr = 0, .memory_size = HC_MEM_SIZE,
-		.userspace_addr = (uintptr_t)v->mem,
-	};
-	if (ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
-		snprintf(why, whylen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-		return -1;
-	}
-	v->vcpu = ioctl(v->vm, KVM_CREATE_VCPU, 0);
-	if (v->vcpu < 0) {
-		snprintf(why, whylen, "KVM_CREATE_VCPU: %s", strerror(errno));
-		return -1;
-	}
-	sz = ioctl(v->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (sz < (long)sizeof(struct kvm_run)) {
-		snprintf(why, whylen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-		return -1;
-	}
-	v->run_size = sz;
-	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->vcpu, 0);
-	if (v->run == MAP_FAILED) {
-		v->run = NULL;
-		snprintf(why, whylen, "mapping kvm_run: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* Identity-maps the first 2 MiB as one user-accessible page, writes the GDT
  * and copies the probe code. */
-static void hc_write_memory(struct hc_vm *v)
+static void hc_write_memory(struct hostcheck_vm *v)
 {
 	uint64_t *pml4 = (uint64_t *)(v->mem + HC_PML4);
 	uint64_t *pdpt = (uint64_t *)(v->mem + HC_PDPT);
@@ -151,7 +66,7 @@ static void hc_write_memory(struct hc_vm *v)
 	       (size_t)(hostcheck_probe_end - hostcheck_probe_start));
 }
 
-static int hc_set_cpuid(struct hc_vm *v, char *why, size_t whylen)
+static int hc_set_cpuid(struct hostcheck_vm *v, char *why, size_t whylen)
 {
 	const unsigned nent = 256;
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
@@ -180,7 +95,7 @@ static void hc_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
 	};
 }
 
-static int hc_set_regs(struct hc_vm *v, char *why, size_t whylen)
+static int hc_set_regs(struct hostcheck_vm *v, char *why, size_t whylen)
 {
 	struct {
 		struct kvm_msrs h;
@@ -226,60 +141,8 @@ static int hc_set_regs(struct hc_vm *v, char *why, size_t whylen)
 	return 0;
 }
 
-static void hc_alarm(int sig)
-{
-	(void)sig;
-}
-
-/* SIGALRM stays blocked except inside KVM_RUN (KVM_SET_SIGNAL_MASK), so a
- * timeout that fires between two runs still ends the next one at once. */
-static int hc_arm_timeout(struct hc_vm *v, sigset_t *saved, char *why, size_t whylen)
-{
-	struct {
-		struct kvm_signal_mask h;
-		uint8_t sigs[8];
-	} km;
-	struct sigaction sa = { .sa_handler = hc_alarm };
-	sigset_t block, inrun;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGALRM);
-	if (sigprocmask(SIG_BLOCK, &block, saved) < 0 || sigaction(SIGALRM, &sa, NULL) < 0) {
-		snprintf(why, whylen, "signals: %s", strerror(errno));
-		return -1;
-	}
-	inrun = *saved;
-	sigdelset(&inrun, SIGALRM);
-	km.h.len = sizeof(km.sigs);
-	memcpy(km.sigs, &inrun, sizeof(km.sigs));
-	if (ioctl(v->vcpu, KVM_SET_SIGNAL_MASK, &km) < 0) {
-		snprintf(why, whylen, "KVM_SET_SIGNAL_MASK: %s", strerror(errno));
-		return -1;
-	}
-	alarm(HC_TIMEOUT_S);
-	return 0;
-}
-
-static void hc_disarm_timeout(const sigset_t *saved)
-{
-	sigset_t pending;
-	int sig;
-
-	alarm(0);
-	sigpending(&pending);
-	if (sigismember(&pending, SIGALRM)) {
-		sigset_t only;
-
-		sigemptyset(&only);
-		sigaddset(&only, SIGALRM);
-		sigwait(&only, &sig);
-	}
-	sigprocmask(SIG_SETMASK, saved, NULL);
-	signal(SIGALRM, SIG_DFL);
-}
-
 /* Handles one port write; returns 1 when the probe has said all it will. */
-static int hc_pio(struct hc_vm *v, struct hostcheck_report *r)
+static int hc_pio(struct hostcheck_vm *v, struct hostcheck_report *r)
 {
 	const struct kvm_run *run = v->run;
 	uint32_t val = 0;
@@ -302,13 +165,13 @@ static int hc_pio(struct hc_vm *v, struct hostcheck_report *r)
 	}
 }
 
-static void hc_run(struct hc_vm *v, struct hostcheck_report *r)
+static void hc_run(struct hostcheck_vm *v, struct hostcheck_report *r)
 {
 	for (;;) {
 		if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
 			if (errno == EINTR)
 				snprintf(r->stop, sizeof(r->stop), "the probe did not finish within %d s",
-					 HC_TIMEOUT_S);
+					 HOSTCHECK_TIMEOUT_S);
 			else
 				snprintf(r->stop, sizeof(r->stop), "KVM_RUN: %s", strerror(errno));
 			return;
@@ -363,20 +226,20 @@ int hostcheck_main(void)
 {
 	struct hostcheck_report res = { .user_cs = -1, .entry_cs = -1 };
 	char why[256] = "", reason[320];
-	struct hc_vm v;
+	struct hostcheck_vm v;
 	sigset_t saved;
 	const char *cannot;
 
-	if (hc_vm_init(&v, why, sizeof(why)) < 0)
+	if (hostcheck_vm_init(&v, 0, HC_MEM_SIZE, why, sizeof(why)) < 0)
 		goto no_check;
 	hc_write_memory(&v);
 	if (hc_set_cpuid(&v, why, sizeof(why)) < 0 || hc_set_regs(&v, why, sizeof(why)) < 0)
 		goto no_check;
-	if (hc_arm_timeout(&v, &saved, why, sizeof(why)) < 0)
+	if (hostcheck_arm_timeout(&v, &saved, why, sizeof(why)) < 0)
 		goto no_check;
 	hc_run(&v, &res);
-	hc_disarm_timeout(&saved);
-	hc_vm_destroy(&v);
+	hostcheck_disarm_timeout(&saved);
+	hostcheck_vm_destroy(&v);
 
 	cannot = hostcheck_reason(&res, reason, sizeof(reason));
 	if (!cannot) {
@@ -387,7 +250,7 @@ int hostcheck_main(void)
 	return HOSTCHECK_CANNOT;
 
 no_check:
-	hc_vm_destroy(&v);
+	hostcheck_vm_destroy(&v);
 	printf("cvmm: cannot check host KVM: %s\n", why);
 	return HOSTCHECK_NO_CHECK;
 }

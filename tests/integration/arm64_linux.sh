@@ -8,8 +8,11 @@
 # reboot ends cvmm with 0) and virtio-pci with 2 vCPUs (gzip-compressed
 # Image; poweroff ends it with 0); in both virtio-blk (data checked in the
 # image), virtio-net (ping and TCP through a tap), virtio-rng and
-# virtio-console work. The device tree it dumps decodes with dtc, and
-# malformed kernels are refused with exit 2. Seccomp is on (the default).
+# virtio-console work, and a second disk through vhost-user, served by
+# `cvmm --block-backend` (seccomp on) in the same machine. The device tree
+# it dumps decodes with dtc, and malformed kernels are refused with exit 2.
+# `cvmm --check-host` says it can run Linux guests there (and cannot check
+# without /dev/kvm). Seccomp is on (the default), in the back-end too.
 # pauth-impdef: QEMU's own pointer-authentication algorithm, much cheaper to
 # emulate than QARMA (Debian's kernel signs return addresses).
 set -u
@@ -105,7 +108,18 @@ for t in mmio pci; do
     line "$p| VL: rng current=virtio_rng" || fail "$t: virtio-rng is not the guest's hwrng"
     grep -Eq "$p\\| VL: rng .*bytes=[0-9a-f]{128}\$" <<<"$out" || fail "$t: no bytes from /dev/hwrng"
     line "$p hvc| VL: hello over hvc0" || fail "$t: nothing from hvc0 in the console file"
+    # The vhost-user disk: cvmm --block-backend (arm64, seccomp on) beside cvmm.
+    vuwant=$(sed -n "s/^A64H: devices-$t| VL: vudisk want=\([0-9a-f]*\) got=\1\$/\1/p" <<<"$out")
+    [ -n "$vuwant" ] || fail "$t: the guest could not read back what it wrote to the vhost-user disk"
+    [ -n "$vuwant" ] && line "$p vudisk image=$vuwant\$" || fail "$t: the back-end's image does not hold the guest's data"
+    grep -Eq "$p backend seccomp modes: [0-9]+ 2 \$" <<<"$out" ||
+        fail "$t: the back-end's threads are not all under a seccomp filter"
+    line "^A64H: vubackend-$t rc=0\$" || fail "$t: cvmm --block-backend did not exit 0 on SIGTERM"
 done
+line '^A64H: checkhost| cvmm: host KVM can run Linux guests$' && line '^A64H: checkhost rc=0$' ||
+    fail "--check-host: no 'can run Linux guests' verdict with exit 0 where arm64 Linux runs"
+line '^A64H: checkhost-nokvm| cvmm: cannot check host KVM: /dev/kvm: ' && line '^A64H: checkhost-nokvm rc=2$' ||
+    fail "--check-host without /dev/kvm: no 'cannot check' verdict with exit 2"
 line '^A64H: dtb rc=0$' || fail "--dump-dtb: cvmm did not exit 0"
 sed -n 's/^A64H: dtb-hex //p' <<<"$out" |
     python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read()))' >"$tmp/cvmm.dtb"

@@ -523,6 +523,7 @@ int main(void)
 {
 	Suite *s = suite_create("vu_msg");
 	TCase *tc = tcase_create("codec");
+	TCase *trunc;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -533,7 +534,6 @@ int main(void)
 	tcase_add_test(tc, wrong_payload_size);
 	tcase_add_test(tc, missing_fd);
 	tcase_add_test(tc, extra_fds_closed);
-	tcase_add_test(tc, too_many_fds_truncated);
 	tcase_add_test(tc, unknown_request);
 	tcase_add_test(tc, oversized_and_truncated);
 	tcase_add_test(tc, eof_between_messages);
@@ -547,5 +547,14 @@ int main(void)
 	tcase_add_test(tc, request_names);
 	tcase_add_test(tc, random_streams);
 	suite_add_tcase(s, tc);
+	/* qemu-user (make check's aarch64 run on x86) keeps the descriptors
+	 * the kernel would drop from a truncated SCM_RIGHTS message, so this
+	 * case is tagged for that run to leave out. */
+	trunc = tcase_create("codec_ctrunc");
+	tcase_set_tags(trunc, "no-qemu-user");
+	tcase_add_checked_fixture(trunc, setup, teardown);
+	tcase_set_timeout(trunc, 60);
+	tcase_add_test(trunc, too_many_fds_truncated);
+	suite_add_tcase(s, trunc);
 	return check_run(s);
 }

@@ -29,6 +29,11 @@ report() {
     echo "A64H: $1 rc=$2"
 }
 
+# seccomp_modes PID: "<threads> <mode>" per seccomp mode among PID's threads.
+seccomp_modes() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | sed -n 's/^Seccomp:[[:space:]]*//p' | sort | uniq -c | tr -s ' \n' ' '
+}
+
 # boot NAME CVMM-ARGS...: a guest run whose console takes a typed line,
 # sent once the guest asks for it.
 boot() {
@@ -39,14 +44,18 @@ boot() {
     pid=$!
     exec 3>"/tmp/$name.in"
     seccomp=
+    be_seccomp=
     while kill -0 $pid 2>/dev/null && ! grep -q 'A64G: ready for a line' "/tmp/$name.out"; do
         # Once the guest runs, every cvmm thread has its filter (mode 2).
         if [ -z "$seccomp" ] && grep -q 'A64G: mode=' "/tmp/$name.out"; then
-            seccomp=$(cat /proc/$pid/task/*/status 2>/dev/null | sed -n 's/^Seccomp:[[:space:]]*//p' | sort | uniq -c | tr -s ' \n' ' ')
+            seccomp=$(seccomp_modes $pid)
             echo "A64H: $name seccomp modes:$seccomp"
         fi
+        # The back-end's threads, last seen while the guest used its disk.
+        [ -n "$BE_PID" ] && grep -q 'A64G: mode=' "/tmp/$name.out" && be_seccomp=$(seccomp_modes "$BE_PID")
         sleep 1
     done
+    [ -n "$BE_PID" ] && echo "A64H: $name backend seccomp modes:$be_seccomp"
     kill -0 $pid 2>/dev/null && echo "hello from the host console" >&3
     wait $pid
     rc=$?
@@ -54,6 +63,14 @@ boot() {
     report "$name" $rc
 }
 
+# --check-host: this KVM runs arm64 Linux (the boots below prove it), so
+# the probe must say it can; with /dev/kvm hidden it cannot check.
+run checkhost --check-host
+mv /dev/kvm /dev/kvm.hidden
+run checkhost-nokvm --check-host
+mv /dev/kvm.hidden /dev/kvm
+
+BE_PID=
 guest="--initramfs /guest.gz --memory size=256M"
 # quiet: every console byte is an exit to cvmm, costly under emulation.
 base="console=ttyS0 panic=-1 quiet"
@@ -67,6 +84,16 @@ for transport in mmio pci; do
     pci) kernel="--kernel /vmlinuz.gz --cpus boot=2" ;;
     esac
     dd if=/dev/zero of=/tmp/disk-$transport.img bs=1M count=8 2>/dev/null
+    # A second disk through vhost-user: the arm64 back-end, seccomp on.
+    dd if=/dev/zero of=/tmp/vudisk-$transport.img bs=1M count=1 2>/dev/null
+    timeout 900 /cvmm --block-backend path=/tmp/vudisk-$transport.img,socket=/tmp/vu-$transport.sock \
+        >/tmp/vubackend-$transport.out 2>/tmp/vubackend-$transport.err </dev/null &
+    BE_PID=$!
+    i=0
+    while [ ! -S /tmp/vu-$transport.sock ] && kill -0 $BE_PID 2>/dev/null && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
     # The listener's stdin is a FIFO held open read-write: busybox nc ends
     # the connection at EOF on its stdin.
     mkfifo /tmp/nc-$transport
@@ -74,10 +101,16 @@ for transport in mmio pci; do
     nc=$!
     # shellcheck disable=SC2086
     boot devices-$transport $kernel $guest --transport $transport \
-        --disk path=/tmp/disk-$transport.img --rng --console file=/tmp/hvc-$transport \
+        --disk path=/tmp/disk-$transport.img --disk vhost_user=on,socket=/tmp/vu-$transport.sock \
+        --rng --console file=/tmp/hvc-$transport \
         --net tap=a64tap0,ip=10.79.0.1,mask=255.255.255.0 \
-        --cmdline "$base a64.mode=$transport vl.host=10.79.0.1"
+        --cmdline "$base a64.mode=$transport vl.host=10.79.0.1 vl.vudisk=1"
     kill $nc 2>/dev/null
+    kill -TERM $BE_PID
+    wait $BE_PID
+    report vubackend-$transport $?
+    BE_PID=
+    echo "A64H: devices-$transport vudisk image=$(head -c 65536 /tmp/vudisk-$transport.img | md5sum | cut -d' ' -f1)"
     echo "A64H: devices-$transport image=$(head -c 1048576 /tmp/disk-$transport.img | md5sum | cut -d' ' -f1)"
     echo "A64H: devices-$transport tcp=$(md5sum </tmp/tcp-$transport | cut -d' ' -f1) bytes=$(wc -c </tmp/tcp-$transport)"
     sed "s/^/A64H: devices-$transport hvc| /" /tmp/hvc-$transport
