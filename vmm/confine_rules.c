@@ -249,6 +249,10 @@ static const struct confine_rule confine_sanitizer[] = {
 	ALLOW(pipe2),
 	ALLOW(dup2),
 	ALLOW(dup3),
+	ALLOW(fcntl),               /* symbolizing a report's stack */
+	ALLOW_IOCTL(TCGETS),        /* is stderr a terminal (colours) */
+	ALLOW(mkdir),               /* log_path: UBSan makes the report's directory (EEXIST) */
+	ALLOW(mkdirat),
 };
 #define CONFINE_SANITIZER_TABLE &confine_sanitizer_table,
 static const struct confine_table confine_sanitizer_table = TABLE(confine_sanitizer);

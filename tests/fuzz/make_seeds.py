@@ -488,7 +488,93 @@ def vu_server_seeds():
         chunk(vu(12, u64(0)), [PIPE])]))
 
 
-TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds, "transport": transport_seeds, "kernel": kernel_seeds, "cli": cli_seeds}
+# ---- vhost-user front-end (a back-end's replies and requests) ----
+FE_REPLY, FE_CONNECT, FE_START, FE_STOP, FE_ENABLE, FE_WRITE, FE_RESET, FE_REQUEST, FE_ERROR = range(9)
+REPLY = 1 | 4
+
+
+def rep(req, payload=b"", fds=()):
+    """A REPLY record: one reply message the back-end queues."""
+    return bytes([FE_REPLY]) + chunk(vu(req, payload, REPLY), fds)
+
+
+def ack(req, v=0):
+    return rep(req, u64(v))
+
+
+def fe_config(size, data=b""):
+    return struct.pack("<III", 0, size, 0) + data.ljust(size, b"\0")
+
+
+def fe_negotiate(queues=2, cfg_size=16, cfg=b"cvmm"):
+    return [rep(1, u64(FEATURES)), rep(15, u64(PROTO)), rep(17, u64(queues)), rep(36, u64(8)),
+            ack(21), rep(24, fe_config(cfg_size, cfg))]
+
+
+def fe_dev_start(inflight=True):
+    recs = [ack(2), ack(39), ack(37)]
+    if inflight:
+        recs += [rep(31, struct.pack("<QQHH4x", 4096, 0, 2, QSIZE), [MEMFD]), ack(32)]
+    return recs
+
+
+def fe_ring_push():
+    return [ack(8), ack(9), ack(10), ack(13), ack(14), ack(12), ack(18), ack(39)]
+
+
+def fe_op(op, *args):
+    return bytes([op]) + b"".join(args)
+
+
+def fe_request(msg, fds=()):
+    return bytes([FE_REQUEST]) + chunk(msg, fds)
+
+
+def fe_seed(setup, mask, cfg_size, records):
+    return bytes([setup, mask, cfg_size]) + b"".join(records)
+
+
+def vu_frontend_seeds():
+    start = lambda q, f=(1 << 32): fe_op(FE_START, bytes([q]), u64(f))
+    # Two queues, every protocol feature: negotiation, both rings started,
+    # a config change (acked, then GET_CONFIG), a config write, a ring
+    # error, a stop and a reset.
+    write("vu_frontend", "session", fe_seed(1, 0xFF, 16, fe_negotiate() + fe_dev_start() +
+          fe_ring_push() + fe_ring_push() + [rep(24, fe_config(16, b"changed")), ack(25),
+          rep(24, fe_config(16, b"written")), ack(18), rep(11, vring_state(0, 5)), ack(39), ack(34)] +
+          [fe_op(FE_CONNECT), start(0), start(1), fe_request(vu(2, b"", 1 | 8)),
+           fe_op(FE_WRITE, bytes([4, 4]), b"abcd"), fe_op(FE_ERROR, b"\1"), fe_op(FE_STOP, b"\0"),
+           fe_op(FE_RESET)]))
+    # A back-end without VHOST_USER_F_PROTOCOL_FEATURES: no acks, the memory
+    # table in one message, GET_FEATURES as the barrier.
+    write("vu_frontend", "no_protocol", fe_seed(0, 0xFF, 0, [
+        rep(1, u64(1 << 32)), rep(1, u64(1 << 32)), rep(11, vring_state(0, 3)),
+        fe_op(FE_CONNECT), start(0), fe_op(FE_ENABLE, b"\0"), fe_op(FE_STOP, b"\0")]))
+    # The first back-end's stream ends in the middle of the start; the
+    # second one takes the running device over (restore).
+    write("vu_frontend", "reconnect", fe_seed(0, 0xFF, 8, fe_negotiate(1, 8) + fe_dev_start() + [ack(8)] +
+          [fe_op(FE_CONNECT), start(0)] + fe_negotiate(1, 8, b"other") + fe_dev_start(False)[:3] +
+          [ack(32)] + fe_ring_push() + [ack(18), rep(11, vring_state(0, 0))] +
+          [fe_op(FE_CONNECT), fe_op(FE_STOP, b"\0")]))
+    # Back-end requests: unknown ones with fds and NEED_REPLY, a
+    # CONFIG_CHANGE_MSG with a payload or an fd (malformed), a good one
+    # sent in two pieces, and one cut short by the end of the channel.
+    write("vu_frontend", "backend_requests", fe_seed(0, 0xFF, 16, fe_negotiate(1) +
+          [rep(24, fe_config(16, b"new")), fe_op(FE_CONNECT),
+           fe_request(vu(7, u64(0), 1 | 8), [MEMFD, SOCKET]), fe_request(vu(2, u64(1), 1 | 8)),
+           fe_request(vu(2), [EVENTFD]), fe_request(vu(4, u64(0)), [EVENTFD]),
+           fe_request(vu(2)[:5]), fe_request(vu(2)[5:]), fe_request(vu(2)[:7])]))
+    # Replies a broken back-end gives: a refused ack, GET_CONFIG refused
+    # (the spec's error form), a bad inflight region, a reply to another
+    # request.
+    write("vu_frontend", "malformed", fe_seed(0, 0xFF, 16, fe_negotiate(1) +
+          [ack(2, 22), fe_op(FE_CONNECT), start(0)] +
+          fe_negotiate(1)[:5] + [rep(24, fe_config(0)[:12]), fe_op(FE_CONNECT)] +
+          fe_negotiate(1) + [ack(2), ack(39), ack(37), rep(31, struct.pack("<QQHH4x", 1 << 40, 8, 1, QSIZE),
+          [MEMFD]), fe_op(FE_CONNECT)] +
+          fe_negotiate(1) + [rep(40, u64(0)), fe_op(FE_CONNECT), fe_op(FE_WRITE, bytes([0, 2]), b"xy")]))
+
+TARGETS = {"vu_server": vu_server_seeds, "blk": blk_seeds, "net": net_seeds, "vsock": vsock_seeds, "virtq": virtq_seeds, "transport": transport_seeds, "kernel": kernel_seeds, "cli": cli_seeds, "vu_frontend": vu_frontend_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:

@@ -103,7 +103,7 @@ void vu_fe_close_conn(struct vu_frontend *fe)
 
 /* Takes fd as the connection and negotiates; on failure the caller closes
  * it. Lock held. */
-static int vu_fe_take(struct vu_frontend *fe, int fd, bool *config_changed)
+int vu_fe_take(struct vu_frontend *fe, int fd, bool *config_changed)
 {
 	fe->sock = fd;
 	fe->dead = false;
@@ -163,7 +163,7 @@ static bool vu_fe_reconnect(struct vu_frontend *fe)
 
 /* One back-end request: CONFIG_CHANGE_MSG is acted on; anything else gets
  * an error reply with its fds closed, and the channel stays. */
-static void vu_fe_backend_request(struct vu_frontend *fe)
+void vu_fe_backend_request(struct vu_frontend *fe)
 {
 	struct vu_msg m;
 	bool changed = false;
@@ -197,7 +197,7 @@ static void vu_fe_backend_request(struct vu_frontend *fe)
 }
 
 /* The back-end signalled ring q's error fd. */
-static void vu_fe_ring_error(struct vu_frontend *fe, unsigned q)
+void vu_fe_ring_error(struct vu_frontend *fe, unsigned q)
 {
 	uint64_t v;
 

@@ -44,4 +44,16 @@ void vu_fe_close_conn(struct vu_frontend *fe);
 /* Unmaps and closes the inflight region (no lock: destroy only). */
 void vu_fe_release_inflight(struct vu_frontend *fe);
 
+/* The service thread's steps (vu_fe_conn.c), which the fuzz target
+ * tests/fuzz/vu_frontend.c drives on its own thread, in place of the
+ * service thread, to stay deterministic. */
+/* Takes fd as the connection and negotiates (lock held; on failure the
+ * caller closes the connection). */
+int vu_fe_take(struct vu_frontend *fe, int fd, bool *config_changed);
+/* Reads and handles one back-end request from backend_fd (which has data).
+ * Takes the lock itself. */
+void vu_fe_backend_request(struct vu_frontend *fe);
+/* The back-end signalled ring q's error fd. Takes the lock itself. */
+void vu_fe_ring_error(struct vu_frontend *fe, unsigned q);
+
 #endif
