@@ -74,5 +74,8 @@ void hostcheck_vm_destroy(struct hostcheck_vm *v);
  * signal mask saved here. */
 int hostcheck_arm_timeout(struct hostcheck_vm *v, sigset_t *saved, char *why, size_t whylen);
 void hostcheck_disarm_timeout(const sigset_t *saved);
+/* One KVM_RUN of the probe: 0 when it exited to us (v->run says why);
+ * -1 with the reason in why when it failed or hit the time limit. */
+int hostcheck_vm_enter(struct hostcheck_vm *v, char *why, size_t whylen);
 
 #endif

@@ -135,3 +135,14 @@ void hostcheck_disarm_timeout(const sigset_t *saved)
 	sigprocmask(SIG_SETMASK, saved, NULL);
 	signal(SIGALRM, SIG_DFL);
 }
+
+int hostcheck_vm_enter(struct hostcheck_vm *v, char *why, size_t whylen)
+{
+	if (ioctl(v->vcpu, KVM_RUN, 0) == 0)
+		return 0;
+	if (errno == EINTR)
+		snprintf(why, whylen, "the probe did not finish within %d s", HOSTCHECK_TIMEOUT_S);
+	else
+		snprintf(why, whylen, "KVM_RUN: %s", strerror(errno));
+	return -1;
+}

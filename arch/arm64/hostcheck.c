@@ -105,14 +105,8 @@ static int hc_a64_mmio(const struct kvm_run *run, struct hostcheck_arm64_report 
 static void hc_a64_run(struct hostcheck_vm *v, struct hostcheck_arm64_report *r)
 {
 	for (;;) {
-		if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				snprintf(r->stop, sizeof(r->stop), "the probe did not finish within %d s",
-					 HOSTCHECK_TIMEOUT_S);
-			else
-				snprintf(r->stop, sizeof(r->stop), "KVM_RUN: %s", strerror(errno));
+		if (hostcheck_vm_enter(v, r->stop, sizeof(r->stop)))
 			return;
-		}
 		switch (v->run->exit_reason) {
 		case KVM_EXIT_MMIO:
 			if (hc_a64_mmio(v->run, r))

@@ -168,14 +168,8 @@ static int hc_pio(struct hostcheck_vm *v, struct hostcheck_report *r)
 static void hc_run(struct hostcheck_vm *v, struct hostcheck_report *r)
 {
 	for (;;) {
-		if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				snprintf(r->stop, sizeof(r->stop), "the probe did not finish within %d s",
-					 HOSTCHECK_TIMEOUT_S);
-			else
-				snprintf(r->stop, sizeof(r->stop), "KVM_RUN: %s", strerror(errno));
+		if (hostcheck_vm_enter(v, r->stop, sizeof(r->stop)))
 			return;
-		}
 		switch (v->run->exit_reason) {
 		case KVM_EXIT_IO:
 			if (hc_pio(v, r))
