@@ -37,7 +37,6 @@
  * before it was made: every fd a back-end sends must be closed.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <dirent.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -54,20 +53,19 @@
 #include "cvmm/vu_frontend.h"
 #include "cvmm/vu_msg.h"
 #include "../../vhost/frontend/vu_fe_internal.h"
+#include "lib/fuzz_fds.h"
 #include "lib/fuzz_input.h"
 
 #define VF_MAX_QUEUES 4
 #define VF_QSIZE 16
 #define VF_MEM_SIZE (64u * 1024)
 #define VF_MEMFD_SIZE (64u * 1024)
-/* Bounds that keep a connection's stream in the socket's buffer, the fd
- * count small and a run short. */
+/* Bounds that keep a connection's stream in the socket's buffer and a run
+ * short. */
 #define VF_STREAM_MAX (48u * 1024)
-#define VF_FDS_MAX 48
 #define VF_CONNECTIONS_MAX 4
 #define VF_OPS_MAX 64
 
-enum { VF_EVENTFD, VF_MEMFD, VF_SOCKET, VF_PIPE };
 enum { VF_REPLY, VF_CONNECT, VF_START, VF_STOP, VF_ENABLE, VF_WRITE, VF_RESET, VF_REQUEST, VF_ERROR,
        VF_NOPS };
 
@@ -84,8 +82,7 @@ struct vf_harness {
 	struct virtq vqs[VF_MAX_QUEUES];
 	int peer;                   /* the back-end's end of the connection, or -1 */
 	int channel;                /* the back-end's end of the request channel, or -1 */
-	int keep[VF_FDS_MAX];       /* other ends of sockets and pipes sent */
-	unsigned nkeep, nfds;
+	struct fuzz_fds fds;        /* what the back-end sends */
 	struct vf_chunk queued[VF_OPS_MAX];
 	unsigned nqueued;
 	size_t queued_len;
@@ -93,126 +90,10 @@ struct vf_harness {
 	unsigned callbacks;         /* config_changed and needs_reset calls */
 };
 
-static int vf_memfd(size_t size)
-{
-	int fd = memfd_create("fuzz-vf", MFD_CLOEXEC);
-
-	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* One fresh fd of the given kind for the front-end; -1 when none can be made. */
-static int vf_make_fd(struct vf_harness *h, unsigned kind)
-{
-	int pair[2];
-
-	switch (kind) {
-	case VF_EVENTFD:
-		return eventfd(0, EFD_CLOEXEC);
-	case VF_MEMFD:
-		return vf_memfd(VF_MEMFD_SIZE);
-	case VF_SOCKET:
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
-			return -1;
-		h->keep[h->nkeep++] = pair[1];
-		return pair[0];
-	default:
-		if (pipe2(pair, O_CLOEXEC | O_NONBLOCK) < 0)
-			return -1;
-		h->keep[h->nkeep++] = pair[1];
-		return pair[0];
-	}
-}
-
-/* Sends one chunk on sock with the fds spec asks for; false when it could
- * not go (the front-end's end is closed, the buffer is full). */
-static bool vf_send(struct vf_harness *h, int sock, uint8_t spec, const uint8_t *buf, size_t len)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(3 * sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	int fds[3];
-	unsigned n = spec & 3, made = 0;
-	bool ok;
-
-	if (!len || sock < 0)
-		return len == 0;
-	for (unsigned i = 0; i < n && h->nfds < VF_FDS_MAX; i++) {
-		int fd = vf_make_fd(h, (spec >> (2 + 2 * i)) & 3);
-
-		if (fd < 0)
-			break;
-		fds[made++] = fd;
-		h->nfds++;
-	}
-	if (made) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(made * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(made * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, made * sizeof(int));
-	}
-	ok = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len;
-	for (unsigned i = 0; i < made; i++)
-		close(fds[i]);
-	return ok;
-}
-
-/* Reads what the front-end sent on sock and closes the fds it sent, but
- * keeps a socket (the request channel of SET_BACKEND_REQ_FD) in *channel. */
-static void vf_drain(int sock, int *channel)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(16 * sizeof(int))];
-	} ctl;
-	uint8_t buf[4096];
-
-	if (sock < 0)
-		return;
-	for (;;) {
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-				     .msg_controllen = sizeof(ctl.buf) };
-		ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-
-		if (n <= 0)
-			return;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-				continue;
-			unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			int fds[16];
-
-			memcpy(fds, CMSG_DATA(cm), k * sizeof(int));
-			for (unsigned i = 0; i < k; i++) {
-				struct stat st;
-
-				if (channel && fstat(fds[i], &st) == 0 && S_ISSOCK(st.st_mode)) {
-					if (*channel >= 0)
-						close(*channel);
-					*channel = fds[i];
-				} else {
-					close(fds[i]);
-				}
-			}
-		}
-	}
-}
-
 static void vf_drain_all(struct vf_harness *h)
 {
-	vf_drain(h->peer, &h->channel);
-	vf_drain(h->channel, NULL);
+	fuzz_fds_drain(h->peer, &h->channel);
+	fuzz_fds_drain(h->channel, NULL);
 }
 
 /* What the service thread does for a new connection (vu_fe_reconnect):
@@ -234,7 +115,7 @@ static void vf_connect(struct vf_harness *h)
 	h->peer = sv[1];
 	h->channel = -1;
 	for (unsigned i = 0; i < h->nqueued; i++)
-		if (!vf_send(h, h->peer, h->queued[i].spec, h->queued[i].buf, h->queued[i].len))
+		if (!fuzz_fds_send(&h->fds, h->peer, h->queued[i].spec, h->queued[i].buf, h->queued[i].len))
 			break;
 	h->nqueued = 0;
 	h->queued_len = 0;
@@ -328,7 +209,7 @@ static void vf_mem_setup(struct vf_harness *h, unsigned nq)
 	struct gmem_region r = { .gpa = 0, .size = VF_MEM_SIZE };
 
 	gmem_init(&h->mem);
-	r.fd = vf_memfd(VF_MEM_SIZE);
+	r.fd = fuzz_memfd(VF_MEM_SIZE, NULL, 0);
 	if (r.fd < 0)
 		abort();
 	r.map_base = mmap(NULL, VF_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
@@ -422,7 +303,7 @@ static void vf_op(struct vf_harness *h, struct fuzz_input *in, unsigned nq)
 	case VF_REQUEST:
 		spec = fuzz_input_u8(in);
 		buf = fuzz_input_take(in, fuzz_input_u16(in), &len);
-		vf_send(h, h->channel, spec, buf, len);
+		fuzz_fds_send(&h->fds, h->channel, spec, buf, len);
 		vf_serve_requests(h, false);
 		break;
 	default:
@@ -472,6 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	unsigned fds_before = vf_open_fds();
 
+	fuzz_fds_init(&h.fds, VF_MEMFD_SIZE, NULL, 0);
 	vf_mem_setup(&h, nq);
 	if (vu_frontend_init(&h.fe, &cfg))
 		abort();
@@ -487,8 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(h.peer);
 	if (h.channel >= 0)
 		close(h.channel);
-	for (unsigned i = 0; i < h.nkeep; i++)
-		close(h.keep[i]);
+	fuzz_fds_destroy(&h.fds);
 	vf_mem_destroy(&h, nq);
 	if (vf_open_fds() != fds_before)
 		abort();
