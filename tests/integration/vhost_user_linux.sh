@@ -27,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 dd if=/dev/urandom of="$tmp/pat" bs=1M count=4 2>/dev/null
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
     "$here/guest/vhost_user_linux_guest.sh" "$tmp/pat:/pat" || { echo "FAIL: mkinitrd"; exit 1; }
-files=("$tmp/initrd.gz" "$tmp/pat")
+files=("$here/host/run_lib.sh" "$tmp/initrd.gz" "$tmp/pat")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
     qf=$(nested_program_files "$(command -v qemu-storage-daemon)" qemu) || { echo "FAIL: cannot ship qemu-storage-daemon"; exit 1; }
     mapfile -t qfiles <<<"$qf"

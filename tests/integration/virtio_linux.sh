@@ -22,4 +22,4 @@ while read -r lib; do extra+=("$(readlink -f "$lib"):$lib"); done < <(
     ldd "$ethtool" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
     "$here/guest/virtio_linux_guest.sh" "${extra[@]}" || { echo "FAIL: mkinitrd"; exit 1; }
-NESTED_MEM_MIB=2048 linux_guest_run virtio_linux "$here/host/virtio_linux_run.sh" "$tmp/initrd.gz"
+NESTED_MEM_MIB=2048 linux_guest_run virtio_linux "$here/host/virtio_linux_run.sh" "$here/host/run_lib.sh" "$tmp/initrd.gz"

@@ -21,4 +21,4 @@ lines=$(nested_program_files "$virtiofsd" vfs) || { echo "FAIL: cannot ship virt
 mapfile -t vfs <<<"$lines"
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
     "$here/guest/virtiofs_linux_guest.sh" || { echo "FAIL: mkinitrd"; exit 1; }
-NESTED_MEM_MIB=2048 linux_guest_run virtiofs_linux "$here/host/virtiofs_linux_run.sh" "$tmp/initrd.gz" "${vfs[@]}"
+NESTED_MEM_MIB=2048 linux_guest_run virtiofs_linux "$here/host/virtiofs_linux_run.sh" "$here/host/run_lib.sh" "$tmp/initrd.gz" "${vfs[@]}"

@@ -10,26 +10,9 @@
 # `cvmm --net-backend` on a tap), grows the images when the guest is ready,
 # answers its ping and TCP, and under the guest's load kills each back-end
 # with SIGKILL and starts it again.
-fails=0
-ok() { echo "PASS $1"; }
-no() { echo "FAIL $1"; fails=$((fails + 1)); }
-# check NAME COMMAND...: one line for one property (COMMAND is a single command).
-check() { name=$1; shift; if "$@"; then ok "$name"; else no "$name"; fi; }
-has() { tr -d '\r' <"$1" | grep -q "$2"; }
-lacks() { ! has "$@"; }
-md5() { md5sum | cut -d' ' -f1; }
+. "$FILES/run_lib.sh"
 # vl REGEX: the \(group\) of the first "VL: REGEX..." line.
 vl() { tr -d '\r' <"$ser" | sed -n "s/^VL: $1.*/\1/p" | head -n 1; }
-# wait_for FILE REGEX SECS: until FILE has a line matching REGEX; gives up
-# after SECS or when cvmm ($vm) has ended.
-wait_for() {
-    i=0
-    while ! has "$1" "$2" 2>/dev/null; do
-        i=$((i + 1)); [ $i -gt $(($3 * 5)) ] && return 1
-        kill -0 "$vm" 2>/dev/null || { has "$1" "$2" 2>/dev/null; return; }
-        sleep 0.2
-    done
-}
 # until_true SECS COMMAND...: until COMMAND succeeds, for up to SECS.
 until_true() {
     secs=$1; shift
@@ -145,7 +128,7 @@ transport() {
         --serial "file=$ser" --console tty \
         --cmdline "console=ttyS0 panic=-1 reboot=k vl.host=$hostip vl.port=$port vl.pat=$pat_md5 vl.want=$tx_md5" \
         <"con-$t.in" >"con-$t.out" 2>"$err" &
-    vm=$!
+    pid=$!
     exec 3>"con-$t.in"
 
     # Resize: cvmm --block-backend watches its image, qsd is told over QMP.
@@ -174,7 +157,7 @@ transport() {
     # A subshell: should cvmm be gone, SIGPIPE ends it, not this script.
     (echo stop >&3) 2>/dev/null
     echo "    $t: stop sent at $(date +%T)"
-    wait $vm; rc=$?
+    wait $pid; rc=$?
     exec 3>&-
     kill $sink $source $stream 2>/dev/null
     wait $sink $source $stream 2>/dev/null

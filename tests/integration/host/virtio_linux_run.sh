@@ -5,28 +5,11 @@
 # PASS/FAIL line per property. The guest's side is
 # tests/integration/guest/virtio_linux_guest.sh; what this side checks
 # itself: the disk images, the tap (ping, TCP both ways), the console.
-fails=0
+. "$FILES/run_lib.sh"
 # Console input goes to cvmm through a fifo: if cvmm has ended, a write must
 # fail (EPIPE) rather than kill this script before it reports why.
 trap '' PIPE
-ok() { echo "PASS $1"; }
-no() { echo "FAIL $1"; fails=$((fails + 1)); }
-# check NAME COMMAND...: one line for one property (COMMAND is a single command).
-check() { name=$1; shift; if "$@"; then ok "$name"; else no "$name"; fi; }
-has() { tr -d '\r' <"$1" | grep -q "$2"; }
-lacks() { ! has "$@"; }
-md5() { md5sum | cut -d' ' -f1; }
 vl() { tr -d '\r' <"$ser" | sed -n "s/^VL: $1/\1/p" | head -n 1; }
-# wait_for FILE REGEX SECS: until FILE has a line matching REGEX; gives up
-# after SECS or when cvmm ($pid) has ended.
-wait_for() {
-    i=0
-    while ! has "$1" "$2" 2>/dev/null; do
-        i=$((i + 1)); [ $i -gt $(($3 * 5)) ] && return 1
-        kill -0 "$pid" 2>/dev/null || { has "$1" "$2" 2>/dev/null; return; }
-        sleep 0.2
-    done
-}
 gt0() { [ "${1:-0}" -gt 0 ] 2>/dev/null; }
 
 hostip=10.79.0.1 guestip=10.79.0.2

@@ -8,23 +8,8 @@
 # a device reset by the guest works with the same virtiofsd; virtiofsd
 # killed under the running guest puts the device in DEVICE_NEEDS_RESET, and
 # the guest still resets cleanly (cvmm exits 0).
-fails=0
-ok() { echo "PASS $1"; }
-no() { echo "FAIL $1"; fails=$((fails + 1)); }
-check() { name=$1; shift; if "$@"; then ok "$name"; else no "$name"; fi; }
-has() { tr -d '\r' <"$1" | grep -q "$2"; }
-md5() { md5sum | cut -d' ' -f1; }
+. "$FILES/run_lib.sh"
 vf() { tr -d '\r' <"$ser" | sed -n "s/^VF: $1/\1/p" | head -n 1; }
-# wait_for FILE REGEX SECS: until FILE has a line matching REGEX; gives up
-# after SECS or when cvmm ($pid) has ended.
-wait_for() {
-    i=0
-    while ! has "$1" "$2" 2>/dev/null; do
-        i=$((i + 1)); [ $i -gt $(($3 * 5)) ] && return 1
-        kill -0 "$pid" 2>/dev/null || { has "$1" "$2" 2>/dev/null; return; }
-        sleep 0.2
-    done
-}
 tag=hostshare
 
 for t in pci mmio; do
