@@ -15,10 +15,7 @@ set -u
 : "${BUILD:?BUILD is not set}"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-cvmm=$BUILD/cvmm
-guest=$BUILD/testguest/testguest.elf
-[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
-[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+. "$here/lib/testguest.sh"
 for tool in qemu-aarch64 aarch64-linux-gnu-gcc python3; do
     command -v $tool >/dev/null || { echo "FAIL: $tool is missing (tests/install-deps.sh installs it)"; exit 1; }
 done
@@ -34,18 +31,8 @@ case $(od -An -j18 -N2 -tu2 "$a64/cvmm" | tr -d ' ') in
     *) echo "FAIL: $a64/cvmm is not an aarch64 binary"; exit 1;;
 esac
 
-tmp=$(mktemp -d /tmp/cvmm-a64vu.XXXXXX)
-ns=cvmm-a64vu-$$
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ip netns add "$ns" || { echo "FAIL: cannot create a network namespace (run as root)"; exit 1; }
-failed=0
-fail() { echo "FAIL $*"; failed=1; }
+tg_setup a64vu
+tg_netns cvmm-a64vu-$$
 
 wait_sock() {   # PATH PID
     for _ in $(seq 300); do

@@ -11,22 +11,11 @@
 # (CONFIG_CHANGE_MSG, GET_CONFIG). Bad options are one-line errors (exit 2).
 set -u
 : "${BUILD:?BUILD is not set}"
-cvmm=$BUILD/cvmm
-guest=$BUILD/testguest/testguest.elf
-[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
-[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+. "$(dirname "$0")/lib/testguest.sh"
 for tool in qemu-storage-daemon strace python3; do
     command -v $tool >/dev/null || { echo "FAIL: $tool is missing (tests/install-deps.sh installs it)"; exit 1; }
 done
-tmp=$(mktemp -d /tmp/cvmm-vufe.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-failed=0
-fail() { echo "FAIL $*"; failed=1; }
+tg_setup vufe
 
 # check_image IMG SEED LOOPS: the check's block at sector 8 and LOOPS loop
 # blocks at sector 64 + 8 k (images/testguest/vio_blk.c).
@@ -210,27 +199,16 @@ else
 fi
 
 # Bad options: one line naming the problem, exit 2, no VM.
-check_error() {   # NAME EXPECTED-TEXT ARGS...
-    local name=$1 want=$2
-    shift 2
-    timeout 20 "$cvmm" --kernel "$guest" --serial null "$@" >/dev/null 2>"$tmp/$name.err" </dev/null
-    local rc=$?
-    if [ $rc -ne 2 ] || ! grep -q -- "$want" "$tmp/$name.err" || [ "$(wc -l <"$tmp/$name.err")" -gt 1 ]; then
-        fail "$name: exit $rc, stderr: $(cat "$tmp/$name.err")"
-    else
-        echo "ok $name: $(head -n1 "$tmp/$name.err")"
-    fi
-}
-check_error no-socket "socket=PATH (the back-end's socket) is required" --disk vhost_user=on
-check_error path "path= is the back-end's to set" --disk "vhost_user=on,socket=$tmp/x.sock,path=$tmp/x.img"
-check_error socket-only "socket= needs vhost_user=on" --disk "socket=$tmp/x.sock"
-check_error no-backend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
+tg_check_error no-socket "socket=PATH (the back-end's socket) is required" --disk vhost_user=on
+tg_check_error path "path= is the back-end's to set" --disk "vhost_user=on,socket=$tmp/x.sock,path=$tmp/x.img"
+tg_check_error socket-only "socket= needs vhost_user=on" --disk "socket=$tmp/x.sock"
+tg_check_error no-backend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
     --disk "vhost_user=on,socket=$tmp/none.sock"
-check_error bool "vhost_user" --disk "vhost_user=maybe,socket=$tmp/x.sock"
+tg_check_error bool "vhost_user" --disk "vhost_user=maybe,socket=$tmp/x.sock"
 # A back-end with fewer queues than asked for is refused.
 truncate -s 1M "$tmp/q.img"
 start_cvmm_backend "$tmp/q.img" "$tmp/q.sock" "$tmp/q.be" || fail "queues: the back-end did not start"
-check_error queues "the vhost-user back-end has 1 queue(s), 2 configured" \
+tg_check_error queues "the vhost-user back-end has 1 queue(s), 2 configured" \
     --disk "vhost_user=on,socket=$tmp/q.sock,num_queues=2"
 kill -TERM "$BE_PID"
 wait "$BE_PID" 2>/dev/null

@@ -14,25 +14,12 @@
 # options are one-line errors.
 set -u
 : "${BUILD:?BUILD is not set}"
-cvmm=$BUILD/cvmm
-guest=$BUILD/testguest/testguest.elf
 here=$(dirname "$0")
-[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
-[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+. "$(dirname "$0")/lib/testguest.sh"
 command -v dpdk-testpmd >/dev/null || { echo "FAIL: dpdk-testpmd is missing (tests/install-deps.sh installs it)"; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "SKIP: testpmd needs two cores"; exit 77; }
-tmp=$(mktemp -d /tmp/cvmm-vufenet.XXXXXX)
-ns=cvmm-vufe-$$
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ip netns add "$ns" || { echo "FAIL: cannot create a network namespace (run as root)"; exit 1; }
-failed=0
-fail() { echo "FAIL $*"; failed=1; }
+tg_setup vufenet
+tg_netns cvmm-vufe-$$
 in_ns() { ip netns exec "$ns" "$@"; }
 # For processes started in the background: nsenter execs the command, so $!
 # is the process itself (ip netns exec stays as its parent, and signals sent
@@ -204,23 +191,12 @@ for run in "pci 1" "mmio 1" "pci 2"; do
 done
 
 # Bad options: one line naming the problem, exit 2.
-check_error() {   # NAME EXPECTED-TEXT ARGS...
-    local name=$1 want=$2
-    shift 2
-    timeout 20 "$cvmm" --kernel "$guest" --serial null "$@" >/dev/null 2>"$tmp/$name.err" </dev/null
-    local rc=$?
-    if [ $rc -ne 2 ] || ! grep -q -- "$want" "$tmp/$name.err" || [ "$(wc -l <"$tmp/$name.err")" -gt 1 ]; then
-        fail "$name: exit $rc, stderr: $(cat "$tmp/$name.err")"
-    else
-        echo "ok $name: $(head -n1 "$tmp/$name.err")"
-    fi
-}
-check_error tap "tap= is the back-end's to set" --net "vhost_user=on,socket=$tmp/x.sock,tap=t0"
-check_error pairs "num_queues=3: must be even" --net "vhost_user=on,socket=$tmp/x.sock,num_queues=3"
-check_error mode "vhost_mode=both: expected client or server" --net "vhost_user=on,socket=$tmp/x.sock,vhost_mode=both"
-check_error mode-only "vhost_mode= needs vhost_user=on" --net "tap=t0,vhost_mode=client"
-check_error mac "mac=zz: expected six hex bytes" --net "vhost_user=on,socket=$tmp/x.sock,mac=zz"
-check_error nobackend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
+tg_check_error tap "tap= is the back-end's to set" --net "vhost_user=on,socket=$tmp/x.sock,tap=t0"
+tg_check_error pairs "num_queues=3: must be even" --net "vhost_user=on,socket=$tmp/x.sock,num_queues=3"
+tg_check_error mode "vhost_mode=both: expected client or server" --net "vhost_user=on,socket=$tmp/x.sock,vhost_mode=both"
+tg_check_error mode-only "vhost_mode= needs vhost_user=on" --net "tap=t0,vhost_mode=client"
+tg_check_error mac "mac=zz: expected six hex bytes" --net "vhost_user=on,socket=$tmp/x.sock,mac=zz"
+tg_check_error nobackend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
     --net "vhost_user=on,socket=$tmp/none.sock"
 
 exit $failed

@@ -14,21 +14,10 @@
 # one-line errors (exit 2).
 set -u
 : "${BUILD:?BUILD is not set}"
-cvmm=$BUILD/cvmm
-guest=$BUILD/testguest/testguest.elf
 here=$(dirname "$0")
-[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
-[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+. "$(dirname "$0")/lib/testguest.sh"
 command -v python3 >/dev/null || { echo "FAIL: python3 is missing (tests/install-deps.sh installs it)"; exit 1; }
-tmp=$(mktemp -d /tmp/cvmm-vufe-vsock.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-failed=0
-fail() { echo "FAIL $*"; failed=1; }
+tg_setup vufe-vsock
 
 for transport in pci mmio; do
     seed=$((RANDOM % 256))
@@ -74,28 +63,17 @@ for transport in pci mmio; do
 done
 
 # Bad options: one line naming the problem, exit 2, no VM.
-check_error() {   # NAME EXPECTED-TEXT ARGS...
-    local name=$1 want=$2
-    shift 2
-    timeout 20 "$cvmm" --kernel "$guest" --serial null "$@" >/dev/null 2>"$tmp/$name.err" </dev/null
-    local rc=$?
-    if [ $rc -ne 2 ] || ! grep -q -- "$want" "$tmp/$name.err" || [ "$(wc -l <"$tmp/$name.err")" -gt 1 ]; then
-        fail "$name: exit $rc, stderr: $(cat "$tmp/$name.err")"
-    else
-        echo "ok $name: $(head -n1 "$tmp/$name.err")"
-    fi
-}
-check_error no-socket "socket=PATH (the back-end's socket) is required" --vsock vhost_user=on,cid=3
-check_error no-backend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
+tg_check_error no-socket "socket=PATH (the back-end's socket) is required" --vsock vhost_user=on,cid=3
+tg_check_error no-backend "cannot connect to the vhost-user back-end on $tmp/none.sock" \
     --vsock "vhost_user=on,socket=$tmp/none.sock"
-check_error mode "vhost_mode=both: expected client or server" --vsock "vhost_user=on,socket=$tmp/x.sock,vhost_mode=both"
-check_error mode-alone "vhost_mode= needs vhost_user=on" --vsock "cid=3,socket=$tmp/x.sock,vhost_mode=client"
-check_error cid "cid=2: must be 3" --vsock "cid=2,vhost_user=on,socket=$tmp/x.sock"
+tg_check_error mode "vhost_mode=both: expected client or server" --vsock "vhost_user=on,socket=$tmp/x.sock,vhost_mode=both"
+tg_check_error mode-alone "vhost_mode= needs vhost_user=on" --vsock "cid=3,socket=$tmp/x.sock,vhost_mode=client"
+tg_check_error cid "cid=2: must be 3" --vsock "cid=2,vhost_user=on,socket=$tmp/x.sock"
 # A cid= other than the back-end's is refused.
 "$cvmm" -v --vsock-backend "cid=5,socket=$tmp/c.sock,uds_path=$tmp/c-h.sock" 2>"$tmp/c.be" &
 pids+=($!)
 for _ in $(seq 100); do grep -q "vsock-backend: guest cid" "$tmp/c.be" && break; sleep 0.1; done
-check_error cid-differs "cid=6, but the vhost-user back-end on $tmp/c.sock serves guest CID 5" \
+tg_check_error cid-differs "cid=6, but the vhost-user back-end on $tmp/c.sock serves guest CID 5" \
     --vsock "cid=6,vhost_user=on,socket=$tmp/c.sock"
 
 exit $failed
