@@ -34,15 +34,6 @@ esac
 tg_setup a64vu
 tg_netns cvmm-a64vu-$$
 
-wait_sock() {   # PATH PID
-    for _ in $(seq 300); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
 # The arm64 back-end, in the background (BE_PID: qemu-aarch64 itself, which
 # nsenter execs), until its socket appears.
 start_backend() {   # LOG ARGS...
@@ -69,8 +60,6 @@ sys.exit(0 if data == bytes((seed + i * 31 + i // 512) & 0xff for i in range(409
 PY
 }
 
-guest_lines() { tr -d '\r' <"$1" 2>/dev/null | grep -E '^TG: (virtio|FAIL|PASS)'; }
-
 # virtio-blk: the arm64 --block-backend behind the x86 front-end.
 for transport in pci mmio; do
     name=blk-$transport
@@ -79,7 +68,7 @@ for transport in pci mmio; do
     sock=$tmp/$name.sock
     truncate -s 1M "$img"
     start_backend "$tmp/$name.be" --block-backend "path=$img,socket=$sock"
-    if ! wait_sock "$sock" "$BE_PID"; then
+    if ! tg_wait_sock "$sock" "$BE_PID" 30; then
         fail "$name: the arm64 back-end did not start: $(tail -n 3 "$tmp/$name.be")"
         continue
     fi
@@ -89,10 +78,10 @@ for transport in pci mmio; do
     rc=$?
     stop_backend
     echo "--- $name: exit=$rc"
-    guest_lines "$tmp/$name.out" | sed 's/^/    /'
+    tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
     if [ $rc -ne 0 ]; then
         fail "$name: cvmm exited $rc: $(tail -n 3 "$tmp/$name.log")"
-    elif ! guest_lines "$tmp/$name.out" |
+    elif ! tg_guest_lines "$tmp/$name.out" |
             grep -q "^TG: virtio-blk $transport capacity=2048 wrote+read 4096 bytes at sector 8 flush=yes id=.* ok$"; then
         fail "$name: no virtio-blk ok line from the guest"
     elif ! grep -q "vu0 (vhost-user): virtio-$transport" "$tmp/$name.log"; then
@@ -114,7 +103,7 @@ for transport in pci mmio; do
     sock=$tmp/$name.sock
     tap=a64vu$transport
     start_backend "$tmp/$name.be" --net-backend "tap=$tap,socket=$sock"
-    if ! wait_sock "$sock" "$BE_PID"; then
+    if ! tg_wait_sock "$sock" "$BE_PID" 30; then
         fail "$name: the arm64 back-end did not start: $(tail -n 3 "$tmp/$name.be")"
         continue
     fi
@@ -128,10 +117,10 @@ for transport in pci mmio; do
     stop_backend
     echo "--- $name: exit=$rc"
     sed 's/^/    /' "$tmp/$name.peer"
-    guest_lines "$tmp/$name.out" | sed 's/^/    /'
+    tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
     if [ $rc -ne 0 ]; then
         fail "$name: no frame exchange (exit $rc): $(tail -n 3 "$tmp/$name.log")"
-    elif ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:5$seed pairs=1 tx+rx ok"; then
+    elif ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-net $transport mac=52:54:0:12:34:5$seed pairs=1 tx+rx ok"; then
         fail "$name: no virtio-net ok line from the guest"
     elif ! grep -q "(vhost-user): virtio-$transport" "$tmp/$name.log"; then
         fail "$name: the NIC was not the vhost-user device"

@@ -35,16 +35,6 @@ sys.exit(0 if ok else 1)
 PY
 }
 
-# wait_sock PATH PID: until PATH is a socket, while PID lives.
-wait_sock() {
-    for _ in $(seq 100); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
 # Back-ends, started in the background; BE_PID is the process itself (also
 # under strace, whose tracee it then is). Each removes a stale socket.
 start_cvmm_backend() {   # IMG SOCK LOG [WRAPPER...]
@@ -53,7 +43,7 @@ start_cvmm_backend() {   # IMG SOCK LOG [WRAPPER...]
     "$@" "$cvmm" --block-backend "path=$img,socket=$sock" >>"$log" 2>&1 &
     BE_PID=$!
     pids+=("$BE_PID")
-    wait_sock "$sock" "$BE_PID" || return 1
+    tg_wait_sock "$sock" "$BE_PID" || return 1
     if [ $# -gt 0 ]; then
         BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
         pids+=("$BE_PID")
@@ -68,14 +58,12 @@ start_qsd() {   # IMG SOCK LOG [WRAPPER...]
         </dev/null >>"$log" 2>&1 &
     BE_PID=$!
     pids+=("$BE_PID")
-    wait_sock "$sock" "$BE_PID" || return 1
+    tg_wait_sock "$sock" "$BE_PID" || return 1
     if [ $# -gt 0 ]; then
         BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
         pids+=("$BE_PID")
     fi
 }
-
-guest_lines() { tr -d '\r' <"$1" 2>/dev/null | grep -E '^TG: (virtio|FAIL|PASS)'; }
 
 # The check on both back-ends and both transports.
 for backend in cvmm qsd; do
@@ -96,10 +84,10 @@ for backend in cvmm qsd; do
         kill -TERM "$BE_PID"
         wait "$BE_PID" 2>/dev/null
         echo "--- $name: exit=$rc"
-        guest_lines "$tmp/$name.out" | sed 's/^/    /'
+        tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
         if [ $rc -ne 0 ]; then
             fail "$name: cvmm exited $rc: $(tail -n 3 "$tmp/$name.log")"
-        elif ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk $transport capacity=2048 wrote+read 4096 bytes at sector 8 flush=yes id=.* ok$"; then
+        elif ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk $transport capacity=2048 wrote+read 4096 bytes at sector 8 flush=yes id=.* ok$"; then
             fail "$name: no virtio-blk ok line"
         elif ! grep -q "vu0 (vhost-user): virtio-$transport" "$tmp/$name.log"; then
             fail "$name: the disk was not the vhost-user device"
@@ -152,9 +140,9 @@ for backend in cvmm qsd; do
     kill -TERM "$BE_PID"
     wait "$BE_PID" 2>/dev/null
     echo "--- $name: exit=$rc"
-    guest_lines "$tmp/$name.out" | sed 's/^/    /'
+    tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
     grep -E "gone|reconnected" "$tmp/$name.log" | sed 's/^/    cvmm: /'
-    if [ $rc -ne 0 ] || ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop $loops blocks ok capacity=8192$"; then
+    if [ $rc -ne 0 ] || ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop $loops blocks ok capacity=8192$"; then
         fail "$name: the guest did not finish its blocks (exit $rc): $(tail -n 3 "$tmp/$name.log")"
     elif ! grep -q "vhost-user back-end reconnected" "$tmp/$name.log"; then
         fail "$name: cvmm did not reconnect"
@@ -188,8 +176,8 @@ if start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
     rc=$?
     kill -TERM "$BE_PID"
     wait "$BE_PID" 2>/dev/null
-    guest_lines "$tmp/$name.out" | grep loop | sed 's/^/    /'
-    if [ $rc -ne 0 ] || ! guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop 20 blocks ok capacity=16384$"; then
+    tg_guest_lines "$tmp/$name.out" | grep loop | sed 's/^/    /'
+    if [ $rc -ne 0 ] || ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop 20 blocks ok capacity=16384$"; then
         fail "$name: the guest did not see the disk grow to 16384 sectors (exit $rc)"
     else
         echo "ok $name: the guest read the new capacity"

@@ -42,15 +42,6 @@ guest() {
         <(tr -d '\r' <"$tmp/$name.out") && grep -q "(vhost-user): virtio-$transport" "$tmp/$name.log"
 }
 
-wait_sock() {   # PATH PID
-    for _ in $(seq 100); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
 # cvmm --net-backend: the tap counts what the guest sent. One pair, then two.
 for queues in 2 4; do
     sock=$tmp/nb$queues.sock
@@ -58,7 +49,7 @@ for queues in 2 4; do
     "${in_ns_bg[@]}" "$cvmm" -v --net-backend "tap=$tap,socket=$sock,num_queues=$queues" >"$tmp/nb$queues.log" 2>&1 &
     nb=$!
     pids+=("$nb")
-    if ! wait_sock "$sock" "$nb"; then
+    if ! tg_wait_sock "$sock" "$nb"; then
         fail "net-backend did not start: $(tail -n 3 "$tmp/nb$queues.log")"
         continue
     fi
@@ -91,7 +82,7 @@ for transport in pci mmio; do
     "${in_ns_bg[@]}" "$cvmm" -v --net-backend "tap=vufr0,socket=$sock" >"$tmp/$name.be" 2>&1 &
     nb=$!
     pids+=("$nb")
-    wait_sock "$sock" "$nb" || { fail "$name: net-backend did not start"; continue; }
+    tg_wait_sock "$sock" "$nb" || { fail "$name: net-backend did not start"; continue; }
     in_ns python3 "$here/lib/net_restart_peer.py" vufr0 "$seed" "52:54:00:12:34:5$seed" "$tmp/$name.seen" \
         "$tmp/$name.restarted" \
         "$tmp/$name.done" >"$tmp/$name.peer" 2>&1 &
@@ -116,7 +107,7 @@ for transport in pci mmio; do
         "${in_ns_bg[@]}" "$cvmm" -v --net-backend "tap=vufr0,socket=$sock" >>"$tmp/$name.be" 2>&1 &
         nb=$!
         pids+=("$nb")
-        wait_sock "$sock" "$nb" && break
+        tg_wait_sock "$sock" "$nb" && break
         sleep 0.2
     done
     [ -S "$sock" ] || fail "$name: net-backend did not restart"
@@ -171,7 +162,7 @@ for run in "pci 1" "mmio 1" "pci 2"; do
         --rxq=$pairs --txq=$pairs </dev/null >"$tmp/testpmd-$name.log" 2>&1 &
     pmd=$!
     pids+=("$pmd")
-    wait_sock "$sock" "$pmd" || { fail "$name: testpmd did not start"; continue; }
+    tg_wait_sock "$sock" "$pmd" || { fail "$name: testpmd did not start"; continue; }
     guest $name vufe9 "$seed" "vhost_user=on,socket=$sock,mac=52:54:00:12:34:5$seed,num_queues=$((2 * pairs))" \
         $transport $pairs
     ok=$?

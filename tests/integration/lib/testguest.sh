@@ -11,6 +11,10 @@
 #   tg_check_error NAME EXPECTED-TEXT ARGS...
 #                      # cvmm with ARGS exits 2 with one line of stderr that
 #                      # says EXPECTED-TEXT (a bad option: no VM)
+#   tg_wait_sock PATH PID [SECS]   # until PATH is a socket (0), for up to SECS
+#                      # (default 10) while PID lives (else 1)
+#   tg_guest_lines FILE  # the test guest's virtio, PASS and FAIL lines in FILE
+#                      # (its serial output)
 
 cvmm=$BUILD/cvmm
 guest=$BUILD/testguest/testguest.elf
@@ -50,3 +54,15 @@ tg_check_error() {
         echo "ok $name: $(head -n1 "$tmp/$name.err")"
     fi
 }
+
+tg_wait_sock() {
+    local _
+    for _ in $(seq $((${3:-10} * 10))); do
+        [ -S "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+tg_guest_lines() { tr -d '\r' <"$1" 2>/dev/null | grep -E '^TG: (virtio|FAIL|PASS)'; }
