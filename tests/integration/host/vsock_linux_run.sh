@@ -131,5 +131,61 @@ check "mmio: host -> guest 1 MiB on the same socket path, checksums match" \
 g=$(gline ser-mmio g2h)
 h=$(grep RECV g2h.out)
 check "mmio: guest -> host 1 MiB, checksums match" [ -n "$(field "$g" sum)" -a "$(field "$g" sum)" = "$(field "$h" sum)" ]
+
+# 3. The same guest with its vsock device served through cvmm's vhost-user
+#    front-end by cvmm --vsock-backend, which owns the hybrid socket: the
+#    host tool cannot tell the difference. After 1 MiB each way, the
+#    back-end is killed (SIGKILL) with a host connection open and started
+#    again: the host sees that connection closed, cvmm reconnects, and the
+#    guest's listener (kept through TRANSPORT_RESET) echoes 4 new ones.
+rm -f g2h.out "$uds"
+# backend N: starts cvmm --vsock-backend and waits for its Nth ready line.
+backend() {
+    "$CVMM" -v --vsock-backend "cid=$cid,socket=$FILES/be.sock,uds_path=$uds" 2>>err-be &
+    be=$!
+    i=0
+    while [ "$(grep -c "host connections on" err-be 2>/dev/null)" -lt "$1" ]; do
+        i=$((i + 1)); [ $i -gt 150 ] && return 1
+        sleep 0.2
+    done
+}
+backend 1 || no "vhost-user: cvmm --vsock-backend did not start"
+timeout 600 "$CVMM" -v --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
+    --vsock "cid=$cid,vhost_user=on,socket=$FILES/be.sock" --serial file=ser-vu \
+    --cmdline "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=bench cvmm_vsock_bytes=1048576 cvmm_vsock_cps=5" \
+    </dev/null >/dev/null 2>err-vu &
+pid=$!
+timeout 600 $t recv "unix:${uds}_5000" >g2h.out 2>&1 &
+g2h=$!
+listening ser-vu h2g
+h2g=$(timeout 300 $t send "hybrid:$uds:1234" 1048576 13) || stop $pid $g2h
+wait $g2h
+listening ser-vu cps
+timeout 300 $t hold "hybrid:$uds:1236" 1 >hold-vu.out 2>&1 &
+hold=$!
+wait_for hold-vu.out '^HELD 1' 120 || stop $pid $hold
+kill -KILL $be; wait $be
+wait $hold
+backend 2 || stop $pid
+m4=$(timeout 180 $t multi "hybrid:$uds:1236" 4 4) || stop $pid
+wait $pid; rc=$?
+kill $be 2>/dev/null; wait $be; be_rc=$?
+tr -d '\r' <ser-vu | grep -a '^CVMM-VSOCK:' | sed 's/^/    vhost-user: /'
+echo "    host: $(tr '\n' ' ' <hold-vu.out); after the restart $m4"
+[ $rc -eq 0 ] || tail -n 20 ser-vu err-vu err-be | sed 's/^/    vhost-user: /'
+check "vhost-user: cvmm exited 0" [ $rc -eq 0 ]
+check "vhost-user: the guest's driver ran on the back-end's rings" grep -q "front-end connected" err-be
+g=$(gline ser-vu h2g)
+check "vhost-user: host -> guest 1 MiB through cvmm --vsock-backend, checksums match" \
+    [ -n "$(field "$h2g" sum)" -a "$(field "$g" sum)" = "$(field "$h2g" sum)" ]
+g=$(gline ser-vu g2h)
+h=$(grep RECV g2h.out)
+check "vhost-user: guest -> host 1 MiB through cvmm --vsock-backend, checksums match" \
+    [ -n "$(field "$g" sum)" -a "$(field "$g" sum)" = "$(field "$h" sum)" ]
+check "vhost-user: back-end killed: the host saw its open connection closed" grep -q '^CLOSED 1 of 1' hold-vu.out
+check "vhost-user: cvmm reconnected to the restarted back-end" grep -q "back-end reconnected" err-vu
+check "vhost-user: after the restart, 4 new connections echoed by the guest's listener" \
+    [ "$m4" = "MULTI ok=4 of 4" -a "$(gline ser-vu cps)" = "ECHO served=5" ]
+check "vhost-user: the restarted back-end ended cleanly on SIGTERM" [ $be_rc -eq 0 ]
 echo "vsock_linux: $fails failed"
 [ $fails -eq 0 ]
