@@ -74,10 +74,10 @@ static void *vm_map_aligned(uint64_t size, int flags, int fd)
 		errno = err;
 		return MAP_FAILED;
 	}
+	/* The reservation's head (maybe empty) and tail (never empty) go. */
 	if (start > res)
 		munmap(res, (size_t)(start - res));
-	if (start + size < res + size + slack)
-		munmap(start + size, (size_t)(res + size + slack - (start + size)));
+	munmap(start + size, (size_t)(slack - (uint64_t)(start - res)));
 	return start;
 }
 
