@@ -82,21 +82,19 @@ linux_guest_run() {
     local name=$1 script=$2
     shift 2
     if [ "$LINUX_GUEST_MODE" = nested ]; then
-        local nrc
-        nested_run "$name" "$script" "$@"
-        nrc=$?
-        # QEMU 7.2's emulated SVM can make a guest under cvmm triple-fault
-        # (an interrupt injected at VMRUN that takes a nested-page fault
-        # resumes the guest at the outer VMRUN's address; traced, see
-        # docs/x86-machine.md). Not cvmm's defect: one more run, said
-        # aloud, with the first run's console kept. A triple fault that is
-        # cvmm's own fails both runs.
-        if [ $nrc -ne 0 ] && grep -aq "triple fault (KVM_EXIT_SHUTDOWN)" "$BUILD/nested/$name.log"; then
-            mv "$BUILD/nested/$name.log" "$BUILD/nested/$name.1.log"
-            echo "linux-guest: a guest triple-faulted in the nested machine (QEMU TCG's SVM defect, docs/x86-machine.md); running $name once more (first console: $BUILD/nested/$name.1.log)"
+        local nrc attempt why
+        for attempt in 1 2 3; do
             nested_run "$name" "$script" "$@"
             nrc=$?
-        fi
+            [ $nrc -eq 0 ] && break
+            why=$(nested_emulator_failure "$name" $nrc) || break
+            [ $attempt -eq 3 ] && { echo "linux-guest: $why, a third time: giving up"; break; }
+            # Not cvmm's defect (docs/x86-machine.md, "The nested machine's
+            # own failures"): the run again, said aloud, each console kept.
+            mv "$BUILD/nested/$name.log" "$BUILD/nested/$name.$attempt.log"
+            mv "$BUILD/nested/$name.qemu.log" "$BUILD/nested/$name.$attempt.qemu.log"
+            echo "linux-guest: $why; running $name again (console: $BUILD/nested/$name.$attempt.log)"
+        done
         return $nrc
     fi
     local dir ns rc spec src dest

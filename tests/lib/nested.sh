@@ -11,6 +11,8 @@
 #       /init reports as "NESTED-EXIT: <status>"; 124 when the machine did
 #       not finish in NESTED_TIMEOUT seconds (default 900), 125 when it
 #       ended without reporting. The console stays in $BUILD/nested/NAME.log.
+#   nested_emulator_failure NAME STATUS   after a failed nested_run: prints
+#       which failure of the emulated machine (not of cvmm) it was, or returns 1
 #   nested_initrd NAME SCRIPT [SRC[:DEST]]...   the outer initramfs nested_run boots
 #   nested_qemu_args INITRD   the outer machine's QEMU arguments, one a line
 #       (NESTED_APPEND adds to its kernel command line)
@@ -30,12 +32,16 @@ nested_unavailable() {
 
 # no_timer_check: on a busy host the TCG vCPUs run so unevenly that the
 # kernel's boot-time check of the IO-APIC timer fails and it panics ("IO-APIC
-# + timer doesn't work!"); the timer itself works.
+# + timer doesn't work!"); the timer itself works. loglevel=5: the outer
+# kernel's warnings, with their stack traces, reach the console (its boot
+# chatter does not). softlockup_panic=1: an outer CPU stuck in the kernel
+# (seen once, in a cvmm process) ends the machine at once, with a trace,
+# instead of when the run times out.
 nested_qemu_args() {
     printf '%s\n' -accel tcg,thread=multi -cpu max -smp 2 -m "${NESTED_MEM_MIB:-2048}" \
         -nodefaults -no-user-config -display none -no-reboot \
         -kernel "$BUILD/nested/vmlinuz" -initrd "$1" \
-        -append "console=ttyS0 panic=-1 quiet mitigations=off no_timer_check ${NESTED_APPEND:-}"
+        -append "console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 mitigations=off no_timer_check ${NESTED_APPEND:-}"
 }
 
 # nested_initrd NAME SCRIPT [SRC[:DEST]]...: prints the path of an outer
@@ -66,7 +72,10 @@ nested_run() {
     initrd=$(nested_initrd "$@") || return 1
     log=$BUILD/nested/$name.log
     mapfile -t args < <(nested_qemu_args "$initrd")
-    timeout "${NESTED_TIMEOUT:-900}" "$NESTED_QEMU" "${args[@]}" -serial stdio </dev/null 2>&1 |
+    # -d cpu_reset: an outer kernel that triple-faults ends QEMU (-no-reboot)
+    # without a word on the console; the CPU state at each reset is kept.
+    timeout "${NESTED_TIMEOUT:-900}" "$NESTED_QEMU" "${args[@]}" -serial stdio \
+        -d cpu_reset -D "$BUILD/nested/$name.qemu.log" </dev/null 2>&1 |
         sed -u 's/\r$//' | tee "$log" | grep --line-buffered -v '^NESTED-EXIT: '
     rc=${PIPESTATUS[0]}
     rm -rf "$(dirname "$initrd")"
@@ -74,6 +83,30 @@ nested_run() {
     rc=$(sed -n 's/^NESTED-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -n 1)
     [ -n "$rc" ] || { echo "nested: the outer machine ended without a result (console in $log)"; return 125; }
     return "$rc"
+}
+
+# nested_emulator_failure NAME STATUS: whether the failed run NAME (STATUS
+# from nested_run) failed in the emulated machine rather than in cvmm, and
+# how. These are QEMU 7.2's TCG defects traced in docs/x86-machine.md:
+#  - a guest under cvmm triple-faulted: QEMU resumes a guest whose injected
+#    interrupt took a nested-page fault at the outer VMRUN's address;
+#  - the outer kernel triple-faulted (QEMU logs it, then ends, -no-reboot),
+#    oopsed or panicked (its own console lines, not the run's output);
+#  - the outer machine ended without a result, or stopped answering: every
+#    cvmm run inside has its own, shorter timeout and reports it.
+nested_emulator_failure() {
+    local name=$1 rc=$2 log=$BUILD/nested/$1.log
+    if grep -aq "triple fault (KVM_EXIT_SHUTDOWN)" "$log"; then
+        echo "a guest triple-faulted in the nested machine (QEMU TCG's SVM defect)"
+    elif grep -aq "^Triple fault" "$BUILD/nested/$name.qemu.log" 2>/dev/null; then
+        echo "the nested machine's own kernel triple-faulted"
+    elif grep -aEq '^\[ *[0-9.]+\] (BUG:|Oops|general protection fault|Kernel panic|.*stack guard page)' "$log"; then
+        echo "the nested machine's own kernel crashed: $(grep -aEm1 '^\[ *[0-9.]+\] (BUG:|Oops|general protection fault|Kernel panic|.*stack guard page)' "$log")"
+    elif [ "$rc" -eq 124 ] || [ "$rc" -eq 125 ]; then
+        echo "the nested machine $([ "$rc" -eq 124 ] && echo "stopped answering" || echo "ended without a result")"
+    else
+        return 1
+    fi
 }
 
 # Prints the "SOURCE:DEST" lines that ship this host's qemu-system-x86_64 into

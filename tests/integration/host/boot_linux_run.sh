@@ -35,7 +35,7 @@ boot() {
     c=$1 kernel=$2 cpus=$3 mem=$4 end=$5
     mkfifo "$c.in"
     start=$(date +%s)
-    timeout 600 "$CVMM" --kernel "$kernel" --initramfs initrd.gz --cpus "boot=$cpus" --memory "size=${mem}M" \
+    timeout 240 "$CVMM" --kernel "$kernel" --initramfs initrd.gz --cpus "boot=$cpus" --memory "size=${mem}M" \
         --cmdline "console=ttyS0 panic=-1 reboot=k bl.token=tok-$c-$$ bl.end=$end" \
         <"$c.in" >"$c.out" 2>"$c.err" &
     pid=$!

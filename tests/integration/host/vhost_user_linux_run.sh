@@ -121,7 +121,7 @@ transport() {
     timeout 600 nc -l -p $((port + 3)) <"hold-$t" >"stream-$t.bin" &
     stream=$!
     mkfifo "con-$t.in"
-    timeout 600 "$CVMM" -v --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=1 --memory size=256M \
+    timeout 400 "$CVMM" -v --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=1 --memory size=256M \
         --transport "$t" --disk "vhost_user=on,socket=blk-$t.sock,id=vublk" \
         --disk "vhost_user=on,socket=qsd-$t.sock,id=vuqsd" \
         --net "vhost_user=on,socket=net-$t.sock,mac=52:54:00:12:34:56,id=vunet" \

@@ -30,7 +30,7 @@ for t in pci mmio; do
     source=$!
     mkfifo "con-$t.in"
     start=$(date +%s)
-    timeout 600 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
+    timeout 400 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
         --transport "$t" --disk "path=$disk,num_queues=2" --disk "path=$ro,readonly=on" \
         --net "tap=vltap0,ip=$hostip,mask=255.255.255.0,num_queues=4" --rng \
         --serial "file=$ser" --console tty \

@@ -31,7 +31,7 @@ for t in pci mmio; do
     mem=size=256M
     [ $t = pci ] && mem=size=256M,shared=on
     start=$(date +%s)
-    timeout 600 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=1 --memory "$mem" \
+    timeout 400 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=1 --memory "$mem" \
         --transport "$t" --fs "tag=$tag,socket=$sock" --serial "file=$ser" \
         --cmdline "console=ttyS0 panic=-1 reboot=k quiet no_timer_check vf.tag=$tag" \
         </dev/null >/dev/null 2>"err-$t" &

@@ -41,7 +41,7 @@ cid=5
 #    second after the first MiB), 32 connections each way, $conns
 #    connections in turn with cvmm's fds counted, a device reset and a
 #    reboot with connections open.
-timeout 900 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
+timeout 500 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
     --vsock "cid=$cid,socket=$uds" --serial file=ser-pci \
     --cmdline "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=full cvmm_vsock_bytes=$bytes cvmm_vsock_conns=$conns" \
     </dev/null >/dev/null 2>err-pci &
