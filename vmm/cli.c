@@ -67,9 +67,11 @@ void cli_usage(FILE *out)
 		"  --initramfs PATH     initial ramdisk\n"
 		"  --cmdline \"...\"      kernel command line (default \"" CLI_DEFAULT_CMDLINE "\")\n"
 		"  --cpus boot=N        number of vCPUs (default 1, at most %d)\n"
-		"  --memory size=SIZE[,shared=on][,hugepages=on]\n"
+		"  --memory size=SIZE[,shared=on][,hugepages=on][,prefault=on]\n"
 		"                       guest RAM (default 512M; K/M/G suffixes); shared=on maps it\n"
-		"                       MAP_SHARED, hugepages=on uses 2 MiB hugetlb pages\n"
+		"                       MAP_SHARED, hugepages=on uses 2 MiB hugetlb pages,\n"
+		"                       prefault=on allocates all of it and maps it for the guest\n"
+		"                       before the guest starts (x86)\n"
 		"  --serial tty|off|null|file=PATH|socket=PATH\n"
 		"                       " ARCH_SERIAL_HELP " console: this terminal (default; Ctrl-A x quits),\n"
 		"                       no UART, a UART whose output is dropped, a file, or a Unix\n"
@@ -154,13 +156,14 @@ static const struct opt_spec cli_cpus_spec[] = {
 
 struct cli_memory {
 	uint64_t size;
-	bool shared, hugepages;
+	bool shared, hugepages, prefault;
 };
 
 static const struct opt_spec cli_memory_spec[] = {
 	OPT_SPEC("size", OPT_SIZE, struct cli_memory, size),
 	OPT_SPEC("shared", OPT_BOOL, struct cli_memory, shared),
 	OPT_SPEC("hugepages", OPT_BOOL, struct cli_memory, hugepages),
+	OPT_SPEC("prefault", OPT_BOOL, struct cli_memory, prefault),
 	OPT_SPEC_END,
 };
 
@@ -200,6 +203,7 @@ static int cli_memory(struct cli_config *c, const char *v, char *err, size_t err
 	c->mem_size = o.size;
 	c->mem_shared = o.shared;
 	c->mem_hugepages = o.hugepages;
+	c->mem_prefault = o.prefault;
 	return 0;
 }
 

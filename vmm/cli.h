@@ -43,7 +43,7 @@ struct cli_config {
 	const char *backend_opts;   /* its argument */
 	unsigned cpus;
 	uint64_t mem_size;
-	bool mem_shared, mem_hugepages;
+	bool mem_shared, mem_hugepages, mem_prefault;
 	enum cli_serial serial;
 	const char *serial_path;    /* file= or socket= */
 	int verbose;                /* number of -v */

@@ -199,7 +199,8 @@ static int machine_boot_and_run(struct machine *m, const struct machine_file *in
 int machine_run(const struct cli_config *cfg, const struct timespec *start)
 {
 	struct vm_config vc = { .ncpus = cfg->cpus, .ram_size = cfg->mem_size, .shared = cfg->mem_shared,
-				.hugepages = cfg->mem_hugepages, .start = *start };
+				.hugepages = cfg->mem_hugepages, .prefault = cfg->mem_prefault,
+				.start = *start };
 	struct machine_file kf = { 0 }, initrd = { 0 };
 	struct machine *m;
 	sigset_t sigs;

@@ -109,6 +109,14 @@ static void cpuid_set_hv_leaf(struct kvm_cpuid2 *c)
 	memcpy(&e->edx, "M\0\0\0", 4);
 }
 
+bool x86_cpuid_has_gbpages(const struct kvm_cpuid2 *c)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0x80000001)
+			return c->entries[i].edx & (1u << 26);
+	return false;
+}
+
 void x86_cpuid_adjust(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 {
 	for (size_t f = 0; f < sizeof(x86_cpuid_filter) / sizeof(x86_cpuid_filter[0]); f++) {

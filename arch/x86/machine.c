@@ -85,7 +85,7 @@ static int x86_machine_tables(struct vm *vm, const struct arch_virtio_info *virt
 	return 0;
 }
 
-static int x86_machine_vcpus(struct vm *vm, uint64_t entry)
+static int x86_machine_vcpus(struct vm *vm, uint64_t entry, bool prefault)
 {
 	struct kvm_cpuid2 *cpuid = NULL;
 	int err = x86_cpuid_get_supported(vm->kvm_fd, &cpuid);
@@ -96,6 +96,9 @@ static int x86_machine_vcpus(struct vm *vm, uint64_t entry)
 		err = x86_cpuid_set(fd, cpuid, i, vm->cfg.ncpus);
 		if (!err)
 			err = x86_vcpu_setup_common(fd, i == 0);
+		if (!err && i == 0 && prefault)
+			err = x86_prefault_ram(fd, vm->vcpus[0].run, &vm->mem, vm->cfg.ram_size,
+					       x86_cpuid_has_gbpages(cpuid));
 		if (!err)
 			err = i == 0 ? x86_vcpu_setup_bsp(fd, entry, X86_ZERO_PAGE_ADDR) : x86_vcpu_setup_ap(fd);
 	}
@@ -140,7 +143,7 @@ int arch_machine_load(struct arch_machine *am, struct vm *vm, const struct cli_c
 		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
 		return err;
 	}
-	err = x86_machine_vcpus(vm, am->plan.entry);
+	err = x86_machine_vcpus(vm, am->plan.entry, cfg->mem_prefault);
 	if (!err)
 		err = x86_machine_devices(am, vm, cfg, serial_fd);
 	return err;

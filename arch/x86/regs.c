@@ -88,11 +88,10 @@ static int regs_ioctl(int fd, unsigned long req, void *arg, const char *what)
 	return 0;
 }
 
-int x86_vcpu_setup_bsp(int vcpu_fd, uint64_t entry, uint64_t boot_params)
+int x86_vcpu_setup_long_mode(int vcpu_fd, uint64_t cr3, uint64_t rip, uint64_t rsi, uint64_t rsp)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
-	struct kvm_fpu fpu;
 	int ret;
 
 	ret = regs_ioctl(vcpu_fd, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
@@ -111,26 +110,32 @@ int x86_vcpu_setup_bsp(int vcpu_fd, uint64_t entry, uint64_t boot_params)
 	sregs.idt.base = X86_IDT_ADDR;
 	sregs.idt.limit = 0;
 	sregs.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_PG;
-	sregs.cr3 = X86_PML4_ADDR;
+	sregs.cr3 = cr3;
 	sregs.cr4 = CR4_PAE;
 	sregs.efer = EFER_LME | EFER_LMA;
 	ret = regs_ioctl(vcpu_fd, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
 	if (ret)
 		return ret;
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = rip;
+	regs.rsi = rsi;
+	regs.rsp = regs.rbp = rsp;
+	return regs_ioctl(vcpu_fd, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+}
 
+int x86_vcpu_setup_bsp(int vcpu_fd, uint64_t entry, uint64_t boot_params)
+{
+	struct kvm_fpu fpu;
+	int ret;
+
+	ret = x86_vcpu_setup_long_mode(vcpu_fd, X86_PML4_ADDR, entry, boot_params, X86_BOOT_STACK);
+	if (ret)
+		return ret;
 	memset(&fpu, 0, sizeof(fpu));
 	fpu.fcw = 0x37f;
 	fpu.mxcsr = 0x1f80;
-	ret = regs_ioctl(vcpu_fd, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
-	if (ret)
-		return ret;
-
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 0x2;
-	regs.rip = entry;
-	regs.rsi = boot_params;
-	regs.rsp = regs.rbp = X86_BOOT_STACK;
-	return regs_ioctl(vcpu_fd, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+	return regs_ioctl(vcpu_fd, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
 }
 
 int x86_vcpu_setup_ap(int vcpu_fd)

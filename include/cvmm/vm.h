@@ -34,6 +34,7 @@ struct vm_config {
 	uint64_t ram_size;    /* bytes, a multiple of 4 KiB (2 MiB with hugepages) */
 	bool shared;          /* MAP_SHARED guest RAM (vhost-user back-ends can map it) */
 	bool hugepages;       /* MFD_HUGETLB: 2 MiB pages */
+	bool prefault;        /* allocate all RAM up front (arch code may also map it for the guest) */
 	struct timespec start;  /* process start (CLOCK_MONOTONIC), for timing logs */
 };
 

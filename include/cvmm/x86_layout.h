@@ -10,6 +10,8 @@
  *   0x009000  PML4, 0x00a000 PDPT, 0x00b000..0x00efff four page directories:
  *             identity map of the first 4 GiB with 2 MiB pages
  *   0x020000  kernel command line (up to X86_CMDLINE_MAX bytes)
+ *   0x030000  scratch of the --memory prefault=on pass (code, its table, page
+ *             tables) up to 0x9f000, zeroed before the kernel runs
  *   0x09fc00  EBDA: MP floating pointer
  *   0x0e0000  BIOS area: ACPI RSDP, then XSDT, FADT, FACS, DSDT, MADT;
  *   0x0f0000  MP configuration table
@@ -32,6 +34,8 @@
 #define X86_PD_PAGES		4
 #define X86_CMDLINE_ADDR	0x20000ULL
 #define X86_CMDLINE_MAX		0x10000ULL
+#define X86_PREFAULT_ADDR	0x30000ULL
+#define X86_PREFAULT_SIZE	0x6f000ULL
 #define X86_EBDA_ADDR		0x9fc00ULL
 #define X86_BIOS_ADDR		0xe0000ULL
 #define X86_BIOS_END		0x100000ULL

@@ -4,7 +4,10 @@
 # 2 MiB-aligned and advised for transparent huge pages (VmFlags "hg");
 # private by default (anonymous), shared with shared=on (the memfd
 # back-ends map, VmFlags "sh"). Where the host's THP mode lets advice count
-# and the guest touched RAM, AnonHugePages shows it was honoured.
+# and the guest touched RAM, AnonHugePages shows it was honoured. RAM is
+# allocated as the guest touches it (the guest writes 64 MiB of 256), all
+# of it before the guest starts with prefault=on (and then vCPU 0's pass,
+# arch/x86/prefault.c, has run and said so).
 set -u
 : "${BUILD:?BUILD must be set}"
 CVMM=${CVMM:-$BUILD/cvmm}
@@ -67,12 +70,29 @@ check() {
                     echo "ok: shared: the cvmm-ram memfd, MAP_SHARED" || fail "shared: RAM is not the shared memfd";;
     esac
     ahp=$(echo "$vma" | awk '$1 == ("'"$3"'" ":") { print $2 }')
-    echo "    $what: $3 $ahp kB"
-    eval "${what}_huge=$ahp"
+    rss=$(echo "$vma" | awk '$1 == "Rss:" { print $2 }')
+    echo "    $what: $3 $ahp kB, Rss $rss kB"
+    eval "${what}_huge=$ahp ${what}_rss=$rss"
+}
+
+# allocated WHAT: checks RAM is allocated before the guest touches it
+allocated() {
+    local rss
+    eval "rss=\${${1}_rss:-0}"
+    [ "$rss" -ge $((256 * 1024)) ] && echo "ok: $1: all 256 MiB allocated before the guest ran (Rss $rss kB)" ||
+        fail "$1: prefault=on, but only $rss kB of 256 MiB allocated"
+    grep -q "prefault: 256 MiB of guest RAM mapped for the guest in" "$tmp/$1.log" &&
+        echo "ok: $1: vCPU 0's prefault pass ran" || fail "$1: no prefault pass in the log"
 }
 
 check private size=256M AnonHugePages
 check shared size=256M,shared=on ShmemPmdMapped
+check prefault size=256M,prefault=on AnonHugePages
+check prefault_shared size=256M,shared=on,prefault=on ShmemPmdMapped
+[ "${private_rss:-0}" -lt $((200 * 1024)) ] && echo "ok: private: RAM allocated as the guest touches it (Rss $private_rss kB)" ||
+    fail "private: ${private_rss:-?} kB allocated for a guest that wrote 64 MiB"
+allocated prefault
+allocated prefault_shared
 thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
 if [ "$thp" = always ] || [ "$thp" = madvise ]; then
     [ "${private_huge:-0}" -gt 0 ] && echo "ok: private: the guest's writes got huge pages (THP $thp)" ||

@@ -129,17 +129,18 @@ START_TEST(cli_defaults_and_values)
 	ck_assert_str_eq(c.cmdline, CLI_DEFAULT_CMDLINE);
 	ck_assert_uint_eq(c.cpus, 1);
 	ck_assert_uint_eq(c.mem_size, CLI_DEFAULT_MEMORY);
+	ck_assert(!c.mem_prefault);
 	ck_assert_int_eq(c.serial, CLI_SERIAL_TTY);
 
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel=k", "--initramfs", "i", "--cmdline",
-					"a b", "--cpus", "boot=4", "--memory", "size=1G,shared=on,hugepages=on",
+					"a b", "--cpus", "boot=4", "--memory", "size=1G,shared=on,hugepages=on,prefault=on",
 					"--serial", "socket=/tmp/s", "--log-file", "l", "-v", "-v", NULL), 0);
 	ck_assert_str_eq(c.kernel, "k");
 	ck_assert_str_eq(c.initramfs, "i");
 	ck_assert_str_eq(c.cmdline, "a b");
 	ck_assert_uint_eq(c.cpus, 4);
 	ck_assert_uint_eq(c.mem_size, 1ULL << 30);
-	ck_assert(c.mem_shared && c.mem_hugepages);
+	ck_assert(c.mem_shared && c.mem_hugepages && c.mem_prefault);
 	ck_assert_int_eq(c.serial, CLI_SERIAL_SOCKET);
 	ck_assert_str_eq(c.serial_path, "/tmp/s");
 	ck_assert_str_eq(c.log_file, "l");
