@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 #include "lib/fuzz_ring.h"
 
 #define VQ_FUZZ_INFLIGHT 4
@@ -54,9 +55,6 @@ static uint32_t vq_fuzz_touch(const struct virtq_chain *c)
 		memset(c->iov[i].iov_base, sum, c->iov[i].iov_len);
 	return c->in_len;
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -356,28 +356,30 @@ static char sock_path[108];
 /* fe_config's state_lost_on_disconnect (a test sets it before its setup). */
 static bool state_lost;
 
+/* Counts one callback of the kind *what counts. */
+static void cb_bump(int *what)
+{
+	pthread_mutex_lock(&cb_lock);
+	(*what)++;
+	pthread_mutex_unlock(&cb_lock);
+}
+
 static void cb_config_changed(void *opaque)
 {
 	(void)opaque;
-	pthread_mutex_lock(&cb_lock);
-	config_changes++;
-	pthread_mutex_unlock(&cb_lock);
+	cb_bump(&config_changes);
 }
 
 static void cb_needs_reset(void *opaque)
 {
 	(void)opaque;
-	pthread_mutex_lock(&cb_lock);
-	needs_resets++;
-	pthread_mutex_unlock(&cb_lock);
+	cb_bump(&needs_resets);
 }
 
 static void cb_restored(void *opaque)
 {
 	(void)opaque;
-	pthread_mutex_lock(&cb_lock);
-	restores++;
-	pthread_mutex_unlock(&cb_lock);
+	cb_bump(&restores);
 }
 
 static int cb_count(int *what)
@@ -924,10 +926,10 @@ END_TEST
 
 /* ---- reconnect: a listening fake back-end, the front-end in client mode ---- */
 
-static void listen_setup(void)
+/* The fake back-end listening on sock_path; no front-end yet. */
+static void listen_only_setup(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct vu_frontend_config c;
 
 	log_set_level(LOG_ERR);
 	config_changes = needs_resets = restores = 0;
@@ -941,6 +943,13 @@ static void listen_setup(void)
 	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
 	fbe_start(&fb);
+}
+
+static void listen_setup(void)
+{
+	struct vu_frontend_config c;
+
+	listen_only_setup();
 	fe_config(&c, sock_path);
 	ck_assert_int_eq(vu_frontend_init(&fe, &c), 0);
 	ck_assert_int_eq(vu_frontend_connect(&fe), 0);
@@ -1168,24 +1177,6 @@ START_TEST(state_lost_backend_gone_before_driver_ok)
 END_TEST
 
 /* ---- the device model on top (vu_fe_dev), against the listening fake ---- */
-
-static void listen_only_setup(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	log_set_level(LOG_ERR);
-	config_changes = needs_resets = restores = 0;
-	fbe_init(&fb);
-	mem_setup();
-	snprintf(sock_path, sizeof(sock_path), "/tmp/cvmm-vufe-%d.sock", getpid());
-	unlink(sock_path);
-	strcpy(sa.sun_path, sock_path);
-	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fb.listen_fd, 0);
-	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
-	fbe_start(&fb);
-}
 
 static void dev_teardown(void)
 {
