@@ -13,7 +13,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 # Assembler macros the guests share: an IDT gate for vector to handler,
 # loaded; the UART's THRE interrupt enabled (OUT2 gates the line, then IER
-# raises IRQ 4); the IDT (256 16-byte gates) and its IDTR, in .data.
+# raises IRQ 4); that, then waiting for the interrupt, whose handler prints
+# letter and resets; the IDT (256 16-byte gates) and its IDTR, in .data.
 GUEST_MACROS='	.macro idt_install vector, handler
 	lea \handler(%rip), %rax
 	lea idt+\vector*16(%rip), %rdi
@@ -34,6 +35,20 @@ GUEST_MACROS='	.macro idt_install vector, handler
 	mov $0x3f9, %dx
 	mov $0x02, %al
 	out %al, %dx
+	.endm
+	.macro uart_irq_then_print letter
+	uart_thre_irq
+	sti
+1:	hlt
+	jmp 1b
+handler:
+	mov $0x3f8, %dx
+	mov $\letter, %al
+	out %al, %dx
+	mov $0xfe, %al
+	out %al, $0x64
+	hlt
+	idt_data
 	.endm
 	.macro idt_data
 	.data
@@ -135,19 +150,8 @@ guest irq_pic <<'EOF_'
 	out %al, $0x21
 	mov $0xff, %al
 	out %al, $0xa1
-	/* UART: OUT2 gates the line, then THRE interrupt enable raises IRQ 4. */
-	uart_thre_irq
-	sti
-1:	hlt
-	jmp 1b
-handler:
-	mov $0x3f8, %dx
-	mov $'I', %al
-	out %al, %dx
-	mov $0xfe, %al
-	out %al, $0x64
-	hlt
-	idt_data
+	/* The UART raises IRQ 4; its handler prints I and resets. */
+	uart_irq_then_print 'I'
 EOF_
 
 guest irq_ioapic <<'EOF_'
@@ -162,18 +166,7 @@ guest irq_ioapic <<'EOF_'
 	movl $0, 0x10(%rbx)
 	movl $0x18, (%rbx)
 	movl $0x24, 0x10(%rbx)
-	uart_thre_irq
-	sti
-1:	hlt
-	jmp 1b
-handler:
-	mov $0x3f8, %dx
-	mov $'A', %al
-	out %al, %dx
-	mov $0xfe, %al
-	out %al, $0x64
-	hlt
-	idt_data
+	uart_irq_then_print 'A'
 EOF_
 
 # int3 must raise #BP with rip after it (on KVMs whose emulator lacks int3,
