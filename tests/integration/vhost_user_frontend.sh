@@ -65,6 +65,27 @@ start_qsd() {   # IMG SOCK LOG [WRAPPER...]
     fi
 }
 
+# Stops the back-end started last.
+stop_backend() {
+    kill -TERM "$BE_PID"
+    wait "$BE_PID" 2>/dev/null
+}
+
+# start_block_loop NAME SEED LOOPS: the guest writes and reads back LOOPS
+# blocks on the vhost-user disk at $tmp/NAME.sock, in the background (vm is
+# its pid); returns once the first check's block is through (at most 30 s).
+start_block_loop() {
+    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$1.out" \
+        --cmdline "tg.virtio=1 tg.seed=$2 tg.blkloop=$3" \
+        --disk "vhost_user=on,socket=$tmp/$1.sock" >"$tmp/$1.log" 2>&1 </dev/null &
+    vm=$!
+    pids+=("$vm")
+    for _ in $(seq 300); do
+        grep -q "wrote+read" "$tmp/$1.out" 2>/dev/null && break
+        sleep 0.1
+    done
+}
+
 # The check on both back-ends and both transports.
 for backend in cvmm qsd; do
     for transport in pci mmio; do
@@ -81,8 +102,7 @@ for backend in cvmm qsd; do
             --transport $transport --cmdline "tg.virtio=1 tg.seed=$seed" \
             --disk "vhost_user=on,socket=$sock,id=vu0" >"$tmp/$name.log" 2>&1 </dev/null
         rc=$?
-        kill -TERM "$BE_PID"
-        wait "$BE_PID" 2>/dev/null
+        stop_backend
         echo "--- $name: exit=$rc"
         tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
         if [ $rc -ne 0 ]; then
@@ -119,15 +139,7 @@ for backend in cvmm qsd; do
               -e inject=pwritev,preadv,pwrite64,pread64,io_submit,fdatasync:delay_enter=300000)
     fi
     $start "$img" "$sock" "$tmp/$name.be" "${slow[@]}" || { fail "$name: the back-end did not start"; continue; }
-    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
-        --cmdline "tg.virtio=1 tg.seed=$seed tg.blkloop=$loops" \
-        --disk "vhost_user=on,socket=$sock" >"$tmp/$name.log" 2>&1 </dev/null &
-    vm=$!
-    pids+=("$vm")
-    for _ in $(seq 300); do
-        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
-        sleep 0.1
-    done
+    start_block_loop "$name" "$seed" "$loops"
     sleep 1.5
     if grep -q "loop $loops blocks" "$tmp/$name.out"; then
         fail "$name: the guest finished before the kill; the test would prove nothing"
@@ -137,8 +149,7 @@ for backend in cvmm qsd; do
     $start "$img" "$sock" "$tmp/$name.be" || fail "$name: the back-end did not restart"
     wait "$vm"
     rc=$?
-    kill -TERM "$BE_PID"
-    wait "$BE_PID" 2>/dev/null
+    stop_backend
     echo "--- $name: exit=$rc"
     tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
     grep -E "gone|reconnected" "$tmp/$name.log" | sed 's/^/    cvmm: /'
@@ -161,21 +172,12 @@ img=$tmp/$name.img
 sock=$tmp/$name.sock
 truncate -s 4M "$img"
 if start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
-    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
-        --cmdline "tg.virtio=1 tg.seed=$seed tg.blkloop=20" \
-        --disk "vhost_user=on,socket=$sock" >"$tmp/$name.log" 2>&1 </dev/null &
-    vm=$!
-    pids+=("$vm")
-    for _ in $(seq 300); do
-        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
-        sleep 0.1
-    done
+    start_block_loop "$name" "$seed" 20
     grep -q "loop 20 blocks" "$tmp/$name.out" && fail "$name: the guest finished before the resize"
     truncate -s 8M "$img"
     wait "$vm"
     rc=$?
-    kill -TERM "$BE_PID"
-    wait "$BE_PID" 2>/dev/null
+    stop_backend
     tg_guest_lines "$tmp/$name.out" | grep loop | sed 's/^/    /'
     if [ $rc -ne 0 ] || ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop 20 blocks ok capacity=16384$"; then
         fail "$name: the guest did not see the disk grow to 16384 sectors (exit $rc)"
@@ -198,7 +200,6 @@ truncate -s 1M "$tmp/q.img"
 start_cvmm_backend "$tmp/q.img" "$tmp/q.sock" "$tmp/q.be" || fail "queues: the back-end did not start"
 tg_check_error queues "the vhost-user back-end has 1 queue(s), 2 configured" \
     --disk "vhost_user=on,socket=$tmp/q.sock,num_queues=2"
-kill -TERM "$BE_PID"
-wait "$BE_PID" 2>/dev/null
+stop_backend
 
 exit $failed
