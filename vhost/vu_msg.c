@@ -407,6 +407,19 @@ int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_
 	return vu_msg_recv_judged(sock, m, timeout_ms, NULL, request);
 }
 
+void vu_msg_attach_fds(struct msghdr *mh, void *ctl, const int *fds, unsigned nfds)
+{
+	struct cmsghdr *c;
+
+	mh->msg_control = ctl;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+}
+
 /* Sends one message by deadline, never blocking past it: a peer that stops
  * reading costs the sender at most the deadline. */
 static int vu_msg_send_by(int sock, uint32_t request, uint32_t flags, const void *payload,
@@ -427,16 +440,8 @@ static int vu_msg_send_by(int sock, uint32_t request, uint32_t flags, const void
 	if (nfds > VU_MAX_FDS || (size && !payload))
 		return -EINVAL;
 	if (nfds) {
-		struct cmsghdr *c;
-
 		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+		vu_msg_attach_fds(&mh, ctl.buf, fds, nfds);
 	}
 	while (left) {
 		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
