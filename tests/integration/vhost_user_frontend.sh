@@ -17,19 +17,25 @@ for tool in qemu-storage-daemon strace python3; do
 done
 tg_setup vufe
 
+# backend_started PID SOCK WRAPPED: BE_PID=PID (or, WRAPPED > 0, the child
+# its wrapper runs), once PID's socket SOCK is there; 1 if PID ends first.
+backend_started() {
+    BE_PID=$1
+    pids+=("$BE_PID")
+    tg_wait_sock "$2" "$BE_PID" || return 1
+    if [ "$3" -gt 0 ]; then
+        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
+        pids+=("$BE_PID")
+    fi
+}
+
 # Back-ends, started in the background; BE_PID is the process itself (also
 # under strace, whose tracee it then is). Each removes a stale socket.
 start_cvmm_backend() {   # IMG SOCK LOG [WRAPPER...]
     local img=$1 sock=$2 log=$3
     shift 3
     "$@" "$cvmm" --block-backend "path=$img,socket=$sock" >>"$log" 2>&1 &
-    BE_PID=$!
-    pids+=("$BE_PID")
-    tg_wait_sock "$sock" "$BE_PID" || return 1
-    if [ $# -gt 0 ]; then
-        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
-        pids+=("$BE_PID")
-    fi
+    backend_started $! "$sock" $#
 }
 start_qsd() {   # IMG SOCK LOG [WRAPPER...]
     local img=$1 sock=$2 log=$3
@@ -38,13 +44,7 @@ start_qsd() {   # IMG SOCK LOG [WRAPPER...]
     "$@" qemu-storage-daemon --blockdev "driver=file,node-name=f0,filename=$img" \
         --export "type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=$sock,writable=on,num-queues=1" \
         </dev/null >>"$log" 2>&1 &
-    BE_PID=$!
-    pids+=("$BE_PID")
-    tg_wait_sock "$sock" "$BE_PID" || return 1
-    if [ $# -gt 0 ]; then
-        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
-        pids+=("$BE_PID")
-    fi
+    backend_started $! "$sock" $#
 }
 
 # start_block_loop NAME SEED LOOPS: the guest writes and reads back LOOPS
