@@ -14,9 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-10} cpus=${2:-4} mem=${3:-1024}
 . "$root/tests/lib/linux-guest.sh"
 LINUX_GUEST_MODE=nested
-linux_guest_mode_or_skip
-tmp=$(mktemp -d /tmp/cvmm-bootloop.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+linux_guest_test bootloop
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
     "$root/tests/integration/guest/boot_linux_guest.sh" || exit 1
 cat >"$tmp/loop.sh" <<INNER
