@@ -72,8 +72,12 @@ START_TEST(backend_keys)
 			 -EINVAL);
 	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-u,socket=/tmp/cvmm-dt-s,id=x",
 					DEVTYPE_BACKEND, 0), -EINVAL);
-	/* vsock offers no client mode. */
+	/* client=on: the back-end connects to the front-end's socket. */
 	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-u,socket=/tmp/cvmm-dt-s,client=on",
+					DEVTYPE_BACKEND, 0), 0);
+	ck_assert(d.client);
+	devtype_destroy(&d);
+	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-u,socket=/tmp/cvmm-dt-s,client=maybe",
 					DEVTYPE_BACKEND, 0), -EINVAL);
 	ck_assert_int_eq(devtype_create(&d, vsock, "cid=3,uds_path=/tmp/cvmm-dt-s,socket=/tmp/cvmm-dt-s",
 					DEVTYPE_BACKEND, 0), -EINVAL);
