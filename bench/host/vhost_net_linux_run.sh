@@ -52,7 +52,7 @@ median() {   # WAY FIGURE: of the rounds that produced it
         awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || !b) print "-"; else printf "%.2f", a / b }'; }
-echo "medians; ratio = vhost-user / in-process (all figures: higher is better)"
+echo "medians of the rounds that produced the figure; ratio = vhost-user / in-process (all figures: higher is better)"
 printf '%-9s %12s %12s %15s\n' figure in-process vu-cvmm vu-cvmm/inproc
 for f in tx-mibps rx-mibps rr-per-s; do
     a=$(median inproc "$f") b=$(median vu "$f")
