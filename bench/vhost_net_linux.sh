@@ -8,7 +8,7 @@
 # Prints each round, the medians and the ratios vhost-user / in-process.
 #
 #   bench/vhost_net_linux.sh [BUILD_DIR]
-#       env: ROUNDS=3, NETMIB=32 (MiB per stream), RR=500 (exchanges)
+#       env: ROUNDS=3, NETMIB=64 (MiB per stream), RR=1000 (exchanges)
 #
 # Both NICs sit in the same guest boot (as the disks of vhost_blk_linux.sh)
 # rather than one boot per way, to keep the comparison fair: the guest's
@@ -28,7 +28,7 @@ set -u
 BUILD=$(cd "${1:-build}" && pwd) || exit 1
 export BUILD
 root=$(cd "$(dirname "$0")/.." && pwd)
-export ROUNDS=${ROUNDS:-3} NETMIB=${NETMIB:-32} RR=${RR:-500}
+export ROUNDS=${ROUNDS:-3} NETMIB=${NETMIB:-64} RR=${RR:-1000}
 [ -x "$BUILD/cvmm" ] || { echo "vhost_net_linux: build cvmm first (make BUILD=$BUILD)"; exit 1; }
 . "$root/tests/lib/linux-guest.sh"
 linux_guest_mode
