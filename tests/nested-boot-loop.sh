@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: BUILD=build tests/nested-boot-loop.sh [RUNS] [CPUS] [MEM_MIB]
+# Usage: BUILD=build [MEMOPTS=,shared=on,...] tests/nested-boot-loop.sh [RUNS] [CPUS] [MEM_MIB]
 #
 # A debugging tool, not a test: boots Debian's kernel under cvmm RUNS times
 # (default 10; 4 vCPUs, 1024 MiB) inside the nested machine
@@ -14,14 +14,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-10} cpus=${2:-4} mem=${3:-1024}
 . "$root/tests/lib/linux-guest.sh"
 LINUX_GUEST_MODE=nested
-linux_guest_mode_or_skip
-tmp=$(mktemp -d /tmp/cvmm-bootloop.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+linux_guest_test bootloop
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \
     "$root/tests/integration/guest/boot_linux_guest.sh" || exit 1
 cat >"$tmp/loop.sh" <<INNER
 #!/bin/sh
-runs=$runs cpus=$cpus mem=$mem
+runs=$runs cpus=$cpus mem=$mem memopts=${MEMOPTS:-}
 INNER
 cat >>"$tmp/loop.sh" <<'INNER'
 T=/sys/kernel/tracing
@@ -36,7 +34,7 @@ while [ $n -lt $runs ]; do
     echo >$T/trace
     echo 1 >$T/tracing_on
     timeout 300 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=$cpus \
-        --memory size=${mem}M --cmdline "console=ttyS0 panic=-1 reboot=k bl.end=panic" \
+        --memory size=${mem}M$memopts --cmdline "console=ttyS0 panic=-1 reboot=k bl.end=panic" \
         </dev/null >out 2>err
     rc=$?
     echo 0 >$T/tracing_on

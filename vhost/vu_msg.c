@@ -303,46 +303,75 @@ static bool vu_msg_size_fits(const struct vu_msg_rule *rule, uint32_t size)
 	return size >= rule->min_size && size <= rule->max_size;
 }
 
-/* A request (front-end's, or a back-end's on its channel) whose wire rule
- * rule_of gives, read by one deadline. */
-static int vu_msg_recv_request(int sock, struct vu_msg *m, int timeout_ms,
-			       const struct vu_msg_rule *(*rule_of)(uint32_t request))
+/* A request's header: this version, known flags, not a reply. */
+static int vu_msg_judge_request_hdr(const struct vu_msg *m)
+{
+	uint32_t fl = m->hdr.flags;
+
+	if ((fl & VU_FLAG_VERSION_MASK) != VU_VERSION || (fl & ~VU_FLAG_KNOWN) ||
+	    (fl & VU_FLAG_REPLY))
+		return -EPROTO;
+	return 0;
+}
+
+/* A whole request against the wire rule rule_of gives. */
+static int vu_msg_judge_request(const struct vu_msg *m, unsigned nfds, bool ctrunc,
+				const struct vu_msg_rule *(*rule_of)(uint32_t request))
+{
+	const struct vu_msg_rule *rule = rule_of(m->hdr.request);
+
+	if (!rule)
+		return -EOPNOTSUPP;
+	if (ctrunc || !vu_msg_size_fits(rule, m->hdr.size) || nfds < rule->min_fds ||
+	    nfds > rule->max_fds || (rule->check && !rule->check(m, nfds)))
+		return -EBADMSG;
+	return 0;
+}
+
+/* A whole reply to `request`. */
+static int vu_msg_judge_reply(const struct vu_msg *m, unsigned nfds, bool ctrunc,
+			      uint32_t request)
+{
+	if ((m->hdr.flags & VU_FLAG_VERSION_MASK) != VU_VERSION ||
+	    !(m->hdr.flags & VU_FLAG_REPLY) || (m->hdr.flags & ~VU_FLAG_KNOWN) ||
+	    m->hdr.request != request || ctrunc || nfds > VU_MAX_FDS)
+		return -EPROTO;
+	return 0;
+}
+
+/*
+ * Reads one message by one deadline: a request whose wire rule rule_of gives
+ * (front-end's, or a back-end's on its channel), or with rule_of NULL a reply
+ * to reply_to. The fds are kept only when the message is accepted. A request
+ * is judged on its header first, and a bad header is dropped at once, without
+ * waiting for a payload that will not be used; a reply is read whole even when
+ * refused, so a stray reply leaves the channel usable.
+ */
+static int vu_msg_recv_judged(int sock, struct vu_msg *m, int timeout_ms,
+			      const struct vu_msg_rule *(*rule_of)(uint32_t request),
+			      uint32_t reply_to)
 {
 	int fds[VU_MSG_RECV_FDS];
-	const struct vu_msg_rule *rule;
 	unsigned nfds;
-	bool ctrunc, size_ok;
-	int64_t deadline;
-	uint32_t fl;
+	bool ctrunc;
+	int64_t deadline = -1; /* set by vu_msg_read_hdr; the compiler cannot tell */
 	int r;
 
 	m->nfds = 0;
 	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, timeout_ms, &deadline);
 	if (r)
 		return r;
-	/* Judged on the header alone: a bad header is dropped at once, without
-	 * waiting for a payload that will not be used. */
-	fl = m->hdr.flags;
-	if ((fl & VU_FLAG_VERSION_MASK) != VU_VERSION || (fl & ~VU_FLAG_KNOWN) ||
-	    (fl & VU_FLAG_REPLY)) {
-		r = -EPROTO;
+	r = rule_of ? vu_msg_judge_request_hdr(m) : 0;
+	if (r)
 		goto reject;
-	}
-	rule = rule_of(m->hdr.request);
-	size_ok = rule && vu_msg_size_fits(rule, m->hdr.size);
 	/* The payload is consumed even when refused, to keep framing. */
 	r = vu_msg_read_payload(sock, m, deadline);
 	if (r)
 		goto reject;
-	if (!rule) {
-		r = -EOPNOTSUPP;
+	r = rule_of ? vu_msg_judge_request(m, nfds, ctrunc, rule_of)
+		    : vu_msg_judge_reply(m, nfds, ctrunc, reply_to);
+	if (r)
 		goto reject;
-	}
-	if (ctrunc || !size_ok || nfds < rule->min_fds || nfds > rule->max_fds ||
-	    (rule->check && !rule->check(m, nfds))) {
-		r = -EBADMSG;
-		goto reject;
-	}
 	memcpy(m->fds, fds, nfds * sizeof(int));
 	m->nfds = nfds;
 	return 0;
@@ -353,7 +382,7 @@ reject:
 
 int vu_msg_recv(int sock, struct vu_msg *m)
 {
-	return vu_msg_recv_request(sock, m, VU_MSG_TIMEOUT_MS, vu_msg_rule_of);
+	return vu_msg_recv_judged(sock, m, VU_MSG_TIMEOUT_MS, vu_msg_rule_of, 0);
 }
 
 /* Back-end requests the front-end understands, with their wire rules. */
@@ -370,37 +399,25 @@ static const struct vu_msg_rule *vu_msg_backend_rule_of(uint32_t request)
 
 int vu_msg_recv_backend(int sock, struct vu_msg *m, int timeout_ms)
 {
-	return vu_msg_recv_request(sock, m, timeout_ms, vu_msg_backend_rule_of);
+	return vu_msg_recv_judged(sock, m, timeout_ms, vu_msg_backend_rule_of, 0);
 }
 
 int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_ms)
 {
-	int fds[VU_MSG_RECV_FDS];
-	unsigned nfds;
-	bool ctrunc;
-	int64_t deadline;
-	int r;
+	return vu_msg_recv_judged(sock, m, timeout_ms, NULL, request);
+}
 
-	m->nfds = 0;
-	r = vu_msg_read_hdr(sock, m, fds, &nfds, &ctrunc, timeout_ms, &deadline);
-	if (r)
-		return r;
-	/* Read whole even when refused: a stray reply leaves the channel usable. */
-	r = vu_msg_read_payload(sock, m, deadline);
-	if (r)
-		goto reject;
-	if ((m->hdr.flags & VU_FLAG_VERSION_MASK) != VU_VERSION ||
-	    !(m->hdr.flags & VU_FLAG_REPLY) || (m->hdr.flags & ~VU_FLAG_KNOWN) ||
-	    m->hdr.request != request || ctrunc || nfds > VU_MAX_FDS) {
-		r = -EPROTO;
-		goto reject;
-	}
-	memcpy(m->fds, fds, nfds * sizeof(int));
-	m->nfds = nfds;
-	return 0;
-reject:
-	vu_msg_close_array(fds, nfds);
-	return r;
+void vu_msg_attach_fds(struct msghdr *mh, void *ctl, const int *fds, unsigned nfds)
+{
+	struct cmsghdr *c;
+
+	mh->msg_control = ctl;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 }
 
 /* Sends one message by deadline, never blocking past it: a peer that stops
@@ -423,16 +440,8 @@ static int vu_msg_send_by(int sock, uint32_t request, uint32_t flags, const void
 	if (nfds > VU_MAX_FDS || (size && !payload))
 		return -EINVAL;
 	if (nfds) {
-		struct cmsghdr *c;
-
 		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+		vu_msg_attach_fds(&mh, ctl.buf, fds, nfds);
 	}
 	while (left) {
 		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);

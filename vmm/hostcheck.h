@@ -74,8 +74,24 @@ void hostcheck_vm_destroy(struct hostcheck_vm *v);
  * signal mask saved here. */
 int hostcheck_arm_timeout(struct hostcheck_vm *v, sigset_t *saved, char *why, size_t whylen);
 void hostcheck_disarm_timeout(const sigset_t *saved);
-/* One KVM_RUN of the probe: 0 when it exited to us (v->run says why);
- * -1 with the reason in why when it failed or hit the time limit. */
-int hostcheck_vm_enter(struct hostcheck_vm *v, char *why, size_t whylen);
+/* What a probe's exit handler returns: run on, the run is over, or an exit
+ * the probe does not expect (hostcheck_vm_run then says which). */
+enum hostcheck_exit {
+	HOSTCHECK_EXIT_RUN_ON = 0,
+	HOSTCHECK_EXIT_DONE = 1,
+	HOSTCHECK_EXIT_OTHER = -1,
+};
+
+/* Runs the probe until on_exit says it is done, KVM_RUN fails or the time
+ * limit hits, or an exit on_exit does not handle; stop gets why the run
+ * ended, unless on_exit ended it without saying. */
+void hostcheck_vm_run(struct hostcheck_vm *v, char *stop, size_t stoplen,
+		      enum hostcheck_exit (*on_exit)(struct hostcheck_vm *v, void *report),
+		      void *report);
+
+/* Destroy v, print the verdict line and return the exit status: can (cannot
+ * NULL) or cannot run Linux guests; or could not check, for why. */
+int hostcheck_verdict(struct hostcheck_vm *v, const char *cannot);
+int hostcheck_no_check(struct hostcheck_vm *v, const char *why);
 
 #endif

@@ -136,7 +136,9 @@ void hostcheck_disarm_timeout(const sigset_t *saved)
 	signal(SIGALRM, SIG_DFL);
 }
 
-int hostcheck_vm_enter(struct hostcheck_vm *v, char *why, size_t whylen)
+/* One KVM_RUN of the probe: 0 when it exited to us (v->run says why);
+ * -1 with the reason in why when it failed or hit the time limit. */
+static int hostcheck_vm_enter(struct hostcheck_vm *v, char *why, size_t whylen)
 {
 	if (ioctl(v->vcpu, KVM_RUN, 0) == 0)
 		return 0;
@@ -145,4 +147,58 @@ int hostcheck_vm_enter(struct hostcheck_vm *v, char *why, size_t whylen)
 	else
 		snprintf(why, whylen, "KVM_RUN: %s", strerror(errno));
 	return -1;
+}
+
+/* Why the probe stopped on an exit its architecture's handler does not take. */
+static void hostcheck_vm_other_exit(const struct kvm_run *run, char *stop, size_t stoplen)
+{
+	switch (run->exit_reason) {
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(stop, stoplen, "KVM internal error, suberror %u%s", run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+			 " (instruction emulation failed)" : "");
+		return;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(stop, stoplen, "KVM could not enter the probe guest (reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return;
+	default:
+		snprintf(stop, stoplen, "unexpected KVM exit %u", run->exit_reason);
+		return;
+	}
+}
+
+void hostcheck_vm_run(struct hostcheck_vm *v, char *stop, size_t stoplen,
+		      enum hostcheck_exit (*on_exit)(struct hostcheck_vm *v, void *report),
+		      void *report)
+{
+	for (;;) {
+		enum hostcheck_exit e;
+
+		if (hostcheck_vm_enter(v, stop, stoplen))
+			return;
+		e = on_exit(v, report);
+		if (e == HOSTCHECK_EXIT_OTHER)
+			hostcheck_vm_other_exit(v->run, stop, stoplen);
+		if (e != HOSTCHECK_EXIT_RUN_ON)
+			return;
+	}
+}
+
+int hostcheck_verdict(struct hostcheck_vm *v, const char *cannot)
+{
+	hostcheck_vm_destroy(v);
+	if (!cannot) {
+		printf("cvmm: host KVM can run Linux guests\n");
+		return HOSTCHECK_CAN;
+	}
+	printf("cvmm: host KVM cannot run Linux guests: %s\n", cannot);
+	return HOSTCHECK_CANNOT;
+}
+
+int hostcheck_no_check(struct hostcheck_vm *v, const char *why)
+{
+	hostcheck_vm_destroy(v);
+	printf("cvmm: cannot check host KVM: %s\n", why);
+	return HOSTCHECK_NO_CHECK;
 }

@@ -102,35 +102,22 @@ static int hc_a64_mmio(const struct kvm_run *run, struct hostcheck_arm64_report 
 	}
 }
 
-static void hc_a64_run(struct hostcheck_vm *v, struct hostcheck_arm64_report *r)
+static enum hostcheck_exit hc_a64_exit(struct hostcheck_vm *v, void *report)
 {
-	for (;;) {
-		if (hostcheck_vm_enter(v, r->stop, sizeof(r->stop)))
-			return;
-		switch (v->run->exit_reason) {
-		case KVM_EXIT_MMIO:
-			if (hc_a64_mmio(v->run, r))
-				return;
-			break;
-		case KVM_EXIT_SYSTEM_EVENT:
-			if (v->run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
-				r->system_off = true;
-			else
-				snprintf(r->stop, sizeof(r->stop), "system event %u, not SYSTEM_OFF",
-					 v->run->system_event.type);
-			return;
-		case KVM_EXIT_INTERNAL_ERROR:
-			snprintf(r->stop, sizeof(r->stop), "KVM internal error, suberror %u",
-				 v->run->internal.suberror);
-			return;
-		case KVM_EXIT_FAIL_ENTRY:
-			snprintf(r->stop, sizeof(r->stop), "KVM could not enter the probe guest (reason 0x%llx)",
-				 (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
-			return;
-		default:
-			snprintf(r->stop, sizeof(r->stop), "unexpected KVM exit %u", v->run->exit_reason);
-			return;
-		}
+	struct hostcheck_arm64_report *r = report;
+
+	switch (v->run->exit_reason) {
+	case KVM_EXIT_MMIO:
+		return hc_a64_mmio(v->run, r) ? HOSTCHECK_EXIT_DONE : HOSTCHECK_EXIT_RUN_ON;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (v->run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+			r->system_off = true;
+		else
+			snprintf(r->stop, sizeof(r->stop), "system event %u, not SYSTEM_OFF",
+				 v->run->system_event.type);
+		return HOSTCHECK_EXIT_DONE;
+	default:
+		return HOSTCHECK_EXIT_OTHER;
 	}
 }
 
@@ -144,33 +131,19 @@ int hostcheck_main(void)
 	int err;
 
 	if (hostcheck_vm_init(&v, ARM64_RAM_BASE, HC_A64_MEM_SIZE, why, sizeof(why)) < 0)
-		goto no_check;
+		return hostcheck_no_check(&v, why);
 	cannot = hc_a64_machine(&v, reason, sizeof(reason));
 	if (cannot)
-		goto cannot;
+		return hostcheck_verdict(&v, cannot);
 	memcpy(v.mem, hostcheck_probe_start, (size_t)(hostcheck_probe_end - hostcheck_probe_start));
 	err = arm64_set_reg(v.vcpu, ARM64_CORE_REG(regs.pc), ARM64_RAM_BASE);
 	if (err) {
 		snprintf(why, sizeof(why), "setting the probe's PC: %s", strerror(-err));
-		goto no_check;
+		return hostcheck_no_check(&v, why);
 	}
 	if (hostcheck_arm_timeout(&v, &saved, why, sizeof(why)) < 0)
-		goto no_check;
-	hc_a64_run(&v, &res);
+		return hostcheck_no_check(&v, why);
+	hostcheck_vm_run(&v, res.stop, sizeof(res.stop), hc_a64_exit, &res);
 	hostcheck_disarm_timeout(&saved);
-	cannot = hostcheck_arm64_reason(&res, reason, sizeof(reason));
-	if (cannot)
-		goto cannot;
-	hostcheck_vm_destroy(&v);
-	printf("cvmm: host KVM can run Linux guests\n");
-	return HOSTCHECK_CAN;
-
-cannot:
-	hostcheck_vm_destroy(&v);
-	printf("cvmm: host KVM cannot run Linux guests: %s\n", cannot);
-	return HOSTCHECK_CANNOT;
-no_check:
-	hostcheck_vm_destroy(&v);
-	printf("cvmm: cannot check host KVM: %s\n", why);
-	return HOSTCHECK_NO_CHECK;
+	return hostcheck_verdict(&v, hostcheck_arm64_reason(&res, reason, sizeof(reason)));
 }

@@ -165,36 +165,21 @@ static int hc_pio(struct hostcheck_vm *v, struct hostcheck_report *r)
 	}
 }
 
-static void hc_run(struct hostcheck_vm *v, struct hostcheck_report *r)
+static enum hostcheck_exit hc_exit(struct hostcheck_vm *v, void *report)
 {
-	for (;;) {
-		if (hostcheck_vm_enter(v, r->stop, sizeof(r->stop)))
-			return;
-		switch (v->run->exit_reason) {
-		case KVM_EXIT_IO:
-			if (hc_pio(v, r))
-				return;
-			break;
-		case KVM_EXIT_SHUTDOWN:
-			snprintf(r->stop, sizeof(r->stop), "the probe guest faulted (triple fault)");
-			return;
-		case KVM_EXIT_INTERNAL_ERROR:
-			snprintf(r->stop, sizeof(r->stop), "KVM internal error, suberror %u%s",
-				 v->run->internal.suberror,
-				 v->run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
-				 " (instruction emulation failed)" : "");
-			return;
-		case KVM_EXIT_FAIL_ENTRY:
-			snprintf(r->stop, sizeof(r->stop), "KVM could not enter the probe guest (reason 0x%llx)",
-				 (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
-			return;
-		case KVM_EXIT_HLT:
-			snprintf(r->stop, sizeof(r->stop), "the probe guest halted early");
-			return;
-		default:
-			snprintf(r->stop, sizeof(r->stop), "unexpected KVM exit %u", v->run->exit_reason);
-			return;
-		}
+	struct hostcheck_report *r = report;
+
+	switch (v->run->exit_reason) {
+	case KVM_EXIT_IO:
+		return hc_pio(v, r) ? HOSTCHECK_EXIT_DONE : HOSTCHECK_EXIT_RUN_ON;
+	case KVM_EXIT_SHUTDOWN:
+		snprintf(r->stop, sizeof(r->stop), "the probe guest faulted (triple fault)");
+		return HOSTCHECK_EXIT_DONE;
+	case KVM_EXIT_HLT:
+		snprintf(r->stop, sizeof(r->stop), "the probe guest halted early");
+		return HOSTCHECK_EXIT_DONE;
+	default:
+		return HOSTCHECK_EXIT_OTHER;
 	}
 }
 
@@ -222,29 +207,14 @@ int hostcheck_main(void)
 	char why[256] = "", reason[320];
 	struct hostcheck_vm v;
 	sigset_t saved;
-	const char *cannot;
 
 	if (hostcheck_vm_init(&v, 0, HC_MEM_SIZE, why, sizeof(why)) < 0)
-		goto no_check;
+		return hostcheck_no_check(&v, why);
 	hc_write_memory(&v);
-	if (hc_set_cpuid(&v, why, sizeof(why)) < 0 || hc_set_regs(&v, why, sizeof(why)) < 0)
-		goto no_check;
-	if (hostcheck_arm_timeout(&v, &saved, why, sizeof(why)) < 0)
-		goto no_check;
-	hc_run(&v, &res);
+	if (hc_set_cpuid(&v, why, sizeof(why)) < 0 || hc_set_regs(&v, why, sizeof(why)) < 0 ||
+	    hostcheck_arm_timeout(&v, &saved, why, sizeof(why)) < 0)
+		return hostcheck_no_check(&v, why);
+	hostcheck_vm_run(&v, res.stop, sizeof(res.stop), hc_exit, &res);
 	hostcheck_disarm_timeout(&saved);
-	hostcheck_vm_destroy(&v);
-
-	cannot = hostcheck_reason(&res, reason, sizeof(reason));
-	if (!cannot) {
-		printf("cvmm: host KVM can run Linux guests\n");
-		return HOSTCHECK_CAN;
-	}
-	printf("cvmm: host KVM cannot run Linux guests: %s\n", cannot);
-	return HOSTCHECK_CANNOT;
-
-no_check:
-	hostcheck_vm_destroy(&v);
-	printf("cvmm: cannot check host KVM: %s\n", why);
-	return HOSTCHECK_NO_CHECK;
+	return hostcheck_verdict(&v, hostcheck_reason(&res, reason, sizeof(reason)));
 }

@@ -57,6 +57,12 @@ int vu_msg_recv_backend(int sock, struct vu_msg *m, int timeout_ms);
  * (up to VU_MAX_FDS, more is -EPROTO). 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */
 int vu_msg_recv_reply(int sock, uint32_t request, struct vu_msg *m, int timeout_ms);
 
+struct msghdr;
+
+/* Attaches nfds fds (SCM_RIGHTS) to mh, in ctl: zeroed, and at least
+ * CMSG_SPACE(sizeof(int) * nfds) bytes, aligned for struct cmsghdr. */
+void vu_msg_attach_fds(struct msghdr *mh, void *ctl, const int *fds, unsigned nfds);
+
 /* Sends one message: a header {request, flags, size}, size payload bytes and
  * up to VU_MAX_FDS fds (attached to the first byte), within VU_MSG_TIMEOUT_MS
  * (the socket is never blocked on past that). 0, -ETIMEDOUT or -errno. */

@@ -17,6 +17,7 @@
 
 #include "devices/blk/virtio_blk_dev.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 #include "lib/fuzz_ring.h"
 
 #define BLK_FUZZ_IMAGE (64u * 1024)
@@ -36,9 +37,6 @@ static void blk_fuzz_cleanup(void)
 	unlink(blk_fuzz_image[1]);
 	rmdir(blk_fuzz_dir);
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -13,6 +13,7 @@
 #include "../../vmm/cli.h"
 #include "cvmm/opts.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 
 #define CLI_FUZZ_MAX_ARGS 64
 
@@ -31,16 +32,7 @@ static void cli_fuzz_device_opts(const struct devtype *t, const char *text)
 	free(opts);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet_log();
-	return 0;
-}
+FUZZ_TARGET_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

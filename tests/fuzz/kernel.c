@@ -13,6 +13,7 @@
 
 #include "cvmm/x86_boot.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 
 #define KF_MIB (1024ull * 1024)
 #define KF_RAM_MAX (128 * KF_MIB)
@@ -28,9 +29,6 @@ static void kf_cleanup(void)
 	munmap(kf_ram, KF_RAM_MAX);
 	free(kf_initrd);
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -18,6 +18,7 @@
 
 #include "devices/net/virtio_net_dev.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 #include "lib/fuzz_ring.h"
 
 #define NET_FUZZ_PAIRS 2
@@ -35,9 +36,6 @@ static void net_fuzz_cleanup(void)
 		close(net_fuzz_peer[i]);
 	fuzz_ring_mem_destroy(&net_fuzz_mem);
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

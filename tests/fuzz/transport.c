@@ -19,6 +19,7 @@
 #include "cvmm/virtio_mmio.h"
 #include "cvmm/virtio_pci.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 #include "lib/fuzz_ring.h"
 #include "lib/fuzz_vdev.h"
 
@@ -65,9 +66,6 @@ static uint32_t tr_fuzz_cut(uint32_t off, unsigned size, uint32_t win)
 {
 	return off % (win - size + 1);
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

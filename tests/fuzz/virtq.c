@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 #include "lib/fuzz_ring.h"
 
 #define VQ_FUZZ_INFLIGHT 4
@@ -38,25 +39,6 @@ static void vq_fuzz_on_broken(struct virtq *vq, void *arg)
 	(void)arg;
 	vq_fuzz_broken_calls++;
 }
-
-/* Reads every device-readable byte and writes every device-writable one:
- * a translation the walker got wrong faults (or ASan reports it). */
-static uint32_t vq_fuzz_touch(const struct virtq_chain *c)
-{
-	uint8_t sum = 0;
-
-	if (c->nout + c->nin > VIRTQ_MAX_IOV)
-		abort();
-	for (unsigned i = 0; i < c->nout; i++)
-		for (size_t k = 0; k < c->iov[i].iov_len; k++)
-			sum += ((volatile uint8_t *)c->iov[i].iov_base)[k];
-	for (unsigned i = c->nout; i < c->nout + c->nin; i++)
-		memset(c->iov[i].iov_base, sum, c->iov[i].iov_len);
-	return c->in_len;
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -99,13 +81,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r != 1)
 			break;
 		if (opts & 8) {
-			virtq_push_stage(&vq, staged++, c->head, vq_fuzz_touch(c));
+			virtq_push_stage(&vq, staged++, c->head, fuzz_ring_touch(c));
 			if (staged == VQ_FUZZ_BATCH) {
 				virtq_push_publish(&vq, staged);
 				staged = 0;
 			}
 		} else {
-			virtq_push(&vq, c->head, vq_fuzz_touch(c));
+			virtq_push(&vq, c->head, fuzz_ring_touch(c));
 		}
 		if (n % 4 == 3)
 			virtq_notify(&vq);

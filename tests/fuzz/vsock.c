@@ -26,6 +26,7 @@
 
 #include "devices/vsock/virtio_vsock.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 #include "lib/fuzz_ring.h"
 
 #define VSOCK_FUZZ_CID 3
@@ -89,9 +90,6 @@ static void vsock_fuzz_host_events(void)
 
 	w->fn(w->arg, EPOLLIN);
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -55,6 +55,7 @@
 #include "../../vhost/frontend/vu_fe_internal.h"
 #include "lib/fuzz_fds.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 
 #define VF_MAX_QUEUES 4
 #define VF_QSIZE 16
@@ -328,16 +329,7 @@ static unsigned vf_open_fds(void)
 	return n;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet_log();
-	return 0;
-}
+FUZZ_TARGET_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

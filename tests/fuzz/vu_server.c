@@ -20,6 +20,7 @@
 #include "../../vhost/backend/vu_server.h"
 #include "lib/fuzz_fds.h"
 #include "lib/fuzz_input.h"
+#include "lib/fuzz_target.h"
 #include "lib/fuzz_vdev.h"
 
 #define VS_MEMFD_SIZE (256u * 1024)
@@ -27,16 +28,7 @@
 /* Keeps the whole stream in the socket's buffer. */
 #define VS_STREAM_MAX (48u * 1024)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet_log();
-	return 0;
-}
+FUZZ_TARGET_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

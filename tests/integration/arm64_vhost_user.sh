@@ -43,22 +43,6 @@ start_backend() {   # LOG ARGS...
     BE_PID=$!
     pids+=("$BE_PID")
 }
-stop_backend() {
-    kill -TERM "$BE_PID" 2>/dev/null
-    wait "$BE_PID" 2>/dev/null
-}
-
-# check_block IMG SEED: the test guest's block at sector 8 (images/testguest/vio_blk.c).
-check_block() {
-    python3 - "$1" "$2" <<'PY'
-import sys
-path, seed = sys.argv[1], int(sys.argv[2])
-with open(path, 'rb') as f:
-    f.seek(8 * 512)
-    data = f.read(4096)
-sys.exit(0 if data == bytes((seed + i * 31 + i // 512) & 0xff for i in range(4096)) else 1)
-PY
-}
 
 # virtio-blk: the arm64 --block-backend behind the x86 front-end.
 for transport in pci mmio; do
@@ -72,27 +56,8 @@ for transport in pci mmio; do
         fail "$name: the arm64 back-end did not start: $(tail -n 3 "$tmp/$name.be")"
         continue
     fi
-    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
-        --transport $transport --cmdline "tg.virtio=1 tg.seed=$seed" \
-        --disk "vhost_user=on,socket=$sock,id=vu0" >"$tmp/$name.log" 2>&1 </dev/null
-    rc=$?
-    stop_backend
-    echo "--- $name: exit=$rc"
-    tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
-    if [ $rc -ne 0 ]; then
-        fail "$name: cvmm exited $rc: $(tail -n 3 "$tmp/$name.log")"
-    elif ! tg_guest_lines "$tmp/$name.out" |
-            grep -q "^TG: virtio-blk $transport capacity=2048 wrote+read 4096 bytes at sector 8 flush=yes id=.* ok$"; then
-        fail "$name: no virtio-blk ok line from the guest"
-    elif ! grep -q "vu0 (vhost-user): virtio-$transport" "$tmp/$name.log"; then
-        fail "$name: the disk was not the vhost-user device"
-    elif ! check_block "$img" "$seed"; then
-        fail "$name: the image does not hold the guest's block (seed $seed)"
-    elif check_block "$img" $(((seed + 1) % 256)); then
-        fail "$name: the block check cannot tell seeds apart"
-    else
+    tg_vhost_blk_check "$name" $transport "$seed" 120 &&
         echo "ok $name (seed $seed): the arm64 back-end served the x86 guest's disk"
-    fi
 done
 
 # virtio-net: the arm64 --net-backend on a tap; net_peer.py answers the
@@ -114,7 +79,7 @@ for transport in pci mmio; do
         >"$tmp/$name.peer" 2>"$tmp/$name.log" </dev/null
     rc=$?
     got=$(( $(ip netns exec "$ns" cat "/sys/class/net/$tap/statistics/rx_packets") - before ))
-    stop_backend
+    tg_stop_backend
     echo "--- $name: exit=$rc"
     sed 's/^/    /' "$tmp/$name.peer"
     tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'

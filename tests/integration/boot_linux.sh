@@ -9,10 +9,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lib/linux-guest.sh"
-linux_guest_mode_or_skip
+linux_guest_test boot-linux
 
-tmp=$(mktemp -d /tmp/cvmm-boot-linux.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 echo bl-initrd-ok >"$tmp/bl-marker"
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$here/guest/boot_linux_guest.sh" \
     "$tmp/bl-marker" || { echo "FAIL: mkinitrd"; exit 1; }

@@ -11,8 +11,56 @@ T=$(mktemp -d /tmp/cvmm-h1-boot.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
+# Assembler macros the guests share: an IDT gate for vector to handler,
+# loaded; the UART's THRE interrupt enabled (OUT2 gates the line, then IER
+# raises IRQ 4); that, then waiting for the interrupt, whose handler prints
+# letter and resets; the IDT (256 16-byte gates) and its IDTR, in .data.
+GUEST_MACROS='	.macro idt_install vector, handler
+	lea \handler(%rip), %rax
+	lea idt+\vector*16(%rip), %rdi
+	mov %ax, (%rdi)
+	movw $0x10, 2(%rdi)
+	movw $0x8e00, 4(%rdi)
+	shr $16, %rax
+	mov %ax, 6(%rdi)
+	shr $16, %rax
+	mov %eax, 8(%rdi)
+	movl $0, 12(%rdi)
+	lidt idtr(%rip)
+	.endm
+	.macro uart_thre_irq
+	mov $0x3fc, %dx
+	mov $0x08, %al
+	out %al, %dx
+	mov $0x3f9, %dx
+	mov $0x02, %al
+	out %al, %dx
+	.endm
+	.macro uart_irq_then_print letter
+	uart_thre_irq
+	sti
+1:	hlt
+	jmp 1b
+handler:
+	mov $0x3f8, %dx
+	mov $\letter, %al
+	out %al, %dx
+	mov $0xfe, %al
+	out %al, $0x64
+	hlt
+	idt_data
+	.endm
+	.macro idt_data
+	.data
+	.balign 16
+idtr:	.word 256*16-1
+	.quad idt
+	.balign 16
+idt:	.space 256*16
+	.endm'
+
 guest() {  # NAME, then the assembly body on stdin
-    { printf '\t.code64\n\t.globl _start\n_start:\n'; cat; } >"$T/$1.S"
+    { printf '\t.code64\n%s\n\t.globl _start\n_start:\n' "$GUEST_MACROS"; cat; } >"$T/$1.S"
     gcc -c "$T/$1.S" -o "$T/$1.o" && ld -nostdlib -static -Ttext-segment=0x100000 -e _start \
         -o "$T/$1.elf" "$T/$1.o" || fail "cannot build guest $1"
 }
@@ -82,17 +130,7 @@ EOF_
 # one letter and resets.
 guest irq_pic <<'EOF_'
 	/* IDT gate for vector 0x24 (IRQ 4 after the PIC remap below). */
-	lea handler(%rip), %rax
-	lea idt+0x24*16(%rip), %rdi
-	mov %ax, (%rdi)
-	movw $0x10, 2(%rdi)
-	movw $0x8e00, 4(%rdi)
-	shr $16, %rax
-	mov %ax, 6(%rdi)
-	shr $16, %rax
-	mov %eax, 8(%rdi)
-	movl $0, 12(%rdi)
-	lidt idtr(%rip)
+	idt_install 0x24, handler
 	/* 8259s: vectors 0x20/0x28, only IRQ 4 unmasked. */
 	mov $0x11, %al
 	out %al, $0x20
@@ -112,43 +150,12 @@ guest irq_pic <<'EOF_'
 	out %al, $0x21
 	mov $0xff, %al
 	out %al, $0xa1
-	/* UART: OUT2 gates the line, then THRE interrupt enable raises IRQ 4. */
-	mov $0x3fc, %dx
-	mov $0x08, %al
-	out %al, %dx
-	mov $0x3f9, %dx
-	mov $0x02, %al
-	out %al, %dx
-	sti
-1:	hlt
-	jmp 1b
-handler:
-	mov $0x3f8, %dx
-	mov $'I', %al
-	out %al, %dx
-	mov $0xfe, %al
-	out %al, $0x64
-	hlt
-	.data
-	.balign 16
-idtr:	.word 256*16-1
-	.quad idt
-	.balign 16
-idt:	.space 256*16
+	/* The UART raises IRQ 4; its handler prints I and resets. */
+	uart_irq_then_print 'I'
 EOF_
 
 guest irq_ioapic <<'EOF_'
-	lea handler(%rip), %rax
-	lea idt+0x24*16(%rip), %rdi
-	mov %ax, (%rdi)
-	movw $0x10, 2(%rdi)
-	movw $0x8e00, 4(%rdi)
-	shr $16, %rax
-	mov %ax, 6(%rdi)
-	shr $16, %rax
-	mov %eax, 8(%rdi)
-	movl $0, 12(%rdi)
-	lidt idtr(%rip)
+	idt_install 0x24, handler
 	mov $0xff, %al
 	out %al, $0x21
 	out %al, $0xa1
@@ -159,44 +166,13 @@ guest irq_ioapic <<'EOF_'
 	movl $0, 0x10(%rbx)
 	movl $0x18, (%rbx)
 	movl $0x24, 0x10(%rbx)
-	mov $0x3fc, %dx
-	mov $0x08, %al
-	out %al, %dx
-	mov $0x3f9, %dx
-	mov $0x02, %al
-	out %al, %dx
-	sti
-1:	hlt
-	jmp 1b
-handler:
-	mov $0x3f8, %dx
-	mov $'A', %al
-	out %al, %dx
-	mov $0xfe, %al
-	out %al, $0x64
-	hlt
-	.data
-	.balign 16
-idtr:	.word 256*16-1
-	.quad idt
-	.balign 16
-idt:	.space 256*16
+	uart_irq_then_print 'A'
 EOF_
 
 # int3 must raise #BP with rip after it (on KVMs whose emulator lacks int3,
 # cvmm raises it: arch/x86/assist.c). Prints B from the handler and resets.
 guest int3 <<'EOF_'
-	lea handler(%rip), %rax
-	lea idt+3*16(%rip), %rdi
-	mov %ax, (%rdi)
-	movw $0x10, 2(%rdi)
-	movw $0x8e00, 4(%rdi)
-	shr $16, %rax
-	mov %ax, 6(%rdi)
-	shr $16, %rax
-	mov %eax, 8(%rdi)
-	movl $0, 12(%rdi)
-	lidt idtr(%rip)
+	idt_install 3, handler
 	int3
 after:
 	mov $0x3f8, %dx
@@ -216,12 +192,7 @@ handler:
 	mov $'X', %al
 	out %al, %dx
 	hlt
-	.data
-	.balign 16
-idtr:	.word 256*16-1
-	.quad idt
-	.balign 16
-idt:	.space 256*16
+	idt_data
 EOF_
 
 # fwait with no x87 exception pending is a no-op (cvmm steps over it where

@@ -17,22 +17,16 @@ for tool in qemu-storage-daemon strace python3; do
 done
 tg_setup vufe
 
-# check_image IMG SEED LOOPS: the check's block at sector 8 and LOOPS loop
-# blocks at sector 64 + 8 k (images/testguest/vio_blk.c).
-check_image() {
-    python3 - "$@" <<'PY'
-import sys
-path, seed, loops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-with open(path, 'rb') as f:
-    data = f.read()
-ok = data[8 * 512:8 * 512 + 4096] == bytes((seed + i * 31 + i // 512) & 0xff for i in range(4096))
-for k in range(loops):
-    off = (64 + 8 * k) * 512
-    if data[off:off + 4096] != bytes((seed + 7 * k + 31 * i) & 0xff for i in range(4096)):
-        print("block %d differs" % k)
-        ok = False
-sys.exit(0 if ok else 1)
-PY
+# backend_started PID SOCK WRAPPED: BE_PID=PID (or, WRAPPED > 0, the child
+# its wrapper runs), once PID's socket SOCK is there; 1 if PID ends first.
+backend_started() {
+    BE_PID=$1
+    pids+=("$BE_PID")
+    tg_wait_sock "$2" "$BE_PID" || return 1
+    if [ "$3" -gt 0 ]; then
+        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
+        pids+=("$BE_PID")
+    fi
 }
 
 # Back-ends, started in the background; BE_PID is the process itself (also
@@ -41,13 +35,7 @@ start_cvmm_backend() {   # IMG SOCK LOG [WRAPPER...]
     local img=$1 sock=$2 log=$3
     shift 3
     "$@" "$cvmm" --block-backend "path=$img,socket=$sock" >>"$log" 2>&1 &
-    BE_PID=$!
-    pids+=("$BE_PID")
-    tg_wait_sock "$sock" "$BE_PID" || return 1
-    if [ $# -gt 0 ]; then
-        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
-        pids+=("$BE_PID")
-    fi
+    backend_started $! "$sock" $#
 }
 start_qsd() {   # IMG SOCK LOG [WRAPPER...]
     local img=$1 sock=$2 log=$3
@@ -56,13 +44,22 @@ start_qsd() {   # IMG SOCK LOG [WRAPPER...]
     "$@" qemu-storage-daemon --blockdev "driver=file,node-name=f0,filename=$img" \
         --export "type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=$sock,writable=on,num-queues=1" \
         </dev/null >>"$log" 2>&1 &
-    BE_PID=$!
-    pids+=("$BE_PID")
-    tg_wait_sock "$sock" "$BE_PID" || return 1
-    if [ $# -gt 0 ]; then
-        BE_PID=$(pgrep -P "$BE_PID" | head -n 1)
-        pids+=("$BE_PID")
-    fi
+    backend_started $! "$sock" $#
+}
+
+# start_block_loop NAME SEED LOOPS: the guest writes and reads back LOOPS
+# blocks on the vhost-user disk at $tmp/NAME.sock, in the background (vm is
+# its pid); returns once the first check's block is through (at most 30 s).
+start_block_loop() {
+    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$1.out" \
+        --cmdline "tg.virtio=1 tg.seed=$2 tg.blkloop=$3" \
+        --disk "vhost_user=on,socket=$tmp/$1.sock" >"$tmp/$1.log" 2>&1 </dev/null &
+    vm=$!
+    pids+=("$vm")
+    for _ in $(seq 300); do
+        grep -q "wrote+read" "$tmp/$1.out" 2>/dev/null && break
+        sleep 0.1
+    done
 }
 
 # The check on both back-ends and both transports.
@@ -77,27 +74,7 @@ for backend in cvmm qsd; do
             fail "$name: the back-end did not start: $(tail -n 3 "$tmp/$name.be")"
             continue
         fi
-        timeout 60 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
-            --transport $transport --cmdline "tg.virtio=1 tg.seed=$seed" \
-            --disk "vhost_user=on,socket=$sock,id=vu0" >"$tmp/$name.log" 2>&1 </dev/null
-        rc=$?
-        kill -TERM "$BE_PID"
-        wait "$BE_PID" 2>/dev/null
-        echo "--- $name: exit=$rc"
-        tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
-        if [ $rc -ne 0 ]; then
-            fail "$name: cvmm exited $rc: $(tail -n 3 "$tmp/$name.log")"
-        elif ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk $transport capacity=2048 wrote+read 4096 bytes at sector 8 flush=yes id=.* ok$"; then
-            fail "$name: no virtio-blk ok line"
-        elif ! grep -q "vu0 (vhost-user): virtio-$transport" "$tmp/$name.log"; then
-            fail "$name: the disk was not the vhost-user device"
-        elif ! check_image "$img" "$seed" 0; then
-            fail "$name: the image does not hold the guest's pattern (seed $seed)"
-        elif check_image "$img" $(((seed + 1) % 256)) 0; then
-            fail "$name: the pattern check cannot tell seeds apart"
-        else
-            echo "ok $name (seed $seed)"
-        fi
+        tg_vhost_blk_check "$name" $transport "$seed" 60 && echo "ok $name (seed $seed)"
     done
 done
 
@@ -119,15 +96,7 @@ for backend in cvmm qsd; do
               -e inject=pwritev,preadv,pwrite64,pread64,io_submit,fdatasync:delay_enter=300000)
     fi
     $start "$img" "$sock" "$tmp/$name.be" "${slow[@]}" || { fail "$name: the back-end did not start"; continue; }
-    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
-        --cmdline "tg.virtio=1 tg.seed=$seed tg.blkloop=$loops" \
-        --disk "vhost_user=on,socket=$sock" >"$tmp/$name.log" 2>&1 </dev/null &
-    vm=$!
-    pids+=("$vm")
-    for _ in $(seq 300); do
-        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
-        sleep 0.1
-    done
+    start_block_loop "$name" "$seed" "$loops"
     sleep 1.5
     if grep -q "loop $loops blocks" "$tmp/$name.out"; then
         fail "$name: the guest finished before the kill; the test would prove nothing"
@@ -137,8 +106,7 @@ for backend in cvmm qsd; do
     $start "$img" "$sock" "$tmp/$name.be" || fail "$name: the back-end did not restart"
     wait "$vm"
     rc=$?
-    kill -TERM "$BE_PID"
-    wait "$BE_PID" 2>/dev/null
+    tg_stop_backend
     echo "--- $name: exit=$rc"
     tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
     grep -E "gone|reconnected" "$tmp/$name.log" | sed 's/^/    cvmm: /'
@@ -146,7 +114,7 @@ for backend in cvmm qsd; do
         fail "$name: the guest did not finish its blocks (exit $rc): $(tail -n 3 "$tmp/$name.log")"
     elif ! grep -q "vhost-user back-end reconnected" "$tmp/$name.log"; then
         fail "$name: cvmm did not reconnect"
-    elif ! check_image "$img" "$seed" $loops; then
+    elif ! tg_blk_image_ok "$img" "$seed" $loops; then
         fail "$name: the image lacks blocks the guest wrote"
     else
         echo "ok $name: SIGKILL and restart under the guest, $loops blocks intact"
@@ -161,21 +129,12 @@ img=$tmp/$name.img
 sock=$tmp/$name.sock
 truncate -s 4M "$img"
 if start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
-    timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
-        --cmdline "tg.virtio=1 tg.seed=$seed tg.blkloop=20" \
-        --disk "vhost_user=on,socket=$sock" >"$tmp/$name.log" 2>&1 </dev/null &
-    vm=$!
-    pids+=("$vm")
-    for _ in $(seq 300); do
-        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
-        sleep 0.1
-    done
+    start_block_loop "$name" "$seed" 20
     grep -q "loop 20 blocks" "$tmp/$name.out" && fail "$name: the guest finished before the resize"
     truncate -s 8M "$img"
     wait "$vm"
     rc=$?
-    kill -TERM "$BE_PID"
-    wait "$BE_PID" 2>/dev/null
+    tg_stop_backend
     tg_guest_lines "$tmp/$name.out" | grep loop | sed 's/^/    /'
     if [ $rc -ne 0 ] || ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop 20 blocks ok capacity=16384$"; then
         fail "$name: the guest did not see the disk grow to 16384 sectors (exit $rc)"
@@ -198,7 +157,6 @@ truncate -s 1M "$tmp/q.img"
 start_cvmm_backend "$tmp/q.img" "$tmp/q.sock" "$tmp/q.be" || fail "queues: the back-end did not start"
 tg_check_error queues "the vhost-user back-end has 1 queue(s), 2 configured" \
     --disk "vhost_user=on,socket=$tmp/q.sock,num_queues=2"
-kill -TERM "$BE_PID"
-wait "$BE_PID" 2>/dev/null
+tg_stop_backend
 
 exit $failed

@@ -19,10 +19,8 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lib/linux-guest.sh"
 command -v qemu-storage-daemon >/dev/null ||
     { echo "FAIL: qemu-storage-daemon is not installed (tests/install-deps.sh)"; exit 1; }
-linux_guest_mode_or_skip
+linux_guest_test vhost-user-linux
 
-tmp=$(mktemp -d /tmp/cvmm-vhost-user-linux.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 # The data the guest writes and sends, known to both sides.
 dd if=/dev/urandom of="$tmp/pat" bs=1M count=4 2>/dev/null
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \

@@ -11,10 +11,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lib/linux-guest.sh"
-linux_guest_mode_or_skip
+linux_guest_test virtio-linux
 
-tmp=$(mktemp -d /tmp/cvmm-virtio-linux.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 # ethtool (per-queue packet counts) and the libraries it links.
 ethtool=$(command -v ethtool) || { echo "FAIL: ethtool is not installed (tests/install-deps.sh)"; exit 1; }
 extra=("$ethtool:/bin/ethtool")

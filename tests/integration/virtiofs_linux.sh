@@ -13,10 +13,8 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lib/linux-guest.sh"
 virtiofsd=/usr/lib/qemu/virtiofsd
 [ -x "$virtiofsd" ] || { echo "FAIL: $virtiofsd is missing (qemu-system-common; tests/install-deps.sh)"; exit 1; }
-linux_guest_mode_or_skip
+linux_guest_test virtiofs-linux
 
-tmp=$(mktemp -d /tmp/cvmm-virtiofs-linux.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 lines=$(nested_program_files "$virtiofsd" vfs) || { echo "FAIL: cannot ship virtiofsd"; exit 1; }
 mapfile -t vfs <<<"$lines"
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \

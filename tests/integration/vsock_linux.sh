@@ -14,10 +14,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lib/linux-guest.sh"
-linux_guest_mode_or_skip
+linux_guest_test vsock-linux
 
-tmp=$(mktemp -d /tmp/cvmm-vsock-linux.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 gcc -static -O2 -o "$tmp/vsock-tool" "$here/guest/vsock-tool.c" 2>"$tmp/gcc.err" ||
     { echo "FAIL: cannot link vsock-tool statically: $(tail -n 1 "$tmp/gcc.err")"; exit 1; }
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" \

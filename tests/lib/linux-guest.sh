@@ -3,6 +3,7 @@
 # `make demo`, bench/inproc.sh) that boots Linux:
 #   . "$root/tests/lib/linux-guest.sh"
 #   linux_guest_mode_or_skip            # sets LINUX_GUEST_MODE, or SKIP + exit 77
+#   linux_guest_test NAME               # the same, then $tmp, removed on exit
 #   linux_guest_run NAME SCRIPT [SRC[:DEST]]...
 #
 # The one decision: "direct" where this host's KVM runs Linux (`cvmm
@@ -75,6 +76,15 @@ linux_guest_mode_or_skip() {
         *) echo "FAIL: $LINUX_GUEST_WHY"; exit 1;;
     esac
     linux_guest_prepare || { echo "FAIL: cannot build the guest images"; exit 1; }
+}
+
+# linux_guest_test NAME: how a test that boots Linux starts: the mode (or
+# SKIP/FAIL as linux_guest_mode_or_skip), then its scratch directory $tmp
+# (/tmp/cvmm-NAME.XXXXXX), removed when the test exits.
+linux_guest_test() {
+    linux_guest_mode_or_skip
+    tmp=$(mktemp -d "/tmp/cvmm-$1.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
 }
 
 # linux_guest_run NAME SCRIPT [SRC[:DEST]]...   (env: NESTED_MEM_MIB, NESTED_TIMEOUT)

@@ -356,28 +356,30 @@ static char sock_path[108];
 /* fe_config's state_lost_on_disconnect (a test sets it before its setup). */
 static bool state_lost;
 
+/* Counts one callback of the kind *what counts. */
+static void cb_bump(int *what)
+{
+	pthread_mutex_lock(&cb_lock);
+	(*what)++;
+	pthread_mutex_unlock(&cb_lock);
+}
+
 static void cb_config_changed(void *opaque)
 {
 	(void)opaque;
-	pthread_mutex_lock(&cb_lock);
-	config_changes++;
-	pthread_mutex_unlock(&cb_lock);
+	cb_bump(&config_changes);
 }
 
 static void cb_needs_reset(void *opaque)
 {
 	(void)opaque;
-	pthread_mutex_lock(&cb_lock);
-	needs_resets++;
-	pthread_mutex_unlock(&cb_lock);
+	cb_bump(&needs_resets);
 }
 
 static void cb_restored(void *opaque)
 {
 	(void)opaque;
-	pthread_mutex_lock(&cb_lock);
-	restores++;
-	pthread_mutex_unlock(&cb_lock);
+	cb_bump(&restores);
 }
 
 static int cb_count(int *what)
@@ -924,10 +926,10 @@ END_TEST
 
 /* ---- reconnect: a listening fake back-end, the front-end in client mode ---- */
 
-static void listen_setup(void)
+/* The fake back-end listening on sock_path; no front-end yet. */
+static void listen_only_setup(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct vu_frontend_config c;
 
 	log_set_level(LOG_ERR);
 	config_changes = needs_resets = restores = 0;
@@ -941,6 +943,13 @@ static void listen_setup(void)
 	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
 	fbe_start(&fb);
+}
+
+static void listen_setup(void)
+{
+	struct vu_frontend_config c;
+
+	listen_only_setup();
 	fe_config(&c, sock_path);
 	ck_assert_int_eq(vu_frontend_init(&fe, &c), 0);
 	ck_assert_int_eq(vu_frontend_connect(&fe), 0);
@@ -1169,22 +1178,11 @@ END_TEST
 
 /* ---- the device model on top (vu_fe_dev), against the listening fake ---- */
 
-static void listen_only_setup(void)
+/* The fake back-end listening, and c pointed at it. */
+static void dev_setup(struct vu_fe_dev_config *c)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	log_set_level(LOG_ERR);
-	config_changes = needs_resets = restores = 0;
-	fbe_init(&fb);
-	mem_setup();
-	snprintf(sock_path, sizeof(sock_path), "/tmp/cvmm-vufe-%d.sock", getpid());
-	unlink(sock_path);
-	strcpy(sa.sun_path, sock_path);
-	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fb.listen_fd, 0);
-	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
-	fbe_start(&fb);
+	listen_only_setup();
+	c->socket_path = sock_path;
 }
 
 static void dev_teardown(void)
@@ -1209,8 +1207,7 @@ START_TEST(blk_device_features_and_config)
 	uint16_t nq;
 	int i;
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	/* Transport bits cvmm cannot carry, and vhost bits, never reach the guest. */
 	fb.features = want | VIRTIO_BIT(34) | VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM) | VU_BIT(VHOST_F_LOG_ALL) |
 		      VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
@@ -1234,8 +1231,7 @@ START_TEST(blk_device_needs_config)
 	struct vu_fe_dev d;
 	struct vu_fe_dev_config c = { .id = "d", .device_id = VIRTIO_ID_BLOCK, .num_queues = 1, .queue_size = 64 };
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fb.protocol = VU_FRONTEND_PROTOCOL_FEATURES & ~VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG);
 	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
 }
@@ -1249,8 +1245,7 @@ START_TEST(net_device_builds_config)
 				      .mac = mac };
 	struct virtio_net_config nc;
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fb.features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
 		      VIRTIO_BIT(VIRTIO_NET_F_MQ) | VIRTIO_BIT(VIRTIO_NET_F_MTU) | VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) |
 		      VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
@@ -1281,8 +1276,7 @@ START_TEST(net_multiqueue_needs_backend_mq)
 	struct vu_fe_dev d;
 	struct vu_fe_dev_config c = { .id = "n", .device_id = VIRTIO_ID_NET, .num_queues = 4, .queue_size = 64 };
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fb.features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
 	fb.queues = 2;
 	ck_assert_int_eq(vu_fe_dev_init(&d, &c), -EINVAL);
@@ -1314,8 +1308,7 @@ START_TEST(fs_device_builds_config)
 	uint8_t want_tag[VIRTIO_FS_TAG_LEN] = "hostshare";
 	int i;
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fbe_like_virtiofsd(&fb);
 	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
 	/* Transport bits only: NOTIFICATION needs a queue cvmm does not make. */
@@ -1355,8 +1348,7 @@ START_TEST(fs_device_tag_and_queues)
 				      .tag = tag36 };
 	struct virtio_fs_config fc;
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fbe_like_virtiofsd(&fb);
 	ck_assert_uint_eq(strlen(tag36), VIRTIO_FS_TAG_LEN);
 	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
@@ -1467,8 +1459,7 @@ START_TEST(vsock_device_cid_from_backend)
 	struct vu_fe_dev_config c = { .id = "v", .device_id = VIRTIO_ID_VSOCK, .num_queues = 2, .queue_size = 64 };
 	int i;
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fb.features = VSOCK_FEATS;
 	fbe_set_cid(&fb, 42);
 	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);
@@ -1506,8 +1497,7 @@ START_TEST(vsock_device_cid_from_option)
 	struct vu_fe_dev d;
 	struct vu_fe_dev_config c = { .id = "v", .device_id = VIRTIO_ID_VSOCK, .num_queues = 2, .queue_size = 64 };
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fb.features = VSOCK_FEATS;
 	fb.protocol = VU_FRONTEND_PROTOCOL_FEATURES & ~VU_BIT(VHOST_USER_PROTOCOL_F_CONFIG);
 	/* No CONFIG: cvmm must be told the CID. */
@@ -1598,8 +1588,7 @@ START_TEST(vsock_event_queue_transport_reset)
 	unsigned from;
 	int i;
 
-	listen_only_setup();
-	c.socket_path = sock_path;
+	dev_setup(&c);
 	fb.features = VSOCK_FEATS;
 	fbe_set_cid(&fb, 42);
 	ck_assert_int_eq(vu_fe_dev_init(&d, &c), 0);

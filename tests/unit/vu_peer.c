@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cvmm/vu_msg.h"
 #include "vu_peer.h"
 
 int vu_peer_socketpair(int fds[2])
@@ -37,23 +38,18 @@ int vu_peer_connect(const char *path, int timeout_ms)
 
 int vu_peer_send_raw(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)
 {
-	char ctl[CMSG_SPACE(sizeof(int) * 64)];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 64)];
+		struct cmsghdr align;
+	} ctl;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (nfds > 64)
 		return -EINVAL;
 	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+		memset(&ctl, 0, sizeof(ctl));
+		vu_msg_attach_fds(&mh, ctl.buf, fds, nfds);
 	}
 	ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 

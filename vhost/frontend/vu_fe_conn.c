@@ -20,26 +20,27 @@
 
 /* ---- connections ---- */
 
-static int vu_fe_sockaddr(const char *path, struct sockaddr_un *sa)
+/* A stream socket and the address of path, or -errno. */
+static int vu_fe_socket(const char *path, struct sockaddr_un *sa)
 {
+	int fd;
+
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa->sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sa->sun_path, path, strlen(path));
-	return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
 }
 
 static int vu_fe_dial(struct vu_frontend *fe)
 {
 	struct sockaddr_un sa;
-	int fd, r = vu_fe_sockaddr(fe->path, &sa);
+	int r, fd = vu_fe_socket(fe->path, &sa);
 
-	if (r)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		close(fd);
@@ -51,13 +52,10 @@ static int vu_fe_dial(struct vu_frontend *fe)
 static int vu_fe_listen(struct vu_frontend *fe)
 {
 	struct sockaddr_un sa;
-	int fd, r = vu_fe_sockaddr(fe->path, &sa);
+	int r, fd = vu_fe_socket(fe->path, &sa);
 
-	if (r)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	unlink(fe->path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
 		r = -errno;

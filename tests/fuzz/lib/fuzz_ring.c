@@ -86,3 +86,17 @@ int fuzz_ring_attach(struct vdev *dev, struct fuzz_ring_mem *m, uint64_t feature
 	fuzz_ring_mem_load(m, data, len);
 	return r;
 }
+
+uint32_t fuzz_ring_touch(const struct virtq_chain *c)
+{
+	uint8_t sum = 0;
+
+	if (c->nout + c->nin > VIRTQ_MAX_IOV)
+		abort();
+	for (unsigned i = 0; i < c->nout; i++)
+		for (size_t k = 0; k < c->iov[i].iov_len; k++)
+			sum += ((volatile uint8_t *)c->iov[i].iov_base)[k];
+	for (unsigned i = c->nout; i < c->nout + c->nin; i++)
+		memset(c->iov[i].iov_base, sum, c->iov[i].iov_len);
+	return c->in_len;
+}

@@ -50,4 +50,9 @@ int fuzz_ring_setup(struct virtq *vq, const struct fuzz_ring_mem *m, unsigned q,
 int fuzz_ring_attach(struct vdev *dev, struct fuzz_ring_mem *m, uint64_t features,
 		     const uint8_t *data, size_t len);
 
+/* Reads every byte of every device-readable buffer of c and writes every
+ * device-writable one, so a translation the walker got wrong faults here;
+ * aborts on more buffers than VIRTQ_MAX_IOV. Returns c->in_len. */
+uint32_t fuzz_ring_touch(const struct virtq_chain *c);
+
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_ring.h"
 #include "fuzz_vdev.h"
 
 static struct fuzz_vdev *fuzz_vdev_of(struct vdev *dev)
@@ -38,20 +39,6 @@ static int fuzz_vdev_write_config(struct vdev *dev, uint32_t off, const void *bu
 	return 0;
 }
 
-/* Every byte of every buffer is read (device-readable) or written
- * (device-writable): a translation the walker got wrong faults here. */
-static uint32_t fuzz_vdev_touch(struct virtq_chain *c)
-{
-	uint8_t sum = 0;
-
-	for (unsigned i = 0; i < c->nout; i++)
-		for (size_t k = 0; k < c->iov[i].iov_len; k++)
-			sum += ((volatile uint8_t *)c->iov[i].iov_base)[k];
-	for (unsigned i = c->nout; i < c->nout + c->nin; i++)
-		memset(c->iov[i].iov_base, sum, c->iov[i].iov_len);
-	return c->in_len;
-}
-
 static int fuzz_vdev_queue_start(struct vdev *dev, unsigned q)
 {
 	struct fuzz_vdev *f = fuzz_vdev_of(dev);
@@ -65,7 +52,7 @@ static int fuzz_vdev_queue_start(struct vdev *dev, unsigned q)
 	for (unsigned n = 0; n < FUZZ_VDEV_BUDGET; n++) {
 		if (virtq_pop(vq, f->chain) != 1)
 			break;
-		virtq_push(vq, f->chain->head, fuzz_vdev_touch(f->chain));
+		virtq_push(vq, f->chain->head, fuzz_ring_touch(f->chain));
 	}
 	virtq_notify(vq);
 	return 0;

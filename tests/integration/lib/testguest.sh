@@ -15,6 +15,13 @@
 #                      # (default 10) while PID lives (else 1)
 #   tg_guest_lines FILE  # the test guest's virtio, PASS and FAIL lines in FILE
 #                      # (its serial output)
+#   tg_stop_backend    # SIGTERM to the back-end $BE_PID, and wait for it
+#   tg_blk_image_ok IMG SEED [LOOPS]   # IMG holds the test guest's block for
+#                      # SEED (and its LOOPS tg.blkloop blocks)
+#   tg_vhost_blk_check NAME TRANSPORT SEED SECS
+#                      # the guest's virtio-blk check on the vhost-user disk
+#                      # $tmp/NAME.sock (image $tmp/NAME.img, back-end
+#                      # $BE_PID, stopped when cvmm ends): 0, or 1 after fail
 
 cvmm=$BUILD/cvmm
 guest=$BUILD/testguest/testguest.elf
@@ -66,3 +73,52 @@ tg_wait_sock() {
 }
 
 tg_guest_lines() { tr -d '\r' <"$1" 2>/dev/null | grep -E '^TG: (virtio|FAIL|PASS)'; }
+
+tg_stop_backend() {
+    kill -TERM "$BE_PID" 2>/dev/null
+    wait "$BE_PID" 2>/dev/null
+}
+
+# The check's block at sector 8 and the loop's at sector 64 + 8 k
+# (images/testguest/vio_blk.c).
+tg_blk_image_ok() {
+    python3 - "$1" "$2" "${3:-0}" <<'PY'
+import sys
+path, seed, loops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, 'rb') as f:
+    data = f.read()
+ok = data[8 * 512:8 * 512 + 4096] == bytes((seed + i * 31 + i // 512) & 0xff for i in range(4096))
+for k in range(loops):
+    off = (64 + 8 * k) * 512
+    if data[off:off + 4096] != bytes((seed + 7 * k + 31 * i) & 0xff for i in range(4096)):
+        print("block %d differs" % k)
+        ok = False
+sys.exit(0 if ok else 1)
+PY
+}
+
+tg_vhost_blk_check() {
+    local name=$1 transport=$2 seed=$3 secs=$4 rc
+    timeout "$secs" "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
+        --transport "$transport" --cmdline "tg.virtio=1 tg.seed=$seed" \
+        --disk "vhost_user=on,socket=$tmp/$name.sock,id=vu0" >"$tmp/$name.log" 2>&1 </dev/null
+    rc=$?
+    tg_stop_backend
+    echo "--- $name: exit=$rc"
+    tg_guest_lines "$tmp/$name.out" | sed 's/^/    /'
+    if [ $rc -ne 0 ]; then
+        fail "$name: cvmm exited $rc: $(tail -n 3 "$tmp/$name.log")"
+    elif ! tg_guest_lines "$tmp/$name.out" |
+            grep -q "^TG: virtio-blk $transport capacity=2048 wrote+read 4096 bytes at sector 8 flush=yes id=.* ok$"; then
+        fail "$name: no virtio-blk ok line from the guest"
+    elif ! grep -q "vu0 (vhost-user): virtio-$transport" "$tmp/$name.log"; then
+        fail "$name: the disk was not the vhost-user device"
+    elif ! tg_blk_image_ok "$tmp/$name.img" "$seed"; then
+        fail "$name: the image does not hold the guest's block (seed $seed)"
+    elif tg_blk_image_ok "$tmp/$name.img" $(((seed + 1) % 256)); then
+        fail "$name: the block check cannot tell seeds apart"
+    else
+        return 0
+    fi
+    return 1
+}
