@@ -6,7 +6,7 @@
  *    back-end on SOCK (cvmm --vsock-backend) serves rx and tx, and host
  *    programs use its hybrid socket; cvmm keeps the event queue
  *    (vhost/frontend/vu_fe_dev.c);
- *  - as a back-end, --vsock-backend cid=N,socket=SOCK,uds_path=PATH:
+ *  - as a back-end, --vsock-backend cid=N,socket=SOCK,uds_path=PATH[,client=on]:
  *    socket= is the vhost-user socket and uds_path= the hybrid one. A
  *    vhost-user front-end reads the guest CID with GET_CONFIG; when it goes
  *    away the server resets the device (every connection closed) and the
@@ -185,7 +185,8 @@ const struct devtype vsock_devtype = {
 	.vhost_user = true,
 	.vm_spec = vsock_type_vm_spec,
 	.backend_option = "--vsock-backend",
-	.backend_usage = "cid=N,socket=SOCK,uds_path=PATH",
+	.backend_usage = "cid=N,socket=SOCK,uds_path=PATH[,client=on]",
+	.backend_client = true,
 	.vu_protocol_features = VSOCK_TYPE_PROTOCOL_FEATURES,
 	.spec = vsock_type_spec,
 	.opts_size = sizeof(struct vsock_type_opts),

@@ -11,7 +11,8 @@
 # cvmm keeps), the new back-end refuses the old connection, and new
 # connections work both ways. The guest's CID comes from the back-end's
 # config (pci run) or from a matching cid= (mmio run). Bad options are
-# one-line errors (exit 2).
+# one-line errors (exit 2). A third run (pci) has cvmm listen
+# (vhost_mode=server) and the back-end connect to it (client=on).
 set -u
 : "${BUILD:?BUILD is not set}"
 here=$(dirname "$0")
@@ -19,22 +20,28 @@ here=$(dirname "$0")
 command -v python3 >/dev/null || { echo "FAIL: python3 is missing (tests/install-deps.sh installs it)"; exit 1; }
 tg_setup vufe-vsock
 
-for transport in pci mmio; do
+for run in pci mmio pci-server; do
+    transport=${run%-server}
     seed=$((RANDOM % 256))
     cid=$((3 + seed))
-    name=vsock-$transport
+    name=vsock-$run
     vu=$tmp/$name-vu.sock
     uds=$tmp/$name.sock
     opts="vhost_user=on,socket=$vu"
+    beopts=
     [ $transport = mmio ] && opts="cid=$cid,$opts"
+    # vhost_mode=server: cvmm listens on the socket, the back-end
+    # (client=on) connects to it, and connects again after its restart.
+    [ $run = pci-server ] && { opts="$opts,vhost_mode=server"; beopts=,client=on; }
     # The peer starts the back-end, kills it with SIGKILL midway and starts
     # it again; it runs cvmm and waits for it.
     timeout 240 python3 "$here/lib/vsock_peer.py" --backend "$tmp/$name.be" \
-        "$cvmm -v --vsock-backend cid=$cid,socket=$vu,uds_path=$uds" "$uds" "$seed" \
+        "$cvmm -v --vsock-backend cid=$cid,socket=$vu,uds_path=$uds$beopts" "$uds" "$seed" \
         timeout 150 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$name.out" \
         --transport "$transport" --vsock "$opts" --cmdline "tg.virtio=1 tg.seed=$seed tg.vsockrestart" \
         >"$tmp/$name.peer" 2>&1 </dev/null
     rc=$?
+    [ $rc -ne 0 ] && { tail -n 5 "$tmp/$name.peer" "$tmp/$name.be" 2>/dev/null | sed "s/^/    /"; }
     grep '^vsock peer' "$tmp/$name.peer" | sed 's/^/    /'
     grep -E "gone|reconnected" "$tmp/$name.peer" | sed 's/^/    cvmm: /'
     out=$(tr -d '\r' <"$tmp/$name.out" 2>/dev/null)
