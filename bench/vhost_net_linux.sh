@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# vhost-user front-end benchmark, network: what one Linux guest under cvmm
+# sees of a NIC served in-process on a tap and of one served through cvmm's
+# vhost-user front-end by `cvmm --net-backend` on a tap: TCP throughput
+# guest -> host and host -> guest (MiB/s) and the rate of one-byte
+# request/response exchanges with one in flight (bench/guest/netload.c, the
+# tool of bench/inproc.sh), the two NICs loaded in turn, round after round.
+# Prints each round, the medians and the ratios vhost-user / in-process.
+#
+#   bench/vhost_net_linux.sh [BUILD_DIR]
+#       env: ROUNDS=3, NETMIB=64 (MiB per stream), RR=1000 (exchanges)
+#
+# Both NICs sit in the same guest boot (as the disks of vhost_blk_linux.sh)
+# rather than one boot per way, to keep the comparison fair: the guest's
+# kernel, memory (shared, as any vhost-user device makes it, so the
+# in-process device works on the same kind of mapping), vCPU and the host
+# processes are the same for both, the measurements alternate within
+# seconds of each other (and which NIC goes first alternates from round to
+# round), so drift in the machine's load hits both alike instead of falling
+# on one boot; and one boot instead of 2 x ROUNDS keeps the nested run short.
+# The NIC not being measured is idle. Each NIC has its own tap and subnet
+# (10.80.0.0/24 in-process, 10.81.0.0/24 vhost-user), one queue pair and the
+# default ring size (256) on virtio-pci.
+#
+# Runs where tests/lib/linux-guest.sh says Linux guests run: directly, or
+# nested inside a QEMU/TCG machine, where only the ratios mean something.
+set -u
+BUILD=$(cd "${1:-build}" && pwd) || exit 1
+export BUILD
+root=$(cd "$(dirname "$0")/.." && pwd)
+export ROUNDS=${ROUNDS:-3} NETMIB=${NETMIB:-64} RR=${RR:-1000}
+[ -x "$BUILD/cvmm" ] || { echo "vhost_net_linux: build cvmm first (make BUILD=$BUILD)"; exit 1; }
+. "$root/tests/lib/linux-guest.sh"
+linux_guest_mode
+case $? in
+    0) echo "vhost_net_linux: $LINUX_GUEST_MODE: $LINUX_GUEST_WHY";;
+    *) echo "vhost_net_linux: not measured on this host: $LINUX_GUEST_WHY"; exit 0;;
+esac
+linux_guest_prepare || { echo "vhost_net_linux: cannot build the guest images"; exit 1; }
+[ "$LINUX_GUEST_MODE" = nested ] &&
+    echo "vhost_net_linux: NESTED (QEMU/TCG outer machine): absolute figures mean nothing here, compare the ratios only"
+
+tmp=$(mktemp -d /var/tmp/cvmm-bench-vnet.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+gcc -static -O2 -o "$tmp/netload" "$root/bench/guest/netload.c" ||
+    { echo "vhost_net_linux: cannot build the load tool"; exit 1; }
+LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/bench/guest/vhost_net_linux_guest.sh" \
+    "$tmp/netload:/netload" >/dev/null || { echo "vhost_net_linux: mkinitrd failed"; exit 1; }
+# The host side runs `netload serve` too.
+NESTED_APPEND="ROUNDS=$ROUNDS NETMIB=$NETMIB RR=$RR" NESTED_MEM_MIB=2048 \
+    NESTED_TIMEOUT=$((ROUNDS * 2 * (4 * NETMIB + RR / 10 + 60) + 900)) \
+    linux_guest_run vhost_net_linux "$root/bench/host/vhost_net_linux_run.sh" "$tmp/initrd.gz" "$tmp/netload"
