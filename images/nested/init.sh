@@ -10,6 +10,13 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o size=90% tmpfs /tmp
 exec </dev/console >/dev/console 2>&1
 ip link set lo up
+# A heartbeat from each CPU for tests/lib/nested.sh's nested_watch: an outer
+# CPU can stop for good without a word (one halted and was never woken).
+cpu=0
+while [ $cpu -lt "$(grep -c ^processor /proc/cpuinfo)" ]; do
+    taskset -c $cpu sh -c "while :; do echo NESTED-ALIVE $cpu; sleep 15; done" &
+    cpu=$((cpu + 1))
+done
 # Guest RAM shared with vhost-user back-ends (a memfd) gets transparent huge
 # pages only where shmem allows them on advice (cvmm asks with MADV_HUGEPAGE).
 echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled

@@ -9,8 +9,9 @@
 #       with SCRIPT as /run/test.sh and each SRC as /run/DEST, prints its
 #       serial console and returns the script's exit status, which the outer
 #       /init reports as "NESTED-EXIT: <status>"; 124 when the machine did
-#       not finish in NESTED_TIMEOUT seconds (default 900), 125 when it
-#       ended without reporting. The console stays in $BUILD/nested/NAME.log.
+#       not finish in NESTED_TIMEOUT seconds (default 900) or one of its CPUs
+#       stopped (nested_watch), 125 when it ended without reporting. The
+#       console stays in $BUILD/nested/NAME.log.
 #   nested_emulator_failure NAME STATUS   after a failed nested_run: prints
 #       which failure of the emulated machine (not of cvmm) it was, or returns 1
 #   nested_initrd NAME SCRIPT [SRC[:DEST]]...   the outer initramfs nested_run boots
@@ -68,21 +69,57 @@ nested_initrd() {
 }
 
 nested_run() {
-    local name=$1 initrd log rc args
+    local name=$1 initrd dir log rc args pipe
     initrd=$(nested_initrd "$@") || return 1
+    dir=$(dirname "$initrd")
     log=$BUILD/nested/$name.log
+    : >"$log"
     mapfile -t args < <(nested_qemu_args "$initrd")
     # -d cpu_reset: an outer kernel that triple-faults ends QEMU (-no-reboot)
     # without a word on the console; the CPU state at each reset is kept.
-    timeout "${NESTED_TIMEOUT:-900}" "$NESTED_QEMU" "${args[@]}" -serial stdio \
+    (timeout "${NESTED_TIMEOUT:-900}" "$NESTED_QEMU" "${args[@]}" -serial stdio -pidfile "$dir/qemu.pid" \
         -d cpu_reset -D "$BUILD/nested/$name.qemu.log" </dev/null 2>&1 |
-        sed -u 's/\r$//' | tee "$log" | grep --line-buffered -v '^NESTED-EXIT: '
-    rc=${PIPESTATUS[0]}
-    rm -rf "$(dirname "$initrd")"
+        sed -u 's/\r$//' | tee "$log" | grep --line-buffered -v '^NESTED-\(EXIT: \|ALIVE \)'
+     exit "${PIPESTATUS[0]}") &
+    pipe=$!
+    nested_watch "$log" "$dir" "$pipe"
+    wait "$pipe"
+    rc=$?
+    if [ -f "$dir/stalled" ]; then
+        echo "nested: $(cat "$dir/stalled")"
+        rm -rf "$dir"
+        return 124
+    fi
+    rm -rf "$dir"
     [ "$rc" -eq 124 ] && { echo "nested: the outer machine did not finish in ${NESTED_TIMEOUT:-900} s"; return 124; }
     rc=$(sed -n 's/^NESTED-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -n 1)
     [ -n "$rc" ] || { echo "nested: the outer machine ended without a result (console in $log)"; return 125; }
     return "$rc"
+}
+
+# nested_watch LOG DIR PID: until PID ends, watches the heartbeat each outer
+# CPU prints (images/nested/init.sh: "NESTED-ALIVE <cpu>" every 15 s). An
+# outer CPU can stop for good without a word (seen: one halted and never
+# woken, the machine silent until its timeout); when a CPU's heartbeat has
+# not come for NESTED_STALL seconds (default 120), it says so in DIR/stalled
+# and ends QEMU (pid in DIR/qemu.pid).
+nested_watch() {
+    local log=$1 dir=$2 pid=$3 stall=${NESTED_STALL:-120} cpu n
+    local -A seen=() since=()
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 5
+        for cpu in 0 1; do
+            n=$(grep -ac "^NESTED-ALIVE $cpu\$" "$log")
+            if [ "$n" != "${seen[$cpu]:-0}" ]; then
+                seen[$cpu]=$n since[$cpu]=$SECONDS
+            elif [ "$n" -gt 0 ] && [ $((SECONDS - since[$cpu])) -ge "$stall" ]; then
+                echo "the outer machine's CPU $cpu stopped (no heartbeat for $stall s)" >"$dir/stalled"
+                kill "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null
+                wait "$pid" 2>/dev/null
+                return
+            fi
+        done
+    done
 }
 
 # nested_emulator_failure NAME STATUS: whether the failed run NAME (STATUS
