@@ -93,12 +93,12 @@ linux_guest_run() {
     shift 2
     if [ "$LINUX_GUEST_MODE" = nested ]; then
         local nrc attempt why
-        for attempt in 1 2 3; do
+        for attempt in 1 2 3 4 5; do
             nested_run "$name" "$script" "$@"
             nrc=$?
             [ $nrc -eq 0 ] && break
             why=$(nested_emulator_failure "$name" $nrc) || break
-            [ $attempt -eq 3 ] && { echo "linux-guest: $why, a third time: giving up"; break; }
+            [ $attempt -eq 5 ] && { echo "linux-guest: $why, in all 5 runs: giving up"; break; }
             # Not cvmm's defect (docs/x86-machine.md, "The nested machine's
             # own failures"): the run again, said aloud, each console kept.
             mv "$BUILD/nested/$name.log" "$BUILD/nested/$name.$attempt.log"
