@@ -10,10 +10,12 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o size=90% tmpfs /tmp
 exec </dev/console >/dev/console 2>&1
 ip link set lo up
-# A heartbeat from each CPU for tests/lib/nested.sh's nested_watch: an outer
-# CPU can stop for good without a word (one halted and was never woken).
+# A heartbeat from each CPU for tests/lib/nested.sh's nested_watch (which
+# asks for it on the kernel command line, nested_heartbeat=1, so `make demo`
+# has none): an outer CPU can stop for good without a word (one halted and
+# was never woken).
 cpu=0
-while [ $cpu -lt "$(grep -c ^processor /proc/cpuinfo)" ]; do
+while [ "${nested_heartbeat:-0}" = 1 ] && [ $cpu -lt "$(grep -c ^processor /proc/cpuinfo)" ]; do
     taskset -c $cpu sh -c "while :; do echo NESTED-ALIVE $cpu; sleep 15; done" &
     cpu=$((cpu + 1))
 done

@@ -74,7 +74,7 @@ nested_run() {
     dir=$(dirname "$initrd")
     log=$BUILD/nested/$name.log
     : >"$log"
-    mapfile -t args < <(nested_qemu_args "$initrd")
+    mapfile -t args < <(NESTED_APPEND="${NESTED_APPEND:-} nested_heartbeat=1" nested_qemu_args "$initrd")
     # -d cpu_reset: an outer kernel that triple-faults ends QEMU (-no-reboot)
     # without a word on the console; the CPU state at each reset is kept.
     (timeout "${NESTED_TIMEOUT:-900}" "$NESTED_QEMU" "${args[@]}" -serial stdio -pidfile "$dir/qemu.pid" \
