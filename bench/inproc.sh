@@ -27,14 +27,7 @@ export ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} NETMIB=${NETMIB:-64} RR=${RR:-1000}
 [ -x "$BUILD/cvmm" ] || { echo "inproc: build cvmm first (make BUILD=$BUILD)"; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "inproc: qemu-system-x86_64 is not installed"; exit 1; }
 . "$root/tests/lib/linux-guest.sh"
-linux_guest_mode
-case $? in
-    0) echo "inproc: $LINUX_GUEST_MODE: $LINUX_GUEST_WHY";;
-    *) echo "inproc: not measured on this host: $LINUX_GUEST_WHY"; exit 0;;
-esac
-linux_guest_prepare || { echo "inproc: cannot build the guest images"; exit 1; }
-[ "$LINUX_GUEST_MODE" = nested ] &&
-    echo "inproc: NESTED (QEMU/TCG outer machine): absolute figures mean nothing here, compare the ratios only"
+linux_guest_bench inproc
 
 tmp=$(mktemp -d /var/tmp/cvmm-bench-inproc.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

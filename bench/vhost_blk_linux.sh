@@ -19,14 +19,7 @@ export ROUNDS=${ROUNDS:-3} SECS=${SECS:-5} SPAN=${SPAN:-64}
 [ -x "$BUILD/cvmm" ] || { echo "vhost_blk_linux: build cvmm first (make BUILD=$BUILD)"; exit 1; }
 command -v qemu-storage-daemon >/dev/null || { echo "vhost_blk_linux: qemu-storage-daemon is not installed"; exit 1; }
 . "$root/tests/lib/linux-guest.sh"
-linux_guest_mode
-case $? in
-    0) echo "vhost_blk_linux: $LINUX_GUEST_MODE: $LINUX_GUEST_WHY";;
-    *) echo "vhost_blk_linux: not measured on this host: $LINUX_GUEST_WHY"; exit 0;;
-esac
-linux_guest_prepare || { echo "vhost_blk_linux: cannot build the guest images"; exit 1; }
-[ "$LINUX_GUEST_MODE" = nested ] &&
-    echo "vhost_blk_linux: NESTED (QEMU/TCG outer machine): absolute figures mean nothing here, compare the ratios only"
+linux_guest_bench vhost_blk_linux
 
 tmp=$(mktemp -d /var/tmp/cvmm-bench-vblk.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

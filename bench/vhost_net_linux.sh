@@ -31,14 +31,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export ROUNDS=${ROUNDS:-3} NETMIB=${NETMIB:-64} RR=${RR:-1000}
 [ -x "$BUILD/cvmm" ] || { echo "vhost_net_linux: build cvmm first (make BUILD=$BUILD)"; exit 1; }
 . "$root/tests/lib/linux-guest.sh"
-linux_guest_mode
-case $? in
-    0) echo "vhost_net_linux: $LINUX_GUEST_MODE: $LINUX_GUEST_WHY";;
-    *) echo "vhost_net_linux: not measured on this host: $LINUX_GUEST_WHY"; exit 0;;
-esac
-linux_guest_prepare || { echo "vhost_net_linux: cannot build the guest images"; exit 1; }
-[ "$LINUX_GUEST_MODE" = nested ] &&
-    echo "vhost_net_linux: NESTED (QEMU/TCG outer machine): absolute figures mean nothing here, compare the ratios only"
+linux_guest_bench vhost_net_linux
 
 tmp=$(mktemp -d /var/tmp/cvmm-bench-vnet.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

@@ -86,6 +86,8 @@ static void *vm_map_aligned(uint64_t size, int flags, int fd)
  * guest's first read), instead of at the guest's first touch. */
 static int vm_populate(void *base, uint64_t size)
 {
+	int err;
+
 	if (madvise(base, size, MADV_POPULATE_WRITE) == 0)
 		return 0;
 	if (errno == EINVAL) {
@@ -97,9 +99,10 @@ static int vm_populate(void *base, uint64_t size)
 		}
 		return 0;
 	}
+	err = -errno;
 	log_err("--memory prefault=on: cannot allocate %llu MiB of guest memory: %s",
-		(unsigned long long)(size / VM_MIB), strerror(errno));
-	return -errno;
+		(unsigned long long)(size / VM_MIB), strerror(-err));
+	return err;
 }
 
 /* Guest RAM: private anonymous memory by default; a memfd where it must be

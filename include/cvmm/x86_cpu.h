@@ -38,9 +38,9 @@ int x86_vcpu_setup_ap(int vcpu_fd);
 /* Every vCPU: LAPIC LINT pins as firmware leaves them (ExtINT on the BSP's
  * LINT0, NMI on LINT1), boot MSRs. */
 int x86_vcpu_setup_common(int vcpu_fd, bool bsp);
-/* --memory prefault=on (prefault.c): vCPU 0 (fd, its kvm_run) writes every
- * page of ram_size bytes of RAM once, so KVM maps them all for the guest
- * now; its identity map uses 1 GiB pages where the vCPU has them (gbpages),
+/* --memory prefault=on (prefault.c): vCPU 0 (fd, its kvm_run) reads every
+ * page of ram_size bytes of RAM (allocated writable by vm.c) once, so KVM
+ * maps them all for the guest now; its identity map uses 1 GiB pages where the vCPU has them (gbpages),
  * else 2 MiB pages (RAM up to 104 GiB). Uses the
  * X86_PREFAULT_ADDR scratch (zeroed after) and leaves the vCPU's registers
  * for the caller to set. 0 or -errno, logged. */

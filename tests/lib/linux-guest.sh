@@ -4,6 +4,7 @@
 #   . "$root/tests/lib/linux-guest.sh"
 #   linux_guest_mode_or_skip            # sets LINUX_GUEST_MODE, or SKIP + exit 77
 #   linux_guest_test NAME               # the same, then $tmp, removed on exit
+#   linux_guest_bench NAME              # a benchmark's start (not measured: exit 0)
 #   linux_guest_run NAME SCRIPT [SRC[:DEST]]...
 #
 # The one decision: "direct" where this host's KVM runs Linux (`cvmm
@@ -85,6 +86,20 @@ linux_guest_test() {
     linux_guest_mode_or_skip
     tmp=$(mktemp -d "/tmp/cvmm-$1.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
+}
+
+# linux_guest_bench NAME: how a benchmark that boots Linux starts: the mode
+# said (or "not measured on this host" and why, exit 0), the guest images
+# built, and nested, that only the ratios mean something.
+linux_guest_bench() {
+    linux_guest_mode
+    case $? in
+        0) echo "$1: $LINUX_GUEST_MODE: $LINUX_GUEST_WHY";;
+        *) echo "$1: not measured on this host: $LINUX_GUEST_WHY"; exit 0;;
+    esac
+    linux_guest_prepare || { echo "$1: cannot build the guest images"; exit 1; }
+    [ "$LINUX_GUEST_MODE" = nested ] &&
+        echo "$1: NESTED (QEMU/TCG outer machine): absolute figures mean nothing here, compare the ratios only"
 }
 
 # linux_guest_run NAME SCRIPT [SRC[:DEST]]...   (env: NESTED_MEM_MIB, NESTED_TIMEOUT)

@@ -69,7 +69,7 @@ nested_initrd() {
 }
 
 nested_run() {
-    local name=$1 initrd dir log rc args pipe
+    local name=$1 initrd dir log rc args pipe stalled
     initrd=$(nested_initrd "$@") || return 1
     dir=$(dirname "$initrd")
     log=$BUILD/nested/$name.log
@@ -85,12 +85,9 @@ nested_run() {
     nested_watch "$log" "$dir" "$pipe"
     wait "$pipe"
     rc=$?
-    if [ -f "$dir/stalled" ]; then
-        echo "nested: $(cat "$dir/stalled")"
-        rm -rf "$dir"
-        return 124
-    fi
+    stalled=$(cat "$dir/stalled" 2>/dev/null)
     rm -rf "$dir"
+    [ -n "$stalled" ] && { echo "nested: $stalled"; return 124; }
     [ "$rc" -eq 124 ] && { echo "nested: the outer machine did not finish in ${NESTED_TIMEOUT:-900} s"; return 124; }
     rc=$(sed -n 's/^NESTED-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -n 1)
     [ -n "$rc" ] || { echo "nested: the outer machine ended without a result (console in $log)"; return 125; }
@@ -132,13 +129,14 @@ nested_watch() {
 #  - the outer machine ended without a result, or stopped answering: every
 #    cvmm run inside has its own, shorter timeout and reports it.
 nested_emulator_failure() {
-    local name=$1 rc=$2 log=$BUILD/nested/$1.log
+    local name=$1 rc=$2 log=$BUILD/nested/$1.log crash
+    crash=$(grep -aEm1 '^\[ *[0-9.]+\] (BUG:|Oops|general protection fault|Kernel panic|.*stack guard page)' "$log")
     if grep -aq "triple fault (KVM_EXIT_SHUTDOWN)" "$log"; then
         echo "a guest triple-faulted in the nested machine (QEMU TCG's SVM defect)"
     elif grep -aq "^Triple fault" "$BUILD/nested/$name.qemu.log" 2>/dev/null; then
         echo "the nested machine's own kernel triple-faulted"
-    elif grep -aEq '^\[ *[0-9.]+\] (BUG:|Oops|general protection fault|Kernel panic|.*stack guard page)' "$log"; then
-        echo "the nested machine's own kernel crashed: $(grep -aEm1 '^\[ *[0-9.]+\] (BUG:|Oops|general protection fault|Kernel panic|.*stack guard page)' "$log")"
+    elif [ -n "$crash" ]; then
+        echo "the nested machine's own kernel crashed: $crash"
     elif [ "$rc" -eq 124 ] || [ "$rc" -eq 125 ]; then
         echo "the nested machine $([ "$rc" -eq 124 ] && echo "stopped answering" || echo "ended without a result")"
     else
