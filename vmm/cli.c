@@ -11,7 +11,7 @@
 enum cli_opt {
 	OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_SERIAL, OPT_LOG_FILE,
 	OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_CHECK_HOST, OPT_TRANSPORT, OPT_CONSOLE, OPT_SECCOMP,
-	OPT_DUMP_DTB, OPT_COUNT, OPT_DEVICE = OPT_COUNT, OPT_BACKEND,
+	OPT_DUMP_DTB, OPT_ON_REBOOT, OPT_COUNT, OPT_DEVICE = OPT_COUNT, OPT_BACKEND,
 };
 
 /* Room in seen[] for the fixed options and two per device type. */
@@ -40,6 +40,7 @@ static const struct cli_option cli_options[OPT_COUNT] = {
 	[OPT_TRANSPORT] = { "--transport", true },
 	[OPT_CONSOLE] = { "--console", true },
 	[OPT_DUMP_DTB] = { "--dump-dtb", true },
+	[OPT_ON_REBOOT] = { "--on-reboot", true },
 	[OPT_SECCOMP] = { "--seccomp", true, false, false, true },
 };
 
@@ -84,6 +85,9 @@ void cli_usage(FILE *out)
 		"                       a virtio-console (hvc0) with this host side (default off)\n"
 		"  --transport pci|mmio how virtio devices attach (default pci); mmio devices are\n"
 		"                       " ARCH_VIRTIO_MMIO_HELP "\n"
+		"  --on-reboot exit|restart\n"
+		"                       what a guest reboot does: end cvmm with status 0 (default),\n"
+		"                       or reset the machine and boot the kernel again (x86)\n"
 		"  --dump-dtb PATH      arm64: write the guest's device tree (a DTB) to PATH and\n"
 		"                       exit without running the guest\n"
 		"  --seccomp true|false|log\n"
@@ -96,8 +100,9 @@ void cli_usage(FILE *out)
 		"  -v                   more log output (-v info, -v -v debug)\n"
 		"  --help, --version\n"
 		"\n"
-		"Exit status: 0 when the guest resets or powers off, 1 on a guest crash (triple\n"
-		"fault) or a KVM/internal error, 2 on bad input, 128+N when stopped by signal N.\n");
+		"Exit status: 0 when the guest resets (without --on-reboot restart) or powers off,\n"
+		"1 on a guest crash (triple fault) or a KVM/internal error, 2 on bad input, 128+N\n"
+		"when stopped by signal N.\n");
 }
 
 /* Matches "NAME" or "NAME=VALUE" (the latter only for options with a value). */
@@ -255,6 +260,19 @@ static int cli_add_device(struct cli_config *c, const struct devtype *t, const c
 	return 0;
 }
 
+static int cli_on_reboot(struct cli_config *c, const char *v, char *err, size_t errlen)
+{
+	if (!strcmp(v, "exit"))
+		c->reboot_restart = false;
+	else if (!strcmp(v, "restart"))
+		c->reboot_restart = true;
+	else {
+		snprintf(err, errlen, "--on-reboot %s: expected exit or restart", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int cli_transport(struct cli_config *c, const char *v, char *err, size_t errlen)
 {
 	if (!strcmp(v, "pci"))
@@ -290,6 +308,7 @@ static int cli_apply(struct cli_config *c, const struct cli_found *f, const char
 	case OPT_DEVICE: return cli_add_device(c, f->type, v, err, errlen);
 	case OPT_DUMP_DTB: c->dump_dtb = v; return 0;
 	case OPT_TRANSPORT: return cli_transport(c, v, err, errlen);
+	case OPT_ON_REBOOT: return cli_on_reboot(c, v, err, errlen);
 	case OPT_HELP: c->action = CLI_HELP; return 0;
 	case OPT_VERSION: c->action = CLI_VERSION; return 0;
 	case OPT_CHECK_HOST: c->action = CLI_CHECK_HOST; return 0;

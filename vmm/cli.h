@@ -53,6 +53,7 @@ struct cli_config {
 	enum cli_serial console;    /* --console: virtio-console host side (default off) */
 	const char *console_path;
 	const char *dump_dtb;       /* --dump-dtb PATH (arm64), or NULL */
+	bool reboot_restart;        /* --on-reboot restart: a guest reset boots the kernel again */
 	const char *seccomp;        /* --seccomp value, checked by confine_parse_mode (default "true") */
 };
 

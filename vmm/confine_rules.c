@@ -193,6 +193,28 @@ static const struct confine_rule confine_vmm[] = {
 	ALLOW(unlinkat),            /* unlink() on arm64 */
 };
 
+/* --on-reboot restart: the VMM thread puts the parked vCPUs and the
+ * in-kernel interrupt controllers back to power-on state (arch/x86
+ * machine.c, regs.c); the guest image is copied into RAM it has mapped. */
+static const struct confine_rule confine_vmm_restart[] = {
+#if defined(__x86_64__)
+	ALLOW_IOCTL(KVM_SET_IRQCHIP),
+	ALLOW_IOCTL(KVM_SET_PIT2),
+	ALLOW_IOCTL(KVM_SET_MSRS),
+	ALLOW_IOCTL(KVM_GET_LAPIC),
+	ALLOW_IOCTL(KVM_SET_LAPIC),
+	ALLOW_IOCTL(KVM_SET_VCPU_EVENTS),
+	ALLOW_IOCTL(KVM_SET_DEBUGREGS),
+	ALLOW_IOCTL(KVM_SET_XCRS),
+	ALLOW_IOCTL(KVM_SET_MP_STATE),
+	ALLOW_IOCTL(KVM_GET_SREGS),
+	ALLOW_IOCTL(KVM_SET_SREGS),
+	ALLOW_IOCTL(KVM_SET_REGS),
+	ALLOW_IOCTL(KVM_SET_FPU),
+#endif
+	ALLOW_ARG_FN(tgkill, 2, confine_kick_signal),
+};
+
 /* A back-end's vhost-user server: the socket (listening, or reconnecting
  * with client=on), memory tables and inflight regions it maps, and
  * removing its socket at exit. */
@@ -266,12 +288,16 @@ static const struct confine_table confine_worker_table = TABLE(confine_worker);
 static const struct confine_table confine_queue_control_table = TABLE(confine_queue_control);
 static const struct confine_table confine_vcpu_table = TABLE(confine_vcpu);
 static const struct confine_table confine_vmm_table = TABLE(confine_vmm);
+static const struct confine_table confine_vmm_restart_table = TABLE(confine_vmm_restart);
 static const struct confine_table confine_backend_table = TABLE(confine_backend);
 static const struct confine_table confine_frontend_table = TABLE(confine_frontend);
 
 const struct confine_role_spec confine_roles[CONFINE_ROLE_COUNT] = {
 	[CONFINE_ROLE_VMM] = { "vmm", {
 		&confine_base_table, &confine_vmm_table, &confine_queue_control_table,
+		&confine_thread_start_table, &confine_worker_table, CONFINE_SANITIZER_TABLE NULL } },
+	[CONFINE_ROLE_VMM_RESTART] = { "vmm-restart", {
+		&confine_base_table, &confine_vmm_table, &confine_vmm_restart_table, &confine_queue_control_table,
 		&confine_thread_start_table, &confine_worker_table, CONFINE_SANITIZER_TABLE NULL } },
 	[CONFINE_ROLE_VCPU] = { "vcpu", {
 		&confine_base_table, &confine_vcpu_table, &confine_queue_control_table,

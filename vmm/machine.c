@@ -146,6 +146,27 @@ static void machine_report(struct machine *m)
 		log_err("VM stopped: %s", m->vm.exit_detail);
 }
 
+/* --on-reboot restart: the guest reset; with the vCPUs parked, every
+ * device and the machine go back to power-on state, the kernel is loaded
+ * again and the vCPUs run it. Host sides (sockets, taps, images, vhost-user
+ * connections, consoles) stay. 0, or -errno with the VM stopped. */
+static int machine_restart(struct machine *m, const struct machine_file *initrd, const struct cli_config *cfg,
+			   const struct arch_virtio_info *vi)
+{
+	int err;
+
+	log_info("%s: restarting the guest (--on-reboot restart)", m->vm.exit_detail);
+	vm_wait_parked(&m->vm);
+	machine_virtio_reset(&m->virtio);
+	err = arch_machine_reset(m->arch, &m->vm, cfg, initrd->data, m->cmdline, vi);
+	if (err) {
+		log_err("cannot restart the guest: %s", strerror(-err));
+		return err;
+	}
+	vm_resume(&m->vm);
+	return 0;
+}
+
 /* From a set-up machine to its exit status. */
 static int machine_boot_and_run(struct machine *m, const struct machine_file *initrd, const struct cli_config *cfg,
 				int sig_fd)
@@ -156,6 +177,7 @@ static int machine_boot_and_run(struct machine *m, const struct machine_file *in
 		.npci = m->virtio.kind == VIRTIO_TRANSPORT_PCI ? ndevs : 0,
 	};
 	struct serial *uart;
+	int restart_err = 0;
 
 	if (arch_machine_load(m->arch, &m->vm, cfg, initrd->data, initrd->size, m->cmdline, &vi, m->con.out_fd) ||
 	    machine_virtio_attach(&m->virtio, &m->vm))
@@ -186,12 +208,21 @@ static int machine_boot_and_run(struct machine *m, const struct machine_file *in
 		return 1;
 	/* Setup is over: the vCPUs and workers confined themselves as they
 	 * started, now this thread. */
-	if (confine_thread(CONFINE_ROLE_VMM)) {
+	if (confine_thread(cfg->reboot_restart ? CONFINE_ROLE_VMM_RESTART : CONFINE_ROLE_VMM)) {
 		vm_stop(&m->vm, VM_EXIT_ERROR);
 		return 1;
 	}
-	machine_loop(m, sig_fd);
+	for (;;) {
+		machine_loop(m, sig_fd);
+		if (!cfg->reboot_restart || vm_exit_reason(&m->vm) != VM_EXIT_RESET)
+			break;
+		restart_err = machine_restart(m, initrd, cfg, &vi);
+		if (restart_err)
+			break;
+	}
 	vm_stop(&m->vm, VM_EXIT_ERROR);
+	if (restart_err)
+		return 1;
 	machine_report(m);
 	return vm_exit_status(&m->vm);
 }
@@ -200,7 +231,7 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 {
 	struct vm_config vc = { .ncpus = cfg->cpus, .ram_size = cfg->mem_size, .shared = cfg->mem_shared,
 				.hugepages = cfg->mem_hugepages, .prefault = cfg->mem_prefault,
-				.start = *start };
+				.reset_restarts = cfg->reboot_restart, .start = *start };
 	struct machine_file kf = { 0 }, initrd = { 0 };
 	struct machine *m;
 	sigset_t sigs;

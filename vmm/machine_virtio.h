@@ -40,6 +40,12 @@ static inline bool machine_virtio_shares_memory(const struct machine_virtio *mv)
 }
 /* Puts them on vm behind the chosen transport. 0 or -errno, logged. */
 int machine_virtio_attach(struct machine_virtio *mv, struct vm *vm);
+/* A machine reset (vCPUs parked): every device and transport as at power-on. */
+static inline void machine_virtio_reset(struct machine_virtio *mv)
+{
+	if (mv->attached)
+		virtio_vm_reset(&mv->virtio);
+}
 /* Call with the vCPUs stopped. */
 void machine_virtio_destroy(struct machine_virtio *mv);
 

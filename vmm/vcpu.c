@@ -181,6 +181,18 @@ static int vcpu_set_signal_mask(struct vcpu *v)
 	return 0;
 }
 
+/* Delivers kicks left pending by a stop (to the no-op handler): after a
+ * restart they would make every KVM_RUN return at once. */
+static void vcpu_drain_kicks(void)
+{
+	sigset_t kick;
+
+	sigemptyset(&kick);
+	sigaddset(&kick, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	pthread_sigmask(SIG_BLOCK, &kick, NULL);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -193,22 +205,24 @@ static void *vcpu_thread(void *arg)
 		vcpu_fatal(v, VM_EXIT_ERROR, "cannot set its signal mask");
 	else if (confine_thread(CONFINE_ROLE_VCPU))
 		vcpu_fatal(v, VM_EXIT_ERROR, "cannot confine its thread");
-	while (vm_exit_reason(v->vm) == VM_RUNNING) {
-		if (first && v->id == 0)
-			log_info("first KVM_RUN %.3f ms after start", vm_ms_since_start(v->vm));
-		first = false;
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			char what[96];
+	do {
+		while (vm_exit_reason(v->vm) == VM_RUNNING) {
+			if (first && v->id == 0)
+				log_info("first KVM_RUN %.3f ms after start", vm_ms_since_start(v->vm));
+			first = false;
+			if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+				char what[96];
 
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
-			vcpu_fatal(v, VM_EXIT_ERROR, what);
-			break;
+				if (errno == EINTR || errno == EAGAIN)
+					continue;
+				snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+				vcpu_fatal(v, VM_EXIT_ERROR, what);
+				break;
+			}
+			if (!vcpu_handle_exit(v))
+				break;
 		}
-		if (!vcpu_handle_exit(v))
-			break;
-	}
+	} while (vm_vcpu_park(v->vm) && (vcpu_drain_kicks(), true));
 	/* Where a guest was when the user stopped it: for hung guests. */
 	if (vm_exit_reason(v->vm) == VM_EXIT_SIGNAL && log_get_level() >= LOG_DEBUG)
 		arch_vcpu_dump(v, LOG_DEBUG);

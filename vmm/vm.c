@@ -242,6 +242,7 @@ int vm_init(struct vm *vm, const struct vm_config *cfg)
 	iobus_init(&vm->pio, "port");
 	iobus_init(&vm->mmio, "mmio");
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_cond_init(&vm->park_cond, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		err = -errno;
@@ -282,6 +283,7 @@ void vm_destroy(struct vm *vm)
 	iobus_destroy(&vm->pio);
 	iobus_destroy(&vm->mmio);
 	pthread_mutex_destroy(&vm->exit_lock);
+	pthread_cond_destroy(&vm->park_cond);
 }
 
 int vm_start(struct vm *vm)
@@ -301,8 +303,53 @@ void vm_stop(struct vm *vm, enum vm_exit exit_if_running)
 {
 	if (vm_exit_reason(vm) == VM_RUNNING)
 		vm_request_exit(vm, exit_if_running, "stopped by the VMM");
+	pthread_mutex_lock(&vm->exit_lock);
+	vm->ending = true;
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->exit_lock);
 	for (unsigned i = 0; i < vm->cfg.ncpus; i++)
 		vcpu_join(&vm->vcpus[i]);
+}
+
+bool vm_vcpu_park(struct vm *vm)
+{
+	bool run_again;
+
+	pthread_mutex_lock(&vm->exit_lock);
+	if (!vm->cfg.reset_restarts || vm->exit != VM_EXIT_RESET || vm->ending) {
+		pthread_mutex_unlock(&vm->exit_lock);
+		return false;
+	}
+	vm->parked++;
+	pthread_cond_broadcast(&vm->park_cond);
+	while (vm->exit != VM_RUNNING && !vm->ending)
+		pthread_cond_wait(&vm->park_cond, &vm->exit_lock);
+	vm->parked--;
+	run_again = !vm->ending;
+	pthread_mutex_unlock(&vm->exit_lock);
+	return run_again;
+}
+
+void vm_wait_parked(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->exit_lock);
+	while (vm->parked < vm->cfg.ncpus)
+		pthread_cond_wait(&vm->park_cond, &vm->exit_lock);
+	pthread_mutex_unlock(&vm->exit_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	eventfd_t drained;
+
+	pthread_mutex_lock(&vm->exit_lock);
+	(void)eventfd_read(vm->stop_fd, &drained);
+	for (unsigned i = 0; i < vm->cfg.ncpus; i++)
+		__atomic_store_n(&vm->vcpus[i].run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	vm->exit_detail[0] = 0;
+	__atomic_store_n(&vm->exit, VM_RUNNING, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->exit_lock);
 }
 
 static void vm_set_exit(struct vm *vm, enum vm_exit reason, int signo, const char *detail)

@@ -33,6 +33,12 @@ int arch_machine_prepare(struct arch_machine **out, const struct cli_config *cfg
 	*out = NULL;
 	if (!am)
 		return -ENOMEM;
+	/* Resetting the GICv3 and ITS state in place is not written yet. */
+	if (cfg->reboot_restart) {
+		log_err("--on-reboot restart: not available on arm64 yet (a guest reboot ends cvmm)");
+		free(am);
+		return -EINVAL;
+	}
 	err = arm64_image_parse(&am->image, kernel, kernel_size, why, sizeof(why));
 	if (err) {
 		if (err == -EINVAL)
@@ -151,6 +157,13 @@ int arch_machine_load(struct arch_machine *am, struct vm *vm, const struct cli_c
 		am->have_uart = true;
 	}
 	return 0;
+}
+
+int arch_machine_reset(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg,
+		       const uint8_t *initrd, const char *cmdline, const struct arch_virtio_info *virtio)
+{
+	(void)am, (void)vm, (void)cfg, (void)initrd, (void)cmdline, (void)virtio;
+	return -EOPNOTSUPP;  /* refused in arch_machine_prepare */
 }
 
 struct serial *arch_machine_uart(struct arch_machine *am)

@@ -4,6 +4,7 @@
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "cvmm/arch.h"
 #include "vmm/cli.h"
@@ -27,6 +28,10 @@ struct arch_machine {
 	struct boot_timer timer;
 	struct acpi_pm pm;
 	bool have_uart, have_kbd, have_pm;
+	/* The in-kernel PICs, IOAPIC and PIT before the guest first ran: what a
+	 * machine reset puts back. */
+	struct kvm_irqchip chips[3];
+	struct kvm_pit_state2 pit;
 };
 
 int arch_machine_prepare(struct arch_machine **out, const struct cli_config *cfg, const uint8_t *kernel,
@@ -85,18 +90,23 @@ static int x86_machine_tables(struct vm *vm, const struct arch_virtio_info *virt
 	return 0;
 }
 
-static int x86_machine_vcpus(struct vm *vm, uint64_t entry, bool prefault)
+/* first: CPUID (KVM takes it only before a vCPU first runs, or the same
+ * again) and the prefault pass; a reset only rewrites the entry state. */
+static int x86_machine_vcpus(struct vm *vm, uint64_t entry, bool prefault, bool first)
 {
 	struct kvm_cpuid2 *cpuid = NULL;
-	int err = x86_cpuid_get_supported(vm->kvm_fd, &cpuid);
+	int err = first ? x86_cpuid_get_supported(vm->kvm_fd, &cpuid) : 0;
 
 	for (unsigned i = 0; i < vm->cfg.ncpus && !err; i++) {
 		int fd = vm->vcpus[i].fd;
 
-		err = x86_cpuid_set(fd, cpuid, i, vm->cfg.ncpus);
+		if (first)
+			err = x86_cpuid_set(fd, cpuid, i, vm->cfg.ncpus);
+		else
+			err = x86_vcpu_reset(fd, i, i == 0);
 		if (!err)
 			err = x86_vcpu_setup_common(fd, i == 0);
-		if (!err && i == 0 && prefault)
+		if (!err && i == 0 && prefault && first)
 			err = x86_prefault_ram(fd, vm->vcpus[0].run, &vm->mem, vm->cfg.ram_size,
 					       x86_cpuid_has_gbpages(cpuid));
 		if (!err)
@@ -104,6 +114,40 @@ static int x86_machine_vcpus(struct vm *vm, uint64_t entry, bool prefault)
 	}
 	free(cpuid);
 	return err;
+}
+
+/* The kernel, initramfs, boot parameters and firmware tables into RAM. */
+static int x86_machine_write_image(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg,
+				   const uint8_t *initrd, const char *cmdline, const struct arch_virtio_info *virtio)
+{
+	int err = x86_boot_load(&vm->mem, &am->kernel, &am->plan, initrd, cmdline, cfg->mem_size, X86_BIOS_ADDR);
+
+	if (!err)
+		err = x86_boot_tables_write(&vm->mem);
+	if (!err)
+		err = x86_machine_tables(vm, virtio);
+	if (err)
+		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
+	return err;
+}
+
+/* get: read the interrupt controllers' and PIT's state into am, else
+ * write it back. */
+static int x86_machine_irqchip_state(struct arch_machine *am, struct vm *vm, bool get)
+{
+	for (unsigned i = 0; i < 3; i++) {
+		am->chips[i].chip_id = i;
+		if (ioctl(vm->vm_fd, get ? KVM_GET_IRQCHIP : KVM_SET_IRQCHIP, &am->chips[i]) < 0) {
+			log_err("%s (chip %u) failed: %s", get ? "KVM_GET_IRQCHIP" : "KVM_SET_IRQCHIP", i,
+				strerror(errno));
+			return -errno;
+		}
+	}
+	if (ioctl(vm->vm_fd, get ? KVM_GET_PIT2 : KVM_SET_PIT2, &am->pit) < 0) {
+		log_err("%s failed: %s", get ? "KVM_GET_PIT2" : "KVM_SET_PIT2", strerror(errno));
+		return -errno;
+	}
+	return 0;
 }
 
 static int x86_machine_devices(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg, int serial_fd)
@@ -134,19 +178,32 @@ int arch_machine_load(struct arch_machine *am, struct vm *vm, const struct cli_c
 	int err;
 
 	(void)initrd_size;  /* planned in arch_machine_prepare */
-	err = x86_boot_load(&vm->mem, &am->kernel, &am->plan, initrd, cmdline, cfg->mem_size, X86_BIOS_ADDR);
+	err = x86_machine_write_image(am, vm, cfg, initrd, cmdline, virtio);
 	if (!err)
-		err = x86_boot_tables_write(&vm->mem);
-	if (!err)
-		err = x86_machine_tables(vm, virtio);
-	if (err) {
-		log_err("cannot write the boot image into guest memory: %s", strerror(-err));
-		return err;
-	}
-	err = x86_machine_vcpus(vm, am->plan.entry, cfg->mem_prefault);
+		err = x86_machine_vcpus(vm, am->plan.entry, cfg->mem_prefault, true);
 	if (!err)
 		err = x86_machine_devices(am, vm, cfg, serial_fd);
+	if (!err && cfg->reboot_restart)
+		err = x86_machine_irqchip_state(am, vm, true);
 	return err;
+}
+
+int arch_machine_reset(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg,
+		       const uint8_t *initrd, const char *cmdline, const struct arch_virtio_info *virtio)
+{
+	int err = x86_machine_irqchip_state(am, vm, false);
+
+	if (!err)
+		err = x86_machine_write_image(am, vm, cfg, initrd, cmdline, virtio);
+	if (!err)
+		err = x86_machine_vcpus(vm, am->plan.entry, false, false);
+	if (err)
+		return err;
+	if (am->have_uart)
+		serial_reset(&am->uart);
+	i8042_reset(&am->kbd);
+	acpi_pm_reset(&am->pm);
+	return 0;
 }
 
 struct serial *arch_machine_uart(struct arch_machine *am)

@@ -22,6 +22,11 @@
 
 #define MSR_IA32_MISC_ENABLE 0x1a0
 #define MSR_MTRR_DEF_TYPE 0x2ff
+#define MSR_IA32_APICBASE 0x1b
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+#define APICBASE_ENABLE (1ULL << 11)
+#define APICBASE_BSP (1ULL << 8)
+#define APIC_DEFAULT_BASE 0xfee00000ULL
 
 #define REGS_CODE_SEL 0x10
 #define REGS_DATA_SEL 0x18
@@ -110,6 +115,8 @@ int x86_vcpu_setup_long_mode(int vcpu_fd, uint64_t cr3, uint64_t rip, uint64_t r
 	sregs.idt.base = X86_IDT_ADDR;
 	sregs.idt.limit = 0;
 	sregs.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_PG;
+	sregs.cr2 = sregs.cr8 = 0;
+	memset(sregs.interrupt_bitmap, 0, sizeof(sregs.interrupt_bitmap));
 	sregs.cr3 = cr3;
 	sregs.cr4 = CR4_PAE;
 	sregs.efer = EFER_LME | EFER_LMA;
@@ -184,6 +191,91 @@ int x86_vcpu_setup_common(int vcpu_fd, bool bsp)
 	if (n != 2)
 		log_warn("KVM_SET_MSRS set %d of 2 boot MSRs; continuing", n);
 	return 0;
+}
+
+/* KVM's paravirtual MSRs (Linux's arch/x86/include/uapi/asm/kvm_para.h
+ * numbers): while one is on, KVM writes into the guest page it names
+ * (kvmclock, steal time, async page faults, PV EOI), which after a reboot
+ * is the new kernel's memory. Each goes back to its power-on value. */
+static const struct kvm_msr_entry regs_reset_msrs[] = {
+	{ .index = 0x4b564d01, .data = 0 },   /* MSR_KVM_SYSTEM_TIME_NEW */
+	{ .index = 0x12, .data = 0 },         /* MSR_KVM_SYSTEM_TIME */
+	{ .index = 0x4b564d02, .data = 0 },   /* MSR_KVM_ASYNC_PF_EN */
+	{ .index = 0x4b564d06, .data = 0 },   /* MSR_KVM_ASYNC_PF_INT */
+	{ .index = 0x4b564d03, .data = 0 },   /* MSR_KVM_STEAL_TIME */
+	{ .index = 0x4b564d04, .data = 0 },   /* MSR_KVM_PV_EOI_EN */
+	{ .index = 0x4b564d05, .data = 1 },   /* MSR_KVM_POLL_CONTROL */
+	{ .index = MSR_IA32_TSC_DEADLINE, .data = 0 },
+};
+
+/* Sets one MSR; false when KVM did not take it. */
+static bool regs_set_msr(int vcpu_fd, uint32_t index, uint64_t data)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e = { .index = index, .data = data } };
+
+	return ioctl(vcpu_fd, KVM_SET_MSRS, &m) == 1;
+}
+
+/* The local APIC as after RESET (SDM vol. 3, 11.4.7.1): every LVT masked,
+ * DFR all ones, SVR 0xff (software-disabled), the version register kept. */
+static void regs_lapic_reset(struct kvm_lapic_state *l, unsigned apic_id)
+{
+	static const unsigned lvts[] = { 0x2f0, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370 };
+	uint32_t version, v;
+
+	memcpy(&version, l->regs + 0x30, 4);
+	memset(l->regs, 0, sizeof(l->regs));
+	memcpy(l->regs + 0x30, &version, 4);
+	v = apic_id << 24;
+	memcpy(l->regs + 0x20, &v, 4);
+	v = 0xffffffffu;
+	memcpy(l->regs + 0xe0, &v, 4);
+	v = 0xff;
+	memcpy(l->regs + 0xf0, &v, 4);
+	v = 0x10000;
+	for (unsigned i = 0; i < sizeof(lvts) / sizeof(lvts[0]); i++)
+		memcpy(l->regs + lvts[i], &v, 4);
+}
+
+int x86_vcpu_reset(int vcpu_fd, unsigned apic_id, bool bsp)
+{
+	struct kvm_mp_state mp = { .mp_state = bsp ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED };
+	struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+					       KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM };
+	struct kvm_debugregs dbg = { .dr6 = 0xffff0ff0, .dr7 = 0x400 };
+	struct kvm_xcrs xcrs = { .nr_xcrs = 1, .xcrs = { { .xcr = 0, .value = 1 } } };
+	struct kvm_lapic_state lapic;
+	int ret;
+
+	/* The APIC base first: x2APIC mode would otherwise read the local APIC
+	 * state below in its own format. */
+	if (!regs_set_msr(vcpu_fd, MSR_IA32_APICBASE, APIC_DEFAULT_BASE | APICBASE_ENABLE | (bsp ? APICBASE_BSP : 0))) {
+		log_err("KVM_SET_MSRS: the APIC base of a vCPU being reset was refused");
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(regs_reset_msrs) / sizeof(regs_reset_msrs[0]); i++)
+		if (!regs_set_msr(vcpu_fd, regs_reset_msrs[i].index, regs_reset_msrs[i].data))
+			log_debug("vCPU reset: KVM has no MSR %#x", regs_reset_msrs[i].index);
+	ret = regs_ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
+	if (ret)
+		return ret;
+	regs_lapic_reset(&lapic, apic_id);
+	ret = regs_ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
+	/* SMM state (a latched INIT among it) exists only where KVM has SMM. */
+	if (!ret && ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
+		ev.flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_SMM;
+		ret = regs_ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
+	}
+	if (!ret)
+		ret = regs_ioctl(vcpu_fd, KVM_SET_DEBUGREGS, &dbg, "KVM_SET_DEBUGREGS");
+	if (!ret)
+		ret = regs_ioctl(vcpu_fd, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
+	if (!ret)
+		ret = regs_ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+	return ret;
 }
 
 /* The bytes at the guest's rip, found through its own page tables. */

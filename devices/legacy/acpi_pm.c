@@ -84,6 +84,14 @@ static void acpi_pm_tmr_io(void *opaque, uint64_t offset, uint8_t *data, unsigne
 		data[i] = (uint8_t)(ticks >> (8 * (offset + i)));
 }
 
+void acpi_pm_reset(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = pm->en = 0;
+	pm->cnt = PM1_CNT_SCI_EN;
+	pthread_mutex_unlock(&pm->lock);
+}
+
 int acpi_pm_init(struct acpi_pm *pm, struct vm *vm)
 {
 	int err;

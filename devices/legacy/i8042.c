@@ -23,7 +23,7 @@ static void i8042_reply(struct i8042 *k, uint8_t v)
 	k->out_full = true;
 }
 
-static void i8042_reset(struct i8042 *k, const char *how)
+static void i8042_request_system_reset(struct i8042 *k, const char *how)
 {
 	if (k->vm)
 		vm_request_exit(k->vm, VM_EXIT_RESET, "guest reset through the i8042 (%s)", how);
@@ -47,7 +47,7 @@ static void i8042_command(struct i8042 *k, uint8_t cmd)
 		i8042_reply(k, 0x00);
 		break;
 	case I8042_CMD_RESET:
-		i8042_reset(k, "command 0xfe to port 0x64");
+		i8042_request_system_reset(k, "command 0xfe to port 0x64");
 		break;
 	default:
 		/* Port enables/disables and the like: no ports are attached. */
@@ -87,10 +87,12 @@ void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, b
 		k->pending = 0;
 		/* Output port bit 0 is the CPU reset line (active low). */
 		if (!(data[0] & 1))
-			i8042_reset(k, "output port write");
+			i8042_request_system_reset(k, "output port write");
 	}
 	pthread_mutex_unlock(&k->lock);
 }
+
+#define I8042_CTR_RESET 0x30  /* both ports' clocks disabled, no interrupts */
 
 int i8042_init(struct i8042 *k, struct vm *vm)
 {
@@ -98,7 +100,7 @@ int i8042_init(struct i8042 *k, struct vm *vm)
 
 	memset(k, 0, sizeof(*k));
 	k->vm = vm;
-	k->ctr = 0x30;  /* both ports' clocks disabled, no interrupts */
+	k->ctr = I8042_CTR_RESET;
 	pthread_mutex_init(&k->lock, NULL);
 	if (!vm)
 		return 0;
@@ -110,6 +112,16 @@ int i8042_init(struct i8042 *k, struct vm *vm)
 		pthread_mutex_destroy(&k->lock);
 	}
 	return err;
+}
+
+void i8042_reset(struct i8042 *k)
+{
+	pthread_mutex_lock(&k->lock);
+	k->ctr = I8042_CTR_RESET;
+	k->out = 0;
+	k->out_full = false;
+	k->pending = 0;
+	pthread_mutex_unlock(&k->lock);
 }
 
 void i8042_destroy(struct i8042 *k)

@@ -203,6 +203,16 @@ void serial_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool 
 	pthread_mutex_unlock(&s->lock);
 }
 
+void serial_reset(struct serial *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ier = s->lcr = s->mcr = s->scr = s->dll = s->dlm = s->fcr = 0;
+	s->thre_pending = false;
+	s->rx_head = s->rx_count = 0;
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
 static int serial_setup(struct serial *s, struct vm *vm, unsigned irq, int out_fd)
 {
 	memset(s, 0, sizeof(*s));

@@ -49,6 +49,12 @@ void vmmio_destroy(struct vmmio *m)
 	vtr_destroy(&m->tr);
 }
 
+void vmmio_reset(struct vmmio *m)
+{
+	vtr_set_status(&m->tr, 0);
+	m->device_features_sel = m->driver_features_sel = m->queue_sel = 0;
+}
+
 /* The queue QueueSel points at, or NULL when it is out of range. */
 static struct vtr_queue *vmmio_queue(struct vmmio *m)
 {

@@ -163,6 +163,7 @@ int vpci_init(struct vpci *p, struct vdev *dev, uint32_t bar0,
 	for (unsigned v = 0; v < p->nvectors; v++)
 		p->msix[v].ctrl = 1; /* masked until the driver programs it */
 	vpci_reset_vectors(p);
+	p->bar0_reset = bar0;
 	vpci_build_cfg(p, bar0);
 	return 0;
 fail:
@@ -437,6 +438,27 @@ static uint32_t vpci_cfg_read(void *fn, uint32_t off, unsigned size)
 		val = pci_cfg_read(&p->cfg, off, size);
 	pthread_mutex_unlock(&p->lock);
 	return val;
+}
+
+void vpci_reset(struct vpci *p)
+{
+	uint32_t old_bar;
+
+	pthread_mutex_lock(&p->lock);
+	old_bar = vpci_bar0(p);
+	vtr_set_status(&p->tr, 0);
+	vpci_reset_vectors(p);
+	memset(p->msix, 0, p->nvectors * sizeof(*p->msix));
+	for (unsigned v = 0; v < p->nvectors; v++)
+		p->msix[v].ctrl = 1;
+	p->device_features_sel = p->driver_features_sel = 0;
+	p->queue_sel = 0;
+	memset(&p->cfg, 0, sizeof(p->cfg));
+	vpci_build_cfg(p, p->bar0_reset);
+	if (old_bar && p->host && p->host->bar_changed)
+		p->host->bar_changed(p->host_ctx, p);
+	vpci_msix_changed(p);
+	pthread_mutex_unlock(&p->lock);
 }
 
 static void vpci_cfg_write_locked(struct vpci *p, uint32_t off, unsigned size, uint32_t val)

@@ -376,6 +376,21 @@ fail:
 	return err;
 }
 
+void virtio_vm_reset(struct virtio_vm *h)
+{
+	for (unsigned i = 0; i < h->ndevs; i++) {
+		struct virtio_vm_dev *d = h->devs[i];
+
+		if (d->kind == VIRTIO_TRANSPORT_PCI) {
+			vpci_reset(&d->pci);
+			continue;
+		}
+		pthread_mutex_lock(&d->lock);
+		vmmio_reset(&d->mmio);
+		pthread_mutex_unlock(&d->lock);
+	}
+}
+
 void virtio_vm_destroy(struct virtio_vm *h)
 {
 	for (unsigned i = 0; i < h->ndevs; i++) {

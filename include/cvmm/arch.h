@@ -131,6 +131,11 @@ int arch_machine_prepare(struct arch_machine **out, const struct cli_config *cfg
 int arch_machine_load(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg,
 		      const uint8_t *initrd, size_t initrd_size, const char *cmdline,
 		      const struct arch_virtio_info *virtio, int serial_fd);
+/* --on-reboot restart: the machine as at power-on again (vCPUs parked,
+ * virtio devices already reset), the guest image rewritten, ready for
+ * vm_resume. Logs and returns -errno. */
+int arch_machine_reset(struct arch_machine *am, struct vm *vm, const struct cli_config *cfg,
+		       const uint8_t *initrd, const char *cmdline, const struct arch_virtio_info *virtio);
 /* The UART the console attaches to, or NULL. */
 struct serial *arch_machine_uart(struct arch_machine *am);
 /* Call with the vCPUs stopped; NULL is fine. */

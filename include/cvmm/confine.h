@@ -19,6 +19,7 @@ enum confine_mode {
 
 enum confine_role {
 	CONFINE_ROLE_VMM,      /* the VMM's main thread: event loop, console, teardown */
+	CONFINE_ROLE_VMM_RESTART, /* the same, able to reset the machine (--on-reboot restart) */
 	CONFINE_ROLE_VCPU,     /* a vCPU thread: KVM_RUN and the device registers it reaches */
 	CONFINE_ROLE_WORKER,   /* a device worker (devices/worker.c): queues and device back-ends */
 	CONFINE_ROLE_BACKEND,  /* a --*-backend's main thread: the vhost-user server */

@@ -32,6 +32,8 @@ struct i8042 {
 
 int i8042_init(struct i8042 *k, struct vm *vm);
 void i8042_destroy(struct i8042 *k);
+/* A machine reset: the controller as at power-on. */
+void i8042_reset(struct i8042 *k);
 void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool is_write);
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool is_write);
 
@@ -53,6 +55,8 @@ struct acpi_pm {
 
 int acpi_pm_init(struct acpi_pm *pm, struct vm *vm);
 void acpi_pm_destroy(struct acpi_pm *pm);
+/* A machine reset: no events pending or enabled, SCI_EN set. */
+void acpi_pm_reset(struct acpi_pm *pm);
 void acpi_pm_cnt_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool is_write);
 
 #endif

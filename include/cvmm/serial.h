@@ -41,6 +41,8 @@ int serial_init(struct serial *s, struct vm *vm, uint16_t port, unsigned irq, in
 /* The same UART as eight byte-wide MMIO registers at addr (arm64). */
 int serial_init_mmio(struct serial *s, struct vm *vm, uint64_t addr, unsigned irq, int out_fd);
 void serial_destroy(struct serial *s);
+/* A machine reset: registers as at power-on, received bytes dropped. */
+void serial_reset(struct serial *s);
 /* Queues up to len received bytes; returns how many fit. */
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
 size_t serial_rx_room(struct serial *s);

@@ -27,6 +27,9 @@ struct vmmio {
 
 int vmmio_init(struct vmmio *m, struct vdev *dev, uint64_t base, unsigned irq);
 void vmmio_destroy(struct vmmio *m);
+/* A machine reset: the device reset (as a driver's status 0) and the
+ * selector registers cleared. */
+void vmmio_reset(struct vmmio *m);
 /* Register access at offset off of the window; size is 1, 2 or 4 (registers
  * below VMMIO_CONFIG take only 4-byte accesses, others read as 0). */
 uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size);

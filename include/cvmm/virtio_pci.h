@@ -57,6 +57,7 @@ struct vpci {
 	const struct vpci_host *host;
 	void *host_ctx;
 	uint32_t config_gen_unrouted; /* config_generation when the config vector last lost its route */
+	uint32_t bar0_reset;          /* where BAR0 is at power-on */
 };
 
 extern const struct pci_func_ops vpci_func_ops;
@@ -65,6 +66,10 @@ extern const struct pci_func_ops vpci_func_ops;
 int vpci_init(struct vpci *p, struct vdev *dev, uint32_t bar0,
 	      const struct vpci_host *host, void *host_ctx);
 void vpci_destroy(struct vpci *p);
+/* A machine reset: the device reset (as a driver's status 0), MSI-X off
+ * with every vector masked, and configuration space as at power-on (BAR0
+ * back home, decoding off); the host hears of the BAR and MSI-X changes. */
+void vpci_reset(struct vpci *p);
 
 /* The host tells the transport that the config vector's MSI route became
  * active (true) or inactive (false). Returns true when the device's

@@ -64,6 +64,9 @@ struct virtio_vm {
 int virtio_vm_init(struct virtio_vm *h, struct vm *vm);
 /* Stops every device's queues and unwires them; the models stay the caller's. */
 void virtio_vm_destroy(struct virtio_vm *h);
+/* A machine reset (call with the vCPUs parked): every device reset and its
+ * transport back to its power-on state. */
+void virtio_vm_reset(struct virtio_vm *h);
 /* Adds dev (its ops set up, not yet started) behind the given transport,
  * named id in log lines. Sets dev->mem to the VM's memory. 0 or -errno, logged. */
 int virtio_vm_add(struct virtio_vm *h, struct vdev *dev, const char *id, enum virtio_transport_kind kind);

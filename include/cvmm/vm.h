@@ -35,6 +35,7 @@ struct vm_config {
 	bool shared;          /* MAP_SHARED guest RAM (vhost-user back-ends can map it) */
 	bool hugepages;       /* MFD_HUGETLB: 2 MiB pages */
 	bool prefault;        /* allocate all RAM up front (arch code may also map it for the guest) */
+	bool reset_restarts;  /* a guest reset parks the vCPUs for a restart (vm_wait_parked) */
 	struct timespec start;  /* process start (CLOCK_MONOTONIC), for timing logs */
 };
 
@@ -50,6 +51,9 @@ struct vm {
 	struct arch_vm arch;
 	int stop_fd;             /* eventfd: readable once the VM is stopping */
 	pthread_mutex_t exit_lock;
+	pthread_cond_t park_cond;  /* with exit_lock: vCPUs parked after a reset, or released */
+	unsigned parked;         /* vCPU threads waiting for a restart */
+	bool ending;             /* vm_stop: parked vCPU threads end */
 	enum vm_exit exit;       /* set once, by the first stop request */
 	int exit_signal;
 	char exit_detail[160];
@@ -66,6 +70,17 @@ int vm_start(struct vm *vm);
 /* Stops and joins every vCPU thread (requesting exit_if_running first if
  * the VM still runs). */
 void vm_stop(struct vm *vm, enum vm_exit exit_if_running);
+
+/* With cfg.reset_restarts, a guest reset (VM_EXIT_RESET) parks every vCPU
+ * thread instead of ending it (threads cannot be created again once
+ * confined). vm_wait_parked returns once all are parked, with the vCPUs out
+ * of KVM_RUN so their state can be rewritten; vm_resume clears the exit
+ * reason and lets them run again. */
+void vm_wait_parked(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* Called by a vCPU thread whose loop ended: true when it must run again
+ * (the VM was resumed), false when it must end. */
+bool vm_vcpu_park(struct vm *vm);
 
 /* Asks the VM to stop for reason (the first request wins; later ones are
  * ignored). Callable from any thread, including vCPU threads and device

@@ -38,6 +38,12 @@ int x86_vcpu_setup_ap(int vcpu_fd);
 /* Every vCPU: LAPIC LINT pins as firmware leaves them (ExtINT on the BSP's
  * LINT0, NMI on LINT1), boot MSRs. */
 int x86_vcpu_setup_common(int vcpu_fd, bool bsp);
+/* A machine reset of a vCPU that has run: what a later setup_* does not
+ * rewrite, back to power-on values (xAPIC mode and a reset local APIC, no
+ * pending events, KVM's paravirtual MSRs off so KVM stops writing into
+ * guest memory, XCR0 and debug registers, the BSP runnable). Logs and
+ * returns -errno. */
+int x86_vcpu_reset(int vcpu_fd, unsigned apic_id, bool bsp);
 /* --memory prefault=on (prefault.c): vCPU 0 (fd, its kvm_run) reads every
  * page of ram_size bytes of RAM (allocated writable by vm.c) once, so KVM
  * maps them all for the guest now; its identity map uses 1 GiB pages where the vCPU has them (gbpages),

@@ -6,6 +6,7 @@
 # must exit 0. Output goes to
 # stdout and, in one run, to --serial file=PATH. A run whose command line
 # expects a different CPU count than cvmm gives must make the guest fail.
+# With --on-reboot restart the guest's reset boots it again (three boots).
 set -u
 : "${BUILD:?BUILD is not set}"
 cvmm=$BUILD/cvmm
@@ -80,6 +81,39 @@ if [ $rc -ne 0 ] || ! grep -q '^TG: FAIL acpi' <<<"$out" || grep -q '^TG: PASS' 
 else
     echo "ok mismatch (the guest noticed)"
 fi
+
+# --on-reboot restart: the guest's reset (i8042) boots it again, with its
+# APs started anew and its virtio devices reset, on both transports; three
+# boots in a row each pass every check, then SIGTERM ends cvmm (143).
+count() { local n=0; [ -f "$1" ] && n=$(tr -d '\r' <"$1" | grep -c "$2"); echo "$n"; }
+for transport in pci mmio; do
+    name=restart-$transport
+    truncate -s 8M "$tmp/$name.img"
+    "$cvmm" --kernel "$guest" --cpus boot=2 --memory size=128M --transport "$transport" \
+        --disk "path=$tmp/$name.img" --rng --on-reboot restart --serial "file=$tmp/$name.out" -v \
+        --cmdline "tg.cpus=2 tg.mem=128M tg.virtio=2 tg.seed=5" >/dev/null 2>"$tmp/$name.err" </dev/null &
+    pid=$!
+    for _ in $(seq 600); do
+        [ "$(count "$tmp/$name.out" '^TG: PASS')" -ge 3 ] && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
+    passes=$(count "$tmp/$name.out" '^TG: PASS')
+    smp=$(count "$tmp/$name.out" '^TG: smp cpus=2 .*ok$')
+    blk=$(count "$tmp/$name.out" "^TG: virtio-blk $transport .* ok$")
+    restarts=$(grep -c 'restarting the guest (--on-reboot restart)' "$tmp/$name.err")
+    echo "--- $name: exit=$rc boots passed=$passes smp-ok=$smp blk-ok=$blk restarts=$restarts"
+    if [ $rc -ne 143 ] || [ "$passes" -lt 3 ] || [ "$smp" -lt 3 ] || [ "$blk" -lt 3 ] || [ "$restarts" -lt 2 ] ||
+        tr -d '\r' <"$tmp/$name.out" | grep -q '^TG: FAIL'; then
+        echo "FAIL $name: expected 3 passing boots and exit 143 after SIGTERM"
+        tr -d '\r' <"$tmp/$name.out" | grep '^TG: FAIL' | head -n 3 | sed 's/^/    /'
+        tail -n 5 "$tmp/$name.err" | sed 's/^/    stderr: /'
+        failed=1
+    else
+        echo "ok $name"
+    fi
+done
 
 [ $failed -eq 0 ] && echo "boot_testguest: all ok"
 exit $failed

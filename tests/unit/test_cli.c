@@ -130,6 +130,7 @@ START_TEST(cli_defaults_and_values)
 	ck_assert_uint_eq(c.cpus, 1);
 	ck_assert_uint_eq(c.mem_size, CLI_DEFAULT_MEMORY);
 	ck_assert(!c.mem_prefault);
+	ck_assert(!c.reboot_restart);
 	ck_assert_int_eq(c.serial, CLI_SERIAL_TTY);
 
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel=k", "--initramfs", "i", "--cmdline",
@@ -151,6 +152,13 @@ START_TEST(cli_defaults_and_values)
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--serial", "off", NULL), 0);
 	ck_assert_int_eq(c.serial, CLI_SERIAL_OFF);
 	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--cmdline", "", NULL), -EINVAL);
+
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--on-reboot", "restart", NULL), 0);
+	ck_assert(c.reboot_restart);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--on-reboot=exit", NULL), 0);
+	ck_assert(!c.reboot_restart);
+	ck_assert_int_eq(cli_test_parse(&c, err, sizeof(err), "--kernel", "k", "--on-reboot", "reset", NULL), -EINVAL);
+	ck_assert_str_eq(err, "--on-reboot reset: expected exit or restart");
 }
 END_TEST
 
