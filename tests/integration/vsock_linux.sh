@@ -5,7 +5,8 @@
 # --vsock-backend: the two are interchangeable. tests/integration/host/
 # vsock_linux_run.sh lists the checks (16 MiB each way, a host reader that
 # stops for a second, 32 connections each way, fds after many connections,
-# a device reset and a reboot with connections open; then the same guest
+# a device reset and a reboot with connections open, which cvmm --on-reboot
+# restart turns into a second boot on the same socket; then the same guest
 # through the vhost-user front-end on cvmm --vsock-backend, killed and
 # restarted under it). Runs directly or
 # nested (tests/lib/linux-guest.sh decides).

@@ -5,7 +5,10 @@
 # --vsock (tests/integration/host/vsock_linux_run.sh), and bench/vsock.sh.
 # Lines for the host start with "CVMM-VSOCK:". Mode from the kernel command
 # line (cvmm_vsock=test|full|bench), sizes from cvmm_vsock_bytes=N; full is
-# test, then a device reset and a reboot with host connections open.
+# test, then a device reset and a reboot with host connections open. With
+# cvmm_vsock_phase=1 (cvmm --on-reboot restart boots the same kernel again)
+# the host tells each boot which it is: 1 byte to port 1199 for the first,
+# 2 after the reboot, which checks new connections both ways and powers off.
 mode=$(sed -n 's/.*cvmm_vsock=\([a-z]*\).*/\1/p' /proc/cmdline)
 bytes=$(sed -n 's/.*cvmm_vsock_bytes=\([0-9]*\).*/\1/p' /proc/cmdline)
 conns=$(sed -n 's/.*cvmm_vsock_conns=\([0-9]*\).*/\1/p' /proc/cmdline)
@@ -49,11 +52,28 @@ test_phase() {
     $t multi vsock:2:5001 32 32 | tag multi32
 }
 
+# 1, or what the host says (see above).
+boot_phase() {
+    if ! grep -q cvmm_vsock_phase=1 /proc/cmdline; then
+        echo 1
+        return
+    fi
+    $t recv vsock:1199 | tee /tmp/phase | tag phase >/dev/console
+    sed -n 's/^RECV bytes=\([0-9]*\).*/\1/p' /tmp/phase
+}
+
 case "$mode" in
 test)
     test_phase
     ;;
 full)
+    if [ "$(boot_phase)" = 2 ]; then
+        # The same cvmm after the reboot: its socket kept listening.
+        $t echo vsock:1242 8 | tag after_reboot
+        $t multi vsock:2:5002 4 4 | tag g2h_after_reboot
+        echo "CVMM-VSOCK: finished"
+        poweroff -f
+    fi
     test_phase
     # A device reset (the driver unbound and bound again) under four open
     # host connections: they end, and new ones work after.

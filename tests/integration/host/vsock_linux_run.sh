@@ -10,12 +10,14 @@ no() { echo "FAIL $1"; fails=$((fails + 1)); }
 check() { name=$1; shift; if "$@"; then ok "$name"; else no "$name"; fi; }
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 gline() { tr -d '\r' <"$1" | grep -a "^CVMM-VSOCK: $2 " | tail -n 1 | sed "s/^CVMM-VSOCK: $2 //"; }
-# listening SER TAG: until the guest says its TAG server listens (boots and
-# steps are slow nested; vsock-tool's own retries last only 60 s).
-# Gives up after 600 s or when cvmm ($pid) has ended.
+# listening SER TAG [N]: until the guest says its TAG server listens (for
+# the Nth time, default 1; boots and steps are slow nested, vsock-tool's own
+# retries last only 60 s). Gives up after 600 s or when cvmm ($pid) has ended.
 listening() {
     i=0
-    while ! grep -q "^CVMM-VSOCK: $2 LISTENING" "$1" 2>/dev/null; do
+    while :; do
+        n=$(grep -c "^CVMM-VSOCK: $2 LISTENING" "$1" 2>/dev/null)
+        [ "${n:-0}" -ge "${3:-1}" ] && return 0
         kill -0 "$pid" 2>/dev/null || return 1
         i=$((i + 1)); [ $i -gt 3000 ] && return 1
         sleep 0.2
@@ -40,12 +42,15 @@ cid=5
 # 1. PCI: 16 MiB each way (the host reader of guest -> host stops for a
 #    second after the first MiB), 32 connections each way, $conns
 #    connections in turn with cvmm's fds counted, a device reset and a
-#    reboot with connections open.
-timeout 500 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
-    --vsock "cid=$cid,socket=$uds" --serial file=ser-pci \
-    --cmdline "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=full cvmm_vsock_bytes=$bytes cvmm_vsock_conns=$conns" \
+#    reboot with connections open, which cvmm turns into a second boot
+#    (--on-reboot restart) on the same socket: new connections both ways,
+#    then the guest powers off.
+timeout 540 "$CVMM" -v --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=512M \
+    --vsock "cid=$cid,socket=$uds" --serial file=ser-pci --on-reboot restart \
+    --cmdline "console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=full cvmm_vsock_bytes=$bytes cvmm_vsock_conns=$conns cvmm_vsock_phase=1" \
     </dev/null >/dev/null 2>err-pci &
 pid=$!
+listening ser-pci phase && timeout 60 $t send "hybrid:$uds:1199" 1 1 >/dev/null || stop $pid
 timeout 900 $t recv "unix:${uds}_5000" 1000 >g2h.out 2>&1 &
 g2h=$!
 timeout 900 $t echo "unix:${uds}_5001" 32 >echo.out 2>&1 &
@@ -71,22 +76,28 @@ wait_for hold1.out '^HELD 4' 120 && timeout 60 $t send "hybrid:$uds:1238" 1 1 >/
 wait $hold1
 listening ser-pci after_reset
 m8=$(timeout 120 $t multi "hybrid:$uds:1239" 8 8) || stop $pid
-# the reboot: four held connections end with cvmm
+# the reboot: four held connections end, the second boot is told so
 listening ser-pci held1240
 timeout 300 $t hold "hybrid:$uds:1240" 4 >hold2.out 2>&1 &
 hold2=$!
 wait_for hold2.out '^HELD 4' 120 && timeout 60 $t send "hybrid:$uds:1241" 1 1 >/dev/null || stop $pid $hold2
-wait $pid; rc=$?
 wait $hold2
+timeout 400 $t echo "unix:${uds}_5002" 4 >echo2.out 2>&1 &
+echo2=$!
+listening ser-pci phase 2 && timeout 60 $t send "hybrid:$uds:1199" 2 1 >/dev/null || stop $pid $echo2
+listening ser-pci after_reboot
+m8b=$(timeout 120 $t multi "hybrid:$uds:1242" 8 8) || stop $pid $echo2
+wait $pid; rc=$?
+wait $echo2
 tr -d '\r' <ser-pci | grep -a '^CVMM-VSOCK:' | sed 's/^/    pci: /'
 [ $rc -eq 0 ] || tail -n 20 ser-pci err-pci | sed 's/^/    pci: /'
 echo "    host: send $h2g"
 echo "    host: $(cat g2h.out)"
 echo "    host: $m32; $mN; cvmm fds $fd_before before, $fd_after after"
 echo "    host: $(cat hold1.out | tr '\n' ' '); after reset $m8"
-echo "    host: $(cat hold2.out | tr '\n' ' ')"
+echo "    host: $(cat hold2.out | tr '\n' ' '); after the reboot $m8b, $(grep ECHO echo2.out)"
 
-check "pci: cvmm exited 0 on the guest's reboot" [ $rc -eq 0 ]
+check "pci: cvmm exited 0 when the guest powered off after its reboot" [ $rc -eq 0 ]
 g=$(gline ser-pci h2g)
 check "pci: host -> guest 16 MiB, checksums match" \
     [ "$(field "$g" bytes)" = $bytes -a -n "$(field "$h2g" sum)" -a "$(field "$g" sum)" = "$(field "$h2g" sum)" ]
@@ -107,6 +118,13 @@ check "pci: device reset: 8 new connections after it" \
     [ "$m8" = "MULTI ok=8 of 8" -a "$(gline ser-pci after_reset)" = "ECHO served=8" ]
 check "pci: reboot: the host saw its 4 connections closed" \
     eval 'grep -aq "^CVMM-VSOCK: rebooting" ser-pci && grep -q "^CLOSED 4 of 4" hold2.out'
+check "pci: reboot: cvmm booted the guest again (--on-reboot restart), both vCPUs up" \
+    eval 'grep -q "restarting the guest (--on-reboot restart)" err-pci &&
+          [ "$(tr -d "\r" <ser-pci | grep -ac "^CVMM-INIT: start .* cpus=2")" -eq 2 ]'
+check "pci: after the reboot, 8 host -> guest connections on the same socket echoed" \
+    [ "$m8b" = "MULTI ok=8 of 8" -a "$(gline ser-pci after_reboot)" = "ECHO served=8" ]
+check "pci: after the reboot, 4 guest -> host connections echoed" \
+    [ "$(gline ser-pci g2h_after_reboot)" = "MULTI ok=4 of 4" -a "$(grep ECHO echo2.out)" = "ECHO served=4" ]
 check "pci: the socket is gone with cvmm" [ ! -e "$uds" ]
 
 # 2. MMIO, a new cvmm on the same socket path: connections work again.
