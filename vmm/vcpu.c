@@ -193,6 +193,27 @@ static void vcpu_drain_kicks(void)
 	pthread_sigmask(SIG_BLOCK, &kick, NULL);
 }
 
+/* KVM_RUN until the VM stops. */
+static void vcpu_run(struct vcpu *v, bool *first)
+{
+	while (vm_exit_reason(v->vm) == VM_RUNNING) {
+		if (*first && v->id == 0)
+			log_info("first KVM_RUN %.3f ms after start", vm_ms_since_start(v->vm));
+		*first = false;
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			char what[96];
+
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+			vcpu_fatal(v, VM_EXIT_ERROR, what);
+			return;
+		}
+		if (!vcpu_handle_exit(v))
+			return;
+	}
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -205,24 +226,14 @@ static void *vcpu_thread(void *arg)
 		vcpu_fatal(v, VM_EXIT_ERROR, "cannot set its signal mask");
 	else if (confine_thread(CONFINE_ROLE_VCPU))
 		vcpu_fatal(v, VM_EXIT_ERROR, "cannot confine its thread");
-	do {
-		while (vm_exit_reason(v->vm) == VM_RUNNING) {
-			if (first && v->id == 0)
-				log_info("first KVM_RUN %.3f ms after start", vm_ms_since_start(v->vm));
-			first = false;
-			if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-				char what[96];
-
-				if (errno == EINTR || errno == EAGAIN)
-					continue;
-				snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
-				vcpu_fatal(v, VM_EXIT_ERROR, what);
-				break;
-			}
-			if (!vcpu_handle_exit(v))
-				break;
-		}
-	} while (vm_vcpu_park(v->vm) && (vcpu_drain_kicks(), true));
+	for (;;) {
+		vcpu_run(v, &first);
+		/* A guest reset with --on-reboot restart: wait for the machine
+		 * to be put back, then run again. */
+		if (!vm_vcpu_park(v->vm))
+			break;
+		vcpu_drain_kicks();
+	}
 	/* Where a guest was when the user stopped it: for hung guests. */
 	if (vm_exit_reason(v->vm) == VM_EXIT_SIGNAL && log_get_level() >= LOG_DEBUG)
 		arch_vcpu_dump(v, LOG_DEBUG);
