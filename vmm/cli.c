@@ -260,30 +260,33 @@ static int cli_add_device(struct cli_config *c, const struct devtype *t, const c
 	return 0;
 }
 
+/* A value that must be one of two words: 0 for the first, 1 for the
+ * second, else -EINVAL with err set. */
+static int cli_one_of_two(const char *opt, const char *v, const char *first, const char *second, char *err,
+			  size_t errlen)
+{
+	if (!strcmp(v, first))
+		return 0;
+	if (!strcmp(v, second))
+		return 1;
+	snprintf(err, errlen, "%s %s: expected %s or %s", opt, v, first, second);
+	return -EINVAL;
+}
+
 static int cli_on_reboot(struct cli_config *c, const char *v, char *err, size_t errlen)
 {
-	if (!strcmp(v, "exit"))
-		c->reboot_restart = false;
-	else if (!strcmp(v, "restart"))
-		c->reboot_restart = true;
-	else {
-		snprintf(err, errlen, "--on-reboot %s: expected exit or restart", v);
-		return -EINVAL;
-	}
-	return 0;
+	int w = cli_one_of_two("--on-reboot", v, "exit", "restart", err, errlen);
+
+	c->reboot_restart = w == 1;
+	return w < 0 ? w : 0;
 }
 
 static int cli_transport(struct cli_config *c, const char *v, char *err, size_t errlen)
 {
-	if (!strcmp(v, "pci"))
-		c->transport = CLI_TRANSPORT_PCI;
-	else if (!strcmp(v, "mmio"))
-		c->transport = CLI_TRANSPORT_MMIO;
-	else {
-		snprintf(err, errlen, "--transport %s: expected pci or mmio", v);
-		return -EINVAL;
-	}
-	return 0;
+	int w = cli_one_of_two("--transport", v, "pci", "mmio", err, errlen);
+
+	c->transport = w == 1 ? CLI_TRANSPORT_MMIO : CLI_TRANSPORT_PCI;
+	return w < 0 ? w : 0;
 }
 
 /* Stores one option's value; 0 or -EINVAL with err set. */
