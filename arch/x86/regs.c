@@ -242,7 +242,7 @@ static void regs_lapic_reset(struct kvm_lapic_state *l, unsigned apic_id)
 
 int x86_vcpu_reset(int vcpu_fd, unsigned apic_id, bool bsp)
 {
-	struct kvm_mp_state mp = { .mp_state = bsp ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED };
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
 	struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
 					       KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM };
 	struct kvm_debugregs dbg = { .dr6 = 0xffff0ff0, .dr7 = 0x400 };
@@ -273,7 +273,8 @@ int x86_vcpu_reset(int vcpu_fd, unsigned apic_id, bool bsp)
 		ret = regs_ioctl(vcpu_fd, KVM_SET_DEBUGREGS, &dbg, "KVM_SET_DEBUGREGS");
 	if (!ret)
 		ret = regs_ioctl(vcpu_fd, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
-	if (!ret)
+	/* An AP waits for INIT/SIPI again through x86_vcpu_setup_ap. */
+	if (!ret && bsp)
 		ret = regs_ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
 	return ret;
 }

@@ -139,6 +139,21 @@ static void vpci_reset_vectors(struct vpci *p)
 		p->queue_vector[q] = VPCI_NO_VECTOR;
 }
 
+/* Registers and configuration space as at power-on: every MSI-X vector
+ * masked until the driver programs it, no vectors chosen, BAR0 at its first
+ * address with decoding off. */
+static void vpci_power_on(struct vpci *p)
+{
+	memset(p->msix, 0, p->nvectors * sizeof(*p->msix));
+	for (unsigned v = 0; v < p->nvectors; v++)
+		p->msix[v].ctrl = 1;
+	vpci_reset_vectors(p);
+	p->device_features_sel = p->driver_features_sel = 0;
+	p->queue_sel = 0;
+	memset(&p->cfg, 0, sizeof(p->cfg));
+	vpci_build_cfg(p, p->bar0_reset);
+}
+
 int vpci_init(struct vpci *p, struct vdev *dev, uint32_t bar0,
 	      const struct vpci_host *host, void *host_ctx)
 {
@@ -160,11 +175,8 @@ int vpci_init(struct vpci *p, struct vdev *dev, uint32_t bar0,
 	if (err)
 		goto fail;
 	pthread_mutex_init(&p->lock, NULL);
-	for (unsigned v = 0; v < p->nvectors; v++)
-		p->msix[v].ctrl = 1; /* masked until the driver programs it */
-	vpci_reset_vectors(p);
 	p->bar0_reset = bar0;
-	vpci_build_cfg(p, bar0);
+	vpci_power_on(p);
 	return 0;
 fail:
 	free(p->msix);
@@ -447,14 +459,7 @@ void vpci_reset(struct vpci *p)
 	pthread_mutex_lock(&p->lock);
 	old_bar = vpci_bar0(p);
 	vtr_set_status(&p->tr, 0);
-	vpci_reset_vectors(p);
-	memset(p->msix, 0, p->nvectors * sizeof(*p->msix));
-	for (unsigned v = 0; v < p->nvectors; v++)
-		p->msix[v].ctrl = 1;
-	p->device_features_sel = p->driver_features_sel = 0;
-	p->queue_sel = 0;
-	memset(&p->cfg, 0, sizeof(p->cfg));
-	vpci_build_cfg(p, p->bar0_reset);
+	vpci_power_on(p);
 	if (old_bar && p->host && p->host->bar_changed)
 		p->host->bar_changed(p->host_ctx, p);
 	vpci_msix_changed(p);
