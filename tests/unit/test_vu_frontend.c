@@ -5,6 +5,7 @@
  * that never come, malformed replies, and back-end requests.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -353,6 +354,9 @@ static struct virtq vqs[NQ];
 static int config_changes, needs_resets, restores;
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 static char sock_path[108];
+/* Where the tests' sockets live: made before the suite runs and removed,
+ * with whatever a failed test left in it, after. */
+static char sock_dir[] = "/tmp/cvmm-vufe.XXXXXX";
 /* fe_config's state_lost_on_disconnect (a test sets it before its setup). */
 static bool state_lost;
 
@@ -935,7 +939,7 @@ static void listen_only_setup(void)
 	config_changes = needs_resets = restores = 0;
 	fbe_init(&fb);
 	mem_setup();
-	snprintf(sock_path, sizeof(sock_path), "/tmp/cvmm-vufe-%d.sock", getpid());
+	snprintf(sock_path, sizeof(sock_path), "%s/%d.sock", sock_dir, getpid());
 	unlink(sock_path);
 	strcpy(sa.sun_path, sock_path);
 	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1642,9 +1646,24 @@ START_TEST(vsock_event_queue_transport_reset)
 }
 END_TEST
 
+static void sock_dir_remove(void)
+{
+	DIR *d = opendir(sock_dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	rmdir(sock_dir);
+}
+
 int main(void)
 {
 	Suite *s = suite_create("vu_frontend");
+	int failed;
 	TCase *tc = tcase_create("pair");
 	TCase *tl = tcase_create("reconnect");
 	TCase *td = tcase_create("device");
@@ -1692,5 +1711,11 @@ int main(void)
 	tcase_add_test(td, vsock_device_cid_from_option);
 	tcase_add_test(td, vsock_event_queue_transport_reset);
 	suite_add_tcase(s, td);
-	return check_run(s);
+	if (!mkdtemp(sock_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	failed = check_run(s);
+	sock_dir_remove();
+	return failed;
 }
