@@ -1436,6 +1436,62 @@ START_TEST(fs_devtype_creates_device)
 END_TEST
 
 
+/* The fake's thread when it connects to cvmm, as a back-end does to a
+ * front-end in server mode: dials sock_path until it answers (3 s), then
+ * serves that one connection. */
+static void *fbe_dial_and_serve(void *arg)
+{
+	struct fbe *b = arg;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(sa.sun_path, sock_path);
+	for (int k = 0; fd >= 0 && k < 300; k++) {
+		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			pthread_mutex_lock(&b->lock);
+			b->sock = fd;
+			b->connections++;
+			pthread_mutex_unlock(&b->lock);
+			return fbe_thread(b);
+		}
+		usleep(10000);
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* --fs ...,vhost_mode=server: cvmm listens on the socket and waits there
+ * for the back-end, which connects and is negotiated with. */
+START_TEST(fs_devtype_server_mode)
+{
+	const struct devtype *t = devtype_by_vm_option("--fs");
+	struct devtype_dev d;
+	struct virtio_fs_config fc;
+	char opts[200];
+
+	log_set_level(LOG_ERR);
+	fbe_init(&fb);
+	mem_setup();
+	fbe_like_virtiofsd(&fb);
+	snprintf(sock_path, sizeof(sock_path), "%s/%d.sock", sock_dir, getpid());
+	ck_assert_int_eq(pthread_create(&fb.thread, NULL, fbe_dial_and_serve, &fb), 0);
+	snprintf(opts, sizeof(opts), "tag=share,socket=%s,vhost_mode=server", sock_path);
+	ck_assert_int_eq(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 0), 0);
+	ck_assert(d.vhost_server);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_uint_eq(fb.connections, 1);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_ge(fbe_wait(&fb, VHOST_USER_GET_QUEUE_NUM, 0), 0);
+	ck_assert_uint_eq(d.vdev->device_id, VIRTIO_ID_FS);
+	d.vdev->ops->read_config(d.vdev, 0, &fc, sizeof(fc));
+	ck_assert_str_eq((const char *)fc.tag, "share");
+	devtype_destroy(&d);
+	/* cvmm made the socket, and removes it. */
+	ck_assert_int_ne(access(sock_path, F_OK), 0);
+}
+END_TEST
+
 /* ---- vsock: rx and tx on the back-end, the event queue cvmm's ---- */
 
 #define VSOCK_FEATS (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(1) | \
@@ -1707,6 +1763,7 @@ int main(void)
 	tcase_add_test(td, fs_device_builds_config);
 	tcase_add_test(td, fs_device_tag_and_queues);
 	tcase_add_test(td, fs_devtype_creates_device);
+	tcase_add_test(td, fs_devtype_server_mode);
 	tcase_add_test(td, vsock_device_cid_from_backend);
 	tcase_add_test(td, vsock_device_cid_from_option);
 	tcase_add_test(td, vsock_event_queue_transport_reset);
