@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Usage: BUILD=build tests/nested-blk-load-loop.sh [RUNS] [VMMS]
+# Usage: BUILD=build tests/nested-blk-load-loop.sh [RUNS] [VMMS] [CPUS]
 #
 # A debugging tool, not a test: inside the nested machine (tests/lib/
 # nested.sh), boots Debian's kernel RUNS times (default 3) under each VMM
 # of VMMS (default cvmm,qemu: cvmm, and QEMU with KVM and virtio-blk-pci
-# with two queues), 2 vCPUs and 1 GiB each, and has the guest load its disk
+# with two queues), CPUS vCPUs (default 2) and 1 GiB each, and has the guest load its disk
 # with bench/guest/blkload (4 KiB random and sequential reads and writes at
 # queue depth 32, 3 s each, three times over: what bench/inproc.sh's qd32
 # loads are). Prints per boot how many loads finished and how the VMM ended;
@@ -14,7 +14,7 @@
 set -u
 BUILD=$(cd "${BUILD:?BUILD must be set}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
-runs=${1:-3} vmms=${2:-cvmm,qemu}
+runs=${1:-3} vmms=${2:-cvmm,qemu} cpus=${3:-2}
 . "$root/tests/lib/linux-guest.sh"
 LINUX_GUEST_MODE=nested
 linux_guest_test blkloadloop
@@ -34,7 +34,7 @@ LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$tmp/g
     "$tmp/blkload:/blkload" >/dev/null || exit 1
 cat >"$tmp/loop.sh" <<INNER
 #!/bin/sh
-runs=$runs vmms="$(echo "$vmms" | tr ',' ' ')"
+runs=$runs cpus=$cpus vmms="$(echo "$vmms" | tr ',' ' ')"
 INNER
 cat >>"$tmp/loop.sh" <<'INNER'
 if [ -x qemu/qemu-system-x86_64 ]; then
@@ -48,10 +48,11 @@ for vmm in $vmms; do
     n=0
     while [ $n -lt $runs ]; do
         n=$((n + 1))
+        t0=$(date +%s)
         case $vmm in
-        cvmm) timeout 300 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=1G \
+        cvmm) timeout 300 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=$cpus --memory size=1G \
                   --serial file=out --disk path=disk.img --cmdline "$append" </dev/null >/dev/null 2>err;;
-        qemu) timeout 300 $QEMU -enable-kvm -cpu host -smp 2 -m 1G -nographic -no-reboot -nodefaults \
+        qemu) timeout 300 $QEMU -enable-kvm -cpu host -smp $cpus -m 1G -nographic -no-reboot -nodefaults \
                   -serial file:out -kernel "$GUEST_KERNEL" -initrd initrd.gz -append "$append" \
                   -drive file=disk.img,if=none,id=d0,format=raw,aio=io_uring \
                   -device virtio-blk-pci,drive=d0,num-queues=2 </dev/null >/dev/null 2>err;;
@@ -60,12 +61,15 @@ for vmm in $vmms; do
         rc=$?
         echo "LOADLOOP $vmm run $n: exit $rc, loads finished $(grep -c '^BENCH:' out) of 12," \
              "all done: $(grep -c '^LOADLOOP: loads done' out), cvmm saw a triple fault: $(grep -c 'triple fault' err)," \
-             "guest panic: $(grep -c 'Kernel panic' out)"
+             "guest panic: $(grep -c 'Kernel panic' out), $(($(date +%s) - t0)) s"
+        [ "$(grep -c '^LOADLOOP: loads done' out)" = 1 ] || tail -n 5 out | sed 's/^/LOADLOOP   guest: /'
     done
 done
 INNER
 # QEMU for the outer machine, as bench/inproc.sh ships it.
 qf=$(nested_qemu_files) || { echo "cannot ship QEMU into the nested machine"; exit 1; }
 mapfile -t qfiles <<<"$qf"
+# nested_run, not linux_guest_run: a debugging loop wants the one attempt,
+# the outer machine's failures included, not reruns.
 NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((runs * 2 * 300 + 300)) \
-    linux_guest_run blkloadloop "$tmp/loop.sh" "$tmp/initrd.gz" "${qfiles[@]}" | grep -a "^LOADLOOP"
+    nested_run blkloadloop "$tmp/loop.sh" "$tmp/initrd.gz" "${qfiles[@]}" | grep -a "^LOADLOOP"

@@ -6,11 +6,12 @@
 # in-process devices, on the same image and the same kind of tap. Prints
 # every round's figures, the medians and the ratios of the medians to
 # QEMU's. Env: ROUNDS (3), SECS (per block workload), NETMIB (per TCP
-# stream), RR (request/response exchanges).
+# stream), RR (request/response exchanges), VCPUS (2).
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
 NETMIB=${NETMIB:-64}
 RR=${RR:-1000}
+VCPUS=${VCPUS:-2}
 append="console=ttyS0 panic=-1 reboot=k bench.secs=$SECS bench.netmib=$NETMIB bench.rr=$RR bench.host=10.80.0.1"
 # QEMU shipped in (nested: with its own loader, libraries and firmware), or
 # this host's (a command line, split on spaces: timeout runs it).
@@ -54,12 +55,12 @@ tap_for_qemu() {
 
 for round in $(seq "$ROUNDS"); do
     for t in pci mmio; do
-        run "cvmm-$t" "$round" "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 \
+        run "cvmm-$t" "$round" "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus "boot=$VCPUS" \
             --memory size=1G --transport "$t" --serial tty --disk path=disk.img \
             --net "tap=bench0,ip=10.80.0.1,mask=255.255.255.0" --cmdline "$append"
     done
     tap_for_qemu &
-    run qemu "$round" $QEMU -enable-kvm -cpu host -smp 2 -m 1G -nographic -nodefaults -serial stdio -no-reboot \
+    run qemu "$round" $QEMU -enable-kvm -cpu host -smp "$VCPUS" -m 1G -nographic -nodefaults -serial stdio -no-reboot \
         -kernel "$GUEST_KERNEL" -initrd initrd.gz -append "$append" \
         -drive file=disk.img,format=raw,if=none,id=d0,aio=io_uring -device virtio-blk-pci,drive=d0 \
         -netdev tap,id=n0,ifname=bench1,script=no,downscript=no,vhost=off \
