@@ -38,7 +38,7 @@ runs=$runs cpus=$cpus vmms="$(echo "$vmms" | tr ',' ' ')"
 INNER
 cat >>"$tmp/loop.sh" <<'INNER'
 if [ -x qemu/qemu-system-x86_64 ]; then
-    QEMU="qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
+    QEMU="${VMM_CPU:-} qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
 else
     QEMU=qemu-system-x86_64
 fi

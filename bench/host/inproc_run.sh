@@ -13,10 +13,11 @@ NETMIB=${NETMIB:-64}
 RR=${RR:-1000}
 VCPUS=${VCPUS:-2}
 append="console=ttyS0 panic=-1 reboot=k bench.secs=$SECS bench.netmib=$NETMIB bench.rr=$RR bench.host=10.80.0.1"
-# QEMU shipped in (nested: with its own loader, libraries and firmware), or
-# this host's (a command line, split on spaces: timeout runs it).
+# QEMU shipped in (nested: with its own loader, libraries and firmware, on
+# the CPU the outer /init keeps for VMMs, $VMM_CPU), or this host's (a
+# command line, split on spaces: timeout runs it).
 if [ -x qemu/qemu-system-x86_64 ]; then
-    QEMU="qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
+    QEMU="${VMM_CPU:-} qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
 else
     QEMU=qemu-system-x86_64
 fi

@@ -16,7 +16,7 @@ t=./vsock-tool
 uds=$FILES/vm.vsock
 append="console=ttyS0 panic=-1 reboot=k quiet no_timer_check cvmm_vsock=bench cvmm_vsock_bytes=$BYTES cvmm_vsock_cps=$CONNS"
 if [ -x qemu/qemu-system-x86_64 ]; then
-    qemu() { qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share "$@"; }
+    qemu() { ${VMM_CPU:-} qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share "$@"; }
 else
     qemu() { qemu-system-x86_64 "$@"; }
 fi

@@ -19,7 +19,9 @@
 # its working directory; DEST defaults to the basename), and checks what a
 # host sees (disk images, taps, console files) with busybox tools. Directly,
 # it runs in a fresh network namespace with busybox's applets first on PATH;
-# nested, inside the outer machine. Its output is printed and its exit
+# nested, inside the outer machine, on its CPU 0, where "$CVMM" runs cvmm
+# on CPU 1 and "$VMM_CPU" is the prefix that puts another VMM there
+# (images/nested/init.sh says why). Its output is printed and its exit
 # status is linux_guest_run's.
 
 _lg_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
