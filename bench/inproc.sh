@@ -13,8 +13,8 @@
 #
 #   bench/inproc.sh [BUILD_DIR]
 #       env: ROUNDS=3, SECS=10 (per block workload), NETMIB=64 (per TCP
-#       stream), RR=1000 (request/response exchanges), VCPUS (the guest's
-#       vCPUs under both VMMs: 2 directly, 1 nested, see below)
+#       stream), RR=1000 (request/response exchanges), VCPUS=2 (the
+#       guest's vCPUs under both VMMs)
 #
 # Runs where tests/lib/linux-guest.sh says Linux guests run: directly, or
 # nested inside a QEMU/TCG machine, where QEMU with -enable-kvm runs on the
@@ -24,7 +24,7 @@ set -u
 BUILD=$(cd "${1:-build}" && pwd) || exit 1
 export BUILD
 root=$(cd "$(dirname "$0")/.." && pwd)
-export ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} NETMIB=${NETMIB:-64} RR=${RR:-1000} VCPUS
+export ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} NETMIB=${NETMIB:-64} RR=${RR:-1000} VCPUS=${VCPUS:-2}
 [ -x "$BUILD/cvmm" ] || { echo "inproc: build cvmm first (make BUILD=$BUILD)"; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "inproc: qemu-system-x86_64 is not installed"; exit 1; }
 . "$root/tests/lib/linux-guest.sh"
@@ -43,14 +43,6 @@ if [ "$LINUX_GUEST_MODE" = nested ]; then
     qf=$(nested_qemu_files) || { echo "inproc: cannot ship QEMU into the nested machine"; exit 1; }
     mapfile -t qfiles <<<"$qf"
     files+=("${qfiles[@]}")
-fi
-# Nested, guests with two vCPUs die under the 4 KiB depth-32 loads, under
-# QEMU as under cvmm (docs/performance.md, "The nested machine under load");
-# with one they finish.
-if [ "$LINUX_GUEST_MODE" = nested ]; then
-    VCPUS=${VCPUS:-1}
-else
-    VCPUS=${VCPUS:-2}
 fi
 echo "inproc: guests with $VCPUS vCPU(s) under both VMMs"
 # Nested, the settings reach the outer /init as environment through its
