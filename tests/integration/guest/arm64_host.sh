@@ -42,7 +42,10 @@ boot() {
     mkfifo "/tmp/$name.in"
     timeout 900 /cvmm "$@" <"/tmp/$name.in" >"/tmp/$name.out" 2>"/tmp/$name.err" &
     pid=$!
-    exec 3>"/tmp/$name.in"
+    # Read-write: that open of the FIFO does not wait for cvmm to open it, so
+    # no signal can interrupt it (one did, "can't create ...: Interrupted
+    # system call", and busybox sh ended the script at the failed exec).
+    exec 3<>"/tmp/$name.in"
     seccomp=
     be_seccomp=
     while kill -0 $pid 2>/dev/null && ! grep -q 'A64G: ready for a line' "/tmp/$name.out"; do

@@ -39,7 +39,10 @@ boot() {
         --cmdline "console=ttyS0 panic=-1 reboot=k bl.token=tok-$c-$$ bl.end=$end" \
         <"$c.in" >"$c.out" 2>"$c.err" &
     pid=$!
-    exec 3>"$c.in"
+    # Read-write: that open of the FIFO does not wait for cvmm to open it, so
+    # no signal can interrupt it (one did, "can't create ...: Interrupted
+    # system call", and busybox sh ended the script at the failed exec).
+    exec 3<>"$c.in"
     if [ "$end" = shell ]; then
         if wait_for "$c.out" '^BL: shell ready' 300; then
             # shellcheck disable=SC2016

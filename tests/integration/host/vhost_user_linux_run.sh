@@ -129,7 +129,10 @@ transport() {
         --cmdline "console=ttyS0 panic=-1 reboot=k vl.host=$hostip vl.port=$port vl.pat=$pat_md5 vl.want=$tx_md5" \
         <"con-$t.in" >"con-$t.out" 2>"$err" &
     pid=$!
-    exec 3>"con-$t.in"
+    # Read-write: that open of the FIFO does not wait for cvmm to open it, so
+    # no signal can interrupt it (one did, "can't create ...: Interrupted
+    # system call", and busybox sh ended the script at the failed exec).
+    exec 3<>"con-$t.in"
 
     # Resize: cvmm --block-backend watches its image, qsd is told over QMP.
     if wait_for "$ser" '^VL: resize ready' 300; then

@@ -37,7 +37,10 @@ for t in pci mmio; do
         --cmdline "console=ttyS0 panic=-1 reboot=k vl.host=$hostip vl.want=$tx_md5" \
         <"con-$t.in" >"$con" 2>"err-$t" &
     pid=$!
-    exec 3>"con-$t.in"
+    # Read-write: that open of the FIFO does not wait for cvmm to open it, so
+    # no signal can interrupt it (one did, "can't create ...: Interrupted
+    # system call", and busybox sh ended the script at the failed exec).
+    exec 3<>"con-$t.in"
     if wait_for "$ser" '^VL: console ready' 300; then
         echo "hello-from-host-$t" >&3
     fi
