@@ -162,7 +162,12 @@ backend() {
     "$CVMM" -v --vsock-backend "cid=$cid,socket=$FILES/be.sock,uds_path=$uds" 2>>err-be &
     be=$!
     i=0
-    while [ "$(grep -c "host connections on" err-be 2>/dev/null)" -lt "$1" ]; do
+    while :; do
+        # No err-be yet (the back-end's shell has not opened it) counts as
+        # none: an empty count made the test fail ("bad number") and so
+        # ended the wait before the back-end was ready.
+        n=$(grep -c "host connections on" err-be 2>/dev/null)
+        [ "${n:-0}" -ge "$1" ] && return 0
         i=$((i + 1)); [ $i -gt 150 ] && return 1
         sleep 0.2
     done
