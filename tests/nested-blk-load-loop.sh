@@ -59,10 +59,11 @@ for vmm in $vmms; do
         *) echo "LOADLOOP: unknown VMM $vmm"; exit 1;;
         esac
         rc=$?
+        alldone=$(grep -c '^LOADLOOP: loads done' out)
         echo "LOADLOOP $vmm run $n: exit $rc, loads finished $(grep -c '^BENCH:' out) of 12," \
-             "all done: $(grep -c '^LOADLOOP: loads done' out), cvmm saw a triple fault: $(grep -c 'triple fault' err)," \
+             "all done: $alldone, cvmm saw a triple fault: $(grep -c 'triple fault' err)," \
              "guest panic: $(grep -c 'Kernel panic' out), $(($(date +%s) - t0)) s"
-        [ "$(grep -c '^LOADLOOP: loads done' out)" = 1 ] || tail -n 5 out | sed 's/^/LOADLOOP   guest: /'
+        [ "$alldone" = 1 ] || tail -n 5 out | sed 's/^/LOADLOOP   guest: /'
     done
 done
 INNER

@@ -277,16 +277,20 @@ static int cli_on_reboot(struct cli_config *c, const char *v, char *err, size_t 
 {
 	int w = cli_one_of_two("--on-reboot", v, "exit", "restart", err, errlen);
 
+	if (w < 0)
+		return w;
 	c->reboot_restart = w == 1;
-	return w < 0 ? w : 0;
+	return 0;
 }
 
 static int cli_transport(struct cli_config *c, const char *v, char *err, size_t errlen)
 {
 	int w = cli_one_of_two("--transport", v, "pci", "mmio", err, errlen);
 
+	if (w < 0)
+		return w;
 	c->transport = w == 1 ? CLI_TRANSPORT_MMIO : CLI_TRANSPORT_PCI;
-	return w < 0 ? w : 0;
+	return 0;
 }
 
 /* Stores one option's value; 0 or -EINVAL with err set. */

@@ -202,6 +202,16 @@ done:
 }
 
 /* Serves connections: accepted ones in listen mode, else the one in sock. */
+/* The connection the fake serves from now on. */
+static void fbe_take(struct fbe *b, int fd)
+{
+	pthread_mutex_lock(&b->lock);
+	b->sock = fd;
+	b->connections++;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
 static void *fbe_thread(void *arg)
 {
 	struct fbe *b = arg;
@@ -215,11 +225,7 @@ static void *fbe_thread(void *arg)
 
 			if (fd < 0)
 				return NULL;
-			pthread_mutex_lock(&b->lock);
-			b->sock = fd;
-			b->connections++;
-			pthread_cond_broadcast(&b->cond);
-			pthread_mutex_unlock(&b->lock);
+			fbe_take(b, fd);
 		}
 		if (b->sock < 0)
 			return NULL;
@@ -359,6 +365,12 @@ static char sock_path[108];
 static char sock_dir[] = "/tmp/cvmm-vufe.XXXXXX";
 /* fe_config's state_lost_on_disconnect (a test sets it before its setup). */
 static bool state_lost;
+
+/* This test's socket path, in sock_dir (each test runs in its own process). */
+static void sock_path_set(void)
+{
+	snprintf(sock_path, sizeof(sock_path), "%s/%d.sock", sock_dir, getpid());
+}
 
 /* Counts one callback of the kind *what counts. */
 static void cb_bump(int *what)
@@ -939,7 +951,7 @@ static void listen_only_setup(void)
 	config_changes = needs_resets = restores = 0;
 	fbe_init(&fb);
 	mem_setup();
-	snprintf(sock_path, sizeof(sock_path), "%s/%d.sock", sock_dir, getpid());
+	sock_path_set();
 	unlink(sock_path);
 	strcpy(sa.sun_path, sock_path);
 	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1448,10 +1460,7 @@ static void *fbe_dial_and_serve(void *arg)
 	strcpy(sa.sun_path, sock_path);
 	for (int k = 0; fd >= 0 && k < 300; k++) {
 		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-			pthread_mutex_lock(&b->lock);
-			b->sock = fd;
-			b->connections++;
-			pthread_mutex_unlock(&b->lock);
+			fbe_take(b, fd);
 			return fbe_thread(b);
 		}
 		usleep(10000);
@@ -1474,7 +1483,7 @@ START_TEST(fs_devtype_server_mode)
 	fbe_init(&fb);
 	mem_setup();
 	fbe_like_virtiofsd(&fb);
-	snprintf(sock_path, sizeof(sock_path), "%s/%d.sock", sock_dir, getpid());
+	sock_path_set();
 	ck_assert_int_eq(pthread_create(&fb.thread, NULL, fbe_dial_and_serve, &fb), 0);
 	snprintf(opts, sizeof(opts), "tag=share,socket=%s,vhost_mode=server", sock_path);
 	ck_assert_int_eq(devtype_create(&d, t, opts, DEVTYPE_IN_VM, 0), 0);
