@@ -18,11 +18,7 @@ runs=${1:-3} vmms=${2:-cvmm,qemu} cpus=${3:-2}
 . "$root/tests/lib/linux-guest.sh"
 LINUX_GUEST_MODE=nested
 linux_guest_test blkloadloop
-gcc -static -O2 -o "$tmp/blkload" "$root/bench/guest/blkload.c" -lpthread || exit 1
-cat >"$tmp/guest.sh" <<'GUEST'
-#!/bin/sh
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+linux_guest_blkload_initrd "$tmp/initrd.gz" <<'GUEST' || exit 1
 for n in 1 2 3; do
     for mode in randread randwrite seqread seqwrite; do
         /blkload /dev/vda $mode 4096 32 3 256
@@ -30,8 +26,6 @@ for n in 1 2 3; do
 done
 echo "LOADLOOP: loads done"
 GUEST
-LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$tmp/guest.sh" \
-    "$tmp/blkload:/blkload" >/dev/null || exit 1
 cat >"$tmp/loop.sh" <<INNER
 #!/bin/sh
 runs=$runs cpus=$cpus vmms="$(echo "$vmms" | tr ',' ' ')"

@@ -90,6 +90,20 @@ linux_guest_test() {
     trap 'rm -rf "$tmp"' EXIT
 }
 
+# linux_guest_blkload_initrd OUT: after linux_guest_test, the nested
+# measuring tools' guest: an initramfs with bench/guest/blkload as /blkload
+# whose script waits for /dev/vda and then runs the lines read from stdin.
+linux_guest_blkload_initrd() {
+    gcc -static -O2 -o "$tmp/blkload" "$_lg_root/bench/guest/blkload.c" -lpthread || return 1
+    {
+        printf '#!/bin/sh\ni=0\n'
+        printf 'while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done\n'
+        cat
+    } >"$tmp/guest.sh"
+    LINUX_DIR=$BUILD/linux "$_lg_root/images/linux/mkinitrd.sh" "$1" "$tmp/guest.sh" \
+        "$tmp/blkload:/blkload" >/dev/null
+}
+
 # linux_guest_bench NAME: how a benchmark that boots Linux starts: the mode
 # said (or "not measured on this host" and why, exit 0), the guest images
 # built, and nested, that only the ratios mean something.
