@@ -115,7 +115,7 @@ static int vm_add_ram(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size)
 {
 	struct gmem_region r = { .gpa = gpa, .size = size, .fd = -1 };
 	struct kvm_userspace_memory_region kr;
-	unsigned flags = MFD_CLOEXEC | (vm->cfg.hugepages ? MFD_HUGETLB : 0);
+	unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (vm->cfg.hugepages ? MFD_HUGETLB : 0);
 	int err;
 
 	if (vm->cfg.shared || vm->cfg.hugepages) {
@@ -130,6 +130,13 @@ static int vm_add_ram(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size)
 			err = -errno;
 			log_err("cannot size guest memory to %llu MiB: %s", (unsigned long long)(size / VM_MIB),
 				strerror(-err));
+			goto fail;
+		}
+		/* vhost-user back-ends get this fd: one that truncated it would
+		 * turn every guest access into a fault that ends the VM. */
+		if (fcntl(r.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+			err = -errno;
+			log_err("cannot seal guest memory against resizing: %s", strerror(-err));
 			goto fail;
 		}
 	}

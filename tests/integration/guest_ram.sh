@@ -2,12 +2,13 @@
 # Guest RAM as the host maps it (docs/x86-machine.md, "Guest RAM and huge
 # pages"): with a guest running, cvmm's RAM mapping in /proc/PID/smaps is
 # 2 MiB-aligned and advised for transparent huge pages (VmFlags "hg");
-# private by default (anonymous), shared with shared=on (the memfd
-# back-ends map, VmFlags "sh"). Where the host's THP mode lets advice count
-# and the guest touched RAM, AnonHugePages shows it was honoured. RAM is
-# allocated as the guest touches it (the guest writes 64 MiB of 256), all
-# of it before the guest starts with prefault=on (and then vCPU 0's pass,
-# arch/x86/prefault.c, has run and said so).
+# private by default (anonymous), shared with shared=on (the memfd that
+# back-ends map, VmFlags "sh", sealed against shrinking and growing).
+# Where the host's THP mode lets advice count and the guest touched RAM,
+# AnonHugePages shows it was honoured. RAM is allocated as the guest
+# touches it (the guest writes 64 MiB of 256), all of it before the guest
+# starts with prefault=on (and then vCPU 0's pass, arch/x86/prefault.c, has
+# run and said so).
 set -u
 : "${BUILD:?BUILD must be set}"
 CVMM=${CVMM:-$BUILD/cvmm}
@@ -47,6 +48,21 @@ ram_vma() {
         END { if (!found && size == kb) printf "%s", blk }' "/proc/$1/smaps"
 }
 
+# sealed WHAT: the running cvmm's RAM memfd, which vhost-user back-ends are
+# handed, refuses to shrink or grow (truncating it would fault the guest).
+sealed() {
+    local fd
+    fd=$(ls -l "/proc/$pid/fd" | awk '/memfd:cvmm-ram/ { print $9; exit }')
+    [ -n "$fd" ] || { fail "$1: no cvmm-ram memfd among cvmm's fds"; return; }
+    if truncate -s 4M "/proc/$pid/fd/$fd" 2>/dev/null; then
+        fail "$1: another process holding the RAM fd could shrink guest RAM"
+    elif truncate -s 512M "/proc/$pid/fd/$fd" 2>/dev/null; then
+        fail "$1: another process holding the RAM fd could grow guest RAM"
+    else
+        echo "ok: $1: the RAM memfd is sealed against shrinking and growing"
+    fi
+}
+
 check() {
     local what=$1 memopt=$2 vma start flags ahp i
     "$CVMM" --kernel "$tmp/touch.elf" --serial null --memory "$memopt" -v --log-file "$tmp/$what.log" \
@@ -55,6 +71,7 @@ check() {
     for i in $(seq 200); do grep -q "first KVM_RUN" "$tmp/$what.log" 2>/dev/null && break; sleep 0.1; done
     sleep 1
     vma=$(ram_vma "$pid" $((256 * 1024)))
+    case $what in *shared) sealed "$what";; esac
     kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
     [ -n "$vma" ] || { fail "$what: no 256 MiB mapping in smaps"; return; }
     start=$(echo "$vma" | head -n 1 | cut -d- -f1)
