@@ -83,6 +83,13 @@ int vu_msg_backend_request(int sock, uint32_t request, const void *payload,
 			   uint32_t size, const int *fds, unsigned nfds,
 			   bool need_reply, int timeout_ms);
 
+/* Connects a Unix stream socket to path without ever blocking: a peer that
+ * listens but does not accept fills its backlog, and a blocking connect
+ * would then wait for ever. Returns the connected socket (non-blocking,
+ * which the codec's deadlines expect), -EAGAIN when the peer's backlog is
+ * full (try again later), or -errno. */
+int vu_unix_connect(const char *path);
+
 /* Closes the fds m still holds (entries set to -1 are skipped). */
 void vu_msg_close_fds(struct vu_msg *m);
 /* Takes fd i out of m: the caller owns it. -1 when there is none. */

@@ -6,7 +6,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -442,6 +444,70 @@ START_TEST(send_to_stalled_peer_is_bounded)
 }
 END_TEST
 
+/* A peer that listens and never accepts: its backlog fills, and every
+ * further connect must fail at once (-EAGAIN) rather than wait for ever. */
+struct dial_loop {
+	const char *path;
+	int fds[8];
+	int last;
+	atomic_bool done;
+};
+
+static void *dial_loop_thread(void *arg)
+{
+	struct dial_loop *d = arg;
+
+	for (unsigned i = 0; i < 8; i++) {
+		d->fds[i] = vu_unix_connect(d->path);
+		d->last = d->fds[i];
+	}
+	atomic_store(&d->done, true);
+	return NULL;
+}
+
+START_TEST(connect_to_full_backlog_fails_at_once)
+{
+	char dir[] = "/tmp/cvmm-vumsg.XXXXXX", path[64], longpath[200];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct dial_loop d = { .path = path };
+	int lfd, eagain = 0, connected = 0;
+	pthread_t t;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	memcpy(sa.sun_path, path, strlen(path));
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	pthread_create(&t, NULL, dial_loop_thread, &d);
+	for (int i = 0; i < 1000 && !atomic_load(&d.done); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
+	ck_assert_msg(atomic_load(&d.done), "connect blocked for 10 s on a peer that does not accept");
+	pthread_join(t, NULL);
+	for (unsigned i = 0; i < 8; i++) {
+		if (d.fds[i] >= 0) {
+			connected++;
+			close(d.fds[i]);
+		} else {
+			ck_assert_int_eq(d.fds[i], -EAGAIN);
+			eagain++;
+		}
+	}
+	ck_assert_int_ge(connected, 1);
+	ck_assert_int_ge(eagain, 1);
+	ck_assert_int_eq(d.last, -EAGAIN);
+	close(lfd);
+	ck_assert_int_eq(vu_unix_connect(path), -ECONNREFUSED);
+	unlink(path);
+	ck_assert_int_eq(vu_unix_connect(path), -ENOENT);
+	rmdir(dir);
+	memset(longpath, 'x', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = 0;
+	ck_assert_int_eq(vu_unix_connect(longpath), -ENAMETOOLONG);
+}
+END_TEST
+
 START_TEST(recv_reply_checks_header)
 {
 	uint64_t v = 0;
@@ -544,6 +610,7 @@ int main(void)
 	tcase_add_test(tc, slow_message_has_one_deadline);
 	tcase_add_test(tc, bad_header_refused_before_payload);
 	tcase_add_test(tc, send_to_stalled_peer_is_bounded);
+	tcase_add_test(tc, connect_to_full_backlog_fails_at_once);
 	tcase_add_test(tc, request_names);
 	tcase_add_test(tc, random_streams);
 	suite_add_tcase(s, tc);

@@ -301,19 +301,10 @@ static int vu_listen(struct vu_server *s)
 /* Client mode: one connection attempt. 0 or -errno. */
 static int vu_connect(struct vu_server *s)
 {
-	struct sockaddr_un sa;
-	int fd;
+	int fd = vu_unix_connect(s->path);
 
-	vu_sockaddr(s->path, &sa);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
+		return fd;
 	s->conn_fd = fd;
 	return 0;
 }

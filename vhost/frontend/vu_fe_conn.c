@@ -36,17 +36,7 @@ static int vu_fe_socket(const char *path, struct sockaddr_un *sa)
 
 static int vu_fe_dial(struct vu_frontend *fe)
 {
-	struct sockaddr_un sa;
-	int r, fd = vu_fe_socket(fe->path, &sa);
-
-	if (fd < 0)
-		return fd;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
+	return vu_unix_connect(fe->path);
 }
 
 static int vu_fe_listen(struct vu_frontend *fe)
