@@ -42,14 +42,43 @@ static void vdev_queue_broken(struct virtq *vq, void *arg)
 	 * by the rate limit. */
 	log_warn_ratelimited("%s: queue %u: the driver put a malformed chain on the ring; "
 			     "device needs reset", dev->ops->name, rq->index);
+	vdev_needs_reset(dev, rq->index);
+}
+
+void vdev_needs_reset(struct vdev *dev, unsigned q)
+{
+	pthread_mutex_lock(&dev->host_lock);
 	if (dev->host_queue_broken)
-		dev->host_queue_broken(dev->host, rq->index);
+		dev->host_queue_broken(dev->host, q);
+	pthread_mutex_unlock(&dev->host_lock);
+}
+
+void vdev_config_changed(struct vdev *dev)
+{
+	pthread_mutex_lock(&dev->host_lock);
+	if (dev->host_config_changed)
+		dev->host_config_changed(dev->host);
+	pthread_mutex_unlock(&dev->host_lock);
+}
+
+void vdev_set_host(struct vdev *dev, void (*config_changed)(void *host),
+		   void (*queue_broken)(void *host, unsigned q), void *host)
+{
+	pthread_mutex_lock(&dev->host_lock);
+	dev->host_config_changed = config_changed;
+	dev->host_queue_broken = queue_broken;
+	dev->host = host;
+	pthread_mutex_unlock(&dev->host_lock);
 }
 
 int vdev_init(struct vdev *dev, unsigned nworkers, const char *prefix)
 {
 	int err;
 
+	err = pthread_mutex_init(&dev->host_lock, NULL);
+	if (err)
+		return -err;
+	dev->host_lock_ready = true;
 	dev->queues = calloc(dev->num_queues ? dev->num_queues : 1, sizeof(*dev->queues));
 	if (!dev->queues)
 		return -ENOMEM;
@@ -99,6 +128,9 @@ void vdev_destroy(struct vdev *dev)
 	dev->workers = NULL;
 	dev->queues = NULL;
 	dev->nworkers = 0;
+	if (dev->host_lock_ready)
+		pthread_mutex_destroy(&dev->host_lock);
+	dev->host_lock_ready = false;
 }
 
 void vdev_set_queue_worker(struct vdev *dev, unsigned q, unsigned w)

@@ -77,9 +77,7 @@ int vtr_init(struct vtr *t, struct vdev *dev)
 	t->config_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (t->config_fd < 0)
 		goto fail;
-	dev->host_config_changed = vtr_config_changed;
-	dev->host_queue_broken = vtr_queue_broken;
-	dev->host = t;
+	vdev_set_host(dev, vtr_config_changed, vtr_queue_broken, t);
 	return 0;
 fail:
 	err = -errno;
@@ -101,8 +99,7 @@ static void vtr_stop_queues(struct vtr *t)
 void vtr_destroy(struct vtr *t)
 {
 	vtr_stop_queues(t);
-	t->dev->host_config_changed = NULL;
-	t->dev->host_queue_broken = NULL;
+	vdev_set_host(t->dev, NULL, NULL, NULL);
 	vtr_close_fds(t);
 	free(t->queues);
 	t->queues = NULL;

@@ -26,6 +26,8 @@
 #ifndef CVMM_VDEV_H
 #define CVMM_VDEV_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,20 +98,17 @@ struct vdev {
 	struct vdev_worker *workers;
 	unsigned nworkers;
 
-	/* Set by the host: the model calls vdev_config_changed() when its
-	 * config space changed (capacity, link status, ...); the core calls
-	 * host_queue_broken (from the queue's worker) when the driver broke
-	 * ring q. */
+	/* Set by the host with vdev_set_host: the model calls
+	 * vdev_config_changed() when its config space changed (capacity,
+	 * link status, ...); the core calls host_queue_broken (from the
+	 * queue's worker) when the driver broke ring q. Called under
+	 * host_lock, so that a host detaching knows none still runs. */
 	void (*host_config_changed)(void *host);
 	void (*host_queue_broken)(void *host, unsigned q);
 	void *host;
+	pthread_mutex_t host_lock;
+	bool host_lock_ready;
 };
-
-static inline void vdev_config_changed(struct vdev *dev)
-{
-	if (dev->host_config_changed)
-		dev->host_config_changed(dev->host);
-}
 
 static inline bool vdev_has_feature(const struct vdev *dev, unsigned bit)
 {
@@ -143,12 +142,22 @@ void vdev_worker_pause(struct vdev *dev, unsigned w);
 void vdev_worker_resume(struct vdev *dev, unsigned w);
 /* Asks the core to run handle_queue for q again soon (budget used up). */
 void vdev_queue_requeue(struct vdev *dev, unsigned q);
+/* The model's config space changed: the host tells the driver. Any thread. */
+void vdev_config_changed(struct vdev *dev);
+/* The model found queue q broken outside the core's chain walker (a ring it
+ * hands to someone else): the host's DEVICE_NEEDS_RESET path. Any thread. */
+void vdev_needs_reset(struct vdev *dev, unsigned q);
 
 /* ---- for hosts (transports, vhost-user server) ----
  * Called from the host's own thread (a vCPU under the device's register
  * lock, the vhost-user server's thread), never from the device's workers:
  * stopping a queue joins its worker. */
 
+/* Attaches the host's callbacks (after vdev_init); NULLs detach them, and
+ * once that returns none of the old ones runs or will run, so the host may
+ * go while the model's threads still do. */
+void vdev_set_host(struct vdev *dev, void (*config_changed)(void *host),
+		   void (*queue_broken)(void *host, unsigned q), void *host);
 /* Negotiates features (already checked against what the host offers):
  * calls ops->set_features and records them in dev->features. 0 or -errno. */
 int vdev_set_features(struct vdev *dev, uint64_t features);

@@ -3,6 +3,7 @@
  * served again after the driver's reset), worker start/stop. */
 #include <check.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -172,8 +173,7 @@ START_TEST(broken_ring_tells_the_host_once)
 	struct tv_dev *t = tv_new();
 	int kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
-	t->vdev.host = t;
-	t->vdev.host_queue_broken = tv_host_broken;
+	vdev_set_host(&t->vdev, NULL, tv_host_broken, t);
 	tv_start_direct(t, kick, call);
 	tv_offer(t, true);
 	ck_assert_int_eq(eventfd_write(kick, 1), 0);
@@ -193,6 +193,57 @@ START_TEST(broken_ring_tells_the_host_once)
 	tv_free(t);
 	close(kick);
 	close(call);
+}
+END_TEST
+
+/* A host that goes away while a model thread reports a config change: once
+ * vdev_set_host detaches it, its callback has finished and none follows. */
+struct tv_slow_host {
+	struct tv_dev *t;
+	int calls;
+	bool in_callback;
+	bool detached;
+	bool called_after_detach;
+};
+
+static void tv_slow_config_changed(void *host)
+{
+	struct tv_slow_host *h = host;
+
+	__atomic_store_n(&h->in_callback, true, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&h->detached, __ATOMIC_SEQ_CST))
+		h->called_after_detach = true;
+	usleep(200000);
+	h->calls++;
+	__atomic_store_n(&h->in_callback, false, __ATOMIC_SEQ_CST);
+}
+
+static void *tv_report_thread(void *arg)
+{
+	struct tv_slow_host *h = arg;
+
+	for (int i = 0; i < 3; i++)
+		vdev_config_changed(&h->t->vdev);
+	return NULL;
+}
+
+START_TEST(detached_host_is_not_called)
+{
+	struct tv_slow_host h = { .t = tv_new() };
+	pthread_t thr;
+
+	vdev_set_host(&h.t->vdev, tv_slow_config_changed, NULL, &h);
+	pthread_create(&thr, NULL, tv_report_thread, &h);
+	while (!__atomic_load_n(&h.in_callback, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	vdev_set_host(&h.t->vdev, NULL, NULL, NULL);
+	ck_assert_msg(!__atomic_load_n(&h.in_callback, __ATOMIC_SEQ_CST),
+		      "the host was detached while its callback still ran");
+	__atomic_store_n(&h.detached, true, __ATOMIC_SEQ_CST);
+	pthread_join(thr, NULL);
+	ck_assert(!h.called_after_detach);
+	ck_assert_int_ge(h.calls, 1);
+	tv_free(h.t);
 }
 END_TEST
 
@@ -316,5 +367,6 @@ END_TEST
 CHECK_MAIN("vdev",
 	   first_kick_serves_queued_chains,
 	   broken_ring_tells_the_host_once,
+	   detached_host_is_not_called,
 	   broken_ring_needs_reset_over_mmio,
 	   broken_ring_needs_reset_over_pci)

@@ -61,8 +61,7 @@ static void t_open(bool readonly, bool create, bool direct)
 	}
 	ck_assert_int_eq(blk_dev_init(&env->blk, &cfg), 0);
 	env->blk.vdev.mem = &env->mem;
-	env->blk.vdev.host = env;
-	env->blk.vdev.host_config_changed = t_config_changed;
+	vdev_set_host(&env->blk.vdev, t_config_changed, NULL, env);
 	ck_assert_int_eq(vdev_set_features(&env->blk.vdev, env->blk.vdev.host_features), 0);
 	vq = &env->blk.vqs[0];
 	ck_assert_int_eq(virtq_setup(vq, &env->mem, T_QSIZE, T_DESC, T_AVAIL, T_USED), 0);

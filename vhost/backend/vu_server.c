@@ -385,9 +385,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 		}
 	}
 	dev->mem = &s->mem;
-	dev->host = s;
-	dev->host_config_changed = vu_server_config_changed;
-	dev->host_queue_broken = vu_server_queue_broken;
+	vdev_set_host(dev, vu_server_config_changed, vu_server_queue_broken, s);
 	return 0;
 }
 
@@ -403,9 +401,7 @@ void vu_server_destroy(struct vu_server *s)
 	    st.st_ino == s->sock_ino)
 		unlink(s->path);
 	s->sock_created = false;
-	s->dev->host_config_changed = NULL;
-	s->dev->host_queue_broken = NULL;
-	s->dev->host = NULL;
+	vdev_set_host(s->dev, NULL, NULL, NULL);
 	s->dev->mem = NULL;
 	pthread_mutex_destroy(&s->backend_lock);
 	vu_close(&s->fault_fd);

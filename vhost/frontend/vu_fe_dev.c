@@ -456,10 +456,7 @@ static void vu_fe_dev_config_changed(void *opaque)
  * broke (status bit and config interrupt, safe from any thread). */
 static void vu_fe_dev_needs_reset(void *opaque)
 {
-	struct vdev *dev = opaque;
-
-	if (dev->host_queue_broken)
-		dev->host_queue_broken(dev->host, 0);
+	vdev_needs_reset(opaque, 0);
 }
 
 static uint32_t vu_fe_dev_config_size(void *opaque, uint64_t features)
