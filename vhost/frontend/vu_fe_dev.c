@@ -248,8 +248,9 @@ static void vu_fe_net_ctrl_kick(void *arg, uint32_t events)
 
 	(void)events;
 	virtq_kick_consume(vq);
-	if (virtq_serve(vq, d->own_chain, 64, vu_fe_net_ctrl_handle, d) < 0)
-		log_warn("%s: malformed chain on the control queue; stopped until reset", d->fe.name);
+	/* A malformed chain: the core logged it once and asked for a reset;
+	 * the broken ring serves nothing more, however often it is kicked. */
+	(void)virtq_serve(vq, d->own_chain, 64, vu_fe_net_ctrl_handle, d);
 }
 
 /* A reset driver starts with one pair. */
