@@ -22,18 +22,20 @@ static void vcon_signal(int fd)
 	(void)!eventfd_write(fd, 1);
 }
 
-/* Guest output: every readable byte of the chain goes to out_fd. A slow or
- * absent reader loses output rather than stalling the guest, as a UART would. */
+/* Guest output: every readable byte of the chain goes to out_fd. On a
+ * socket a slow or absent reader loses output rather than stalling the
+ * guest, as a UART would; a blocking stdout holds the guest's console (and
+ * only it) until its reader catches up. */
 static uint32_t vcon_tx_chain(void *arg, struct virtq_chain *c)
 {
 	struct vcon_dev *con = arg;
 	int fd;
 
-	pthread_mutex_lock(&con->lock);
+	pthread_mutex_lock(&con->out_lock);
 	fd = con->out_fd;
 	if (fd >= 0 && c->nout && writev(fd, c->iov, c->nout) < 0 && errno != EAGAIN)
 		log_debug("virtio-console: output: %s", strerror(errno));
-	pthread_mutex_unlock(&con->lock);
+	pthread_mutex_unlock(&con->out_lock);
 	return 0;
 }
 
@@ -64,11 +66,13 @@ static uint32_t vcon_fill(struct vcon_dev *con, struct virtq_chain *c)
 	return done;
 }
 
-/* Moves pending input into the guest's receive buffers while both exist. */
+/* Moves pending input into the guest's receive buffers while both exist,
+ * VCON_BUDGET chains a pass (chains without room take a turn too). */
 static void vcon_rx_flush(struct vcon_dev *con)
 {
 	struct virtq *vq = &con->vqs[VCON_RX];
 	bool was_full, pushed = false;
+	unsigned n = 0;
 	int r;
 
 	if (!vdev_queue_started(&con->vdev, VCON_RX))
@@ -76,6 +80,10 @@ static void vcon_rx_flush(struct vcon_dev *con)
 	pthread_mutex_lock(&con->lock);
 	was_full = con->input_len == VCON_INPUT_BUF;
 	while (con->input_len) {
+		if (n++ == VCON_BUDGET) {
+			vdev_queue_requeue(&con->vdev, VCON_RX);
+			break;
+		}
 		/* No buffer now: the driver's next kick brings us back. */
 		r = virtq_pop_or_notify(vq, con->chain);
 		if (r <= 0)
@@ -137,9 +145,9 @@ size_t vcon_dev_room(struct vcon_dev *c)
 
 void vcon_dev_set_output(struct vcon_dev *c, int fd)
 {
-	pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->out_lock);
 	c->out_fd = fd;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->out_lock);
 }
 
 static void vcon_read_config(struct vdev *dev, uint32_t off, void *buf, uint32_t len)
@@ -176,6 +184,7 @@ int vcon_dev_init(struct vcon_dev *c)
 	virtq_init(&c->vqs[VCON_RX]);
 	virtq_init(&c->vqs[VCON_TX]);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->out_lock, NULL);
 	c->chain = malloc(sizeof(*c->chain));
 	c->input_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->room_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -211,6 +220,7 @@ fail:
 		close(c->room_fd);
 	free(c->chain);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->out_lock);
 	return err;
 }
 
@@ -223,4 +233,5 @@ void vcon_dev_destroy(struct vcon_dev *c)
 	close(c->room_fd);
 	free(c->chain);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->out_lock);
 }

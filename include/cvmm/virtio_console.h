@@ -30,7 +30,10 @@ struct vcon_dev {
 	struct worker_watch input_watch;
 	struct virtq_chain *chain;
 
-	pthread_mutex_t lock;         /* guards the input FIFO and out_fd */
+	pthread_mutex_t lock;         /* guards the input FIFO */
+	/* Guards out_fd, apart from lock: a write to a blocking stdout may
+	 * wait, and the VMM's main loop takes lock to feed input. */
+	pthread_mutex_t out_lock;
 	uint8_t input[VCON_INPUT_BUF]; /* host input not yet in guest buffers */
 	size_t input_head, input_len;
 	int input_fd;                 /* eventfd: input arrived */
