@@ -10,15 +10,14 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "cvmm/evfd.h"
 #include "cvmm/log.h"
 #include "cvmm/vdev.h"
 
 static void vdev_kick_fd(int fd)
 {
-	uint64_t one = 1;
-
 	/* Fails only with a saturated counter: a kick is pending anyway. */
-	(void)!write(fd, &one, sizeof(one));
+	(void)evfd_signal(fd);
 }
 
 static void vdev_queue_kick(void *arg, uint32_t events)

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "cvmm/evfd.h"
 #include "cvmm/log.h"
 #include "cvmm/virtio_vm.h"
 
@@ -27,11 +28,10 @@ static int virtio_vm_ioeventfd_match(struct vm *vm, uint64_t addr, uint32_t valu
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
+/* A vhost-user back-end holds the call fds too. */
 static void virtio_vm_signal(int fd)
 {
-	uint64_t one = 1;
-
-	(void)!write(fd, &one, sizeof(one));
+	(void)evfd_signal(fd);
 }
 
 /* Register blocks take accesses of 1, 2 or 4 bytes under lock (NULL: the

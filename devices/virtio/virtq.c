@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cvmm/evfd.h"
 #include "cvmm/virtq.h"
 
 #define VIRTQ_READ(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -251,13 +252,11 @@ bool virtq_should_notify(struct virtq *vq)
 
 void virtq_notify(struct virtq *vq)
 {
-	uint64_t one = 1;
-
 	if (vq->call_fd < 0 || !virtq_should_notify(vq))
 		return;
-	/* An eventfd write fails only when its counter is saturated, and
-	 * then the driver is being signalled anyway. */
-	(void)!write(vq->call_fd, &one, sizeof(one));
+	/* Fails only with the counter saturated: the driver is being
+	 * signalled anyway. */
+	(void)evfd_signal(vq->call_fd);
 }
 
 void virtq_disable_notify(struct virtq *vq)
@@ -270,10 +269,8 @@ void virtq_disable_notify(struct virtq *vq)
 
 void virtq_kick_consume(struct virtq *vq)
 {
-	uint64_t cnt;
-
-	/* Nonblocking or not, the worker only calls this when epoll said so. */
-	(void)!read(vq->kick_fd, &cnt, sizeof(cnt));
+	/* Epoll said it was set, but a front-end can take it first. */
+	(void)evfd_take(vq->kick_fd);
 }
 
 bool virtq_has_avail(struct virtq *vq)
@@ -315,7 +312,6 @@ int virtq_pop_or_notify(struct virtq *vq, struct virtq_chain *c)
 int virtq_serve(struct virtq *vq, struct virtq_chain *c, unsigned budget,
 		virtq_handler_fn handle, void *arg)
 {
-	uint64_t one = 1;
 	unsigned n = 0;
 	int r = 0;
 
@@ -331,7 +327,7 @@ int virtq_serve(struct virtq *vq, struct virtq_chain *c, unsigned budget,
 			/* More is waiting but this pass is spent: come back after
 			 * the worker's other fds had their turn. */
 			if (vq->kick_fd >= 0)
-				(void)!write(vq->kick_fd, &one, sizeof(one));
+				(void)evfd_signal(vq->kick_fd);
 			break;
 		}
 	}

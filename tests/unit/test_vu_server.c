@@ -596,6 +596,39 @@ START_TEST(broken_ring_signals_error_fd)
 }
 END_TEST
 
+/* The front-end made its error fd blocking and filled its counter: the
+ * broken ring is reported without the worker waiting on that fd. */
+START_TEST(broken_ring_error_fd_full_and_blocking)
+{
+	uint64_t gpa = ring_ua(0) - UA, full = 0xfffffffffffffffeULL, n;
+	struct virtq_desc *desc;
+	struct virtq_avail *avail;
+	struct virtq_chain *c = malloc(sizeof(*c));
+	int e = eventfd(0, EFD_CLOEXEC);   /* blocking, as a hostile front-end may make it */
+
+	ck_assert_int_eq(write(e, &full, sizeof(full)), sizeof(full));
+	negotiate(TFEAT | PFEAT, ALL_PF);
+	send_mem_table();
+	ring_setup(0, 256, 0, false);
+	ok(VHOST_USER_SET_VRING_ERR, &(uint64_t){ 0 }, 8, &e, 1);
+	/* The server made the shared file non-blocking; the front-end undoes it. */
+	ck_assert_int_eq(fcntl(e, F_SETFL, fcntl(e, F_GETFL) & ~O_NONBLOCK), 0);
+	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
+	desc = (struct virtq_desc *)(void *)(guest + gpa);
+	avail = (struct virtq_avail *)(void *)(guest + gpa + 0x10000);
+	desc[0] = (struct virtq_desc){ .addr = 0x1000, .len = 16, .flags = VIRTQ_DESC_F_NEXT, .next = 0 };
+	avail->ring[0] = 0;
+	avail->idx = 1;
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(virtq_pop(&td->vqs[0], c), -EIO);
+	ck_assert(!(fcntl(e, F_GETFL) & O_NONBLOCK));
+	ck_assert_int_eq(read(e, &n, sizeof(n)), sizeof(n));
+	ck_assert_uint_eq(n, full);
+	free(c);
+	close(e);
+}
+END_TEST
+
 START_TEST(ring_fds_must_be_eventfds)
 {
 	int pipefd[2], sv[2];
@@ -1357,6 +1390,7 @@ int main(void)
 	tcase_add_test(tc, ring_fds_must_be_eventfds);
 	tcase_add_test(tc, queue_start_failure_reported);
 	tcase_add_test(tc, broken_ring_signals_error_fd);
+	tcase_add_test(tc, broken_ring_error_fd_full_and_blocking);
 	tcase_add_test(tc, add_and_remove_regions);
 	tcase_add_test(tc, inflight_get_set_and_attach);
 	tcase_add_test(tc, inflight_sizes_checked);

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cvmm/evfd.h"
 #include "cvmm/log.h"
 #include "cvmm/memguard.h"
 #include "vu_internal.h"
@@ -186,15 +187,15 @@ static void vu_session_end(struct vu_server *s)
 static void vu_server_queue_broken(void *host, unsigned q)
 {
 	struct vu_server *s = host;
-	uint64_t one = 1;
-	int fd = s->queues[q].err_fd;
+	int fd = s->queues[q].err_fd, r;
 
 	if (fd < 0) {
 		log_warn("vhost-user: ring %u broken; the front-end gave no error fd to tell", q);
 		return;
 	}
-	if (write(fd, &one, sizeof(one)) < 0)
-		log_warn("vhost-user: ring %u: cannot signal its error fd: %s", q, strerror(errno));
+	r = evfd_signal(fd);
+	if (r && r != -EAGAIN)
+		log_warn("vhost-user: ring %u: cannot signal its error fd: %s", q, strerror(-r));
 }
 
 /* ---- back-end channel ---- */

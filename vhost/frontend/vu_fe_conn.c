@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cvmm/evfd.h"
 #include "cvmm/confine.h"
 #include "cvmm/log.h"
 #include "cvmm/vu_msg.h"
@@ -187,9 +188,8 @@ void vu_fe_backend_request(struct vu_frontend *fe)
 /* The back-end signalled ring q's error fd. */
 void vu_fe_ring_error(struct vu_frontend *fe, unsigned q)
 {
-	uint64_t v;
-
-	(void)!read(fe->rings[q].err_fd, &v, sizeof(v));
+	/* The back-end holds the fd too, and may have taken the count. */
+	(void)evfd_take(fe->rings[q].err_fd);
 	pthread_mutex_lock(&fe->lock);
 	if (fe->rings[q].started && !fe->needs_reset) {
 		log_warn("%s: the vhost-user back-end reported an error on queue %u", fe->name, q);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvmm/evfd.h"
 #include "cvmm/log.h"
 #include "cvmm/memguard.h"
 #include "cvmm/virtio_transport.h"
@@ -428,9 +429,7 @@ static int vu_fe_ring_push(struct vu_frontend *fe, unsigned q, uint16_t base)
 		r = vu_fe_set(fe, VHOST_USER_SET_VRING_CALL, &arg, sizeof(arg), &vq->call_fd, vq->call_fd >= 0);
 	}
 	if (!r) {
-		uint64_t stale;
-
-		(void)!read(fe->rings[q].err_fd, &stale, sizeof(stale));
+		(void)evfd_take(fe->rings[q].err_fd);
 		arg = vu_fe_vring_fd_arg(q, fe->rings[q].err_fd);
 		r = vu_fe_set(fe, VHOST_USER_SET_VRING_ERR, &arg, sizeof(arg), &fe->rings[q].err_fd, 1);
 	}
@@ -473,7 +472,7 @@ int vu_fe_restore(struct vu_frontend *fe)
 			continue;
 		r = vu_fe_ring_push(fe, q, __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE));
 		if (!r && vq->kick_fd >= 0)
-			vu_fe_wake(vq->kick_fd);
+			(void)evfd_signal(vq->kick_fd);
 	}
 	if (r == -EIO || r == -EINVAL || r == -ENOSPC)
 		vu_fe_fail(fe);
