@@ -47,8 +47,8 @@ END_TEST
 
 START_TEST(bad_fd_is_an_error)
 {
-	ck_assert_int_lt(evfd_take(-1), 0);
-	ck_assert_int_lt(evfd_signal(-1), 0);
+	ck_assert_int_eq(evfd_take(-1), -EBADF);
+	ck_assert_int_eq(evfd_signal(-1), -EBADF);
 }
 END_TEST
 
