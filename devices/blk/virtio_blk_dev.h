@@ -92,6 +92,7 @@ struct blk_dev {
 	char serial[VIRTIO_BLK_ID_BYTES];
 	uint64_t capacity;             /* sectors; read and written atomically */
 	uint8_t writeback;             /* config writeback (CONFIG_WCE); atomic */
+	bool sync_failed;              /* a sync failed: every later one does; atomic */
 	uint32_t seg_max, size_max;
 	const struct blk_sync_ops *sync_ops; /* NULL: fdatasync */
 	void *sync_arg;

@@ -156,12 +156,30 @@ static uint8_t blk_rw_sync(struct blk_dev *b, struct iovec *iov, unsigned n, uin
 	return VIRTIO_BLK_S_OK;
 }
 
+/* What a sync that ended with res means for the writes it covers. Linux
+ * reports a failed writeback to one sync only, and it need not be the sync
+ * of the write whose data was lost: after one failure no later sync proves
+ * anything, so from then on every sync fails (as QEMU does). */
+static int blk_sync_result(struct blk_dev *b, int res)
+{
+	if (res < 0 && !__atomic_exchange_n(&b->sync_failed, true, __ATOMIC_SEQ_CST))
+		log_err("blk: %s: syncing the image failed (%s); from now on every flush and "
+			"write-through write of this disk fails", b->serial, strerror(-res));
+	if (res >= 0 && __atomic_load_n(&b->sync_failed, __ATOMIC_SEQ_CST))
+		return -EIO;
+	return res;
+}
+
 /* Makes what was written to the image durable, now: 0 or -errno. */
 static int blk_sync_now(struct blk_dev *b)
 {
+	int res;
+
 	if (b->sync_ops)
-		return b->sync_ops->sync(b, b->sync_arg);
-	return fdatasync(b->fd) < 0 ? -errno : 0;
+		res = b->sync_ops->sync(b, b->sync_arg);
+	else
+		res = fdatasync(b->fd) < 0 ? -errno : 0;
+	return blk_sync_result(b, res);
 }
 
 static int blk_write_zero_bytes(struct blk_dev *b, uint64_t off, uint64_t len)
@@ -418,7 +436,10 @@ static void blk_finish(struct blk_dev *b, struct blk_queue *q, struct blk_req *r
 /* Completes the writes of batch w, whose sync ended with res. */
 static void blk_wt_publish(struct blk_dev *b, struct blk_queue *q, struct blk_wt_batch *w, int res)
 {
-	uint8_t st = res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	uint8_t st;
+
+	res = blk_sync_result(b, res);
+	st = res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 
 	if (res < 0)
 		log_debug("blk: queue %u: sync for %u writes: %s", q->index, w->n, strerror(-res));

@@ -13,6 +13,7 @@
  * newest first).
  */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -62,6 +63,7 @@ struct t_wt {
 	uint64_t efd_buf[T_MAX_SYNCS];
 	uint64_t covered[T_MAX_SYNCS]; /* bit i: slot i's current write on the image */
 	unsigned sync_now_calls;
+	unsigned fail_syncs;           /* the next this many syncs fail with EIO */
 	bool writeback;                /* completions need no sync */
 	unsigned early;                /* writes published before a covering sync */
 };
@@ -127,6 +129,11 @@ static int t_sync_now(struct blk_dev *b, void *arg)
 	(void)arg;
 	pthread_mutex_lock(&t->lock);
 	t->sync_now_calls++;
+	if (t->fail_syncs) {
+		t->fail_syncs--;
+		pthread_mutex_unlock(&t->lock);
+		return -EIO;
+	}
 	mask = t_on_image();
 	for (unsigned i = 0; i < t->depth; i++)
 		if (mask >> i & 1)
@@ -428,6 +435,33 @@ START_TEST(writethrough_sync_path)
 }
 END_TEST
 
+/* One sync fails: its write fails, and so does every later one, although
+ * the later syncs succeed: Linux reports a lost writeback to one sync only,
+ * not necessarily the sync of the write whose data it was. */
+START_TEST(failed_sync_fails_every_later_write)
+{
+	struct virtq_used *used = t_ptr(T_USED);
+	struct timespec deadline;
+
+	t_start(VIRTIO_BIT(VIRTIO_F_VERSION_1), true, false, false);
+	t->depth = 1;
+	t->fail_syncs = 1;
+	for (uint16_t n = 1; n <= 3; n++) {
+		t->gen[0]++;
+		t_queue_write(0);
+		t_kick();
+		t_deadline(&deadline);
+		pthread_mutex_lock(&t->lock);
+		while (__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) != n)
+			ck_assert_msg(t_wait(&deadline), "write %u not completed", n);
+		pthread_mutex_unlock(&t->lock);
+		ck_assert_uint_eq(*(uint8_t *)t_ptr(T_STATUS), VIRTIO_BLK_S_IOERR);
+	}
+	ck_assert_uint_eq(t->sync_now_calls, 3);
+	t_stop();
+}
+END_TEST
+
 /* Writeback (FLUSH negotiated, cache on): completions need no sync. */
 START_TEST(writeback_needs_no_sync)
 {
@@ -453,6 +487,7 @@ static Suite *wt_suite(void)
 	tcase_add_test(tc, writethrough_wce_off);
 	tcase_add_loop_test(tc, writethrough_sync_path, 0, (int)nd);
 	tcase_add_test(tc, writeback_needs_no_sync);
+	tcase_add_test(tc, failed_sync_fails_every_later_write);
 	suite_add_tcase(s, tc);
 	return s;
 }
