@@ -415,14 +415,25 @@ int net_dev_rx_process(struct net_dev *n, unsigned pi)
 				break;
 			if (len <= 0) {
 				/* End of file (a socket standing in for the tap
-				 * closed) or a tap error: stop watching it. */
+				 * closed) or a tap error: stop watching it; the
+				 * driver's next buffers try again. */
 				if (len < 0)
 					log_warn_ratelimited("virtio-net: pair %u: tap read: %s", pi, strerror(errno));
+				virtq_enable_notify(vq);
 				watch = false;
 				break;
 			}
 			if ((size_t)len < n->hdr_len) {
 				p->rx_errors++;
+				continue;
+			}
+			/* A tap returns a frame's whole length even when it cut
+			 * the frame to fit the buffer. */
+			if ((size_t)len > NET_MAX_FRAME) {
+				if (!p->rx_oversize++)
+					log_warn_ratelimited("virtio-net: pair %u: a %zd-byte frame from the tap "
+							     "is larger than %u bytes: dropped (counted; warned once)",
+							     pi, len, NET_MAX_FRAME);
 				continue;
 			}
 			p->frame_len = (uint32_t)len;
