@@ -499,16 +499,29 @@ static void net_on_tap(void *arg, uint32_t events)
 
 /* ---- control queue ---- */
 
-/* Attaches the tap queues of the first k pairs and detaches the others.
- * Only queues that change are touched: the kernel refuses to detach a
- * detached queue (EINVAL), as a reset to one pair would otherwise do. */
+/* Attaches or detaches pair i's tap queue (pair 0's stays: a tap needs
+ * one). Only a change is made: the kernel refuses to detach a detached
+ * queue (EINVAL). */
+static int net_tap_attach(struct net_dev *n, unsigned i, bool on)
+{
+	struct net_pair *p = &n->pairs[i];
+	int err;
+
+	if (!n->is_tap || i == 0 || on != p->tap_detached)
+		return 0;
+	err = tap_queue_enable(&n->tap, i, on);
+	if (!err)
+		p->tap_detached = !on;
+	return err;
+}
+
+/* Attaches the tap queues of the first k pairs and detaches the others. */
 static int net_set_active_pairs(struct net_dev *n, unsigned k)
 {
 	int err = 0;
 
-	for (unsigned i = 1; i < n->npairs && n->is_tap && !err; i++)
-		if ((i < k) != (i < n->active_pairs))
-			err = tap_queue_enable(&n->tap, i, i < k);
+	for (unsigned i = 1; i < n->npairs && !err; i++)
+		err = net_tap_attach(n, i, i < k);
 	if (err) {
 		log_warn("virtio-net: %s: cannot switch to %u pairs: %s", n->tap.name, k, strerror(-err));
 		return err;
@@ -589,7 +602,6 @@ int net_dev_enable_ctrl(struct net_dev *n)
 		return err;
 	n->vdev.host_features |= VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ);
 	net_dev_offer_mq(n);
-	n->active_pairs = n->npairs;  /* the tap opened with every queue attached */
 	return net_set_active_pairs(n, 1);
 }
 
@@ -612,13 +624,30 @@ static void net_handle_queue(struct vdev *dev, unsigned q)
 		net_dev_rx_process(n, q / 2);
 }
 
+/* Without a control queue of its own (a back-end: the front-end runs it and
+ * enables the rings of the pairs the driver uses) a pair's tap queue is
+ * attached while its receive ring runs. */
+static void net_rx_ring_attach(struct net_dev *n, unsigned pi, bool on)
+{
+	int err;
+
+	if (n->has_ctrl)
+		return;
+	err = net_tap_attach(n, pi, on);
+	if (err)
+		log_warn("virtio-net: %s: cannot %s queue %u: %s", n->tap.name, on ? "attach" : "detach",
+			 pi, strerror(-err));
+}
+
 /* The pair's worker is stopped: its handlers read the pair's state. */
 static int net_queue_start(struct vdev *dev, unsigned q)
 {
 	struct net_dev *n = net_from_vdev(dev);
 
-	if (!net_is_ctrl(n, q) && !(q & 1))
+	if (!net_is_ctrl(n, q) && !(q & 1)) {
+		net_rx_ring_attach(n, q / 2, true);
 		net_rx_watch_tap(&n->pairs[q / 2], true);
+	}
 	return 0;
 }
 
@@ -637,6 +666,7 @@ static void net_queue_stop(struct vdev *dev, unsigned q)
 		 (unsigned long long)p->tx_packets, (unsigned long long)p->tx_errors);
 	net_rx_watch_tap(p, false);
 	net_rx_unstash(p, &n->vqs[q]);
+	net_rx_ring_attach(n, q / 2, false);
 }
 
 /* A worker per pair (both its queues and its tap), then one for the
@@ -845,6 +875,10 @@ int net_dev_init(struct net_dev *n, const struct net_dev_config *cfg)
 	err = net_dev_runtime_init(n);
 	if (err)
 		goto fail;
+	/* Until a driver uses them (a ring started, or the control queue's
+	 * VQ_PAIRS_SET), frames must not go to the other pairs' queues. */
+	for (unsigned i = 1; i < pairs; i++)
+		net_rx_ring_attach(n, i, false);
 	return 0;
 fail:
 	net_dev_destroy(n);

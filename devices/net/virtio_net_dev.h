@@ -56,6 +56,8 @@ struct net_pair {
 	unsigned index;
 	int tap_fd;
 	bool tap_watched;               /* on the pair's worker (vdev worker index) */
+	bool tap_detached;              /* its tap queue is detached: the kernel steers
+	                                   no frame to a queue nobody reads */
 	struct worker_watch tap_watch;
 	struct virtq_chain *chain;      /* scratch */
 	struct iovec *tx_iov;           /* scratch: header copy + frame */

@@ -87,6 +87,11 @@ stop_backend
 # Two queue pairs, two guest CPUs: Linux turns both pairs on (QEMU runs the
 # control queue), and its flows spread over them.
 vn_backend num_queues=4
+# Until a front-end enables pair 1's rings its tap queue is detached: the
+# kernel would otherwise steer frames to a queue nobody reads.
+n=$(vn_ns ls "/sys/class/net/$VN_TAP/queues" | grep -c '^rx-')
+[ "$n" = 1 ] || it_fail "with no front-end yet, $n tap receive queues are attached (want 1)"
+echo "ok (mq): before a front-end uses pair 1, only pair 0's tap queue is attached"
 guest mq 2 2
 stop_backend
 grep -aq "pair 1: rx [1-9][0-9]* frames.*tx [1-9]" "$VN_TMP/backend.log" ||
