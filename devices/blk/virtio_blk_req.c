@@ -182,8 +182,11 @@ static int blk_sync_now(struct blk_dev *b)
 	return blk_sync_result(b, res);
 }
 
+/* Without O_DIRECT where there is a choice: the range need only be
+ * sector-aligned, which O_DIRECT on a 4 KiB-sector device refuses. */
 static int blk_write_zero_bytes(struct blk_dev *b, uint64_t off, uint64_t len)
 {
+	int fd = b->fd_buffered >= 0 ? b->fd_buffered : b->fd;
 	struct iovec iov[64];
 
 	for (unsigned i = 0; i < 64; i++) {
@@ -197,7 +200,7 @@ static int blk_write_zero_bytes(struct blk_dev *b, uint64_t off, uint64_t len)
 		ssize_t r;
 
 		iov[n - 1].iov_len = chunk - (uint64_t)(n - 1) * BLK_ZERO_CHUNK;
-		r = pwritev(b->fd, iov, (int)n, (off_t)off);
+		r = pwritev(fd, iov, (int)n, (off_t)off);
 		iov[n - 1].iov_len = BLK_ZERO_CHUNK;
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -219,20 +222,23 @@ static int blk_dz_exec(struct blk_dev *b, bool discard, uint64_t sector, uint32_
 
 	if (!count)
 		return 0;
+	/* EINVAL as well as EOPNOTSUPP: a block device refuses a range that
+	 * is not aligned to its logical block (4 KiB sectors), and cvmm's
+	 * sectors are 512 bytes. */
 	if (discard) {
 		/* A discard is a hint: a filesystem without holes may ignore it. */
-		if (fallocate(b->fd, punch, off, len) < 0 && errno != EOPNOTSUPP)
+		if (fallocate(b->fd, punch, off, len) < 0 && errno != EOPNOTSUPP && errno != EINVAL)
 			return -errno;
 		return 0;
 	}
 	/* Both modes leave zeroes behind on a raw image; try the preferred first. */
 	if (fallocate(b->fd, unmap ? punch : zero, off, len) == 0)
 		return 0;
-	if (errno != EOPNOTSUPP)
+	if (errno != EOPNOTSUPP && errno != EINVAL)
 		return -errno;
 	if (fallocate(b->fd, unmap ? zero : punch, off, len) == 0)
 		return 0;
-	if (errno != EOPNOTSUPP)
+	if (errno != EOPNOTSUPP && errno != EINVAL)
 		return -errno;
 	return blk_write_zero_bytes(b, (uint64_t)off, (uint64_t)len);
 }
