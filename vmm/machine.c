@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,11 +36,17 @@ struct machine {
 	bool have_virtio;
 };
 
-/* Maps a whole file read-only; logs what is wrong and returns -errno. */
-static int machine_map_file(const char *path, const char *what, struct machine_file *f)
+/* Reads a whole file into memory of cvmm's own: a mapping would follow the
+ * file, and a file changed under a running guest (a new kernel copied over
+ * it, or --serial file= naming it) would fault cvmm or boot a mixed-up
+ * kernel at the next restart. Opened without blocking, so a FIFO is refused
+ * rather than waited on. Logs what is wrong and returns -errno. */
+static int machine_read_file(const char *path, const char *what, struct machine_file *f)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+	uint8_t *buf = NULL;
+	size_t done = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), err = 0;
 
 	if (fd < 0) {
 		err = -errno;
@@ -50,26 +55,38 @@ static int machine_map_file(const char *path, const char *what, struct machine_f
 		return err;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-		log_err("%s '%s' is %s: give a %s file", what, path,
-			S_ISREG(st.st_mode) ? "empty" : "not a regular file", what);
+		log_err("%s '%s' is %s: give the path of a regular file", what, path,
+			S_ISREG(st.st_mode) ? "empty" : "not a regular file");
 		close(fd);
 		return -EINVAL;
 	}
-	f->size = (size_t)st.st_size;
-	f->data = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-	err = f->data == MAP_FAILED ? -errno : 0;
+	buf = malloc((size_t)st.st_size);
+	if (!buf)
+		err = -ENOMEM;
+	while (!err && done < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + done, (size_t)st.st_size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = n < 0 ? -errno : -EIO;  /* shrunk while read */
+		else
+			done += (size_t)n;
+	}
 	close(fd);
 	if (err) {
-		f->data = NULL;
+		free(buf);
 		log_err("cannot read %s '%s': %s", what, path, strerror(-err));
+		return err;
 	}
-	return err;
+	f->data = buf;
+	f->size = done;
+	return 0;
 }
 
-static void machine_unmap_file(struct machine_file *f)
+static void machine_free_file(struct machine_file *f)
 {
-	if (f->data)
-		munmap((void *)f->data, f->size);
+	free((void *)f->data);
 	f->data = NULL;
 }
 
@@ -242,8 +259,8 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 		return 1;
 	m->con.in_fd = m->con.out_fd = m->con.listen_fd = -1;
 	m->vcon.in_fd = m->vcon.out_fd = m->vcon.listen_fd = -1;
-	if (machine_map_file(cfg->kernel, "kernel", &kf) ||
-	    (cfg->initramfs && machine_map_file(cfg->initramfs, "initramfs", &initrd)))
+	if (machine_read_file(cfg->kernel, "kernel", &kf) ||
+	    (cfg->initramfs && machine_read_file(cfg->initramfs, "initramfs", &initrd)))
 		goto out_files;
 	if (machine_virtio_open(&m->virtio, cfg))
 		goto out_files;
@@ -280,8 +297,11 @@ int machine_run(const struct cli_config *cfg, const struct timespec *start)
 	 * no serial file behind. */
 	if (vm_init(&m->vm, &vc))
 		goto out_files;
-	if (!console_open(&m->con, cfg->serial, cfg->serial_path, "--serial") &&
-	    !console_open(&m->vcon, cfg->console, cfg->console_path, "--console"))
+	/* A console that cannot open is a path or socket the user named. */
+	if (console_open(&m->con, cfg->serial, cfg->serial_path, "--serial") ||
+	    console_open(&m->vcon, cfg->console, cfg->console_path, "--console"))
+		status = MACHINE_EXIT_BAD_INPUT;
+	else
 		status = machine_boot_and_run(m, &initrd, cfg, sig_fd);
 	vm_stop(&m->vm, VM_EXIT_ERROR);
 	arch_machine_destroy(m->arch);
@@ -298,8 +318,8 @@ out_files:
 	free(m->cmdline);
 	if (sig_fd >= 0)
 		close(sig_fd);
-	machine_unmap_file(&initrd);
-	machine_unmap_file(&kf);
+	machine_free_file(&initrd);
+	machine_free_file(&kf);
 	free(m);
 	return status;
 }

@@ -44,6 +44,9 @@ static const char *machine_virtio_queue_default(const struct cli_config *cfg, co
 	if (!t->vm_queues_key || cfg->transport != CLI_TRANSPORT_PCI || cpus < 2 ||
 	    machine_virtio_has_key(text, t->vm_queues_key) || machine_virtio_has_key(text, "vhost_user"))
 		return text;
+	/* More vCPUs than the model has queues: some share one. */
+	if (t->vm_queues_max && cpus > t->vm_queues_max)
+		cpus = t->vm_queues_max;
 	if (asprintf(copy, "%s%s%s=%u", text, *text ? "," : "", t->vm_queues_key, cpus) < 0) {
 		*copy = NULL;
 		return text;

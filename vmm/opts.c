@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,14 +11,22 @@ int opts_parse_u64(const char *s, uint64_t *out)
 	unsigned long long v;
 	char *end;
 
+	const char *digits = s;
+	int base = 10;
+
+	/* Decimal, or hex after 0x: a leading zero is not octal. */
+	if (s && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		digits = s + 2;
+		base = 16;
+	}
 	/* strtoull accepts leading blanks and a sign: refuse both. */
-	if (!s || !(s[0] >= '0' && s[0] <= '9'))
+	if (!s || !(base == 16 ? isxdigit((unsigned char)digits[0]) : isdigit((unsigned char)digits[0])))
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	v = strtoull(digits, &end, base);
 	if (errno == ERANGE)
 		return -ERANGE;
-	if (end == s || *end)
+	if (end == digits || *end)
 		return -EINVAL;
 	*out = v;
 	return 0;

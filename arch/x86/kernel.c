@@ -66,6 +66,11 @@ static int kernel_parse_bzimage(struct x86_kernel *k, const uint8_t *d, size_t s
 	k->cmdline_size = le_get32(d + BZ_CMDLINE_SIZE);
 	k->pref_address = le_get64(d + BZ_PREF_ADDRESS);
 	k->init_size = le_get32(d + BZ_INIT_SIZE);
+	if (size - k->setup_size > X86_HOLE_START) {
+		snprintf(err, errlen, "bzImage is %zu MiB: larger than the 3 GiB below the PCI hole it must "
+			 "fit in", size >> 20);
+		return -EINVAL;
+	}
 	if (k->init_size < size - k->setup_size)
 		k->init_size = (uint32_t)(size - k->setup_size);
 	if (k->kernel_alignment & (k->kernel_alignment - 1) || k->pref_address < X86_HIMEM_ADDR) {
@@ -99,15 +104,15 @@ static int kernel_parse_elf(struct x86_kernel *k, const uint8_t *d, size_t size,
 	Elf64_Phdr ph[64];
 
 	k->kind = X86_KERNEL_ELF;
-	if (size < EI_NIDENT || d[EI_CLASS] != ELFCLASS64) {
-		snprintf(err, errlen, "ELF kernel is 32-bit: cvmm boots only 64-bit (x86_64) kernels");
-		return -EINVAL;
-	}
 	if (size < sizeof(eh)) {
 		snprintf(err, errlen, "ELF kernel is truncated");
 		return -EINVAL;
 	}
 	memcpy(&eh, d, sizeof(eh));
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64) {
+		snprintf(err, errlen, "ELF kernel is 32-bit: cvmm boots only 64-bit (x86_64) kernels");
+		return -EINVAL;
+	}
 	if (eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC) {
 		snprintf(err, errlen, "ELF file is not an x86_64 executable (machine %u, type %u)",
 			 eh.e_machine, eh.e_type);
@@ -143,6 +148,16 @@ static int kernel_parse_elf(struct x86_kernel *k, const uint8_t *d, size_t size,
 		snprintf(err, errlen, "ELF kernel has no loadable segment");
 		return -EINVAL;
 	}
+	/* Loaded in order, a later segment would overwrite an earlier one. */
+	for (unsigned i = 0; i < k->nsegs; i++)
+		for (unsigned j = i + 1; j < k->nsegs; j++)
+			if (k->segs[i].paddr < k->segs[j].paddr + k->segs[j].memsz &&
+			    k->segs[j].paddr < k->segs[i].paddr + k->segs[i].memsz) {
+				snprintf(err, errlen, "ELF kernel segments at %#llx and %#llx overlap",
+					 (unsigned long long)k->segs[i].paddr,
+					 (unsigned long long)k->segs[j].paddr);
+				return -EINVAL;
+			}
 	if (kernel_elf_entry(k, ph, eh.e_phnum, eh.e_entry)) {
 		snprintf(err, errlen, "ELF kernel entry point %#llx is not in a loaded segment",
 			 (unsigned long long)eh.e_entry);

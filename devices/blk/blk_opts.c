@@ -128,6 +128,7 @@ const struct devtype blk_devtype = {
 		"                       becomes shared, as with --memory shared=on)\n",
 	.max = 8,
 	.vm_queues_key = "num_queues",
+	.vm_queues_max = BLK_DEV_MAX_QUEUES,
 	.vhost_user = true,
 	.backend_option = "--block-backend",
 	.backend_usage = "path=IMG,socket=SOCK[,...]",

@@ -285,7 +285,10 @@ static int blk_open_image(struct blk_dev *b, const struct blk_dev_config *cfg)
 	struct stat st;
 	int flags = (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (cfg->direct ? O_DIRECT : 0);
 
-	b->fd = open(cfg->path, flags);
+	/* Opened without blocking, so that a FIFO is refused, not waited on;
+	 * the image itself is used blocking (io_uring's buffered reads would
+	 * otherwise fail whenever the page cache misses). */
+	b->fd = open(cfg->path, flags | O_NONBLOCK);
 	if (b->fd < 0)
 		return -errno;
 	if (fstat(b->fd, &st) < 0)
@@ -294,6 +297,8 @@ static int blk_open_image(struct blk_dev *b, const struct blk_dev_config *cfg)
 		b->is_blockdev = true;
 	else if (!S_ISREG(st.st_mode))
 		return -EINVAL;
+	if (fcntl(b->fd, F_SETFL, fcntl(b->fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		return -errno;
 	/* An OFD lock: released when the image closes or the process dies,
 	 * and it conflicts with other opens in this process too. */
 	if (fcntl(b->fd, F_OFD_SETLK, &lk) < 0)

@@ -61,6 +61,7 @@ struct devtype {
 	 * in process and not given, the machine sets it to the vCPUs, so that
 	 * each vCPU has a queue whose MSI-X vector the guest targets at it. */
 	const char *vm_queues_key;
+	unsigned vm_queues_max;    /* the most that default gives (the model's limit) */
 
 	const struct opt_spec *spec; /* the device's keys (at most 60) */
 	const struct opt_spec *vm_spec; /* its keys in a VM when they differ (NULL: spec) */

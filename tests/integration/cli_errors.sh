@@ -65,6 +65,25 @@ head -c $((3 * 1024 * 1024)) /dev/zero >"$T/initrd"
 expect "memory too small for initramfs" "memory too small" \
     "$CVMM" --kernel "$T/ok.elf" --initramfs "$T/initrd" --memory size=2M "${SER[@]}"
 expect "missing initramfs" "initramfs" "$CVMM" --kernel "$T/ok.elf" --initramfs "$T/nope" "${SER[@]}"
+# A FIFO is refused at once, not waited on for a writer.
+mkfifo "$T/fifo"
+WANT_RC=2 expect "kernel is a FIFO" "not a regular file" "$CVMM" --kernel "$T/fifo" "${SER[@]}"
+WANT_RC=2 expect "initramfs is a FIFO" "not a regular file" \
+    "$CVMM" --kernel "$T/ok.elf" --initramfs "$T/fifo" "${SER[@]}"
+WANT_RC=2 expect "disk is a FIFO" "disk" "$CVMM" --kernel "$T/ok.elf" --disk "path=$T/fifo,readonly=on" "${SER[@]}"
+WANT_RC=2 expect "serial file in a missing directory" "serial" \
+    "$CVMM" --kernel "$T/ok.elf" --serial "file=$T/out/nodir/console"
+# The kernel is read before the serial file (the same file) is truncated:
+# the guest still boots (and resets), cvmm does not fault on the file.
+cp "$T/ok.elf" "$T/self.elf"
+timeout 20 "$CVMM" --kernel "$T/self.elf" --serial "file=$T/self.elf" >/dev/null 2>"$T/err" </dev/null; rc=$?
+if [ $rc -eq 0 ]; then
+    echo "ok   --serial file= naming the kernel: the guest ran and reset (exit 0)"
+else
+    echo "FAIL --serial file= naming the kernel: exit $rc"
+    sed 's/^/    /' "$T/err"
+    failures=$((failures + 1))
+fi
 
 # Command line
 expect "no kernel" "no kernel given" "$CVMM" "${SER[@]}"

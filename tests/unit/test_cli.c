@@ -62,6 +62,17 @@ START_TEST(opts_bools_and_numbers)
 	ck_assert_uint_eq(v, 16);
 	ck_assert_int_eq(opts_parse_u64("10x", &v), -EINVAL);
 	ck_assert_int_eq(opts_parse_u64("+3", &v), -EINVAL);
+	/* A leading zero is decimal, as documented, not octal. */
+	ck_assert_int_eq(opts_parse_u64("010", &v), 0);
+	ck_assert_uint_eq(v, 10);
+	ck_assert_int_eq(opts_parse_u64("09", &v), 0);
+	ck_assert_uint_eq(v, 9);
+	ck_assert_int_eq(opts_parse_u64("0X1f", &v), 0);
+	ck_assert_uint_eq(v, 31);
+	ck_assert_int_eq(opts_parse_u64("0x", &v), -EINVAL);
+	ck_assert_int_eq(opts_parse_u64("0x -1", &v), -EINVAL);
+	ck_assert_int_eq(opts_parse_u64("0x+1", &v), -EINVAL);
+	ck_assert_int_eq(opts_parse_u64("0xg", &v), -EINVAL);
 }
 END_TEST
 

@@ -43,6 +43,8 @@ START_TEST(pci_disk_gets_a_queue_per_vcpu)
 	ck_assert_uint_eq(disk_queues("boot=4", "pci", ""), 4);
 	ck_assert_uint_eq(disk_queues("boot=4", "pci", ",num_queues=1"), 1);
 	ck_assert_uint_eq(disk_queues("boot=2", "pci", ",num_queues=3"), 3);
+	/* More vCPUs than a disk may have queues: the most it may have. */
+	ck_assert_uint_eq(disk_queues("boot=65", "pci", ""), BLK_DEV_MAX_QUEUES);
 }
 END_TEST
 

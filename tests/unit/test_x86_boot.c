@@ -94,6 +94,12 @@ START_TEST(bzimage_bad_headers)
 	le_put32(bz + 0x230, 0x300000);  /* alignment not a power of two */
 	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -EINVAL);
 
+	/* A body over 3 GiB fits nowhere below the PCI hole (only the header
+	 * is read: the size alone decides). */
+	test_make_bzimage();
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, (4ULL << 30) + 0x2000, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "3 GiB"));
+
 	test_make_bzimage();
 	memcpy(bz + 0x202, "HdrT", 4);
 	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), -ENOEXEC);
@@ -263,6 +269,33 @@ START_TEST(elf_bad)
 	n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x100000);
 	elf[18] = 3;  /* e_machine = EM_386 */
 	ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), -EINVAL);
+
+	/* Cut in its identification: truncated, not "32-bit". */
+	ck_assert_int_eq(x86_kernel_parse(&k, (const uint8_t *)"\x7f" "ELF\x02", 5, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "truncated"));
+
+	/* A second segment over the first: loading it would wipe the first. */
+	{
+		Elf64_Ehdr eh;
+		Elf64_Phdr ph[2];
+
+		n = test_make_elf(elf, sizeof(elf), 0x100000, 0x100000, 0x100000);
+		memcpy(&eh, elf, sizeof(eh));
+		memcpy(&ph[0], elf + sizeof(eh), sizeof(ph[0]));
+		ph[1] = ph[0];
+		ph[1].p_paddr = ph[1].p_vaddr = 0x101000;
+		ph[1].p_filesz = 0;
+		eh.e_phnum = 2;
+		memcpy(elf, &eh, sizeof(eh));
+		memcpy(elf + sizeof(eh), ph, sizeof(ph));
+		ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(err, "overlap"));
+		/* Side by side they load. */
+		ph[1].p_paddr = ph[1].p_vaddr = 0x102000;
+		memcpy(elf + sizeof(eh), ph, sizeof(ph));
+		ck_assert_int_eq(x86_kernel_parse(&k, elf, n, err, sizeof(err)), 0);
+		ck_assert_uint_eq(k.nsegs, 2);
+	}
 }
 END_TEST
 
