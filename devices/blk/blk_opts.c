@@ -29,6 +29,11 @@ int blk_opts_open(struct blk_dev *b, const struct blk_opts *o, const char *who)
 		log_err("%s: queue_size=%u: must be a power of two, 2..%u", who, o->queue_size, VIRTQ_MAX_SIZE);
 		return -EINVAL;
 	}
+	if (o->serial && strlen(o->serial) > VIRTIO_BLK_ID_BYTES) {
+		log_err("%s: serial=%s: at most %u characters (the guest reads no more)", who, o->serial,
+			VIRTIO_BLK_ID_BYTES);
+		return -EINVAL;
+	}
 	err = blk_dev_init(b, &cfg);
 	if (err == -EBUSY)
 		log_err("%s: image %s is in use by another process (a VM or back-end has it open)", who, o->path);

@@ -27,7 +27,8 @@ static int rng_type_create(struct devtype_dev *d, const void *opts, uint64_t see
 	(void)role;
 	err = r ? rng_dev_init(r, o->src) : -ENOMEM;
 	if (err) {
-		log_err("%s: cannot open %s: %s", who, o->src ? o->src : "the entropy source", strerror(-err));
+		log_err("%s: cannot open %s: %s", who, o->src ? o->src : "the entropy source",
+			err == -EINVAL ? "not a character device or regular file" : strerror(-err));
 		free(r);
 		return err;
 	}

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cvmm/log.h"
@@ -86,9 +87,24 @@ int rng_dev_init(struct rng_dev *r, const char *src)
 	r->src_fd = -1;
 	virtq_init(&r->vq);
 	if (src) {
-		r->src_fd = open(src, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+
+		/* Opened without blocking, so that a FIFO is refused rather
+		 * than waited on for a writer. */
+		r->src_fd = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		if (r->src_fd < 0)
 			return -errno;
+		if (fstat(r->src_fd, &st) < 0 || !(S_ISCHR(st.st_mode) || S_ISREG(st.st_mode))) {
+			close(r->src_fd);
+			r->src_fd = -1;
+			return -EINVAL;
+		}
+		if (fcntl(r->src_fd, F_SETFL, fcntl(r->src_fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+			err = -errno;
+			close(r->src_fd);
+			r->src_fd = -1;
+			return err;
+		}
 	}
 	r->chain = malloc(sizeof(*r->chain));
 	if (!r->chain) {

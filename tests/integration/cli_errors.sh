@@ -71,6 +71,11 @@ WANT_RC=2 expect "kernel is a FIFO" "not a regular file" "$CVMM" --kernel "$T/fi
 WANT_RC=2 expect "initramfs is a FIFO" "not a regular file" \
     "$CVMM" --kernel "$T/ok.elf" --initramfs "$T/fifo" "${SER[@]}"
 WANT_RC=2 expect "disk is a FIFO" "disk" "$CVMM" --kernel "$T/ok.elf" --disk "path=$T/fifo,readonly=on" "${SER[@]}"
+WANT_RC=2 expect "rng source is a directory" "not a character device" \
+    "$CVMM" --kernel "$T/ok.elf" --rng "src=$T" "${SER[@]}"
+: >"$T/disk.img"
+WANT_RC=2 expect "disk serial too long" "at most 20" \
+    "$CVMM" --kernel "$T/ok.elf" --disk "path=$T/disk.img,serial=123456789012345678901" "${SER[@]}"
 WANT_RC=2 expect "serial file in a missing directory" "serial" \
     "$CVMM" --kernel "$T/ok.elf" --serial "file=$T/out/nodir/console"
 # The kernel is read before the serial file (the same file) is truncated:
