@@ -101,6 +101,13 @@ int x86_boot_plan(const struct x86_kernel *k, uint64_t ram_size, uint64_t initrd
 		boot_plan_elf(k, p);
 	}
 	need = boot_align_up(p->kernel_end, BOOT_PAGE) + boot_align_up(initrd_size, BOOT_PAGE);
+	if (p->kernel_addr >= X86_HOLE_START || X86_HOLE_START - p->kernel_addr < p->kernel_end - p->kernel_addr) {
+		/* No --memory helps: RAM below the PCI hole ends at 3 GiB. */
+		snprintf(err, errlen, "the kernel must be loaded at %#llx..%#llx, past the 3 GiB below the PCI "
+			 "hole where cvmm loads kernels (a kernel that is not relocatable, or too large)",
+			 (unsigned long long)p->kernel_addr, (unsigned long long)p->kernel_end);
+		return -E2BIG;
+	}
 	if (p->kernel_end > low_end) {
 		snprintf(err, errlen, "memory too small: the kernel needs RAM up to %llu MiB, there are %llu MiB: "
 			 "raise --memory size=", (unsigned long long)((p->kernel_end + BOOT_MIB - 1) / BOOT_MIB),
@@ -115,10 +122,16 @@ int x86_boot_plan(const struct x86_kernel *k, uint64_t ram_size, uint64_t initrd
 	p->initrd_size = initrd_size;
 	p->initrd_addr = top > initrd_size ? (top - initrd_size) & ~(BOOT_PAGE - 1) : 0;
 	if (top <= initrd_size || p->initrd_addr < boot_align_up(p->kernel_end, BOOT_PAGE)) {
-		snprintf(err, errlen, "memory too small for kernel + initramfs: they need %llu MiB below %llu MiB, "
-			 "there are %llu MiB: raise --memory size=",
-			 (unsigned long long)((need + BOOT_MIB - 1) / BOOT_MIB),
-			 (unsigned long long)(top / BOOT_MIB), (unsigned long long)(ram_size / BOOT_MIB));
+		if (top < low_end)
+			snprintf(err, errlen, "the kernel takes an initramfs only below %llu MiB (its initrd_addr_max), "
+				 "and kernel + initramfs need %llu MiB: use a smaller initramfs",
+				 (unsigned long long)(top / BOOT_MIB),
+				 (unsigned long long)((need + BOOT_MIB - 1) / BOOT_MIB));
+		else
+			snprintf(err, errlen, "memory too small for kernel + initramfs: they need %llu MiB below "
+				 "%llu MiB, there are %llu MiB: raise --memory size=",
+				 (unsigned long long)((need + BOOT_MIB - 1) / BOOT_MIB),
+				 (unsigned long long)(top / BOOT_MIB), (unsigned long long)(ram_size / BOOT_MIB));
 		return -E2BIG;
 	}
 	return 0;

@@ -132,6 +132,32 @@ START_TEST(bzimage_plan_address_wraps)
 }
 END_TEST
 
+/* Limits no --memory lifts are said as such (found by review: the
+ * messages asked for more memory). */
+START_TEST(bzimage_plan_limits_named)
+{
+	struct x86_boot_plan p;
+	struct x86_kernel k;
+
+	/* Not relocatable, wanting 3 GiB and up: past RAM below the hole. */
+	test_make_bzimage();
+	bz[0x234] = 0;
+	le_put64(bz + 0x258, 0xc0000000ULL);
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 4096 * MIB, 0, 20, &p, err, sizeof(err)), -E2BIG);
+	ck_assert_ptr_nonnull(strstr(err, "past the 3 GiB"));
+	ck_assert_ptr_null(strstr(err, "--memory"));
+
+	/* An initramfs the kernel takes only below 16 MiB. */
+	test_make_bzimage();
+	le_put32(bz + 0x22c, 16 * MIB - 1);
+	ck_assert_int_eq(x86_kernel_parse(&k, bz, sizeof(bz), err, sizeof(err)), 0);
+	ck_assert_int_eq(x86_boot_plan(&k, 1024 * MIB, 8 * MIB, 20, &p, err, sizeof(err)), -E2BIG);
+	ck_assert_ptr_nonnull(strstr(err, "initrd_addr_max"));
+	ck_assert_ptr_null(strstr(err, "--memory"));
+}
+END_TEST
+
 START_TEST(bzimage_plan_and_params)
 {
 	struct x86_boot_plan p;
@@ -715,6 +741,7 @@ static Suite *x86_boot_suite(void)
 	tcase_add_test(tc, bzimage_bad_headers);
 	tcase_add_test(tc, bzimage_plan_and_params);
 	tcase_add_test(tc, bzimage_plan_address_wraps);
+	tcase_add_test(tc, bzimage_plan_limits_named);
 	tcase_add_test(tc, elf_parses_and_translates_entry);
 	tcase_add_test(tc, elf_bad);
 	tcase_add_test(tc, e820_maps);
