@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cvmm/arch.h"
 #include "vmm/hostcheck.h"
 
 void hostcheck_vm_destroy(struct hostcheck_vm *v)
@@ -37,8 +38,8 @@ int hostcheck_vm_init(struct hostcheck_vm *v, uint64_t gpa, size_t mem_size, cha
 	*v = (struct hostcheck_vm){ .kvm = -1, .vm = -1, .vcpu = -1, .mem_size = mem_size };
 	v->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (v->kvm < 0) {
-		snprintf(why, whylen, "/dev/kvm: %s (load the kvm module; run as root or in group kvm)",
-			 strerror(errno));
+		snprintf(why, whylen, "/dev/kvm: %s (%s)", strerror(errno),
+			 errno == EACCES || errno == EPERM ? "run as root or in group kvm" : ARCH_KVM_MISSING_HINT);
 		return -1;
 	}
 	if (ioctl(v->kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {

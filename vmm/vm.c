@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cvmm/arch.h"
 #include "cvmm/log.h"
 #include "vcpu.h"
 #include "cvmm/vm.h"
@@ -27,8 +28,7 @@ static int vm_open_kvm(struct vm *vm)
 		int err = -errno;
 
 		if (err == -ENOENT || err == -ENXIO || err == -ENODEV)
-			log_err("/dev/kvm not found: load the KVM module (modprobe kvm_intel or kvm_amd) "
-				"on a host with virtualization enabled");
+			log_err("/dev/kvm not found: %s", ARCH_KVM_MISSING_HINT);
 		else if (err == -EACCES || err == -EPERM)
 			log_err("no permission to open /dev/kvm: run as root or add your user to group kvm");
 		else

@@ -147,7 +147,11 @@ int arm64_boot_plan(const struct arm64_image *img, uint64_t ram_size, uint64_t i
 	p->kernel_end = p->kernel_addr + img->image_size;
 	if (ram_size < ARM64_FDT_MAX_SIZE + initrd_size + img->text_offset + img->image_size)
 		goto small;
-	p->fdt_addr = ARM64_RAM_BASE + ram_size - ARM64_FDT_MAX_SIZE;
+	/* booting.rst: the initramfs within a 1 GiB-aligned 32 GiB window that
+	 * covers the kernel (a kernel with a small linear map reaches no
+	 * further); the device tree beside it. */
+	p->fdt_addr = ARM64_RAM_BASE + (ram_size < ARM64_INITRD_WINDOW ? ram_size : ARM64_INITRD_WINDOW) -
+		      ARM64_FDT_MAX_SIZE;
 	limit = p->fdt_addr;
 	if (initrd_size) {
 		p->initrd_addr = (p->fdt_addr - initrd_size) & ~(ARM64_PAGE - 1);

@@ -34,6 +34,9 @@
 #define ARCH_MAX_CPUS		X86_MAX_CPUS
 #define ARCH_KERNEL_HELP	"x86_64 bzImage (boot protocol 2.12+) or 64-bit ELF"
 #define ARCH_SERIAL_HELP	"COM1 (0x3f8)"
+/* What a missing /dev/kvm means here. */
+#define ARCH_KVM_MISSING_HINT	"load the KVM module (modprobe kvm_intel or kvm_amd) on a host with " \
+				"virtualization enabled"
 #define ARCH_VIRTIO_MMIO_HELP	"announced in the ACPI DSDT and on the kernel command line\n" \
 				"                       (virtio_mmio.device=)"
 #elif defined(__aarch64__)
@@ -51,6 +54,9 @@
 #define ARCH_KERNEL_HELP	"arm64 Image, plain or gzip-compressed (Debian's vmlinuz)"
 #define ARCH_SERIAL_HELP	"16550A UART (MMIO " ARM64_UART_ADDR_STR ")"
 #define ARCH_VIRTIO_MMIO_HELP	"described in the device tree"
+/* KVM is built into arm64 kernels: no /dev/kvm means no EL2. */
+#define ARCH_KVM_MISSING_HINT	"the host kernel did not start at EL2 (dmesg: \"HYP mode not available\"), " \
+				"or this is a VM without nested virtualization"
 #else
 #error "cvmm runs on x86-64 and aarch64 hosts only"
 #endif

@@ -47,6 +47,9 @@
 #define ARM64_RAM_BASE		0x40000000ULL
 /* The device tree sits in RAM's last 2 MiB (Linux maps at most 2 MiB of it). */
 #define ARM64_FDT_MAX_SIZE	0x200000ULL
+/* How far above RAM_BASE (1 GiB-aligned, where the kernel is) the initramfs
+ * may go: Linux's arm64 booting.rst window. */
+#define ARM64_INITRD_WINDOW	(32ULL << 30)
 
 /* Architected timer PPIs (numbers from 16: INTID - 16, as the device tree counts them). */
 #define ARM64_TIMER_PPI_SEC	13

@@ -161,6 +161,11 @@ START_TEST(boot_plan_places_everything)
 	/* Linux's command line limit. */
 	ck_assert_int_eq(arm64_boot_plan(&im, 256 * MIB, 0, ARM64_CMDLINE_MAX, &p, err, sizeof(err)), -E2BIG);
 	ck_assert_int_eq(arm64_boot_plan(&im, 256 * MIB, 0, ARM64_CMDLINE_MAX - 1, &p, err, sizeof(err)), 0);
+	/* 64 GiB: initramfs and tree stay in the 32 GiB from RAM's start (booting.rst). */
+	ck_assert_int_eq(arm64_boot_plan(&im, 65536 * MIB, 5 * MIB, 100, &p, err, sizeof(err)), 0);
+	ck_assert_uint_eq(p.fdt_addr, ARM64_RAM_BASE + ARM64_INITRD_WINDOW - ARM64_FDT_MAX_SIZE);
+	ck_assert_uint_ge(p.initrd_addr, p.kernel_end);
+	ck_assert_uint_le(p.initrd_addr + p.initrd_size, p.fdt_addr);
 	arm64_image_destroy(&im);
 }
 END_TEST
