@@ -5,7 +5,9 @@
  * tg.virtio=N (virtio devices that must be found and work), tg.seed=N
  * (0-255, varies what the virtio-blk check writes), tg.blkloop=N (1-400:
  * the virtio-blk check then writes and reads back N more 4 KiB blocks, one
- * after the other, so a test can disturb a disk under load), tg.vsockrestart
+ * after the other, so a test can disturb a disk under load), tg.blkgrow
+ * (after those blocks the check waits, 10 s at most, for the disk to grow:
+ * a test resizes it meanwhile), tg.vsockrestart
  * (the virtio-vsock check then lives through a vhost-user back-end that
  * the host test kills and starts again).
  * An unknown tg.* word fails, so a typo in a test cannot pass silently. */
@@ -42,6 +44,8 @@ int tg_check_cmdline(struct tg *t)
 			t->poweroff = true;
 		} else if (len == 15 && !memcmp(w, "tg.vsockrestart", 15)) {
 			t->vsock_restart = true;
+		} else if (len == 10 && !memcmp(w, "tg.blkgrow", 10)) {
+			t->blk_grow = true;
 		} else if (tg_word_is(w, len, "tg.cpus=", &v, &vlen)) {
 			if (!tg_parse_size(v, vlen, &n) || n == 0 || n > TG_MAX_CPUS)
 				bad = 1;

@@ -47,6 +47,7 @@ struct tg {
 	unsigned want_virtio;   /* tg.virtio=N: virtio devices expected (0: none checked) */
 	uint8_t seed;           /* tg.seed=N: varies the data written to virtio-blk */
 	unsigned blk_loops;     /* tg.blkloop=N: after the check, N more write+read rounds */
+	bool blk_grow;          /* tg.blkgrow: then wait for the disk's capacity to grow */
 	bool vsock_restart;     /* tg.vsockrestart: the vsock check outlives a back-end restart */
 
 	/* From the MADT (acpi.c), 0 when not found. */

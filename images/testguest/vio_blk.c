@@ -19,6 +19,11 @@
 #define VIO_BLK_BYTES 4096
 #define VIO_BLK_LOOP_SECTOR 64
 #define VIO_BLK_LOOP_WAITS 20
+/* tg.blkgrow waits by the clock (the ACPI PM timer cvmm provides, 3.579545
+ * MHz): a resize from the host comes when the host gets to it. */
+#define VIO_BLK_PM_TMR 0x608
+#define VIO_BLK_GROW_TICKS (10u * 3579545u)
+#define VIO_BLK_GROW_POLL_TICKS 3580u   /* a config read about every ms */
 
 struct vio_blk_hdr {
 	uint32_t type;
@@ -73,9 +78,11 @@ static int vio_blk_loop_do(struct vio_dev *d, struct vio_queue *q, uint32_t type
 	return vio_blk_status;
 }
 
-static int vio_blk_loop(struct tg *t, struct vio_dev *d, struct vio_queue *q)
+/* first: the capacity the check began with. */
+static int vio_blk_loop(struct tg *t, struct vio_dev *d, struct vio_queue *q, uint64_t first)
 {
 	uint64_t capacity;
+	uint32_t start, poll;
 
 	for (unsigned k = 0; k < t->blk_loops; k++) {
 		uint64_t sector = VIO_BLK_LOOP_SECTOR + 8 * (uint64_t)k;
@@ -94,6 +101,14 @@ static int vio_blk_loop(struct tg *t, struct vio_dev *d, struct vio_queue *q)
 	}
 	/* Read again: a disk resized meanwhile shows its new size here. */
 	vio_config_read(d, 0, &capacity, sizeof(capacity));
+	start = poll = tg_inl(VIO_BLK_PM_TMR);
+	while (t->blk_grow && capacity <= first && tg_inl(VIO_BLK_PM_TMR) - start < VIO_BLK_GROW_TICKS) {
+		if (tg_inl(VIO_BLK_PM_TMR) - poll >= VIO_BLK_GROW_POLL_TICKS) {
+			vio_config_read(d, 0, &capacity, sizeof(capacity));
+			poll = tg_inl(VIO_BLK_PM_TMR);
+		}
+		tg_pause();
+	}
 	tg_printf("TG: virtio-blk %s loop %u blocks ok capacity=%lu\n", vio_kind_name(d), t->blk_loops, capacity);
 	return 0;
 }
@@ -146,5 +161,5 @@ int vio_check_blk(struct tg *t, struct vio_dev *d)
 			  vio_kind_name(d), capacity);
 		return -1;
 	}
-	return t->blk_loops ? vio_blk_loop(t, d, &q) : 0;
+	return t->blk_loops ? vio_blk_loop(t, d, &q, capacity) : 0;
 }

@@ -78,10 +78,15 @@ start_net() {
     done
     return 1
 }
-qsd_resize() {   # BYTES: block_resize over QMP; prints the replies
+qsd_resize() {   # BYTES OUT: block_resize over QMP; the replies go to OUT
+    # nc ends the session when its input ends: keep it open until both
+    # commands are answered (qsd may be slow to get to them), 15 s at most.
     { echo '{"execute":"qmp_capabilities"}'
       echo "{\"execute\":\"block_resize\",\"arguments\":{\"node-name\":\"f0\",\"size\":$1}}"
-      sleep 1; } | timeout 20 nc 127.0.0.1 $qmp_port
+      i=0
+      while n=$(grep -c '"return"' "$2" 2>/dev/null); [ "${n:-0}" -lt 2 ] && [ $i -lt 150 ]; do
+          sleep 0.1; i=$((i + 1))
+      done; } | timeout 20 nc 127.0.0.1 $qmp_port >"$2"
 }
 # kill_restart NAME PIDVAR START ID: SIGKILL, start again, wait until cvmm
 # (front-end ID) has reconnected. Prints nothing; returns 1 on failure.
@@ -137,7 +142,7 @@ transport() {
     # Resize: cvmm --block-backend watches its image, qsd is told over QMP.
     if wait_for "$ser" '^VL: resize ready' 300; then
         truncate -s $grow "$blkimg"
-        qsd_resize $grow >"qmp-$t.out"
+        qsd_resize $grow "qmp-$t.out"
     fi
     if wait_for "$ser" '^VL: net up' 300; then
         ping -c 3 -W 5 "$guestip" >/dev/null 2>&1 && msg="ping ok" || msg="ping failed"

@@ -61,13 +61,15 @@ m32=$(timeout 300 $t multi "hybrid:$uds:1235" 32 32) || stop $pid $g2h $echo32
 sleep 1
 fd_before=$(ls /proc/$pid/fd | wc -l)
 mN=$(timeout 600 $t multi "hybrid:$uds:1236" $conns 20) || stop $pid $g2h $echo32
+wait $g2h $echo32
+# Counted once the guest's own transfers (the 16 MiB g2h, 32 echoes) are
+# over too: they may have started after fd_before was taken.
 fd_after=$fd_before
 for i in $(seq 50); do
     fd_after=$(ls /proc/$pid/fd | wc -l)
     [ "$fd_after" -le "$fd_before" ] && break
     sleep 0.2
 done
-wait $g2h $echo32
 # the reset: four held connections end, new ones work
 listening ser-pci held1237
 timeout 300 $t hold "hybrid:$uds:1237" 4 >hold1.out 2>&1 &
