@@ -971,6 +971,61 @@ static void listen_setup(void)
 	ck_assert_int_eq(vu_frontend_connect(&fe), 0);
 }
 
+/* Started together, a back-end may bind its socket a moment before it
+ * listens, or not have it yet: the front-end's first connect waits a
+ * little for it instead of failing. */
+static void *late_listen_thread(void *arg)
+{
+	struct fbe *b = arg;
+
+	nanosleep(&(struct timespec){ .tv_nsec = 300 * 1000000L }, NULL);
+	ck_assert_int_eq(listen(b->listen_fd, 4), 0);
+	return fbe_thread(b);
+}
+
+START_TEST(connect_waits_for_a_starting_backend)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vu_frontend_config c;
+
+	log_set_level(LOG_ERR);
+	fbe_init(&fb);
+	mem_setup();
+	sock_path_set();
+	unlink(sock_path);
+	strcpy(sa.sun_path, sock_path);
+	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fb.listen_fd, 0);
+	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(pthread_create(&fb.thread, NULL, late_listen_thread, &fb), 0);
+	fe_config(&c, sock_path);
+	ck_assert_int_eq(vu_frontend_init(&fe, &c), 0);
+	ck_assert_int_eq(vu_frontend_connect(&fe), 0);
+	ck_assert_uint_eq(fbe_count(&fb, VHOST_USER_GET_FEATURES, 0), 1);
+}
+END_TEST
+
+/* Nothing there at all: the front-end says so once its wait is over. */
+START_TEST(connect_without_backend_fails)
+{
+	struct vu_frontend_config c;
+	struct timespec t0, t1;
+
+	log_set_level(LOG_ERR);
+	fbe_init(&fb);
+	fbe_start(&fb);   /* nothing to serve: the thread ends at once */
+	mem_setup();
+	sock_path_set();
+	unlink(sock_path);
+	fe_config(&c, sock_path);
+	ck_assert_int_eq(vu_frontend_init(&fe, &c), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(vu_frontend_connect(&fe), -ENOENT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 5);
+}
+END_TEST
+
 /* The back-end goes away: shuts the connection as a killed process would. */
 static void fbe_drop_connection(struct fbe *b)
 {
@@ -1761,6 +1816,8 @@ int main(void)
 	tcase_add_test(tl, ring_started_while_disconnected);
 	tcase_add_test(tl, state_lost_backend_gone_needs_reset);
 	tcase_add_test(tl, state_lost_backend_gone_before_driver_ok);
+	tcase_add_test(tl, connect_waits_for_a_starting_backend);
+	tcase_add_test(tl, connect_without_backend_fails);
 	suite_add_tcase(s, tl);
 
 	tcase_add_checked_fixture(td, NULL, dev_teardown);

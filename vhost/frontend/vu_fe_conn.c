@@ -11,13 +11,19 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "cvmm/evfd.h"
 #include "cvmm/confine.h"
+#include "cvmm/evfd.h"
 #include "cvmm/log.h"
 #include "cvmm/vu_msg.h"
 #include "vu_fe_internal.h"
+
+/* At start, a client dials for a second before giving up (then it says
+ * why: no such socket, nobody listening). */
+#define VU_FE_START_DIALS 20
+#define VU_FE_START_DIAL_MS 50
 
 /* ---- connections ---- */
 
@@ -349,7 +355,15 @@ int vu_frontend_connect(struct vu_frontend *fe)
 		log_info("%s: waiting for the vhost-user back-end to connect on %s", fe->name, fe->path);
 		fd = vu_fe_accept(fe, -1);
 	} else {
-		fd = vu_fe_dial(fe);
+		/* A back-end started just before may not be there yet: its
+		 * socket appears at bind, and it listens a moment later. */
+		for (unsigned i = 0;; i++) {
+			fd = vu_fe_dial(fe);
+			if (fd >= 0 || i == VU_FE_START_DIALS ||
+			    (fd != -ENOENT && fd != -ECONNREFUSED && fd != -EAGAIN))
+				break;
+			nanosleep(&(struct timespec){ .tv_nsec = VU_FE_START_DIAL_MS * 1000000L }, NULL);
+		}
 	}
 	if (fd < 0) {
 		log_err("%s: cannot connect to the vhost-user back-end on %s: %s", fe->name, fe->path,
