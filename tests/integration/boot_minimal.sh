@@ -260,7 +260,13 @@ echo "ok: serial input"
 # 5a. On a terminal: input is raw (no line buffering, no local echo) and the
 #     terminal settings are restored when cvmm ends.
 if command -v script >/dev/null; then
-    out=$( (sleep 1; printf 'hi q') | timeout 20 script -qec "S1=\$(stty -g); '$CVMM' --kernel '$T/echo.elf'; \
+    # Typed once cvmm has made the terminal raw (typed before, the line
+    # discipline would echo it).
+    out=$( (for _ in $(seq 100); do
+                [ -s "$T/pty" ] && stty -F "$(cat "$T/pty")" -a 2>/dev/null | grep -q -- '-icanon' && break
+                sleep 0.1
+            done; printf 'hi q') |
+        timeout 20 script -qec "tty >'$T/pty'; S1=\$(stty -g); '$CVMM' --kernel '$T/echo.elf'; \
         rc=\$?; [ \"\$S1\" = \"\$(stty -g)\" ] && echo \" restored rc=\$rc\"" /dev/null | tr -d '\r')
     [ "$out" = "hi  restored rc=0" ] || fail "terminal test printed '$out', want 'hi  restored rc=0'"
     echo "ok: raw terminal input, settings restored"

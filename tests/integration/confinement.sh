@@ -72,6 +72,10 @@ forbid() {
     local what=$1 pid=$2 thread=$3 role=$4 log=$5 rc
     timeout 60 gdb -p "$pid" -batch -nx -ex 'handle SIGSYS nostop noprint pass' -ex "thread $thread" \
         -ex 'call (long)syscall(41, 2, 1, 0)' >"$tmp/gdb.out" 2>&1
+    # The forbidden call ends it at once; a process still there (gdb could
+    # not make the call) is ended here rather than waited on for ever.
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
     wait "$pid"; rc=$?
     if [ $rc -eq 159 ] &&
        grep -q "^cvmm: seccomp: thread $role (.*): forbidden syscall socket (nr 41)$" "$log"; then
