@@ -942,8 +942,8 @@ END_TEST
 
 /* ---- reconnect: a listening fake back-end, the front-end in client mode ---- */
 
-/* The fake back-end listening on sock_path; no front-end yet. */
-static void listen_only_setup(void)
+/* The fake back-end's socket bound to sock_path, not listening yet. */
+static void fbe_bind(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -957,6 +957,12 @@ static void listen_only_setup(void)
 	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fb.listen_fd, 0);
 	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+/* The fake back-end listening on sock_path; no front-end yet. */
+static void listen_only_setup(void)
+{
+	fbe_bind();
 	ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
 	fbe_start(&fb);
 }
@@ -985,18 +991,9 @@ static void *late_listen_thread(void *arg)
 
 START_TEST(connect_waits_for_a_starting_backend)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct vu_frontend_config c;
 
-	log_set_level(LOG_ERR);
-	fbe_init(&fb);
-	mem_setup();
-	sock_path_set();
-	unlink(sock_path);
-	strcpy(sa.sun_path, sock_path);
-	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fb.listen_fd, 0);
-	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	fbe_bind();
 	ck_assert_int_eq(pthread_create(&fb.thread, NULL, late_listen_thread, &fb), 0);
 	fe_config(&c, sock_path);
 	ck_assert_int_eq(vu_frontend_init(&fe, &c), 0);

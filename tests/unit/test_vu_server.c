@@ -565,11 +565,21 @@ END_TEST
 /* A ring the driver broke is reported on the error fd the front-end gave
  * (SET_VRING_ERR). The model's thread is played by this one: it pops the
  * malformed chain (a descriptor chained to itself). */
+/* Ring 0 (at guest address gpa) gets a chain whose descriptor points at
+ * itself: the ring core refuses it and breaks the ring. */
+static void post_looping_chain(uint64_t gpa)
+{
+	struct virtq_desc *desc = (struct virtq_desc *)(void *)(guest + gpa);
+	struct virtq_avail *avail = (struct virtq_avail *)(void *)(guest + gpa + 0x10000);
+
+	desc[0] = (struct virtq_desc){ .addr = 0x1000, .len = 16, .flags = VIRTQ_DESC_F_NEXT, .next = 0 };
+	avail->ring[0] = 0;
+	avail->idx = 1;
+}
+
 START_TEST(broken_ring_signals_error_fd)
 {
 	uint64_t gpa = ring_ua(0) - UA;
-	struct virtq_desc *desc;
-	struct virtq_avail *avail;
 	struct virtq_chain *c = malloc(sizeof(*c));
 	struct pollfd p;
 	uint64_t n;
@@ -581,11 +591,7 @@ START_TEST(broken_ring_signals_error_fd)
 	ok(VHOST_USER_SET_VRING_ERR, &(uint64_t){ 0 }, 8, &e, 1);
 	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
 	ck_assert(srv.queues[0].started);
-	desc = (struct virtq_desc *)(void *)(guest + gpa);
-	avail = (struct virtq_avail *)(void *)(guest + gpa + 0x10000);
-	desc[0] = (struct virtq_desc){ .addr = 0x1000, .len = 16, .flags = VIRTQ_DESC_F_NEXT, .next = 0 };
-	avail->ring[0] = 0;
-	avail->idx = 1;
+	post_looping_chain(gpa);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(virtq_pop(&td->vqs[0], c), -EIO);
 	p = (struct pollfd){ .fd = e, .events = POLLIN };
@@ -601,8 +607,6 @@ END_TEST
 START_TEST(broken_ring_error_fd_full_and_blocking)
 {
 	uint64_t gpa = ring_ua(0) - UA, full = 0xfffffffffffffffeULL, n;
-	struct virtq_desc *desc;
-	struct virtq_avail *avail;
 	struct virtq_chain *c = malloc(sizeof(*c));
 	int e = eventfd(0, EFD_CLOEXEC);   /* blocking, as a hostile front-end may make it */
 
@@ -614,11 +618,7 @@ START_TEST(broken_ring_error_fd_full_and_blocking)
 	/* The server made the shared file non-blocking; the front-end undoes it. */
 	ck_assert_int_eq(fcntl(e, F_SETFL, fcntl(e, F_GETFL) & ~O_NONBLOCK), 0);
 	ok(VHOST_USER_SET_VRING_ENABLE, &(struct vu_vring_state){ 0, 1 }, 8, NULL, 0);
-	desc = (struct virtq_desc *)(void *)(guest + gpa);
-	avail = (struct virtq_avail *)(void *)(guest + gpa + 0x10000);
-	desc[0] = (struct virtq_desc){ .addr = 0x1000, .len = 16, .flags = VIRTQ_DESC_F_NEXT, .next = 0 };
-	avail->ring[0] = 0;
-	avail->idx = 1;
+	post_looping_chain(gpa);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(virtq_pop(&td->vqs[0], c), -EIO);
 	ck_assert(!(fcntl(e, F_GETFL) & O_NONBLOCK));
