@@ -83,6 +83,10 @@ int vu_msg_backend_request(int sock, uint32_t request, const void *payload,
 			   uint32_t size, const int *fds, unsigned nfds,
 			   bool need_reply, int timeout_ms);
 
+struct sockaddr_un;
+/* Fills *sa with the Unix socket address of path: 0, or -ENAMETOOLONG when
+ * path does not fit sun_path. */
+int vu_unix_addr(const char *path, struct sockaddr_un *sa);
 /* Connects a Unix stream socket to path without ever blocking: a peer that
  * listens but does not accept fills its backlog, and a blocking connect
  * would then wait for ever. Returns the connected socket (non-blocking,

@@ -231,16 +231,6 @@ static void vu_server_config_changed(void *host)
 
 /* ---- socket ---- */
 
-static int vu_sockaddr(const char *path, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa->sun_path, path);
-	return 0;
-}
-
 /* True when path is a socket nobody listens on (left by a dead back-end). */
 static bool vu_socket_is_stale(const struct sockaddr_un *sa)
 {
@@ -265,7 +255,7 @@ static int vu_listen(struct vu_server *s)
 	struct stat st;
 	int fd, r;
 
-	vu_sockaddr(s->path, &sa);
+	vu_unix_addr(s->path, &sa);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -343,7 +333,7 @@ int vu_server_init(struct vu_server *s, struct vdev *dev, const struct vu_server
 		log_err("vhost-user: no socket path");
 		return -EINVAL;
 	}
-	if (cfg->socket_path && vu_sockaddr(cfg->socket_path, &sa)) {
+	if (cfg->socket_path && vu_unix_addr(cfg->socket_path, &sa)) {
 		log_err("vhost-user: socket path %s is longer than %zu bytes", cfg->socket_path,
 			sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;

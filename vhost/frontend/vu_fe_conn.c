@@ -30,13 +30,10 @@
 /* A stream socket and the address of path, or -errno. */
 static int vu_fe_socket(const char *path, struct sockaddr_un *sa)
 {
-	int fd;
+	int fd = vu_unix_addr(path, sa);
 
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa->sun_path, path, strlen(path));
+	if (fd)
+		return fd;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	return fd < 0 ? -errno : fd;
 }
