@@ -1,14 +1,15 @@
 #!/bin/sh
-# /test.sh of bench/vhost_net_linux.sh's initramfs: two NICs, told apart by
-# their MACs: 52:54:00:80:00:02 (cvmm's in-process virtio-net on a tap,
-# 10.80.0.2, host 10.80.0.1) and 52:54:00:81:00:02 (cvmm's vhost-user
+# /test.sh of bench/vhost_net_linux.sh's initramfs: three NICs, told apart
+# by their MACs: 52:54:00:80:00:02 (cvmm's in-process virtio-net on a tap,
+# 10.80.0.2, host 10.80.0.1), 52:54:00:81:00:02 (cvmm's vhost-user
 # front-end, served by `cvmm --net-backend` on a tap, 10.81.0.2, host
-# 10.81.0.1). ROUNDS rounds, each loading the two in turn with /netload
-# (bench/guest/netload.c) against `netload serve` on the host: a TCP stream
-# guest -> host, one host -> guest, and one-byte request/response exchanges.
-# Odd rounds start with the in-process NIC, even rounds with the vhost-user
-# one, so neither always runs first. One line per figure:
-# "BENCH: ROUND WAY <netload's line>", WAY inproc or vu.
+# 10.81.0.1) and 52:54:00:82:00:02 (the same front-end, served by DPDK's
+# testpmd on a tap, 10.82.0.2, host 10.82.0.1). ROUNDS rounds, each loading
+# the three in turn with /netload (bench/guest/netload.c) against `netload
+# serve` on the host: a TCP stream guest -> host, one host -> guest, and
+# one-byte request/response exchanges. Round r starts with the r-th NIC
+# (cyclically), so none always runs first. One line per figure:
+# "BENCH: ROUND WAY <netload's line>", WAY inproc, vu or dpdk.
 # From the command line: bench.rounds=N bench.netmib=MIB bench.rr=COUNT.
 arg() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" /proc/cmdline; }
 rounds=$(arg bench.rounds) netmib=$(arg bench.netmib) rr=$(arg bench.rr)
@@ -25,7 +26,7 @@ nic_of() {
     done
     return 1
 }
-for way in "inproc 52:54:00:80:00:02 10.80.0" "vu 52:54:00:81:00:02 10.81.0"; do
+for way in "inproc 52:54:00:80:00:02 10.80.0" "vu 52:54:00:81:00:02 10.81.0" "dpdk 52:54:00:82:00:02 10.82.0"; do
     set -- $way
     nic=$(nic_of "$2") || { echo "BENCH: no NIC with MAC $2 ($1)"; exit 1; }
     ip link set "$nic" up
@@ -41,12 +42,17 @@ load() {   # ROUND WAY HOST
 }
 r=1
 while [ "$r" -le "$rounds" ]; do
-    if [ $((r % 2)) -eq 1 ]; then
-        load $r inproc 10.80.0.1
-        load $r vu 10.81.0.1
-    else
-        load $r vu 10.81.0.1
-        load $r inproc 10.80.0.1
-    fi
+    case $((r % 3)) in
+        1) order="inproc vu dpdk";;
+        2) order="vu dpdk inproc";;
+        *) order="dpdk inproc vu";;
+    esac
+    for way in $order; do
+        case $way in
+            inproc) load $r inproc 10.80.0.1;;
+            vu) load $r vu 10.81.0.1;;
+            dpdk) load $r dpdk 10.82.0.1;;
+        esac
+    done
     r=$((r + 1))
 done
