@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(gcc clang libclang-rt-14-dev make pkg-config libc6-dev libfdt-dev libseccomp-dev libcap-dev liburing-dev zlib1g-dev check
       busybox-static cpio gzip xz-utils zstd lz4 kmod iproute2 util-linux ethtool
       qemu-system-x86 qemu-utils strace gdb
-      dpdk-dev librte-net-vhost23 librte-net-virtio23 librte-mempool-ring23
+      dpdk-dev librte-net-vhost23 librte-net-virtio23 librte-mempool-ring23 librte-net-tap23
       # The aarch64 build (make ARCH=arm64) and its test (tests/integration/arm64_linux.sh,
       # in qemu-system-aarch64). libfdt-dev and busybox-static are not multiarch: their
       # :arm64 packages would replace this machine's, so the build links the :arm64
