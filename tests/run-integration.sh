@@ -10,7 +10,15 @@
 # report's line in its log ("runtime error:", "ERROR: AddressSanitizer"...),
 # fails, even when the process was one whose exit status the test ignores (a
 # back-end it kills at the end).
+#
+# A test that runs longer than TEST_TIMEOUT seconds (default 1500: the
+# slowest, nested under load, have taken 8 min, and a nested rerun doubles
+# that) is ended with its process group and fails, so that a hang costs the
+# run one test, not CI's whole time limit. Tests read nothing from the
+# terminal (their standard input is /dev/null): timeout runs them in a
+# process group of their own, which a terminal would stop on a read.
 set -u
+test_timeout=${TEST_TIMEOUT:-1500}
 sanitizers=0
 if [ "${1:-}" = --sanitizers ]; then
     sanitizers=1
@@ -45,9 +53,12 @@ for t in "${tests[@]}"; do
         export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$san/report"
     fi
     start=$(date +%s)
-    bash "$t" >"$log" 2>&1
+    timeout -k 30 "$test_timeout" bash "$t" </dev/null >"$log" 2>&1
     rc=$?
     secs=$(( $(date +%s) - start ))
+    if [ $secs -ge "$test_timeout" ] && { [ $rc -eq 124 ] || [ $rc -eq 137 ]; }; then
+        echo "FAIL: no end after ${test_timeout}s (TEST_TIMEOUT): ended by run-integration.sh" >>"$log"
+    fi
     if [ $sanitizers -eq 1 ] &&
        { [ -n "$(ls -A "$san")" ] || grep -Eq "$san_report" "$log"; }; then
         echo "FAIL: sanitizer report(s) (files in $san):" >>"$log"
