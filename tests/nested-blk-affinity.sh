@@ -18,9 +18,7 @@ BUILD=$(cd "${BUILD:?BUILD must be set}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-2}
 . "$root/tests/lib/linux-guest.sh"
-LINUX_GUEST_MODE=nested
-linux_guest_test blkaffinity
-linux_guest_blkload_initrd "$tmp/initrd.gz" <<GUEST || exit 1
+linux_guest_blkload_tool blkaffinity <<GUEST || exit 1
 r=0
 while [ \$r -lt $runs ]; do
     r=\$((r + 1))

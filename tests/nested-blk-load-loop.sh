@@ -16,9 +16,7 @@ BUILD=$(cd "${BUILD:?BUILD must be set}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3} vmms=${2:-cvmm,qemu} cpus=${3:-2}
 . "$root/tests/lib/linux-guest.sh"
-LINUX_GUEST_MODE=nested
-linux_guest_test blkloadloop
-linux_guest_blkload_initrd "$tmp/initrd.gz" <<'GUEST' || exit 1
+linux_guest_blkload_tool blkloadloop <<'GUEST' || exit 1
 for n in 1 2 3; do
     for mode in randread randwrite seqread seqwrite; do
         /blkload /dev/vda $mode 4096 32 3 256

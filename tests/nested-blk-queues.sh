@@ -14,9 +14,7 @@ BUILD=$(cd "${BUILD:?BUILD must be set}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-2}
 . "$root/tests/lib/linux-guest.sh"
-LINUX_GUEST_MODE=nested
-linux_guest_test blkqueues
-linux_guest_blkload_initrd "$tmp/initrd.gz" <<'GUEST' || exit 1
+linux_guest_blkload_tool blkqueues <<'GUEST' || exit 1
 for mode in randread seqread randwrite; do
     /blkload /dev/vda $mode 4096 32 3 256
 done

@@ -104,6 +104,16 @@ linux_guest_blkload_initrd() {
         "$tmp/blkload:/blkload" >/dev/null
 }
 
+# linux_guest_blkload_tool NAME: how the nested measuring tools
+# (tests/nested-blk-*.sh) start: nested whatever the host's KVM can do, the
+# temporary directory $tmp of linux_guest_test, and $tmp/initrd.gz, the
+# blkload guest running the lines read from stdin.
+linux_guest_blkload_tool() {
+    LINUX_GUEST_MODE=nested
+    linux_guest_test "$1"
+    linux_guest_blkload_initrd "$tmp/initrd.gz"
+}
+
 # linux_guest_bench NAME: how a benchmark that boots Linux starts: the mode
 # said (or "not measured on this host" and why, exit 0), the guest images
 # built, and nested, that only the ratios mean something.
