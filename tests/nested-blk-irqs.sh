@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Usage: BUILD=build tests/nested-blk-irqs.sh [RUNS]
+#
+# A measuring tool, not a test: how many completion interrupts a request
+# costs under cvmm and under QEMU. Inside the nested machine
+# (tests/lib/nested.sh), boots Debian's kernel RUNS times (default 2) under
+# cvmm (virtio-pci, its default queue per vCPU) and under QEMU
+# (`virtio-blk-pci` with two queues, `aio=io_uring`) in turn; 2 vCPUs,
+# 1 GiB. The guest runs bench/guest/blkload's 4 KiB random reads for 3 s at
+# queue depth 32 and then 1, and counts the disk's interrupts in
+# /proc/interrupts around each. docs/performance.md has what it showed.
+set -u
+BUILD=$(cd "${BUILD:?BUILD must be set}" && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-2}
+. "$root/tests/lib/linux-guest.sh"
+linux_guest_blkload_tool blkirqs <<'GUEST' || exit 1
+# The sum over both vCPUs of the disk's request interrupts.
+irqs() { grep 'virtio0-req' /proc/interrupts | awk '{ s += $2 + $3 } END { print s + 0 }'; }
+for qd in 32 1; do
+    a=$(irqs)
+    iops=$(/blkload /dev/vda randread 4096 $qd 3 256 | sed -n 's/.*iops=\([0-9]*\).*/\1/p')
+    b=$(irqs)
+    echo "IRQS randread-4k-qd$qd iops=$iops interrupts=$((b - a))" \
+         "per-request=$(awk -v i=$((b - a)) -v n="$iops" 'BEGIN { if (n) printf "%.2f", i / (n * 3) }')"
+done
+GUEST
+cat >"$tmp/loop.sh" <<INNER
+#!/bin/sh
+runs=$runs
+INNER
+cat >>"$tmp/loop.sh" <<'INNER'
+QEMU="${VMM_CPU:-} qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
+dd if=/dev/urandom of=disk.img bs=1M count=256 2>/dev/null
+append="console=ttyS0 panic=-1 reboot=k quiet"
+n=0
+while [ $n -lt $runs ]; do
+    n=$((n + 1))
+    for vmm in cvmm qemu; do
+        case $vmm in
+        cvmm) timeout 300 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=1G \
+                  --serial file=out --disk path=disk.img --cmdline "$append" </dev/null >/dev/null 2>err;;
+        qemu) timeout 300 $QEMU -enable-kvm -cpu host -smp 2 -m 1G -nographic -no-reboot -nodefaults \
+                  -serial file:out -kernel "$GUEST_KERNEL" -initrd initrd.gz -append "$append" \
+                  -drive file=disk.img,if=none,id=d0,format=raw,aio=io_uring \
+                  -device virtio-blk-pci,drive=d0,num-queues=2 </dev/null >/dev/null 2>err;;
+        esac
+        echo "BLKIRQS $vmm run $n: exit $?, $(tr -d '\r' <out | sed -n 's/^IRQS //p' | tr '\n' ' ')"
+    done
+done
+INNER
+qf=$(nested_qemu_files) || { echo "cannot ship QEMU into the nested machine"; exit 1; }
+mapfile -t qfiles <<<"$qf"
+# nested_run once, as the other debugging loops: no reruns.
+NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((runs * 2 * 300 + 300)) \
+    nested_run blkirqs "$tmp/loop.sh" "$tmp/initrd.gz" "${qfiles[@]}" | grep -a "^BLKIRQS"
