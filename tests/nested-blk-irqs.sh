@@ -45,7 +45,9 @@ while [ $n -lt $runs ]; do
                   -drive file=disk.img,if=none,id=d0,format=raw,aio=io_uring \
                   -device virtio-blk-pci,drive=d0,num-queues=2 </dev/null >/dev/null 2>err;;
         esac
-        echo "BLKIRQS $vmm run $n: exit $?, $(tr -d '\r' <out | sed -n 's/^IRQS //p' | tr '\n' ' ')"
+        rc=$?
+        echo "BLKIRQS $vmm run $n: exit $rc, $(tr -d '\r' <out | sed -n 's/^IRQS //p' | tr '\n' ' ')"
+        [ $rc -eq 0 ] || tail -n 3 err | sed "s/^/BLKIRQS   $vmm: /"
     done
 done
 INNER

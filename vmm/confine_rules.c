@@ -145,6 +145,8 @@ static const struct confine_rule confine_worker[] = {
 	ALLOW_IOCTL(TUNSETVNETHDRSZ),
 	ALLOW_IOCTL(KVM_SIGNAL_MSI),
 	ALLOW_IOCTL(KVM_IRQ_LINE),
+	/* worker.c: an adaptive worker changes its own policy (pid 0). */
+	ALLOW_ARG(sched_setscheduler, 0, 0),
 };
 
 /*

@@ -393,8 +393,11 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 	err = vdev_init(&b->vdev, nq + 1, "blk-w");
 	if (err)
 		goto fail;
-	for (unsigned i = 0; i < nq; i++)
+	for (unsigned i = 0; i < nq; i++) {
 		vdev_set_queue_worker(&b->vdev, i, i);
+		/* Page-cache requests complete at once: batching them pays. */
+		vdev_worker_adaptive(&b->vdev, i);
+	}
 	err = blk_ctl_init(b, cfg->path);
 	if (err)
 		goto fail;

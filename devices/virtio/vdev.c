@@ -25,9 +25,14 @@ static void vdev_queue_kick(void *arg, uint32_t events)
 	struct vdev_queue *rq = arg;
 	struct vdev *dev = rq->dev;
 
+	struct virtq *vq = &dev->vqs[rq->index];
+	uint16_t before;
+
 	(void)events;
-	virtq_kick_consume(&dev->vqs[rq->index]);
+	virtq_kick_consume(vq);
+	before = vq->last_avail_idx;
 	dev->ops->handle_queue(dev, rq->index);
+	worker_note_pass(&dev->workers[rq->worker].worker, (uint16_t)(vq->last_avail_idx - before));
 }
 
 /* vq->on_broken, on the queue's worker: the first malformed chain. */
@@ -136,6 +141,12 @@ void vdev_set_queue_worker(struct vdev *dev, unsigned q, unsigned w)
 {
 	if (q < dev->num_queues && w < dev->nworkers)
 		dev->queues[q].worker = w;
+}
+
+void vdev_worker_adaptive(struct vdev *dev, unsigned w)
+{
+	if (w < dev->nworkers)
+		worker_set_adaptive(&dev->workers[w].worker);
 }
 
 int vdev_watch(struct vdev *dev, unsigned w, int fd, uint32_t events, struct worker_watch *watch)

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -85,6 +86,55 @@ static void *worker_main(void *arg)
 	}
 }
 
+void worker_set_adaptive(struct worker *w)
+{
+	w->adapt = (struct worker_adapt){ .enabled = true, .backoff = 1 };
+}
+
+static void worker_set_batching(struct worker *w, bool on)
+{
+	struct sched_param none = { 0 };
+
+	if (sched_setscheduler(0, on ? SCHED_BATCH : SCHED_OTHER, &none) < 0) {
+		log_warn("%s: cannot change its scheduling policy: %s; it stays as it is",
+			 w->name, strerror(errno));
+		w->adapt.enabled = false;
+		return;
+	}
+	w->adapt.batching = on;
+}
+
+void worker_note_pass(struct worker *w, unsigned n)
+{
+	struct worker_adapt *a = &w->adapt;
+	bool several;
+
+	if (!a->enabled)
+		return;
+	a->items += n;
+	if (++a->passes < WORKER_ADAPT_WINDOW)
+		return;
+	/* 1.5 items a pass or more: the driver queues while we run. */
+	several = 2 * a->items >= 3 * a->passes;
+	a->passes = a->items = 0;
+	if (a->batching) {
+		if (several) {
+			a->backoff = 1;
+			return;
+		}
+		worker_set_batching(w, false);
+		a->wait = a->backoff;
+		if (a->backoff < WORKER_ADAPT_BACKOFF_MAX)
+			a->backoff *= 2;
+	} else if (!several) {
+		/* Passes that find several items batch already: no probe. */
+		if (a->wait)
+			a->wait--;
+		else
+			worker_set_batching(w, true);
+	}
+}
+
 int worker_start(struct worker *w)
 {
 	uint64_t drain;
@@ -95,6 +145,8 @@ int worker_start(struct worker *w)
 	/* A stop left over from the last run must not end this one at once. */
 	if (read(w->stop_fd, &drain, sizeof(drain)) < 0 && errno != EAGAIN)
 		return -errno;
+	/* A new thread starts with its creator's policy: normal. */
+	w->adapt = (struct worker_adapt){ .enabled = w->adapt.enabled, .backoff = 1 };
 	err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err)
 		return -err;

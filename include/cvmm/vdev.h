@@ -140,6 +140,9 @@ int vdev_worker_keep_running(struct vdev *dev, unsigned w);
  * again if it has work; never from worker w itself. */
 void vdev_worker_pause(struct vdev *dev, unsigned w);
 void vdev_worker_resume(struct vdev *dev, unsigned w);
+/* Worker w adapts its wake-up policy to how deep the driver queues
+ * (worker.h); for a model whose requests complete at once, in batches. */
+void vdev_worker_adaptive(struct vdev *dev, unsigned w);
 /* Asks the core to run handle_queue for q again soon (budget used up). */
 void vdev_queue_requeue(struct vdev *dev, unsigned q);
 /* The model's config space changed: the host tells the driver. Any thread. */

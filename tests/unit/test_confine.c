@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -178,6 +179,35 @@ static int confine_body_inet_socket(void *arg)
 	return 0;
 }
 
+/* An adaptive worker changes its own scheduling policy (worker.h) ... */
+static int confine_body_own_policy(void *arg)
+{
+	struct sched_param none = { 0 };
+	int err = confine_as(CONFINE_SECCOMP_ON, CONFINE_ROLE_WORKER);
+
+	(void)arg;
+	if (err)
+		return err;
+	if (sched_setscheduler(0, SCHED_BATCH, &none) ||
+	    sched_setscheduler(0, SCHED_OTHER, &none))
+		return 4;
+	return 0;
+}
+
+/* ... and no other thread's or process's. */
+static int confine_body_other_policy(void *arg)
+{
+	struct sched_param none = { 0 };
+	pid_t parent = getppid();
+	int err = confine_as(CONFINE_SECCOMP_ON, CONFINE_ROLE_WORKER);
+
+	(void)arg;
+	if (err)
+		return err;
+	sched_setscheduler(parent, SCHED_BATCH, &none);
+	return 0;
+}
+
 START_TEST(argument_rules_bite)
 {
 	struct confine_child c;
@@ -188,6 +218,10 @@ START_TEST(argument_rules_bite)
 	confine_expect_trap(&c, "worker", "socket");
 	confine_run_child(confine_body_socketpair, NULL, &c);
 	confine_expect_trap(&c, "worker", "socketpair");
+	confine_run_child(confine_body_own_policy, NULL, &c);
+	confine_expect_exit0(&c);
+	confine_run_child(confine_body_other_policy, NULL, &c);
+	confine_expect_trap(&c, "worker", "sched_setscheduler");
 }
 END_TEST
 

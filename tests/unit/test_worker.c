@@ -1,6 +1,7 @@
 /* The per-device epoll loop. */
 #include <check.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -48,5 +49,48 @@ START_TEST(hung_up_fd_is_unwatched)
 }
 END_TEST
 
+/* Runs one decision window of passes that each found n items, on this
+ * thread (standing in for the worker's), and returns its policy after. */
+static int adapt_window(struct worker *w, unsigned n)
+{
+	for (unsigned i = 0; i < WORKER_ADAPT_WINDOW; i++)
+		worker_note_pass(w, n);
+	return sched_getscheduler(0);
+}
+
+START_TEST(adaptive_policy_follows_passes)
+{
+	struct worker w;
+
+	ck_assert_int_eq(worker_init(&w, "t-adapt"), 0);
+	/* Not adaptive: passes change nothing. */
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	worker_set_adaptive(&w);
+	/* One item a pass: probe batching; the probe finds no more, so back,
+	 * and the next probe waits a window longer each time. */
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_BATCH);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_BATCH);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_BATCH);
+	/* Several a pass while batching: it stays, for as long as they come. */
+	ck_assert_int_eq(adapt_window(&w, 4), SCHED_BATCH);
+	ck_assert_int_eq(adapt_window(&w, 2), SCHED_BATCH);
+	/* Back to one: preempting again, and the wait starts over. */
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_BATCH);
+	ck_assert_int_eq(adapt_window(&w, 1), SCHED_OTHER);
+	/* Passes that batch without it never probe. */
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(adapt_window(&w, 3), SCHED_OTHER);
+	worker_destroy(&w);
+}
+END_TEST
+
 CHECK_MAIN("worker",
-	   hung_up_fd_is_unwatched)
+	   hung_up_fd_is_unwatched,
+	   adaptive_policy_follows_passes)
