@@ -44,6 +44,4 @@ for transport in mmio pci; do
     tr -d '\r' <out | sed -n "s/^AFF /BLKAFFINITY $transport: /p"
 done
 INNER
-# nested_run once, as the other debugging loops: no reruns.
-NESTED_MEM_MIB=4096 NESTED_TIMEOUT=900 \
-    nested_run blkaffinity "$tmp/loop.sh" "$tmp/initrd.gz" | grep -a "^BLKAFFINITY"
+linux_guest_blkload_run blkaffinity BLKAFFINITY 900

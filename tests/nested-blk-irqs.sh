@@ -51,8 +51,4 @@ while [ $n -lt $runs ]; do
     done
 done
 INNER
-qf=$(nested_qemu_files) || { echo "cannot ship QEMU into the nested machine"; exit 1; }
-mapfile -t qfiles <<<"$qf"
-# nested_run once, as the other debugging loops: no reruns.
-NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((runs * 2 * 300 + 300)) \
-    nested_run blkirqs "$tmp/loop.sh" "$tmp/initrd.gz" "${qfiles[@]}" | grep -a "^BLKIRQS"
+linux_guest_blkload_run blkirqs BLKIRQS $((runs * 2 * 300 + 300)) qemu

@@ -59,10 +59,4 @@ for vmm in $vmms; do
     done
 done
 INNER
-# QEMU for the outer machine, as bench/inproc.sh ships it.
-qf=$(nested_qemu_files) || { echo "cannot ship QEMU into the nested machine"; exit 1; }
-mapfile -t qfiles <<<"$qf"
-# nested_run, not linux_guest_run: a debugging loop wants the one attempt,
-# the outer machine's failures included, not reruns.
-NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((runs * 2 * 300 + 300)) \
-    nested_run blkloadloop "$tmp/loop.sh" "$tmp/initrd.gz" "${qfiles[@]}" | grep -a "^LOADLOOP"
+linux_guest_blkload_run blkloadloop LOADLOOP $((runs * 2 * 300 + 300)) qemu

@@ -38,6 +38,4 @@ for disk in pci: pci:,num_queues=1 mmio:; do
     done
 done
 INNER
-# nested_run once, as the other debugging loops: no reruns.
-NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((runs * 3 * 300 + 300)) \
-    nested_run blkqueues "$tmp/loop.sh" "$tmp/initrd.gz" | grep -a "^BLKQUEUES"
+linux_guest_blkload_run blkqueues BLKQUEUES $((runs * 3 * 300 + 300))

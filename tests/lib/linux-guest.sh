@@ -114,6 +114,20 @@ linux_guest_blkload_tool() {
     linux_guest_blkload_initrd "$tmp/initrd.gz"
 }
 
+# linux_guest_blkload_run NAME PREFIX SECONDS [qemu]: after
+# linux_guest_blkload_tool, runs $tmp/loop.sh once in the nested machine (a
+# measuring loop wants the one attempt, the outer machine's failures
+# included, not linux_guest_run's reruns) for at most SECONDS, with QEMU
+# shipped when asked, and prints the lines that start with PREFIX.
+linux_guest_blkload_run() {
+    local files=("$tmp/initrd.gz") qf
+    if [ "${4:-}" = qemu ]; then
+        qf=$(nested_qemu_files) || { echo "cannot ship QEMU into the nested machine"; return 1; }
+        mapfile -t -O 1 files <<<"$qf"
+    fi
+    NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$3 nested_run "$1" "$tmp/loop.sh" "${files[@]}" | grep -a "^$2"
+}
+
 # linux_guest_bench NAME: how a benchmark that boots Linux starts: the mode
 # said (or "not measured on this host" and why, exit 0), the guest images
 # built, and nested, that only the ratios mean something.
