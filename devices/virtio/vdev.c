@@ -24,7 +24,6 @@ static void vdev_queue_kick(void *arg, uint32_t events)
 {
 	struct vdev_queue *rq = arg;
 	struct vdev *dev = rq->dev;
-
 	struct virtq *vq = &dev->vqs[rq->index];
 	uint16_t before;
 

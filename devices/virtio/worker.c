@@ -86,9 +86,16 @@ static void *worker_main(void *arg)
 	}
 }
 
+/* A fresh decision state: a new thread runs with its creator's policy
+ * (normal), and its first probe may come after one window. */
+static void worker_adapt_reset(struct worker *w, bool enabled)
+{
+	w->adapt = (struct worker_adapt){ .enabled = enabled, .backoff = 1 };
+}
+
 void worker_set_adaptive(struct worker *w)
 {
-	w->adapt = (struct worker_adapt){ .enabled = true, .backoff = 1 };
+	worker_adapt_reset(w, true);
 }
 
 static void worker_set_batching(struct worker *w, bool on)
@@ -145,8 +152,7 @@ int worker_start(struct worker *w)
 	/* A stop left over from the last run must not end this one at once. */
 	if (read(w->stop_fd, &drain, sizeof(drain)) < 0 && errno != EAGAIN)
 		return -errno;
-	/* A new thread starts with its creator's policy: normal. */
-	w->adapt = (struct worker_adapt){ .enabled = w->adapt.enabled, .backoff = 1 };
+	worker_adapt_reset(w, w->adapt.enabled);
 	err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err)
 		return -err;
