@@ -942,21 +942,27 @@ END_TEST
 
 /* ---- reconnect: a listening fake back-end, the front-end in client mode ---- */
 
+/* b's listening socket, bound to sock_path (not listening yet). */
+static void fbe_bind_path(struct fbe *b)
+{
+	struct sockaddr_un sa;
+
+	ck_assert_int_eq(vu_unix_addr(sock_path, &sa), 0);
+	b->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(b->listen_fd, 0);
+	ck_assert_int_eq(bind(b->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
 /* The fake back-end's socket bound to sock_path, not listening yet. */
 static void fbe_bind(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
 	log_set_level(LOG_ERR);
 	config_changes = needs_resets = restores = 0;
 	fbe_init(&fb);
 	mem_setup();
 	sock_path_set();
 	unlink(sock_path);
-	strcpy(sa.sun_path, sock_path);
-	fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fb.listen_fd, 0);
-	ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	fbe_bind_path(&fb);
 }
 
 /* The fake back-end listening on sock_path; no front-end yet. */
@@ -1162,14 +1168,8 @@ START_TEST(ring_started_while_disconnected)
 	/* A back-end appears on the same path and gets the running device. */
 	unlink(sock_path);
 	fbe_init(&fb);
-	{
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-		strcpy(sa.sun_path, sock_path);
-		fb.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		ck_assert_int_eq(bind(fb.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-		ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
-	}
+	fbe_bind_path(&fb);
+	ck_assert_int_eq(listen(fb.listen_fd, 4), 0);
 	fbe_start(&fb);
 	(void)from;
 	ck_assert(fbe_wait_connections(&fb, 1));
@@ -1506,10 +1506,10 @@ END_TEST
 static void *fbe_dial_and_serve(void *arg)
 {
 	struct fbe *b = arg;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	strcpy(sa.sun_path, sock_path);
+	ck_assert_int_eq(vu_unix_addr(sock_path, &sa), 0);
 	for (int k = 0; fd >= 0 && k < 300; k++) {
 		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 			fbe_take(b, fd);
