@@ -55,8 +55,7 @@ if [ "$LINUX_GUEST_MODE" = nested ]; then
     for p in mempool_ring net_vhost net_tap; do
         so=$(readlink -f "$pmds/librte_$p.so")
         list+=$'\n'"$so:dpdk/pmd/librte_$p.so"
-        list+=$'\n'$(ldd "$so" | awk '/=> \// { print $3 }' | while read -r lib; do
-            echo "$(readlink -f "$lib"):dpdk/lib/$(basename "$lib")"; done)
+        list+=$'\n'$(nested_library_files "$so" dpdk)
     done
     # glibc loads it when testpmd cancels its threads at exit.
     gcc_s=$(gcc -print-file-name=libgcc_s.so.1)

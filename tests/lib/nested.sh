@@ -165,13 +165,21 @@ nested_qemu_files() {
 # machine as DIR/NAME with its loader as DIR/ld.so and its libraries in
 # DIR/lib; run it there as: DIR/ld.so --library-path DIR/lib DIR/NAME ...
 nested_program_files() {
-    local p=$1 dir=$2 lib
+    local p=$1 dir=$2
     [ -x "$p" ] || { echo "$p not found" >&2; return 1; }
     echo "$(readlink -f "$p"):$dir/$(basename "$p")"
+    nested_library_files "$p" "$dir"
+}
+
+# nested_library_files FILE DIR: the "SOURCE:DEST" lines of the libraries
+# FILE (a program or a shared object, e.g. a plugin it loads) links, laid out
+# as nested_program_files lays them out: DIR/lib/NAME, the loader DIR/ld.so.
+nested_library_files() {
+    local lib
     while read -r lib; do
         case $lib in
-            */ld-linux*) echo "$(readlink -f "$lib"):$dir/ld.so";;
-            *) echo "$(readlink -f "$lib"):$dir/lib/$(basename "$lib")";;
+            */ld-linux*) echo "$(readlink -f "$lib"):$2/ld.so";;
+            *) echo "$(readlink -f "$lib"):$2/lib/$(basename "$lib")";;
         esac
-    done < <(ldd "$p" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
+    done < <(ldd "$1" | awk '/=> \// { print $3 } /^\t\/[^ ]* \(/ { print $1 }')
 }
