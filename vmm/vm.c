@@ -473,6 +473,20 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, bool pio, int fd, b
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
+int vm_map_readonly(struct vm *vm, unsigned slot, uint64_t gpa, void *hva, uint64_t size)
+{
+	struct kvm_userspace_memory_region kr = {
+		.slot = slot, .flags = KVM_MEM_READONLY, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
+	};
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0 || page <= 0 ||
+	    (uint64_t)page > size)
+		return -EOPNOTSUPP;
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0 ? -errno : 0;
+}
+
 double vm_ms_since_start(const struct vm *vm)
 {
 	struct timespec now;

@@ -1,3 +1,4 @@
+#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
@@ -21,7 +22,6 @@ enum vmmio_reg {
 	VMMIO_QUEUE_NUM = 0x038,
 	VMMIO_QUEUE_READY = 0x044,
 	VMMIO_INTERRUPT_STATUS = 0x060,
-	VMMIO_INTERRUPT_ACK = 0x064,
 	VMMIO_STATUS = 0x070,
 	VMMIO_QUEUE_DESC_LOW = 0x080,
 	VMMIO_QUEUE_DESC_HIGH = 0x084,
@@ -171,4 +171,40 @@ void vmmio_write(struct vmmio *m, uint64_t off, unsigned size, uint32_t val)
 	default:
 		break;
 	}
+}
+
+static void vmmio_store(uint32_t *win, uint64_t off, uint32_t val)
+{
+	__atomic_store_n(&win[off / 4], htole32(val), __ATOMIC_RELAXED);
+}
+
+/* Config space first, then the generation after it: a driver that reads the
+ * generation around its config reads sees the change. */
+static void vmmio_render_config(struct vmmio *m, uint32_t *win)
+{
+	uint32_t config[(VMMIO_WINDOW_SIZE - VMMIO_CONFIG) / 4];
+	uint32_t size = m->tr.dev->config_size;
+
+	memset(config, 0, sizeof(config));
+	if (size > sizeof(config))
+		size = sizeof(config);
+	vtr_read_config(&m->tr, 0, config, size);
+	for (uint32_t i = 0; i < sizeof(config) / 4; i++)
+		__atomic_store_n(&win[VMMIO_CONFIG / 4 + i], config[i], __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	vmmio_store(win, VMMIO_CONFIG_GENERATION, vmmio_read(m, VMMIO_CONFIG_GENERATION, 4));
+}
+
+void vmmio_render_device_side(struct vmmio *m, uint32_t win[VMMIO_WINDOW_SIZE / 4])
+{
+	vmmio_render_config(m, win);
+	vmmio_store(win, VMMIO_STATUS, vmmio_read(m, VMMIO_STATUS, 4));
+	vmmio_store(win, VMMIO_INTERRUPT_STATUS, vmmio_read(m, VMMIO_INTERRUPT_STATUS, 4));
+}
+
+void vmmio_render(struct vmmio *m, uint32_t win[VMMIO_WINDOW_SIZE / 4])
+{
+	for (uint64_t off = 0; off < VMMIO_CONFIG; off += 4)
+		vmmio_store(win, off, vmmio_read(m, off, 4));
+	vmmio_render_config(m, win);
 }

@@ -26,7 +26,15 @@ static void vtr_config_changed(void *host)
 	 * one of them loses the other's update (and the driver the change). */
 	__atomic_add_fetch(&t->config_generation, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_or(&t->isr, VIRTIO_ISR_CONFIG, __ATOMIC_SEQ_CST);
+	if (t->watch)
+		t->watch(t->watch_opaque);
 	vtr_signal(t->config_fd);
+}
+
+void vtr_set_watch(struct vtr *t, void (*fn)(void *opaque), void *opaque)
+{
+	t->watch = fn;
+	t->watch_opaque = opaque;
 }
 
 /* dev->host_queue_broken, on the queue's worker: DEVICE_NEEDS_RESET and a
@@ -110,7 +118,7 @@ static void vtr_needs_reset(struct vtr *t, const char *why)
 {
 	log_warn_ratelimited("%s: driver error (%s): device needs reset", t->dev->ops->name, why);
 	vtr_stop_queues(t);
-	t->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	__atomic_fetch_or(&t->status, VIRTIO_STATUS_DEVICE_NEEDS_RESET, __ATOMIC_SEQ_CST);
 	if (t->status & VIRTIO_STATUS_DRIVER_OK)
 		vtr_config_changed(t);
 }
@@ -132,7 +140,7 @@ static void vtr_reset(struct vtr *t)
 		t->queues[q].num = dev->queue_size_max;
 	}
 	t->driver_features = 0;
-	t->status = 0;
+	__atomic_store_n(&t->status, 0, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&t->isr, 0, __ATOMIC_SEQ_CST);
 	t->ring_broken = false;
 }
@@ -176,7 +184,7 @@ void vtr_set_status(struct vtr *t, uint8_t status)
 		return;
 	}
 	/* Bits are only cleared by a reset; NEEDS_RESET is the device's. */
-	t->status |= status & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	__atomic_fetch_or(&t->status, status & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET, __ATOMIC_SEQ_CST);
 	if ((set & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
 		for (unsigned q = 0; q < t->dev->num_queues; q++)
 			if (t->queues[q].enabled && !t->queues[q].started)
@@ -188,7 +196,8 @@ uint8_t vtr_status(const struct vtr *t)
 {
 	bool broken = __atomic_load_n(&t->ring_broken, __ATOMIC_SEQ_CST);
 
-	return t->status | (broken ? VIRTIO_STATUS_DEVICE_NEEDS_RESET : 0);
+	/* Atomic: a watch reads it from the device's thread (vtr_set_watch). */
+	return __atomic_load_n(&t->status, __ATOMIC_SEQ_CST) | (broken ? VIRTIO_STATUS_DEVICE_NEEDS_RESET : 0);
 }
 
 uint32_t vtr_device_features(const struct vtr *t, uint32_t sel)

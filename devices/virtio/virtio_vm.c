@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cvmm/evfd.h"
@@ -66,14 +68,38 @@ static void virtio_vm_access(const struct virtio_vm_regs *regs, void *obj, pthre
 
 /* ---- virtio-mmio ---- */
 
+/* Called with d->lock held. */
 static uint32_t virtio_vm_mmio_read(void *obj, uint64_t off, unsigned len)
 {
-	return vmmio_read(obj, off, len);
+	struct virtio_vm_dev *d = obj;
+
+	return vmmio_read(&d->mmio, off, len);
 }
 
+/* Renders are ordered by image_lock, each after the change it shows: the
+ * last one shows the latest state. */
 static void virtio_vm_mmio_write(void *obj, uint64_t off, unsigned len, uint32_t val)
 {
-	vmmio_write(obj, off, len, val);
+	struct virtio_vm_dev *d = obj;
+
+	vmmio_write(&d->mmio, off, len, val);
+	if (!d->image)
+		return;
+	pthread_mutex_lock(&d->image_lock);
+	vmmio_render(&d->mmio, d->image);
+	pthread_mutex_unlock(&d->image_lock);
+}
+
+/* vtr watch: a config change or a broken ring, on the thread that made it,
+ * before the interrupt (d->lock may be held by a vCPU waiting for that
+ * thread: not taken here). */
+static void virtio_vm_mmio_changed(void *opaque)
+{
+	struct virtio_vm_dev *d = opaque;
+
+	pthread_mutex_lock(&d->image_lock);
+	vmmio_render_device_side(&d->mmio, d->image);
+	pthread_mutex_unlock(&d->image_lock);
 }
 
 static const struct virtio_vm_regs virtio_vm_mmio_regs = { virtio_vm_mmio_read, virtio_vm_mmio_write };
@@ -82,7 +108,54 @@ static void virtio_vm_mmio_access(void *opaque, uint64_t off, uint8_t *data, uns
 {
 	struct virtio_vm_dev *d = opaque;
 
-	virtio_vm_access(&virtio_vm_mmio_regs, &d->mmio, &d->lock, off, data, len, is_write, 0);
+	virtio_vm_access(&virtio_vm_mmio_regs, d, &d->lock, off, data, len, is_write, 0);
+}
+
+/*
+ * Linux reads InterruptStatus and writes InterruptACK on every interrupt of
+ * a virtio-mmio device, each an exit to this process. Reads go to a
+ * read-only copy of the window instead (vmmio_render), kept current after
+ * every change; the queue bit's ACK, which changes nothing (the bit always
+ * reads as set), ends in KVM at an eventfd nobody reads. Where the copy
+ * cannot be mapped, reads exit as before.
+ */
+static int virtio_vm_mmio_fast_path(struct virtio_vm *h, struct virtio_vm_dev *d, uint64_t base)
+{
+	int err;
+
+	d->ack_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->ack_fd < 0)
+		return -errno;
+	err = virtio_vm_ioeventfd_match(h->vm, base + VMMIO_INTERRUPT_ACK, VIRTIO_ISR_QUEUE, d->ack_fd, true);
+	if (err || !ARCH_COHERENT_DEVICE_READS)
+		return err;
+	d->image = mmap(NULL, VMMIO_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (d->image == MAP_FAILED) {
+		d->image = NULL;
+		return -errno;
+	}
+	vmmio_render(&d->mmio, d->image);
+	err = vm_map_readonly(h->vm, VM_DEVICE_SLOT_BASE + h->nmmio, base, d->image, VMMIO_WINDOW_SIZE);
+	if (err) {
+		munmap(d->image, VMMIO_WINDOW_SIZE);
+		d->image = NULL;
+		if (err != -EOPNOTSUPP)
+			return err;
+		log_debug("%s: no read-only memory slots here: register reads exit", d->id);
+		return 0;
+	}
+	vtr_set_watch(&d->mmio.tr, virtio_vm_mmio_changed, d);
+	return 0;
+}
+
+static void virtio_vm_mmio_destroy(struct virtio_vm_dev *d)
+{
+	vmmio_destroy(&d->mmio);
+	if (d->image)
+		munmap(d->image, VMMIO_WINDOW_SIZE);
+	if (d->ack_fd >= 0)
+		close(d->ack_fd);
+	pthread_mutex_destroy(&d->image_lock);
 }
 
 int virtio_vm_mmio_slot(unsigned i, uint64_t *base, unsigned *irq)
@@ -125,9 +198,13 @@ static int virtio_vm_add_mmio(struct virtio_vm *h, struct virtio_vm_dev *d)
 
 	if (err)
 		return err;
+	d->ack_fd = -1;
+	pthread_mutex_init(&d->image_lock, NULL);
 	err = vmmio_init(&d->mmio, dev, base, d->gsi[0]);
-	if (err)
+	if (err) {
+		pthread_mutex_destroy(&d->image_lock);
 		return err;
+	}
 	for (unsigned q = 0; q < dev->num_queues && !err; q++) {
 		err = virtio_vm_ioeventfd_match(h->vm, base + VMMIO_QUEUE_NOTIFY, q, dev->vqs[q].kick_fd, true);
 		if (!err)
@@ -136,11 +213,13 @@ static int virtio_vm_add_mmio(struct virtio_vm *h, struct virtio_vm_dev *d)
 	if (!err)
 		err = vm_irqfd(h->vm, d->mmio.tr.config_fd, d->gsi[0], -1);
 	if (!err)
+		err = virtio_vm_mmio_fast_path(h, d, base);
+	if (!err)
 		err = vm_mmio_register(h->vm, base, VMMIO_WINDOW_SIZE, virtio_vm_mmio_access, d);
 	if (err) {
 		/* KVM drops the eventfd bindings when the VM goes; the transport
 		 * closes the fds. */
-		vmmio_destroy(&d->mmio);
+		virtio_vm_mmio_destroy(d);
 		return err;
 	}
 	h->nmmio++;
@@ -387,6 +466,11 @@ void virtio_vm_reset(struct virtio_vm *h)
 		}
 		pthread_mutex_lock(&d->lock);
 		vmmio_reset(&d->mmio);
+		if (d->image) {
+			pthread_mutex_lock(&d->image_lock);
+			vmmio_render(&d->mmio, d->image);
+			pthread_mutex_unlock(&d->image_lock);
+		}
 		pthread_mutex_unlock(&d->lock);
 	}
 }
@@ -397,7 +481,7 @@ void virtio_vm_destroy(struct virtio_vm *h)
 		struct virtio_vm_dev *d = h->devs[i];
 
 		if (d->kind == VIRTIO_TRANSPORT_MMIO)
-			vmmio_destroy(&d->mmio);
+			virtio_vm_mmio_destroy(d);
 		else
 			vpci_destroy(&d->pci);
 		pthread_mutex_destroy(&d->lock);

@@ -31,6 +31,9 @@
 #define ARCH_VIRTIO_MMIO_ON_CMDLINE 1
 /* Port I/O exists: the PCI host bridge also answers at 0xcf8. */
 #define ARCH_HAS_PIO		1
+/* A guest reading device registers from memory this process writes sees
+ * the writes whatever memory type it maps them with (caches are coherent). */
+#define ARCH_COHERENT_DEVICE_READS 1
 #define ARCH_MAX_CPUS		X86_MAX_CPUS
 #define ARCH_KERNEL_HELP	"x86_64 bzImage (boot protocol 2.12+) or 64-bit ELF"
 #define ARCH_SERIAL_HELP	"COM1 (0x3f8)"
@@ -50,6 +53,9 @@
 /* The device tree describes them. */
 #define ARCH_VIRTIO_MMIO_ON_CMDLINE 0
 #define ARCH_HAS_PIO		0
+/* A guest maps device registers as Device memory, uncached: without
+ * FEAT_S2FWB it would read around this process's cached writes. */
+#define ARCH_COHERENT_DEVICE_READS 0
 #define ARCH_MAX_CPUS		ARM64_MAX_CPUS
 #define ARCH_KERNEL_HELP	"arm64 Image, plain or gzip-compressed (Debian's vmlinuz)"
 #define ARCH_SERIAL_HELP	"16550A UART (MMIO " ARM64_UART_ADDR_STR ")"

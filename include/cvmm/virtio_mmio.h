@@ -14,6 +14,7 @@
 
 #define VMMIO_WINDOW_SIZE 0x1000
 #define VMMIO_QUEUE_NOTIFY 0x050
+#define VMMIO_INTERRUPT_ACK 0x064
 #define VMMIO_CONFIG 0x100
 
 struct vmmio {
@@ -34,5 +35,18 @@ void vmmio_reset(struct vmmio *m);
  * below VMMIO_CONFIG take only 4-byte accesses, others read as 0). */
 uint32_t vmmio_read(struct vmmio *m, uint64_t off, unsigned size);
 void vmmio_write(struct vmmio *m, uint64_t off, unsigned size, uint32_t val);
+
+/*
+ * The window as 4-byte reads see it (little-endian words, config space
+ * included), for a read-only mapping that spares the guest an exit per
+ * register read. Each word is stored atomically, so a vCPU reading the
+ * mapped copy meanwhile sees every word old or new.
+ * vmmio_render: the whole window, with the register lock held (after a write).
+ * vmmio_render_device_side: only what changes without a register access
+ * (status, interrupt status, config generation and space), from the thread
+ * that changed it (vtr_set_watch), with or without the lock.
+ */
+void vmmio_render(struct vmmio *m, uint32_t win[VMMIO_WINDOW_SIZE / 4]);
+void vmmio_render_device_side(struct vmmio *m, uint32_t win[VMMIO_WINDOW_SIZE / 4]);
 
 #endif

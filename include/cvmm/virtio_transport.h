@@ -45,12 +45,20 @@ struct vtr {
 	int config_fd;        /* eventfd raising the config-change interrupt */
 	bool ring_broken;     /* a queue's ring broke: NEEDS_RESET until reset */
 	struct vtr_queue *queues;
+	void (*watch)(void *opaque);  /* vtr_set_watch */
+	void *watch_opaque;
 };
 
 /* Takes dev (whose mem must be set) and creates the queue and config eventfds. 0 or -errno. */
 int vtr_init(struct vtr *t, struct vdev *dev);
 /* Stops the queues and closes the eventfds; the device itself is the caller's. */
 void vtr_destroy(struct vtr *t);
+
+/* fn(opaque) is called, from whichever thread made the change, when what
+ * the driver reads changed outside a register access (a config change, a
+ * broken ring), before the interrupt that tells the driver; NULL to stop.
+ * Set before the device runs. */
+void vtr_set_watch(struct vtr *t, void (*fn)(void *opaque), void *opaque);
 
 /* Driver writes to the status field: 0 resets the device; FEATURES_OK is kept
  * only if the negotiated features are acceptable; DRIVER_OK starts the

@@ -48,6 +48,9 @@ struct virtio_vm_dev {
 	bool *route_active;   /* PCI: whether gsi[i] has an MSI route */
 	uint32_t bar;         /* PCI: BAR0 address registered now, 0 when none */
 	uint32_t devid;       /* PCI: requester ID (bus 0, slot << 3) */
+	uint32_t *image;      /* MMIO: the window's read-only copy the guest reads, or NULL */
+	pthread_mutex_t image_lock; /* MMIO: orders the renders of image */
+	int ack_fd;           /* MMIO: where KVM ends InterruptACK of the queue bit */
 };
 
 struct virtio_vm {

@@ -108,6 +108,16 @@ int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
  * [addr, addr+len) (a port when pio, else MMIO); len 0 matches any length. */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, bool pio, int fd, bool add);
 
+/* Memory slots from VM_DEVICE_SLOT_BASE up are the devices' (RAM takes the
+ * ones below: arch_ram_ranges gives at most two ranges). */
+#define VM_DEVICE_SLOT_BASE 8
+/* Maps size bytes at hva (page-aligned, as are gpa and size) read-only at
+ * gpa: guest reads come from that memory without an exit, writes still
+ * exit to the MMIO handler registered there (or an ioeventfd). -EOPNOTSUPP
+ * where KVM has no read-only memory slots or the host's pages are larger
+ * than size. */
+int vm_map_readonly(struct vm *vm, unsigned slot, uint64_t gpa, void *hva, uint64_t size);
+
 /* Milliseconds since cfg.start. */
 double vm_ms_since_start(const struct vm *vm);
 

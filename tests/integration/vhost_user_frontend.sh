@@ -47,12 +47,13 @@ start_qsd() {   # IMG SOCK LOG [WRAPPER...]
     backend_started $! "$sock" $#
 }
 
-# start_block_loop NAME SEED LOOPS [TG_WORD]: the guest writes and reads back LOOPS
-# blocks on the vhost-user disk at $tmp/NAME.sock, in the background (vm is
-# its pid); returns once the first check's block is through (at most 30 s).
+# start_block_loop NAME SEED LOOPS [TG_WORD [TRANSPORT]]: the guest writes and
+# reads back LOOPS blocks on the vhost-user disk at $tmp/NAME.sock (on
+# TRANSPORT, pci by default), in the background (vm is its pid); returns once
+# the first check's block is through (at most 30 s).
 start_block_loop() {
     timeout 120 "$cvmm" -v --kernel "$guest" --memory size=128M --serial "file=$tmp/$1.out" \
-        --cmdline "tg.virtio=1 tg.seed=$2 tg.blkloop=$3${4:+ $4}" \
+        --transport "${5:-pci}" --cmdline "tg.virtio=1 tg.seed=$2 tg.blkloop=$3${4:+ $4}" \
         --disk "vhost_user=on,socket=$tmp/$1.sock" >"$tmp/$1.log" 2>&1 </dev/null &
     vm=$!
     pids+=("$vm")
@@ -122,28 +123,32 @@ for backend in cvmm qsd; do
 done
 
 # A disk resized under the guest: cvmm --block-backend sends CONFIG_CHANGE_MSG,
-# cvmm fetches the config again and the guest reads the new capacity.
-name=resize
-seed=$((RANDOM % 256))
-img=$tmp/$name.img
-sock=$tmp/$name.sock
-truncate -s 4M "$img"
-if start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
+# cvmm fetches the config again and the guest reads the new capacity (on
+# virtio-mmio from the window's read-only copy, which the change rewrites).
+for transport in pci mmio; do
+    name=resize-$transport
+    seed=$((RANDOM % 256))
+    img=$tmp/$name.img
+    sock=$tmp/$name.sock
+    truncate -s 4M "$img"
+    if ! start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
+        fail "$name: the back-end did not start"
+        continue
+    fi
     # The guest waits (10 s at most) for the disk to grow after its blocks.
-    start_block_loop "$name" "$seed" 20 tg.blkgrow
+    start_block_loop "$name" "$seed" 20 tg.blkgrow $transport
     truncate -s 8M "$img"
     wait "$vm"
     rc=$?
     tg_stop_backend
     tg_guest_lines "$tmp/$name.out" | grep loop | sed 's/^/    /'
-    if [ $rc -ne 0 ] || ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk pci loop 20 blocks ok capacity=16384$"; then
+    if [ $rc -ne 0 ] ||
+        ! tg_guest_lines "$tmp/$name.out" | grep -q "^TG: virtio-blk $transport loop 20 blocks ok capacity=16384$"; then
         fail "$name: the guest did not see the disk grow to 16384 sectors (exit $rc)"
     else
         echo "ok $name: the guest read the new capacity"
     fi
-else
-    fail "$name: the back-end did not start"
-fi
+done
 
 # Bad options: one line naming the problem, exit 2, no VM.
 tg_check_error no-socket "socket=PATH (the back-end's socket) is required" --disk vhost_user=on

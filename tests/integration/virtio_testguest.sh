@@ -146,6 +146,33 @@ for transport in pci mmio; do
     fi
 done
 
+# An image grown under the running guest: the disk's inotify watch sees it,
+# the device raises a config change and the guest, polling the config space
+# after its blocks, reads the new capacity (on virtio-mmio from the window's
+# read-only copy, which the change rewrites).
+for transport in pci mmio; do
+    seed=$((RANDOM % 256))
+    name=grow-$transport
+    truncate -s 4M "$tmp/$name.img"
+    run "$name" "tg.virtio=1 tg.seed=$seed tg.blkloop=20 tg.blkgrow" --disk "path=$tmp/$name.img" \
+        --transport "$transport" >"$tmp/$name.run" &
+    vm=$!
+    for _ in $(seq 300); do
+        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    truncate -s 8M "$tmp/$name.img"
+    wait $vm
+    rc=$?
+    if [ $rc -ne 0 ] ||
+        ! tr -d '\r' <"$tmp/$name.out" | grep -q "^TG: virtio-blk $transport loop 20 blocks ok capacity=16384$"; then
+        sed 's/^/    /' "$tmp/$name.run"
+        fail "$name: the guest did not see the disk grow to 16384 sectors (exit $rc)"
+    else
+        echo "ok $name: the guest read the new capacity"
+    fi
+done
+
 # The guest must find exactly the devices it was promised.
 truncate -s 1M "$tmp/one.img"
 run missing "tg.virtio=2" --disk "path=$tmp/one.img" >/dev/null

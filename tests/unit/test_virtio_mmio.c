@@ -1,5 +1,6 @@
 /* virtio-mmio register semantics and the transport state machine. */
 #include <check.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,94 @@ START_TEST(config_change_raises_interrupt)
 }
 END_TEST
 
+/* The read-only copy of the window holds, word for word, what a 4-byte read
+ * returns now. */
+static void tm_assert_render_matches(struct mmio_t *t, const char *when)
+{
+	static uint32_t win[VMMIO_WINDOW_SIZE / 4];
+
+	memset(win, 0xa5, sizeof(win));
+	vmmio_render(&t->m, win);
+	for (uint32_t off = 0; off < VMMIO_WINDOW_SIZE; off += 4)
+		ck_assert_msg(le32toh(win[off / 4]) == vmmio_read(&t->m, off, 4),
+			      "%s: offset %#x holds %#x, a read gives %#x", when, off, le32toh(win[off / 4]),
+			      vmmio_read(&t->m, off, 4));
+}
+
+START_TEST(render_matches_every_read)
+{
+	struct mmio_t *t = tm_new();
+
+	tm_assert_render_matches(t, "fresh");
+	tm_negotiate(t, 1, 0);
+	vmmio_write(&t->m, 0x014, 4, 1);
+	tm_assert_render_matches(t, "features negotiated, high half selected");
+	tm_setup_queue(t, 1, 16, 0x20000);
+	vmmio_write(&t->m, 0x070, 4, 0x0f);
+	tm_assert_render_matches(t, "queue 1 selected and ready, driver OK");
+	ck_assert_uint_eq(vmmio_read(&t->m, 0x044, 4), 1);
+	t->f->config[3] = 0x5a;
+	vdev_config_changed(&t->f->dev);
+	tm_assert_render_matches(t, "config changed");
+	vmmio_write(&t->m, 0x064, 4, VIRTIO_ISR_CONFIG | VIRTIO_ISR_QUEUE);
+	tm_assert_render_matches(t, "config change acknowledged");
+	vmmio_write(&t->m, 0x070, 4, 0);
+	tm_assert_render_matches(t, "reset");
+	tm_free(t);
+}
+END_TEST
+
+struct tm_watch {
+	struct mmio_t *t;
+	uint32_t win[VMMIO_WINDOW_SIZE / 4];
+	int calls;
+	bool interrupt_before;
+};
+
+static void tm_watch_fn(void *opaque)
+{
+	struct tm_watch *w = opaque;
+	uint64_t n;
+
+	w->calls++;
+	w->interrupt_before |= read(w->t->m.tr.config_fd, &n, sizeof(n)) == (ssize_t)sizeof(n);
+	vmmio_render_device_side(&w->t->m, w->win);
+}
+
+/* What the device changes on its own reaches the copy from the watch, before
+ * the interrupt that sends the driver to read it. */
+START_TEST(watch_renders_device_side_changes_before_the_interrupt)
+{
+	struct tm_watch *w = calloc(1, sizeof(*w));
+	struct mmio_t *t = tm_new();
+	uint64_t n = 0;
+
+	w->t = t;
+	vtr_set_watch(&t->m.tr, tm_watch_fn, w);
+	tm_negotiate(t, 1, 0);
+	tm_setup_queue(t, 0, 16, 0x10000);
+	vmmio_write(&t->m, 0x070, 4, 0x0f);
+	vmmio_render(&t->m, w->win);
+	ck_assert_uint_eq(le32toh(w->win[0x060 / 4]), VIRTIO_ISR_QUEUE);
+
+	t->f->config[0] = 0x99;
+	vdev_config_changed(&t->f->dev);
+	ck_assert_int_eq(w->calls, 1);
+	ck_assert(!w->interrupt_before);
+	ck_assert_int_eq(read(t->m.tr.config_fd, &n, sizeof(n)), 8);
+	ck_assert_uint_eq(le32toh(w->win[0x0fc / 4]), 1);
+	ck_assert_uint_eq(le32toh(w->win[0x060 / 4]), VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+	ck_assert_uint_eq(((uint8_t *)w->win)[0x100], 0x99);
+
+	vdev_needs_reset(&t->f->dev, 0);
+	ck_assert_int_eq(w->calls, 2);
+	ck_assert(!w->interrupt_before);
+	ck_assert(le32toh(w->win[0x070 / 4]) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	tm_free(t);
+	free(w);
+}
+END_TEST
+
 /* A guest that breaks the device and resets it in a loop must not flood
  * the VMM's log with "device needs reset". */
 START_TEST(guest_cannot_flood_the_log)
@@ -248,4 +337,6 @@ CHECK_MAIN("virtio_mmio",
 	   queue_starts_on_driver_ok_and_stops_on_reset,
 	   misprogrammed_queue_needs_reset,
 	   config_change_raises_interrupt,
+	   render_matches_every_read,
+	   watch_renders_device_side_changes_before_the_interrupt,
 	   guest_cannot_flood_the_log)
