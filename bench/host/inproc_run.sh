@@ -2,10 +2,11 @@
 # The host side of bench/inproc.sh (busybox sh; runs directly or in the
 # nested machine, see tests/lib/linux-guest.sh): ROUNDS rounds, each booting
 # the same guest (initrd.gz: bench/guest/inproc_guest.sh) under cvmm with
-# virtio-pci, under cvmm with virtio-mmio and under QEMU with KVM and its own
-# in-process devices, on the same image and the same kind of tap. Prints
-# every round's figures, the medians and the ratios of the medians to
-# QEMU's. Env: ROUNDS (3), SECS (per block workload), NETMIB (per TCP
+# virtio-pci, under cvmm with virtio-mmio, under QEMU with KVM and its own
+# in-process devices on virtio-pci (-M pc) and under QEMU on virtio-mmio
+# (-M microvm), on the same image and the same kind of tap. Prints every
+# round's figures, the medians and the ratios of the medians to QEMU's (each
+# cvmm transport to QEMU on PCI, and virtio-mmio to QEMU's virtio-mmio). Env: ROUNDS (3), SECS (per block workload), NETMIB (per TCP
 # stream), RR (request/response exchanges), VCPUS (2).
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
@@ -24,7 +25,6 @@ fi
 dd if=/dev/urandom of=disk.img bs=1M count=256 2>/dev/null
 ./netload serve 5679 &
 server=$!
-VMMS="cvmm-pci cvmm-mmio qemu"
 
 # now: this host's uptime in seconds (a builtin read, no process started)
 now() { read -r up _ </proc/uptime; echo "$up"; }
@@ -60,13 +60,19 @@ for round in $(seq "$ROUNDS"); do
             --memory size=1G --transport "$t" --serial tty --disk path=disk.img \
             --net "tap=bench0,ip=10.80.0.1,mask=255.255.255.0" --cmdline "$append"
     done
-    tap_for_qemu &
-    run qemu "$round" $QEMU -enable-kvm -cpu host -smp "$VCPUS" -m 1G -nographic -nodefaults -serial stdio -no-reboot \
-        -kernel "$GUEST_KERNEL" -initrd initrd.gz -append "$append" \
-        -drive file=disk.img,format=raw,if=none,id=d0,aio=io_uring -device virtio-blk-pci,drive=d0 \
-        -netdev tap,id=n0,ifname=bench1,script=no,downscript=no,vhost=off \
-        -device virtio-net-pci,netdev=n0,romfile=
-    wait $!
+    # The same devices on either bus: virtio-*-pci on -M pc, virtio-*-device
+    # (virtio-mmio) on -M microvm.
+    for t in pci mmio; do
+        if [ $t = pci ]; then name=qemu machine=pc bus=pci net_rom=,romfile=; else
+            name=qemu-mmio machine=microvm bus=device net_rom=; fi
+        tap_for_qemu &
+        run $name "$round" $QEMU -M $machine -enable-kvm -cpu host -smp "$VCPUS" -m 1G -nographic -nodefaults \
+            -serial stdio -no-reboot -kernel "$GUEST_KERNEL" -initrd initrd.gz -append "$append" \
+            -drive file=disk.img,format=raw,if=none,id=d0,aio=io_uring -device virtio-blk-$bus,drive=d0 \
+            -netdev tap,id=n0,ifname=bench1,script=no,downscript=no,vhost=off \
+            -device virtio-net-$bus,netdev=n0$net_rom
+        wait $!
+    done
 done
 kill $server
 
@@ -82,10 +88,10 @@ ratio() {
         r = a / b; worse = (f ~ /-(secs|usecs)$/) ? r > 1 : r < 1
         printf "%.2f%s", r, worse ? " <" : "" }'
 }
-echo "medians of the rounds (of $ROUNDS) that produced the figure; ratio = cvmm / QEMU (iops, mibps: higher is better; secs, usecs: lower is better; '<' marks cvmm behind)"
-printf '%-24s %10s %10s %10s %10s %10s\n' figure cvmm-pci cvmm-mmio qemu pci/qemu mmio/qemu
-for w in $(cat cvmm-pci.[0-9]* cvmm-mmio.[0-9]* qemu.[0-9]* 2>/dev/null | awk '!seen[$1]++ { print $1 }'); do
-    p=$(median cvmm-pci "$w"); m=$(median cvmm-mmio "$w"); q=$(median qemu "$w")
-    printf '%-24s %10s %10s %10s %10s %10s\n' "$w" "${p:-failed}" "${m:-failed}" "${q:-failed}" \
-        "$(ratio "$p" "$q" "$w")" "$(ratio "$m" "$q" "$w")"
+echo "medians of the rounds (of $ROUNDS) that produced the figure; ratio = cvmm / QEMU (iops, mibps: higher is better; secs, usecs: lower is better; '<' marks cvmm behind); qemu is -M pc with virtio-pci, qemu-mmio -M microvm with virtio-mmio"
+printf '%-24s %9s %9s %9s %9s %9s %9s %14s\n' figure cvmm-pci cvmm-mmio qemu qemu-mmio pci/qemu mmio/qemu mmio/qemu-mmio
+for w in $(cat cvmm-pci.[0-9]* cvmm-mmio.[0-9]* qemu.[0-9]* qemu-mmio.[0-9]* 2>/dev/null | awk '!seen[$1]++ { print $1 }'); do
+    p=$(median cvmm-pci "$w"); m=$(median cvmm-mmio "$w"); q=$(median qemu "$w"); qm=$(median qemu-mmio "$w")
+    printf '%-24s %9s %9s %9s %9s %9s %9s %14s\n' "$w" "${p:-failed}" "${m:-failed}" "${q:-failed}" \
+        "${qm:-failed}" "$(ratio "$p" "$q" "$w")" "$(ratio "$m" "$q" "$w")" "$(ratio "$m" "$qm" "$w")"
 done

@@ -47,6 +47,16 @@ start_qsd() {   # IMG SOCK LOG [WRAPPER...]
     backend_started $! "$sock" $#
 }
 
+# new_case NAME SIZE: a case's name, seed, image of SIZE (truncate's units)
+# and back-end socket path: sets name, seed, img and sock.
+new_case() {
+    name=$1
+    seed=$((RANDOM % 256))
+    img=$tmp/$name.img
+    sock=$tmp/$name.sock
+    truncate -s "$2" "$img"
+}
+
 # start_block_loop NAME SEED LOOPS [TG_WORD [TRANSPORT]]: the guest writes and
 # reads back LOOPS blocks on the vhost-user disk at $tmp/NAME.sock (on
 # TRANSPORT, pci by default), in the background (vm is its pid); returns once
@@ -66,11 +76,7 @@ start_block_loop() {
 # The check on both back-ends and both transports.
 for backend in cvmm qsd; do
     for transport in pci mmio; do
-        name=$backend-$transport
-        seed=$((RANDOM % 256))
-        img=$tmp/$name.img
-        sock=$tmp/$name.sock
-        truncate -s 1M "$img"
+        new_case $backend-$transport 1M
         if ! start_$([ $backend = cvmm ] && echo cvmm_backend || echo qsd) "$img" "$sock" "$tmp/$name.be"; then
             fail "$name: the back-end did not start: $(tail -n 3 "$tmp/$name.be")"
             continue
@@ -82,11 +88,7 @@ done
 # SIGKILL and restart under a running guest, for each back-end.
 loops=40
 for backend in cvmm qsd; do
-    name=kill-$backend
-    seed=$((RANDOM % 256))
-    img=$tmp/$name.img
-    sock=$tmp/$name.sock
-    truncate -s 4M "$img"
+    new_case kill-$backend 4M
     if [ $backend = cvmm ]; then
         start=start_cvmm_backend
         slow=(strace -f -qq -o /dev/null -e trace=io_uring_enter,pwritev,preadv,fdatasync
@@ -126,11 +128,7 @@ done
 # cvmm fetches the config again and the guest reads the new capacity (on
 # virtio-mmio from the window's read-only copy, which the change rewrites).
 for transport in pci mmio; do
-    name=resize-$transport
-    seed=$((RANDOM % 256))
-    img=$tmp/$name.img
-    sock=$tmp/$name.sock
-    truncate -s 4M "$img"
+    new_case resize-$transport 4M
     if ! start_cvmm_backend "$img" "$sock" "$tmp/$name.be"; then
         fail "$name: the back-end did not start"
         continue

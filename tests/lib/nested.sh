@@ -154,7 +154,8 @@ nested_qemu_files() {
     local q f
     q=$(command -v qemu-system-x86_64) || { echo "qemu-system-x86_64 not found" >&2; return 1; }
     nested_program_files "$q" qemu || return 1
-    for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin; do
+    # bios-microvm.bin: bench/inproc.sh's QEMU on virtio-mmio (-M microvm).
+    for f in seabios/bios-256k.bin qemu/linuxboot_dma.bin qemu/kvmvapic.bin qemu/bios-microvm.bin; do
         [ -f "/usr/share/$f" ] || { echo "QEMU firmware /usr/share/$f not found" >&2; return 1; }
         echo "$(readlink -f "/usr/share/$f"):qemu/share/$(basename "$f")"
     done
