@@ -468,14 +468,14 @@ static void *dial_loop_thread(void *arg)
 START_TEST(connect_to_full_backlog_fails_at_once)
 {
 	char dir[] = "/tmp/cvmm-vumsg.XXXXXX", path[64], longpath[200];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	struct dial_loop d = { .path = path };
 	int lfd, eagain = 0, connected = 0;
 	pthread_t t;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/s", dir);
-	memcpy(sa.sun_path, path, strlen(path));
+	ck_assert_int_eq(vu_unix_addr(path, &sa), 0);
 	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	ck_assert_int_ge(lfd, 0);
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);

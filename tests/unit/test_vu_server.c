@@ -1308,13 +1308,13 @@ START_TEST(socket_path_rules)
 {
 	struct vu_server_config cfg = { sock_path, false, 0 };
 	struct vu_server other;
+	struct sockaddr_un sa;
 	struct stat st;
 	int fd;
 
 	/* A socket file left by a dead back-end is replaced. */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	strcpy(sa.sun_path, sock_path);
+	ck_assert_int_eq(vu_unix_addr(sock_path, &sa), 0);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
 	ck_assert_int_eq(vu_server_init(&lsrv, &ltd->dev, &cfg), 0);
@@ -1342,10 +1342,10 @@ END_TEST
 
 START_TEST(client_mode_reconnects)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	strcpy(sa.sun_path, sock_path);
+	ck_assert_int_eq(vu_unix_addr(sock_path, &sa), 0);
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	ck_assert_int_eq(listen(lfd, 1), 0);
 	lstart(true);
