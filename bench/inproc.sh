@@ -9,9 +9,9 @@
 # (virtio-blk with aio=io_uring on the page cache, as cvmm by default;
 # virtio-net on a tap with vhost=off), on virtio-pci (-M pc) and on
 # virtio-mmio (-M microvm), on the same image and the same kind of tap, in
-# turn for ROUNDS rounds. Prints each round, the medians and the cvmm/QEMU
-# ratios (each cvmm transport against QEMU on PCI, the reference, and
-# virtio-mmio against QEMU's virtio-mmio).
+# turn for ROUNDS rounds. Prints each round, the medians and the median of
+# the rounds' cvmm/QEMU ratios (each cvmm transport against QEMU on PCI, the
+# reference, and virtio-mmio against QEMU's virtio-mmio).
 #
 #   bench/inproc.sh [BUILD_DIR]
 #       env: ROUNDS=3, SECS=10 (per block workload), NETMIB=64 (per TCP
