@@ -49,5 +49,5 @@ fi
 echo "inproc: guests with $VCPUS vCPU(s) under both VMMs"
 # Nested, the settings reach the outer /init as environment through its
 # kernel command line.
-NESTED_APPEND="ROUNDS=$ROUNDS SECS=$SECS NETMIB=$NETMIB RR=$RR VCPUS=$VCPUS" NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((ROUNDS * 3 * (600 + 12 * SECS) + 300)) \
+NESTED_APPEND="ROUNDS=$ROUNDS SECS=$SECS NETMIB=$NETMIB RR=$RR VCPUS=$VCPUS" NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((ROUNDS * 4 * (600 + 12 * SECS) + 300)) \
     linux_guest_run inproc "$root/bench/host/inproc_run.sh" "${files[@]}"

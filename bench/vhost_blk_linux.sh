@@ -5,7 +5,7 @@
 # qemu-storage-daemon: 4 KiB random reads and writes at queue depth 32
 # (O_DIRECT, bench/guest/blkload.c), the three disks loaded in turn, round
 # after round, in the same boot. Prints each round, the medians and the
-# ratios to in-process.
+# median of the rounds' ratios to in-process.
 #
 #   bench/vhost_blk_linux.sh [BUILD_DIR]     env: ROUNDS=3, SECS=5, SPAN=64 (MiB)
 #

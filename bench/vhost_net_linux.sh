@@ -8,7 +8,8 @@
 # guest -> host and host -> guest (MiB/s) and the rate of one-byte
 # request/response exchanges with one in flight (bench/guest/netload.c, the
 # tool of bench/inproc.sh), the two NICs loaded in turn, round after round.
-# Prints each round, the medians and the ratios vhost-user / in-process.
+# Prints each round, the medians and the median of the rounds' ratios
+# vhost-user / in-process.
 #
 #   bench/vhost_net_linux.sh [BUILD_DIR]
 #       env: ROUNDS=3, NETMIB=64 (MiB per stream), RR=1000 (exchanges)
