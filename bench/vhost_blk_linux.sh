@@ -27,7 +27,7 @@ gcc -static -O2 -o "$tmp/blkload" "$root/bench/guest/blkload.c" -lpthread ||
     { echo "vhost_blk_linux: cannot build the guest load tool"; exit 1; }
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/bench/guest/vhost_blk_linux_guest.sh" \
     "$tmp/blkload:/blkload" >/dev/null || { echo "vhost_blk_linux: mkinitrd failed"; exit 1; }
-files=("$tmp/initrd.gz")
+files=("$tmp/initrd.gz" "$root/bench/host/rounds.sh")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
     qf=$(nested_program_files "$(command -v qemu-storage-daemon)" qemu) || { echo "vhost_blk_linux: cannot ship qemu-storage-daemon"; exit 1; }
     mapfile -t qfiles <<<"$qf"

@@ -49,7 +49,7 @@ gcc -static -O2 -o "$tmp/netload" "$root/bench/guest/netload.c" ||
     { echo "vhost_net_linux: cannot build the load tool"; exit 1; }
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/bench/guest/vhost_net_linux_guest.sh" \
     "$tmp/netload:/netload" >/dev/null || { echo "vhost_net_linux: mkinitrd failed"; exit 1; }
-files=("$tmp/initrd.gz" "$tmp/netload")
+files=("$tmp/initrd.gz" "$tmp/netload" "$root/bench/host/rounds.sh")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
     # testpmd, its libraries and the three PMDs with theirs, into dpdk/.
     list=$(nested_program_files "$testpmd" dpdk) || { echo "vhost_net_linux: cannot ship dpdk-testpmd"; exit 1; }

@@ -49,23 +49,10 @@ for r in $(seq "$ROUNDS"); do
         echo
     done
 done
-median() {   # DEV FIGURE
-    awk -v d="$1" -v f="$2" '$2 == d && $3 == f { print $4 }' figures | sort -n |
-        awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# ratio A B FIGURE: the median over the rounds that gave both of B's figure
-# over A's (each round measures every disk in turn)
-ratio() {
-    awk -v a="$1" -v b="$2" -v f="$3" '$3 == f && $2 == a { x[$1] = $4 } $3 == f && $2 == b { y[$1] = $4 }
-        END {
-            for (r in x) if ((r in y) && x[r] > 0) v[++n] = y[r] / x[r]
-            if (!n) { print "-"; exit }
-            for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-            printf "%.2f", (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }' figures
-}
+. ./rounds.sh
 echo "medians; ratio = median of the rounds' vhost-user / in-process (higher is better)"
 printf '%-18s %12s %12s %12s %14s %14s\n' figure in-process vu-cvmm vu-qsd vu-cvmm/inproc vu-qsd/inproc
 for f in $(awk '{ print $3 }' figures | sort -u); do
-    a=$(median vda "$f") b=$(median vdb "$f") c=$(median vdc "$f")
-    printf '%-18s %12s %12s %12s %14s %14s\n' "$f" "$a" "$b" "$c" "$(ratio vda vdb "$f")" "$(ratio vda vdc "$f")"
+    a=$(rounds_median vda "$f") b=$(rounds_median vdb "$f") c=$(rounds_median vdc "$f")
+    printf '%-18s %12s %12s %12s %14s %14s\n' "$f" "$a" "$b" "$c" "$(rounds_ratio vda vdb "$f")" "$(rounds_ratio vda vdc "$f")"
 done

@@ -75,24 +75,11 @@ for r in $(seq "$ROUNDS"); do
         echo
     done
 done
-median() {   # WAY FIGURE: of the rounds that produced it
-    awk -v w="$1" -v f="$2" '$2 == w && $3 == f { print $4 }' figures | sort -n |
-        awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# ratio A B FIGURE: the median over the rounds that gave both of B's figure
-# over A's (each round measures every NIC in turn)
-ratio() {
-    awk -v a="$1" -v b="$2" -v f="$3" '$3 == f && $2 == a { x[$1] = $4 } $3 == f && $2 == b { y[$1] = $4 }
-        END {
-            for (r in x) if ((r in y) && x[r] > 0) v[++n] = y[r] / x[r]
-            if (!n) { print "-"; exit }
-            for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-            printf "%.2f", (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }' figures
-}
+. ./rounds.sh
 echo "medians of the rounds that produced the figure; ratio = median of the rounds' vhost-user / in-process (all figures: higher is better)"
 printf '%-9s %12s %12s %12s %15s %15s\n' figure in-process vu-cvmm vu-dpdk vu-cvmm/inproc vu-dpdk/inproc
 for f in tx-mibps rx-mibps rr-per-s; do
-    a=$(median inproc "$f") b=$(median vu "$f") c=$(median dpdk "$f")
+    a=$(rounds_median inproc "$f") b=$(rounds_median vu "$f") c=$(rounds_median dpdk "$f")
     printf '%-9s %12s %12s %12s %15s %15s\n' "$f" "${a:-failed}" "${b:-failed}" "${c:-failed}" \
-        "$(ratio inproc vu "$f")" "$(ratio inproc dpdk "$f")"
+        "$(rounds_ratio inproc vu "$f")" "$(rounds_ratio inproc dpdk "$f")"
 done
