@@ -76,18 +76,24 @@ static uint32_t virtio_vm_mmio_read(void *obj, uint64_t off, unsigned len)
 	return vmmio_read(&d->mmio, off, len);
 }
 
-/* Renders are ordered by image_lock, each after the change it shows: the
+/* With d->lock held, after a change a register access or a reset made.
+ * Renders are ordered by image_lock, each after the change it shows: the
  * last one shows the latest state. */
-static void virtio_vm_mmio_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+static void virtio_vm_mmio_refresh(struct virtio_vm_dev *d)
 {
-	struct virtio_vm_dev *d = obj;
-
-	vmmio_write(&d->mmio, off, len, val);
 	if (!d->image)
 		return;
 	pthread_mutex_lock(&d->image_lock);
 	vmmio_render(&d->mmio, d->image);
 	pthread_mutex_unlock(&d->image_lock);
+}
+
+static void virtio_vm_mmio_write(void *obj, uint64_t off, unsigned len, uint32_t val)
+{
+	struct virtio_vm_dev *d = obj;
+
+	vmmio_write(&d->mmio, off, len, val);
+	virtio_vm_mmio_refresh(d);
 }
 
 /* vtr watch: a config change or a broken ring, on the thread that made it,
@@ -466,11 +472,7 @@ void virtio_vm_reset(struct virtio_vm *h)
 		}
 		pthread_mutex_lock(&d->lock);
 		vmmio_reset(&d->mmio);
-		if (d->image) {
-			pthread_mutex_lock(&d->image_lock);
-			vmmio_render(&d->mmio, d->image);
-			pthread_mutex_unlock(&d->image_lock);
-		}
+		virtio_vm_mmio_refresh(d);
 		pthread_mutex_unlock(&d->lock);
 	}
 }
