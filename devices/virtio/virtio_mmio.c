@@ -204,7 +204,8 @@ void vmmio_render_device_side(struct vmmio *m, uint32_t win[VMMIO_WINDOW_SIZE / 
 
 void vmmio_render(struct vmmio *m, uint32_t win[VMMIO_WINDOW_SIZE / 4])
 {
-	for (uint64_t off = 0; off < VMMIO_CONFIG; off += 4)
+	/* The generation (the last register word) comes after the config. */
+	for (uint64_t off = 0; off < VMMIO_CONFIG_GENERATION; off += 4)
 		vmmio_store(win, off, vmmio_read(m, off, 4));
 	vmmio_render_config(m, win);
 }
