@@ -39,7 +39,7 @@ trap 'rm -rf "$tmp"' EXIT
     { echo "inproc: cannot build the guest load tools"; exit 1; }
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/bench/guest/inproc_guest.sh" \
     "$tmp/blkload:/blkload" "$tmp/netload:/netload" >/dev/null || { echo "inproc: mkinitrd failed"; exit 1; }
-files=("$tmp/initrd.gz" "$tmp/netload")
+files=("$tmp/initrd.gz" "$tmp/netload" "$root/bench/host/rounds.sh")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
     # QEMU for the outer machine (tests/lib/nested.sh).
     qf=$(nested_qemu_files) || { echo "inproc: cannot ship QEMU into the nested machine"; exit 1; }

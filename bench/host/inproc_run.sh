@@ -77,31 +77,24 @@ for round in $(seq "$ROUNDS"); do
 done
 kill $server
 
-# value NAME FIGURE ROUND: NAME's figure in that round, or nothing
-value() { awk -v w="$2" '$1 == w { print $2; exit }' "$1.$3" 2>/dev/null; }
-# median NAME FIGURE: of the rounds that produced the figure
-median() {
-    for r in $(seq "$ROUNDS"); do awk -v w="$2" '$1 == w { print $2 }' "$1.$r"; done | sort -n |
-        awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# ratio A B FIGURE: the median over the rounds that gave both a figure of
-# A's value over B's (each round boots every VMM in turn), with "<" after it
-# when A is worse than QEMU's B.
+# The rounds as one figures file for rounds.sh: "ROUND VMM FIGURE VALUE".
+for r in $(seq "$ROUNDS"); do
+    for n in cvmm-pci cvmm-mmio qemu qemu-mmio; do
+        awk -v r="$r" -v n="$n" '{ print r, n, $1, $2 }' "$n.$r" 2>/dev/null
+    done
+done >figures
+. ./rounds.sh
+# ratio A B FIGURE: rounds_ratio of A over B, with "<" after it when A is
+# worse than QEMU's B.
 ratio() {
-    for r in $(seq "$ROUNDS"); do
-        echo "$(value "$1" "$3" "$r") $(value "$2" "$3" "$r")"
-    done | awk -v f="$3" 'NF == 2 && $2 > 0 { r[++n] = $1 / $2 }
-        END {
-            if (!n) { print "-"; exit }
-            for (i = 2; i <= n; i++) for (j = i; j > 1 && r[j - 1] > r[j]; j--) { t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
-            m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
-            worse = (f ~ /-(secs|usecs)$/) ? m > 1 : m < 1
-            printf "%.2f%s", m, worse ? " <" : "" }'
+    rounds_ratio "$2" "$1" "$3" | awk -v f="$3" '{ printf "%s", $1 }
+        $1 != "-" && ((f ~ /-(secs|usecs)$/) ? $1 > 1 : $1 < 1) { printf " <" }'
 }
 echo "medians of the rounds (of $ROUNDS) that produced the figure; ratio = median of the rounds' cvmm / QEMU (iops, mibps: higher is better; secs, usecs: lower is better; '<' marks cvmm behind); qemu is -M pc with virtio-pci, qemu-mmio -M microvm with virtio-mmio"
 printf '%-24s %9s %9s %9s %9s %9s %9s %14s\n' figure cvmm-pci cvmm-mmio qemu qemu-mmio pci/qemu mmio/qemu mmio/qemu-mmio
 for w in $(cat cvmm-pci.[0-9]* cvmm-mmio.[0-9]* qemu.[0-9]* qemu-mmio.[0-9]* 2>/dev/null | awk '!seen[$1]++ { print $1 }'); do
-    p=$(median cvmm-pci "$w"); m=$(median cvmm-mmio "$w"); q=$(median qemu "$w"); qm=$(median qemu-mmio "$w")
+    p=$(rounds_median cvmm-pci "$w"); m=$(rounds_median cvmm-mmio "$w"); q=$(rounds_median qemu "$w")
+    qm=$(rounds_median qemu-mmio "$w")
     printf '%-24s %9s %9s %9s %9s %9s %9s %14s\n' "$w" "${p:-failed}" "${m:-failed}" "${q:-failed}" \
         "${qm:-failed}" "$(ratio cvmm-pci qemu "$w")" "$(ratio cvmm-mmio qemu "$w")" "$(ratio cvmm-mmio qemu-mmio "$w")"
 done

@@ -1,6 +1,6 @@
-# Sourced by bench/host/vhost_{blk,net}_linux_run.sh (busybox sh, shipped
-# beside them): medians and ratios over the rounds of ./figures, one
-# "ROUND WHO FIGURE VALUE" line per measured figure.
+# Sourced by bench/host/inproc_run.sh and vhost_{blk,net}_linux_run.sh
+# (busybox sh, shipped beside them): medians and ratios over the rounds of
+# ./figures, one "ROUND WHO FIGURE VALUE" line per measured figure.
 
 # rounds_median WHO FIGURE: of the rounds that produced the figure
 rounds_median() {
