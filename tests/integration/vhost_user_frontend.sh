@@ -67,10 +67,7 @@ start_block_loop() {
         --disk "vhost_user=on,socket=$tmp/$1.sock" >"$tmp/$1.log" 2>&1 </dev/null &
     vm=$!
     pids+=("$vm")
-    for _ in $(seq 300); do
-        grep -q "wrote+read" "$tmp/$1.out" 2>/dev/null && break
-        sleep 0.1
-    done
+    tg_wait_line "$tmp/$1.out" "wrote+read" 30
 }
 
 # The check on both back-ends and both transports.

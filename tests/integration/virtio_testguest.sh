@@ -13,9 +13,7 @@
 # errors.
 set -u
 : "${BUILD:?BUILD is not set}"
-cvmm=$BUILD/cvmm
-guest=$BUILD/testguest/testguest.elf
-[ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
+. "$(dirname "$0")/lib/testguest.sh"
 tmp=$(mktemp -d /tmp/cvmm-virtio-tg.XXXXXX)
 holder=
 cleanup() {
@@ -24,7 +22,6 @@ cleanup() {
 }
 trap cleanup EXIT
 failed=0
-fail() { echo "FAIL $*"; failed=1; }
 
 # Verifies the guest's pattern in image $1 for seed $2.
 pattern_ok() {
@@ -157,10 +154,7 @@ for transport in pci mmio; do
     run "$name" "tg.virtio=1 tg.seed=$seed tg.blkloop=20 tg.blkgrow" --disk "path=$tmp/$name.img" \
         --transport "$transport" >"$tmp/$name.run" &
     vm=$!
-    for _ in $(seq 300); do
-        grep -q "wrote+read" "$tmp/$name.out" 2>/dev/null && break
-        sleep 0.1
-    done
+    tg_wait_line "$tmp/$name.out" "wrote+read" 30
     truncate -s 8M "$tmp/$name.img"
     wait $vm
     rc=$?

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# What the tests that run cvmm's test guest with its devices on vhost-user
-# back-ends share (sourced, not run; it sets cvmm and guest, checks they are
-# built and /dev/kvm is there, else FAIL or SKIP):
+# What the tests that run cvmm's test guest (its devices in-process or on
+# vhost-user back-ends) share (sourced, not run; it sets cvmm and guest, checks
+# they are built and /dev/kvm is there, else FAIL or SKIP):
 #
 #   . "$(dirname "$0")/lib/testguest.sh"
 #   tg_setup NAME      # tmp=$(mktemp -d /tmp/cvmm-NAME.XXXXXX); the pids in
@@ -15,6 +15,7 @@
 #                      # (default 10) while PID lives (else 1)
 #   tg_guest_lines FILE  # the test guest's virtio, PASS and FAIL lines in FILE
 #                      # (its serial output)
+#   tg_wait_line FILE TEXT SECS  # until FILE holds TEXT, for up to SECS (else 1)
 #   tg_stop_backend    # SIGTERM to the back-end $BE_PID, and wait for it
 #   tg_blk_image_ok IMG SEED [LOOPS]   # IMG holds the test guest's block for
 #                      # SEED (and its LOOPS tg.blkloop blocks)
@@ -67,6 +68,15 @@ tg_wait_sock() {
     for _ in $(seq $((${3:-10} * 10))); do
         [ -S "$1" ] && return 0
         kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+tg_wait_line() {
+    local i
+    for i in $(seq $(($3 * 10))); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
         sleep 0.1
     done
     return 1
