@@ -372,6 +372,15 @@ int blk_dev_init(struct blk_dev *b, const struct blk_dev_config *cfg)
 		if (err)
 			goto fail;
 	}
+	if (nq > 1 && !b->direct && !b->readonly && b->queues[0].uring) {
+		err = blk_writer_init(&b->writer, b->fd);
+		if (err == -EOPNOTSUPP)
+			log_info("blk: %s: io_uring cannot post between rings here: each queue keeps its large writes",
+				 b->serial);
+		else if (err)
+			goto fail;
+		b->has_writer = !err;
+	}
 
 	b->vdev.ops = &blk_vdev_ops;
 	b->vdev.device_id = VIRTIO_ID_BLOCK;
@@ -410,6 +419,12 @@ fail:
 void blk_dev_destroy(struct blk_dev *b)
 {
 	vdev_destroy(&b->vdev);
+	/* After the workers (no write is left to ask for), before the rings
+	 * the results go to. */
+	if (b->has_writer) {
+		blk_writer_destroy(&b->writer);
+		b->has_writer = false;
+	}
 	if (b->queues) {
 		for (unsigned i = 0; i < b->vdev.num_queues; i++) {
 			struct blk_queue *q = &b->queues[i];

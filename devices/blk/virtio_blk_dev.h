@@ -31,6 +31,7 @@
 #include "cvmm/virtio_blk.h"
 #include "cvmm/virtq.h"
 #include "cvmm/worker.h"
+#include "blk_writer.h"
 
 #define BLK_DEV_MAX_QUEUES 64
 #define BLK_DEV_DEFAULT_QUEUE_SIZE 1024
@@ -98,6 +99,11 @@ struct blk_dev {
 	void *sync_arg;
 	struct virtq *vqs;
 	struct blk_queue *queues;
+	/* Large buffered writes of several queues (blk_writer.h); has_writer
+	 * is false with one queue (its io_uring keeps them in a row), direct
+	 * I/O, a read-only image, or no io_uring messaging. */
+	struct blk_writer writer;
+	bool has_writer;
 
 	/* Size watch on the control worker: inotify on the image plus an
 	 * eventfd to force a check. */

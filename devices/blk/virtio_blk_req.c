@@ -3,7 +3,8 @@
  * 1.2 2.6.4: the header may span several readable buffers, the status byte
  * is the last writable byte) and executing it on the image. Reads and
  * writes go between the image and the chain's own iovecs, through the
- * queue's io_uring (small buffered writes: pwritev, see blk_submit) or
+ * queue's io_uring (small buffered writes: pwritev, see blk_submit; large
+ * ones of a disk with several queues: its writer thread, blk_writer.h) or
  * with preadv/pwritev; everything else is synchronous.
  *
  * Write-through writes (see virtio_blk.h) keep their request slot after
@@ -54,6 +55,7 @@ struct blk_req {
 	unsigned niov;
 	struct iovec *iov;             /* inl or a heap copy */
 	struct iovec inl[BLK_REQ_INLINE_IOV];
+	struct blk_write_job job;      /* when the disk's writer does it */
 };
 
 /* Write-through writes with their data on the image, not yet durable. */
@@ -293,23 +295,27 @@ static bool blk_submit(struct blk_dev *b, struct blk_queue *q, uint16_t head, ui
 {
 	struct io_uring_sqe *sqe;
 	struct blk_req *r;
+	bool to_writer;
 
 	/* Small buffered writes are done here, with pwritev: io_uring cannot
 	 * complete them inline on ext4 (no nonblocking buffered writes) and
 	 * hands each to a kernel worker thread, which serialises the writes
 	 * to one file anyway; for 4 KiB the hand-off and its context switches
 	 * cost more than the copy into the page cache (perf: ~3.2 against ~2.6
-	 * us of back-end CPU per write). Large ones still go to the worker:
-	 * their copy then runs beside this thread instead of stalling it (1 MiB
-	 * sequential writes: 2-3x the rate). */
+	 * us of back-end CPU per write). Large ones still go to the kernel
+	 * worker (or the disk's writer thread): their copy then runs beside
+	 * this thread instead of stalling it (1 MiB sequential writes: 2-3x
+	 * the rate). */
 	if (!q->uring || !q->nfree || (write && !b->direct && len <= BLK_INLINE_WRITE_MAX))
 		return false;
 	r = &q->reqs[q->free_reqs[q->nfree - 1]];
 	r->iov = n <= BLK_REQ_INLINE_IOV ? r->inl : malloc(n * sizeof(*iov));
 	if (!r->iov)
 		return false;
-	sqe = io_uring_get_sqe(q->uring);
-	if (!sqe) {
+	/* Large buffered writes of a disk with several queues: its writer. */
+	to_writer = write && !b->direct && b->has_writer;
+	sqe = to_writer ? NULL : io_uring_get_sqe(q->uring);
+	if (!to_writer && !sqe) {
 		if (r->iov != r->inl)
 			free(r->iov);
 		return false;
@@ -323,6 +329,12 @@ static bool blk_submit(struct blk_dev *b, struct blk_queue *q, uint16_t head, ui
 	r->len = len;
 	r->write = write;
 	r->sync = write && !blk_writeback(b);
+	if (to_writer) {
+		r->job = (struct blk_write_job){ .ring_fd = q->uring->ring_fd, .user_data = (uintptr_t)r,
+						 .iov = r->iov, .niov = n, .off = off };
+		blk_writer_queue(&b->writer, &r->job);
+		return true;
+	}
 	if (write)
 		io_uring_prep_writev(sqe, b->fd, r->iov, n, off);
 	else

@@ -561,6 +561,64 @@ START_TEST(worker_serves_kicks)
 }
 END_TEST
 
+/* A disk with two queues: large buffered writes go to its writer thread,
+ * from both queues' workers at once, and come back as each queue's own
+ * completions (blk_writer.h). */
+START_TEST(large_writes_from_two_queues)
+{
+	struct blk_dev_config cfg = { .path = env->path, .num_queues = 2, .queue_size = T_QSIZE };
+	const uint32_t len = 256 << 10;
+	struct guest_ring q1_ring;
+	struct guest_ring *rings[2] = { &env->ring, &q1_ring };
+	const uint64_t hdr[2] = { T_HDR, 0x7000 }, status[2] = { T_STATUS, 0x7f00 };
+	const uint64_t data[2] = { T_DATA, 0x80000 }, sector[2] = { 0, len / 512 };
+	uint64_t one = 1;
+
+	blk_dev_destroy(&env->blk);
+	ck_assert_int_eq(blk_dev_init(&env->blk, &cfg), 0);
+	env->blk.vdev.mem = &env->mem;
+	vdev_set_host(&env->blk.vdev, t_config_changed, NULL, env);
+	ck_assert_int_eq(vdev_set_features(&env->blk.vdev, env->blk.vdev.host_features), 0);
+	/* Without io_uring (qemu-user) there is nothing to hand over. */
+	ck_assert_int_eq(env->blk.has_writer, env->blk.queues[0].uring != NULL);
+	guest_ring_init(&q1_ring, env->mem_buf, T_QSIZE, 0x4000, 0x5000, 0x6000);
+	ck_assert_int_eq(virtq_setup(&env->blk.vqs[0], &env->mem, T_QSIZE, T_DESC, T_AVAIL, T_USED), 0);
+	ck_assert_int_eq(virtq_setup(&env->blk.vqs[1], &env->mem, T_QSIZE, 0x4000, 0x5000, 0x6000), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		struct virtq *vq = &env->blk.vqs[i];
+		struct virtio_blk_outhdr *h = t_ptr(hdr[i]);
+		struct guest_buf bufs[3] = {
+			{ hdr[i], sizeof(*h), false }, { data[i], len, false }, { status[i], 1, true },
+		};
+
+		vq->kick_fd = eventfd(0, EFD_CLOEXEC);
+		vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		ck_assert_int_eq(vdev_queue_start(&env->blk.vdev, i), 0);
+		*h = (struct virtio_blk_outhdr){ .type = VIRTIO_BLK_T_OUT, .sector = sector[i] };
+		*(uint8_t *)t_ptr(status[i]) = 0xff;
+		t_fill(data[i], len, (uint8_t)(17 + i));
+		guest_ring_post_at(rings[i], 0, bufs, 3);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		ck_assert_int_eq(write(env->blk.vqs[i].kick_fd, &one, sizeof(one)), sizeof(one));
+	for (unsigned i = 0; i < 2; i++) {
+		struct virtq *vq = &env->blk.vqs[i];
+		uint8_t *img = malloc(len);
+
+		ck_assert(guest_ring_wait_used(rings[i], 1, 5000));
+		ck_assert_uint_eq(guest_ring_next_used(rings[i]).len, 1);
+		ck_assert_uint_eq(*(uint8_t *)t_ptr(status[i]), VIRTIO_BLK_S_OK);
+		t_image_read(sector[i] * 512, img, len);
+		ck_assert_mem_eq(img, t_ptr(data[i]), len);
+		free(img);
+		vdev_queue_stop(&env->blk.vdev, i);
+		close(vq->kick_fd);
+		close(vq->call_fd);
+		vq->kick_fd = vq->call_fd = -1;
+	}
+}
+END_TEST
+
 static Suite *blk_suite(void)
 {
 	Suite *s = suite_create("virtio_blk");
@@ -580,6 +638,7 @@ static Suite *blk_suite(void)
 	tcase_add_test(tc, image_locked);
 	tcase_add_test(tc, many_in_flight);
 	tcase_add_test(tc, worker_serves_kicks);
+	tcase_add_test(tc, large_writes_from_two_queues);
 	suite_add_tcase(s, tc);
 	return s;
 }
