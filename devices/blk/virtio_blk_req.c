@@ -313,7 +313,7 @@ static bool blk_submit(struct blk_dev *b, struct blk_queue *q, uint16_t head, ui
 	if (!r->iov)
 		return false;
 	/* Large buffered writes of a disk with several queues: its writer. */
-	to_writer = write && !b->direct && b->has_writer;
+	to_writer = write && b->has_writer;
 	sqe = to_writer ? NULL : io_uring_get_sqe(q->uring);
 	if (!to_writer && !sqe) {
 		if (r->iov != r->inl)
