@@ -25,14 +25,8 @@ for qd in 32 1; do
          "per-request=$(awk -v i=$((b - a)) -v n="$iops" 'BEGIN { if (n) printf "%.2f", i / (n * 3) }')"
 done
 GUEST
-cat >"$tmp/loop.sh" <<INNER
-#!/bin/sh
-runs=$runs
-INNER
+linux_guest_loop_head "$runs" disk >"$tmp/loop.sh"
 cat >>"$tmp/loop.sh" <<'INNER'
-QEMU="${VMM_CPU:-} qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
-dd if=/dev/urandom of=disk.img bs=1M count=256 2>/dev/null
-append="console=ttyS0 panic=-1 reboot=k quiet"
 n=0
 while [ $n -lt $runs ]; do
     n=$((n + 1))

@@ -22,13 +22,8 @@ for i in 1 2 3; do
 done
 grep virtio /proc/interrupts | sed 's/^ */BENCH: irq /'
 GUEST
-cat >"$tmp/loop.sh" <<INNER
-runs=$runs
-INNER
+linux_guest_loop_head "$runs" disk >"$tmp/loop.sh"
 cat >>"$tmp/loop.sh" <<'INNER'
-QEMU="${VMM_CPU:-} qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
-append="console=ttyS0 panic=-1 reboot=k quiet"
-dd if=/dev/urandom of=disk.img bs=1M count=256 2>/dev/null
 n=0
 while [ $n -lt $runs ]; do
     n=$((n + 1))

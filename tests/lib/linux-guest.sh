@@ -114,6 +114,20 @@ linux_guest_blkload_tool() {
     linux_guest_blkload_initrd "$tmp/initrd.gz"
 }
 
+# linux_guest_loop_head RUNS [disk]: the first lines of a nested measuring
+# tool's loop script: runs=RUNS, QEMU (the shipped QEMU on the VMMs' CPU,
+# see inproc_run.sh), append (a quiet guest command line) and, with disk, a
+# 256 MiB disk.img of random bytes.
+linux_guest_loop_head() {
+    printf '#!/bin/sh\nruns=%s\n' "$1"
+    cat <<'HEAD'
+QEMU="${VMM_CPU:-} qemu/ld.so --library-path qemu/lib qemu/qemu-system-x86_64 -L qemu/share"
+append="console=ttyS0 panic=-1 reboot=k quiet"
+HEAD
+    [ "${2:-}" = disk ] && echo 'dd if=/dev/urandom of=disk.img bs=1M count=256 2>/dev/null'
+    return 0
+}
+
 # linux_guest_blkload_run NAME PREFIX SECONDS [qemu]: after
 # linux_guest_blkload_tool, runs $tmp/loop.sh once in the nested machine (a
 # measuring loop wants the one attempt, the outer machine's failures
