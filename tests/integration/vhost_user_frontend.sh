@@ -67,7 +67,7 @@ start_block_loop() {
         --disk "vhost_user=on,socket=$tmp/$1.sock" >"$tmp/$1.log" 2>&1 </dev/null &
     vm=$!
     pids+=("$vm")
-    tg_wait_line "$tmp/$1.out" "wrote+read" 30
+    it_wait_line "$tmp/$1.out" "wrote+read" 30
 }
 
 # The check on both back-ends and both transports.

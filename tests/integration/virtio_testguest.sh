@@ -154,7 +154,7 @@ for transport in pci mmio; do
     run "$name" "tg.virtio=1 tg.seed=$seed tg.blkloop=20 tg.blkgrow" --disk "path=$tmp/$name.img" \
         --transport "$transport" >"$tmp/$name.run" &
     vm=$!
-    tg_wait_line "$tmp/$name.out" "wrote+read" 30
+    it_wait_line "$tmp/$name.out" "wrote+read" 30
     truncate -s 8M "$tmp/$name.img"
     wait $vm
     rc=$?

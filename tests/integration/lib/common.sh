@@ -64,11 +64,12 @@ it_fail() {
     exit 1
 }
 
-# it_wait_line LOG PATTERN SECS: waits for PATTERN to appear in LOG.
+# it_wait_line LOG PATTERN SECS: waits for PATTERN to appear in LOG (which
+# may not exist yet).
 it_wait_line() {
     local i
     for i in $(seq $(( $3 * 10 ))); do
-        grep -aq "$2" "$1" && return 0
+        grep -aq "$2" "$1" 2>/dev/null && return 0
         sleep 0.1
     done
     return 1

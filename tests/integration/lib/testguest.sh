@@ -15,7 +15,6 @@
 #                      # (default 10) while PID lives (else 1)
 #   tg_guest_lines FILE  # the test guest's virtio, PASS and FAIL lines in FILE
 #                      # (its serial output)
-#   tg_wait_line FILE TEXT SECS  # until FILE holds TEXT, for up to SECS (else 1)
 #   tg_stop_backend    # SIGTERM to the back-end $BE_PID, and wait for it
 #   tg_blk_image_ok IMG SEED [LOOPS]   # IMG holds the test guest's block for
 #                      # SEED (and its LOOPS tg.blkloop blocks)
@@ -24,6 +23,8 @@
 #                      # $tmp/NAME.sock (image $tmp/NAME.img, back-end
 #                      # $BE_PID, stopped when cvmm ends): 0, or 1 after fail
 
+# it_wait_line (lib/common.sh) waits for a line of the guest's console.
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cvmm=$BUILD/cvmm
 guest=$BUILD/testguest/testguest.elf
 [ -x "$cvmm" ] && [ -f "$guest" ] || { echo "FAIL: build cvmm and the test guest first (make all)"; exit 1; }
@@ -68,15 +69,6 @@ tg_wait_sock() {
     for _ in $(seq $((${3:-10} * 10))); do
         [ -S "$1" ] && return 0
         kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-tg_wait_line() {
-    local i
-    for i in $(seq $(($3 * 10))); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
         sleep 0.1
     done
     return 1
