@@ -39,6 +39,14 @@ static const struct cpuid_filter {
 	{ 7, CPUID_EBX, 1u << 20, "SMAP" },
 };
 
+static struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t index)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == index)
+			return &c->entries[i];
+	return NULL;
+}
+
 int x86_cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **out)
 {
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + CPUID_MAX_ENTRIES * sizeof(c->entries[0]));
@@ -52,6 +60,16 @@ int x86_cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **out)
 		log_err("KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-err));
 		free(c);
 		return err;
+	}
+	/* KVM emulates the TSC-deadline timer whatever the host's CPU, but
+	 * kernels before 2025 leave it out of the supported table: it is
+	 * added when the capability says KVM has it (Linux then programs its
+	 * timer with one MSR write instead of the local APIC's counter). */
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0) {
+		struct kvm_cpuid_entry2 *e = cpuid_find(c, 1, 0);
+
+		if (e)
+			e->ecx |= 1u << 24;
 	}
 	*out = c;
 	return 0;
@@ -81,14 +99,6 @@ static void cpuid_remove(struct kvm_cpuid2 *c, uint32_t fn)
 		if (c->entries[i].function != fn)
 			c->entries[j++] = c->entries[i];
 	c->nent = j;
-}
-
-static struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t index)
-{
-	for (uint32_t i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == index)
-			return &c->entries[i];
-	return NULL;
 }
 
 static void cpuid_set_hv_leaf(struct kvm_cpuid2 *c)

@@ -13,7 +13,7 @@ for d in /sys/firmware/memmap/*; do
     ram=$((ram + end - start + 1))
     [ $((start >= 0x100000000)) -eq 1 ] && high=yes
 done
-echo "BL: cpus=$(grep -c ^processor /proc/cpuinfo) online=$(cat /sys/devices/system/cpu/online) ram_kib=$((ram / 1024)) above_4g=$high memtotal_kib=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
+echo "BL: cpus=$(grep -c ^processor /proc/cpuinfo) online=$(cat /sys/devices/system/cpu/online) ram_kib=$((ram / 1024)) above_4g=$high memtotal_kib=$(awk '/^MemTotal/ {print $2}' /proc/meminfo) tsc_deadline=$(grep -qw tsc_deadline_timer /proc/cpuinfo && echo yes || echo no)"
 echo "BL: token=$(arg bl.token)"
 echo "BL: initramfs=$(cat /bl-marker)"
 case $(arg bl.end) in

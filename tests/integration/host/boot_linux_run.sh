@@ -71,6 +71,9 @@ common() {
     check "$c: initramfs loaded" has "$c.out" "^BL: initramfs=bl-initrd-ok$"
     check "$c: command line passed" has "$c.out" "^BL: token=tok-$c-$$\$"
     check "$c: $2 vCPUs online" [ "$(field cpus)/$(field online)" = "$2/$3" ]
+    # KVM emulates it whatever the host's CPU (it says so to every VMM that
+    # asks), for a guest whose VMM puts it in the guest's CPUID.
+    check "$c: the guest has the TSC-deadline timer" [ "$(field tsc_deadline)" = yes ]
     # e820 RAM is the size asked for less the 640 KiB..1 MiB hole.
     kib=$(field ram_kib)
     check "$c: the guest sees $4 MiB of RAM (got ${kib:-?} KiB)" \
