@@ -679,6 +679,11 @@ static int net_dev_runtime_init(struct net_dev *n)
 		return err;
 	for (unsigned q = 0; q < 2 * n->npairs; q++)
 		vdev_set_queue_worker(&n->vdev, q, q / 2);
+	/* A worker that preempts the vCPU on each kick sends one frame per
+	 * pass and hands the guest each acknowledgement with an interrupt of
+	 * its own (docs/performance.md, "Where the guest's process runs"). */
+	for (unsigned pi = 0; pi < n->npairs; pi++)
+		vdev_worker_adaptive(&n->vdev, pi);
 	if (n->has_ctrl)
 		vdev_set_queue_worker(&n->vdev, 2 * n->npairs, n->npairs);
 	return 0;

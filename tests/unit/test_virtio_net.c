@@ -4,9 +4,12 @@
  * the tap (it keeps frame boundaries as a tap does).
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <poll.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "cvmm/log.h"
+#include "cvmm/worker.h"
 #include "devices/net/virtio_net_dev.h"
 #include "check_run.h"
 #include "guest_ring.h"
@@ -550,6 +554,80 @@ START_TEST(worker_serves_both_ways)
 }
 END_TEST
 
+/* This process's thread named name (a worker's), or -1. */
+static pid_t t_thread_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	pid_t found = -1;
+
+	ck_assert_ptr_nonnull(d);
+	while (found < 0 && (e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, name, strlen(name)) &&
+		    comm[strlen(name)] == '\n')
+			found = (pid_t)atoi(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* A pair's worker whose passes find one frame per kick, a decision window
+ * long, tries not preempting the vCPU that kicks it (SCHED_BATCH), so that
+ * the guest can queue several frames per pass (docs/performance.md, "Where
+ * the guest's process runs"). */
+START_TEST(tx_frame_per_kick_probes_batching)
+{
+	struct guest_buf one = { T_TX_BUF, 12 + 64, false };
+	struct virtq *txq;
+	uint64_t one_kick = 1, cnt;
+	uint8_t got[128];
+	int policy = -1;
+	pid_t tid;
+
+	t_open(0, T_QSIZE);
+	txq = &env->net.vqs[1];
+	txq->kick_fd = eventfd(0, EFD_NONBLOCK);
+	txq->call_fd = eventfd(0, EFD_NONBLOCK);
+	ck_assert_int_eq(vdev_queue_start(&env->net.vdev, 1), 0);
+	/* The worker names its thread once it runs. */
+	for (int i = 0; i < 400 && (tid = t_thread_named("net-w0")) < 0; i++)
+		usleep(5000);
+	ck_assert_int_gt(tid, 0);
+	ck_assert_int_eq(sched_getscheduler(tid), SCHED_OTHER);
+	memset(t_ptr(T_TX_BUF), 0, 12);
+	for (unsigned i = 0; i < WORKER_ADAPT_WINDOW; i++) {
+		/* used_event: an interrupt once this frame is used, which the
+		 * worker sends at the end of its pass; the next frame comes
+		 * after, so that each pass finds exactly one. */
+		__atomic_store_n(&guest_ring_avail(&env->tx)->ring[T_QSIZE], (uint16_t)i, __ATOMIC_RELEASE);
+		guest_ring_post(&env->tx, &one, 1);
+		ck_assert_int_eq(write(txq->kick_fd, &one_kick, 8), 8);
+		ck_assert(t_wait_fd(txq->call_fd, 2000));
+		ck_assert_int_eq(read(txq->call_fd, &cnt, 8), 8);
+		ck_assert(t_wait_fd(env->peer, 2000));
+		ck_assert_int_eq(recv(env->peer, got, sizeof(got), 0), 76);
+	}
+	/* The worker counts a pass after its frame has left. */
+	for (int i = 0; i < 400 && (policy = sched_getscheduler(tid)) != SCHED_BATCH; i++)
+		usleep(5000);
+	ck_assert_int_eq(policy, SCHED_BATCH);
+	vdev_queue_stop(&env->net.vdev, 1);
+	close(txq->kick_fd);
+	close(txq->call_fd);
+	txq->kick_fd = txq->call_fd = -1;
+}
+END_TEST
+
 START_TEST(rx_stash_returned_after_gap)
 {
 	struct vdev *dev;
@@ -672,6 +750,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, rx_waits_for_buffers);
 	tcase_add_test(tc, rx_malformed_chain);
 	tcase_add_test(tc, worker_serves_both_ways);
+	tcase_add_test(tc, tx_frame_per_kick_probes_batching);
 	tcase_add_test(tc, rx_stash_returned_after_gap);
 	tcase_add_test(tc, control_queue_switches_pairs);
 	suite_add_tcase(s, tc);
