@@ -3,7 +3,9 @@
 # (4 KiB random and sequential reads and writes at queue depth 1 and 32,
 # 1 MiB sequential at depth 4, O_DIRECT, bench/guest/blkload.c), of its
 # virtio-net (a TCP stream each way through a tap and 1-byte request/
-# response latency, bench/guest/netload.c) and the time from starting the
+# response latency, bench/guest/netload.c, each run on vCPU 0 and on the
+# last vCPU, with the device's interrupts put on the same vCPUs under every
+# VMM: net-tx-vcpu0-mibps and so on) and the time from starting the
 # VMM to the guest's /init, under cvmm (virtio-pci and virtio-mmio) and, in
 # the same run, under QEMU with KVM and its own in-process devices
 # (virtio-blk with aio=io_uring on the page cache, as cvmm by default;

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Usage: BUILD=build tests/nested-net-streams.sh [RUNS]
+# Usage: BUILD=build [CVMM_B=OTHER/cvmm] tests/nested-net-streams.sh [RUNS]
 #
 # A measuring tool, not a test: inside the nested machine (tests/lib/
 # nested.sh), boots Debian's kernel RUNS times (default 2) under each of
 # cvmm on virtio-pci, cvmm on virtio-mmio and QEMU (-M pc, virtio-net-pci,
 # vhost=off), in turn, each with a tap to the outer machine; 2 vCPUs, 1 GiB.
-# The guest sends three 32 MiB TCP streams to bench/guest/netload on the
-# tap's host side, one after the other, printing after each the guest's TCP
-# segments sent and retransmitted so far, then receives one. Prints each
-# boot's figures on one line. docs/performance.md has what it showed: how
-# far streams of one boot scatter under every VMM.
+# With CVMM_B, another build of cvmm (same libraries) runs on virtio-pci
+# beside the first in each round ("cvmm-b"), for A/B comparisons. The guest
+# puts the net device's receive interrupts on vCPU 0 and its transmit
+# interrupts on vCPU 1 (as bench/guest/inproc_guest.sh), then runs
+# bench/guest/netload pinned to a vCPU: 16 MiB streams out (tx0, tx1, tx0,
+# ..., the digit is the vCPU) and in (rx0, rx1), each followed by 200
+# request/response exchanges on the same vCPU (rr0, rr1, microseconds).
+# Prints each boot's figures on one line. docs/performance.md ("Where the
+# guest's process runs") has what it showed.
 set -u
 BUILD=$(cd "${BUILD:?BUILD must be set}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,13 +29,24 @@ while ! ip link show eth0 >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((
 ip link set eth0 up
 ip addr add 10.80.0.2/24 dev eth0
 ping -c 1 -W 5 "$host" >/dev/null 2>&1
-for i in 1 2 3; do
-    /netload "$host" 5679 send 32
-    awk '/^Tcp:/ { n++ } /^Tcp:/ && n == 2 { print "BENCH: segments sent", $12, "retransmitted", $13 }' /proc/net/snmp
+for irq in $(awk -F: '/virtio[0-9]*-input|virtio[0-9]*$/ { print $1 }' /proc/interrupts); do
+    echo 1 >/proc/irq/$((irq))/smp_affinity
 done
-/netload "$host" 5679 recv 32
+for irq in $(awk -F: '/virtio[0-9]*-output/ { print $1 }' /proc/interrupts); do
+    echo 2 >/proc/irq/$((irq))/smp_affinity
+done
+for job in "0 send" "1 send" "0 send" "0 recv" "1 recv" "0 send"; do
+    set -- $job
+    taskset -c "$1" /netload "$host" 5679 "$2" 16 | sed "s/^BENCH: net-\([a-z]*\) mibps=/BENCH: \1$1=/"
+    taskset -c "$1" /netload "$host" 5679 rr 200 | sed "s/^BENCH: net-rr usecs=/BENCH: rr$1=/"
+done
 GUEST
 linux_guest_loop_head "$runs" >"$tmp/loop.sh"
+if [ -n "${CVMM_B:-}" ]; then
+    echo "vmms='cvmm-pci cvmm-b cvmm-mmio qemu'" >>"$tmp/loop.sh"
+else
+    echo "vmms='cvmm-pci cvmm-mmio qemu'" >>"$tmp/loop.sh"
+fi
 cat >>"$tmp/loop.sh" <<'INNER'
 ./netload serve 5679 &
 server=$!
@@ -44,7 +59,7 @@ tap_for_qemu() {
 n=0
 while [ $n -lt $runs ]; do
     n=$((n + 1))
-    for vmm in cvmm-pci cvmm-mmio qemu; do
+    for vmm in $vmms; do
         if [ $vmm = qemu ]; then
             tap_for_qemu &
             tap=$!
@@ -55,8 +70,11 @@ while [ $n -lt $runs ]; do
             rc=$?
             wait $tap
         else
-            timeout 300 "$CVMM" --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=1G \
-                --transport ${vmm#cvmm-} --serial file=out --net "tap=bench0,ip=10.80.0.1,mask=255.255.255.0" \
+            cvmm=$CVMM transport=${vmm#cvmm-}
+            # The other build, on the CPU $CVMM runs on (images/nested/init.sh).
+            [ $vmm = cvmm-b ] && cvmm="taskset -c 1 ./cvmm-b" transport=pci
+            timeout 300 $cvmm --kernel "$GUEST_KERNEL" --initramfs initrd.gz --cpus boot=2 --memory size=1G \
+                --transport $transport --serial file=out --net "tap=bench0,ip=10.80.0.1,mask=255.255.255.0" \
                 --cmdline "$append" </dev/null >/dev/null 2>err
             rc=$?
         fi
@@ -70,5 +88,6 @@ LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$tmp/g
     >/dev/null || exit 1
 qf=$(nested_qemu_files) || { echo "cannot ship QEMU into the nested machine"; exit 1; }
 mapfile -t qfiles <<<"$qf"
-NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((runs * 3 * 300 + 300)) \
+[ -n "${CVMM_B:-}" ] && qfiles+=("$CVMM_B:cvmm-b")
+NESTED_MEM_MIB=4096 NESTED_TIMEOUT=$((runs * 4 * 300 + 300)) \
     nested_run netstreams "$tmp/loop.sh" "$tmp/initrd.gz" "$tmp/netload" "${qfiles[@]}" | grep -a "^NETSTREAMS"
