@@ -40,7 +40,8 @@ trap 'rm -rf "$tmp"' EXIT
   gcc -static -O2 -o "$tmp/netload" "$root/bench/guest/netload.c"; } ||
     { echo "inproc: cannot build the guest load tools"; exit 1; }
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$root/bench/guest/inproc_guest.sh" \
-    "$tmp/blkload:/blkload" "$tmp/netload:/netload" >/dev/null || { echo "inproc: mkinitrd failed"; exit 1; }
+    "$tmp/blkload:/blkload" "$tmp/netload:/netload" "$root/bench/guest/net_irqs.sh:/net_irqs.sh" >/dev/null ||
+    { echo "inproc: mkinitrd failed"; exit 1; }
 files=("$tmp/initrd.gz" "$tmp/netload" "$root/bench/host/rounds.sh")
 if [ "$LINUX_GUEST_MODE" = nested ]; then
     # QEMU for the outer machine (tests/lib/nested.sh).

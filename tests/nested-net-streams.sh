@@ -8,7 +8,7 @@
 # With CVMM_B, another build of cvmm (same libraries) runs on virtio-pci
 # beside the first in each round ("cvmm-b"), for A/B comparisons. The guest
 # puts the net device's receive interrupts on vCPU 0 and its transmit
-# interrupts on vCPU 1 (as bench/guest/inproc_guest.sh), then runs
+# interrupts on vCPU 1 (bench/guest/net_irqs.sh), then runs
 # bench/guest/netload pinned to a vCPU: 16 MiB streams out (tx0, tx1, tx0,
 # ..., the digit is the vCPU) and in (rx0, rx1), each followed by 200
 # request/response exchanges on the same vCPU (rr0, rr1, microseconds).
@@ -29,12 +29,7 @@ while ! ip link show eth0 >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((
 ip link set eth0 up
 ip addr add 10.80.0.2/24 dev eth0
 ping -c 1 -W 5 "$host" >/dev/null 2>&1
-for irq in $(awk -F: '/virtio[0-9]*-input|virtio[0-9]*$/ { print $1 }' /proc/interrupts); do
-    echo 1 >/proc/irq/$((irq))/smp_affinity
-done
-for irq in $(awk -F: '/virtio[0-9]*-output/ { print $1 }' /proc/interrupts); do
-    echo 2 >/proc/irq/$((irq))/smp_affinity
-done
+. /net_irqs.sh
 for job in "0 send" "1 send" "0 send" "0 recv" "1 recv" "0 send"; do
     set -- $job
     taskset -c "$1" /netload "$host" 5679 "$2" 16 | sed "s/^BENCH: net-\([a-z]*\) mibps=/BENCH: \1$1=/"
@@ -85,7 +80,7 @@ kill $server
 INNER
 gcc -static -O2 -o "$tmp/netload" "$root/bench/guest/netload.c" || exit 1
 LINUX_DIR=$BUILD/linux "$root/images/linux/mkinitrd.sh" "$tmp/initrd.gz" "$tmp/guest.sh" "$tmp/netload:/netload" \
-    >/dev/null || exit 1
+    "$root/bench/guest/net_irqs.sh:/net_irqs.sh" >/dev/null || exit 1
 qf=$(nested_qemu_files) || { echo "cannot ship QEMU into the nested machine"; exit 1; }
 mapfile -t qfiles <<<"$qf"
 [ -n "${CVMM_B:-}" ] && qfiles+=("$CVMM_B:cvmm-b")

@@ -22,21 +22,10 @@ done
 ip link set eth0 up
 ip addr add "${host%.*}.2/24" dev eth0
 ping -c 1 -W 5 "$host" >/dev/null 2>&1
-# The same placement under every VMM. Left alone, the guest puts the net
-# device's receive and transmit interrupts on vCPUs by its own vector
-# bookkeeping, which comes out differently under each VMM, and a stream whose
-# process shares a vCPU with the receive interrupt runs at half the speed of
-# one that does not (docs/performance.md). So receive interrupts go to vCPU
-# 0, transmit interrupts to the last vCPU, and each figure is measured with
-# netload pinned to each of the two, named net-tx-vcpu0, net-tx-vcpu1 and so
-# on. (On virtio-mmio the device has one interrupt: it goes to vCPU 0.)
-last=$(($(grep -c ^processor /proc/cpuinfo) - 1))
-for irq in $(awk -F: '/virtio[0-9]*-input|virtio[0-9]*$/ { print $1 }' /proc/interrupts); do
-    echo 1 >/proc/irq/$((irq))/smp_affinity
-done
-for irq in $(awk -F: '/virtio[0-9]*-output/ { print $1 }' /proc/interrupts); do
-    printf '%x\n' $((1 << last)) >/proc/irq/$((irq))/smp_affinity
-done
+# Interrupts placed the same under every VMM (net_irqs.sh), each figure is
+# measured with netload pinned to vCPU 0 and to the last vCPU: net-tx-vcpu0,
+# net-tx-vcpu1 and so on.
+. /net_irqs.sh
 for cpu in $(echo 0 $last | tr ' ' '\n' | sort -u); do
     for load in "send $netmib" "recv $netmib" "rr $rr"; do
         # shellcheck disable=SC2086
