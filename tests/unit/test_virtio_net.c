@@ -496,6 +496,21 @@ static bool t_wait_fd(int fd, int ms)
 	return poll(&p, 1, ms) == 1;
 }
 
+/* Gives vq the kick and call eventfds a transport would. */
+static void t_queue_fds_open(struct virtq *vq)
+{
+	vq->kick_fd = eventfd(0, EFD_NONBLOCK);
+	vq->call_fd = eventfd(0, EFD_NONBLOCK);
+	ck_assert(vq->kick_fd >= 0 && vq->call_fd >= 0);
+}
+
+static void t_queue_fds_close(struct virtq *vq)
+{
+	close(vq->kick_fd);
+	close(vq->call_fd);
+	vq->kick_fd = vq->call_fd = -1;
+}
+
 START_TEST(worker_serves_both_ways)
 {
 	struct virtq *rxq, *txq;
@@ -508,10 +523,8 @@ START_TEST(worker_serves_both_ways)
 	dev = &env->net.vdev;
 	rxq = &env->net.vqs[0];
 	txq = &env->net.vqs[1];
-	rxq->kick_fd = eventfd(0, EFD_NONBLOCK);
-	rxq->call_fd = eventfd(0, EFD_NONBLOCK);
-	txq->kick_fd = eventfd(0, EFD_NONBLOCK);
-	txq->call_fd = eventfd(0, EFD_NONBLOCK);
+	t_queue_fds_open(rxq);
+	t_queue_fds_open(txq);
 	ck_assert_int_eq(vdev_queue_start(dev, 0), 0);
 	ck_assert_int_eq(vdev_queue_start(dev, 1), 0);
 
@@ -546,11 +559,8 @@ START_TEST(worker_serves_both_ways)
 	ck_assert_uint_eq(env->net.pairs[0].nslots, 0);
 	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);
 	vdev_queue_stop(dev, 1);
-	for (unsigned i = 0; i < 2; i++) {
-		close(env->net.vqs[i].kick_fd);
-		close(env->net.vqs[i].call_fd);
-		env->net.vqs[i].kick_fd = env->net.vqs[i].call_fd = -1;
-	}
+	t_queue_fds_close(rxq);
+	t_queue_fds_close(txq);
 }
 END_TEST
 
@@ -596,8 +606,7 @@ START_TEST(tx_frame_per_kick_probes_batching)
 
 	t_open(0, T_QSIZE);
 	txq = &env->net.vqs[1];
-	txq->kick_fd = eventfd(0, EFD_NONBLOCK);
-	txq->call_fd = eventfd(0, EFD_NONBLOCK);
+	t_queue_fds_open(txq);
 	ck_assert_int_eq(vdev_queue_start(&env->net.vdev, 1), 0);
 	/* The worker names its thread once it runs. */
 	for (int i = 0; i < 400 && (tid = t_thread_named("net-w0")) < 0; i++)
@@ -622,9 +631,7 @@ START_TEST(tx_frame_per_kick_probes_batching)
 		usleep(5000);
 	ck_assert_int_eq(policy, SCHED_BATCH);
 	vdev_queue_stop(&env->net.vdev, 1);
-	close(txq->kick_fd);
-	close(txq->call_fd);
-	txq->kick_fd = txq->call_fd = -1;
+	t_queue_fds_close(txq);
 }
 END_TEST
 
@@ -637,8 +644,7 @@ START_TEST(rx_stash_returned_after_gap)
 	t_open(0, T_QSIZE);
 	dev = &env->net.vdev;
 	rxq = &env->net.vqs[0];
-	rxq->kick_fd = eventfd(0, EFD_NONBLOCK);
-	rxq->call_fd = eventfd(0, EFD_NONBLOCK);
+	t_queue_fds_open(rxq);
 	/* A fits part of the frame and is held; B has nothing writable and goes
 	 * straight back: A is no longer the last chain popped. */
 	guest_ring_post(&env->rx, &a, 1);
@@ -655,9 +661,7 @@ START_TEST(rx_stash_returned_after_gap)
 	ck_assert_uint_eq(guest_ring_used_idx(&env->rx), 2);
 	ck_assert_uint_eq(guest_ring_next_used(&env->rx).id, 1);
 	ck_assert_uint_eq(guest_ring_next_used(&env->rx).id, 0);
-	close(rxq->kick_fd);
-	close(rxq->call_fd);
-	rxq->kick_fd = rxq->call_fd = -1;
+	t_queue_fds_close(rxq);
 }
 END_TEST
 
